@@ -1,0 +1,71 @@
+"""`commerce-stack up | status | down | reset | env`: the local infrastructure stack."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+
+from commerce_devstack.components.apiserver import kubeconfig_path
+from commerce_devstack.components.kube_build import kube_bin
+from commerce_devstack.orchestrator import ComponentFailure, Stack, failure_report, state_lock
+from commerce_devstack.settings import StackSettings
+from commerce_devstack.ui import reporter_for, summary
+
+
+def _up(stack: Stack, console: Console) -> int:
+    began = time.monotonic()
+    with state_lock(stack.settings):
+        try:
+            with reporter_for(console, list(stack.by_name)) as reporter:
+                rows = stack.up(reporter)
+        except ComponentFailure as failure:
+            console.print(f"\n[red bold]stack failed[/] after {time.monotonic() - began:.1f}s")
+            console.print(failure_report(failure), markup=False, highlight=False)
+            console.print("Components started by this run were stopped again.")
+            return 1
+    summary(console, f"stack up in {time.monotonic() - began:.1f}s", rows)
+    console.print(f"endpoints: {stack.settings.endpoints_file}")
+    console.print(f"kubectl:   export KUBECONFIG={kubeconfig_path(stack.settings)}")
+    return 0
+
+
+def _status(stack: Stack, console: Console) -> int:
+    rows = stack.probe_all()
+    summary(console, "stack status", rows)
+    return 0 if all(row.healthy for row in rows) else 1
+
+
+def _down(stack: Stack, console: Console, reset: bool) -> int:
+    with state_lock(stack.settings):
+        with reporter_for(console, list(stack.by_name)) as reporter:
+            busy = stack.reset(reporter) if reset else stack.down(reporter)
+    if busy:
+        console.print("[yellow]still listening (not started by this stack):[/] " + ", ".join(busy))
+    if reset:
+        console.print(f"removed {stack.settings.state_dir}")
+    return 0
+
+
+def _env(stack: Stack, console: Console) -> int:
+    console.print(f"export KUBECONFIG={kubeconfig_path(stack.settings)}", highlight=False)
+    console.print(f'export PATH="{kube_bin(stack.settings)}:$PATH"', highlight=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="commerce-stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "status", "down", "reset", "env"])
+    args = parser.parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # CI logs: wide enough that the summary table does not wrap
+        console = Console(width=160)
+    stack = Stack(StackSettings())
+    if args.command == "up":
+        return _up(stack, console)
+    if args.command == "status":
+        return _status(stack, console)
+    if args.command == "env":
+        return _env(stack, console)
+    return _down(stack, console, reset=args.command == "reset")

@@ -1,0 +1,120 @@
+"""Kafka Connect in distributed mode with the Debezium MariaDB connector plugin."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from commerce_devstack import versions
+from commerce_devstack.components.base import Component, ProbeError
+from commerce_devstack.components.kafka import POM, java_command, kafka_libs, write_log_config
+from commerce_devstack.install import cache, maven
+from commerce_devstack.process import LaunchSpec
+from commerce_devstack.settings import StackSettings
+
+CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
+EVENT_ROUTER = "io.debezium.transforms.outbox.EventRouter"
+
+
+def debezium_plugins(settings: StackSettings) -> Path:
+    """plugin.path folder holding the Debezium MariaDB connector (EventRouter included)."""
+
+    def build(tmp: Path) -> None:
+        archive = maven.copy_artifact(
+            settings.mvn,
+            f"io.debezium:debezium-connector-mariadb:{versions.DEBEZIUM}:tar.gz:plugin",
+            tmp / "download",
+            POM,
+        )
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp / "plugins", filter="data")
+        archive.unlink()
+
+    entry = settings.cache_dir / f"debezium-{versions.DEBEZIUM}"
+    return cache.ensure(entry, cache.content_key(versions.DEBEZIUM), build) / "plugins"
+
+
+class KafkaConnect(Component):
+    name = "connect"
+    title = "Kafka Connect + Debezium"
+    depends_on = ("kafka",)
+
+    def ports(self) -> dict[str, int]:
+        return {"connect_port": self.settings.connect_port}
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.connect_port}"
+
+    @property
+    def _config(self) -> Path:
+        return self.data_dir / "connect-distributed.properties"
+
+    def install(self) -> None:
+        self.notify("resolving Kafka Connect jars")
+        kafka_libs(self.settings)
+        self.notify("downloading the Debezium connector plugin")
+        debezium_plugins(self.settings)
+
+    def prepare(self) -> None:
+        s = self.settings
+        self._config.parent.mkdir(parents=True, exist_ok=True)
+        self._config.write_text(
+            "\n".join(
+                [
+                    f"bootstrap.servers={s.host}:{s.kafka_port}",
+                    "group.id=commerce-connect",
+                    "key.converter=org.apache.kafka.connect.json.JsonConverter",
+                    "value.converter=org.apache.kafka.connect.json.JsonConverter",
+                    "key.converter.schemas.enable=false",
+                    "value.converter.schemas.enable=false",
+                    "config.storage.topic=_connect-configs",
+                    "offset.storage.topic=_connect-offsets",
+                    "status.storage.topic=_connect-status",
+                    "config.storage.replication.factor=1",
+                    "offset.storage.replication.factor=1",
+                    "status.storage.replication.factor=1",
+                    "offset.flush.interval.ms=1000",
+                    f"listeners=http://{s.host}:{s.connect_port}",
+                    f"rest.advertised.host.name={s.host}",
+                    f"rest.advertised.port={s.connect_port}",
+                    f"plugin.path={debezium_plugins(s)}",
+                    # Connectors may create the topics they route to (topic.creation.* per connector).
+                    "topic.creation.enable=true",
+                    "",
+                ]
+            )
+        )
+        write_log_config(self.data_dir / "log4j2.properties")
+
+    def launch(self) -> LaunchSpec:
+        argv = java_command(self.settings, self.settings.connect_heap,
+                            self.data_dir / "log4j2.properties",
+                            "org.apache.kafka.connect.cli.ConnectDistributed")
+        return LaunchSpec([*argv, str(self._config)])
+
+    def probe(self) -> str:
+        try:
+            root = httpx.get(f"{self.address}/", timeout=3.0)
+            plugins = httpx.get(
+                f"{self.address}/connector-plugins", params={"connectorsOnly": "false"}, timeout=5.0
+            )
+        except httpx.HTTPError as exc:
+            raise ProbeError(f"REST API not answering: {exc!r}") from exc
+        if root.status_code != 200 or plugins.status_code != 200:
+            raise ProbeError(f"REST API answered {root.status_code}/{plugins.status_code}")
+        classes = {p["class"] for p in plugins.json()}
+        missing = {CONNECTOR_CLASS, EVENT_ROUTER} - classes
+        if missing:
+            raise ProbeError(f"plugins not loaded: {', '.join(sorted(missing))}")
+        return f"Connect {root.json().get('version')}, Debezium MariaDB connector loaded"
+
+    def endpoint(self) -> dict[str, Any]:
+        return {
+            "url": self.address,
+            "connector_class": CONNECTOR_CLASS,
+            "debezium_version": versions.DEBEZIUM,
+        }

@@ -1,0 +1,168 @@
+"""MariaDB from Debian's packages, set up for Debezium: row binlog, full row image, a server id.
+
+One database and one least-privilege user per service, plus a replication user for CDC.
+Administration goes through the unix socket as the OS user that runs the stack, so no admin
+password exists at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from commerce_devstack.components.base import Component, ProbeError
+from commerce_devstack.install import debian
+from commerce_devstack.install.commands import run
+from commerce_devstack.process import LaunchSpec
+
+# service -> database; each service's user may touch only its own database.
+SERVICE_DATABASES = {
+    "user": "commerce_user",
+    "product": "commerce_product",
+    "order": "commerce_order",
+    "payment": "commerce_payment",
+    # Used by the stack's own component tests (outbox -> Debezium -> Kafka).
+    "stackcheck": "commerce_stackcheck",
+}
+SERVICE_PRIVILEGES = (
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "
+    "CREATE TEMPORARY TABLES, LOCK TABLES, CREATE VIEW, SHOW VIEW"
+)
+REPLICATION_USER = "debezium"
+# What the Debezium MariaDB connector documents for its user (BINLOG MONITOR is what
+# REPLICATION CLIENT is called since MariaDB 10.5).
+REPLICATION_PRIVILEGES = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR"
+
+
+class MariaDB(Component):
+    name = "mariadb"
+    title = "MariaDB (binlog for Debezium)"
+    secret_names = {"mariadb": [*SERVICE_DATABASES, REPLICATION_USER]}
+
+    def ports(self) -> dict[str, int]:
+        return {"mariadb_port": self.settings.mariadb_port}
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.settings.mariadb_port}"
+
+    @property
+    def socket(self) -> Path:
+        return self.settings.run_dir / "mariadb.sock"
+
+    @property
+    def _cnf(self) -> Path:
+        return self.data_dir / "my.cnf"
+
+    def install(self) -> None:
+        self.notify("checking Debian's mariadb-server package")
+        debian.ensure_packages("mariadbd", ["mariadb-server", "mariadb-client"])
+
+    def _os_user_args(self) -> list[str]:
+        # mariadbd refuses to run as root unless told to; as any other user it runs as itself.
+        return [f"--user={getpass.getuser()}"]
+
+    def prepare(self) -> None:
+        s = self.settings
+        data = self.data_dir / "data"
+        binlog = self.data_dir / "binlog"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        binlog.mkdir(exist_ok=True)
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        self._cnf.write_text(
+            "\n".join(
+                [
+                    "[mariadbd]",
+                    f"datadir={data}",
+                    f"socket={self.socket}",
+                    f"pid-file={s.run_dir / 'mariadbd.pid'}",
+                    f"port={s.mariadb_port}",
+                    f"bind-address={s.host}",
+                    "skip-name-resolve",
+                    "server_id=1",
+                    f"log_bin={binlog / 'mariadb-bin'}",
+                    "binlog_format=ROW",
+                    "binlog_row_image=FULL",
+                    "binlog_expire_logs_seconds=604800",
+                    "character-set-server=utf8mb4",
+                    "collation-server=utf8mb4_unicode_ci",
+                    "innodb_buffer_pool_size=256M",
+                    "max_connections=500",
+                    "",
+                ]
+            )
+        )
+        if (data / "mysql").exists():
+            return
+        self.notify("initializing the data folder")
+        tmp = self.data_dir / "data.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        run(
+            [
+                "mariadb-install-db",
+                f"--defaults-file={self._cnf}",
+                f"--datadir={tmp}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+                *self._os_user_args(),
+            ],
+            what="mariadb-install-db",
+        )
+        tmp.rename(data)
+
+    def launch(self) -> LaunchSpec:
+        return LaunchSpec(["mariadbd", f"--defaults-file={self._cnf}", *self._os_user_args()],
+                          env={"PATH": os.environ.get("PATH", "") + ":/usr/sbin"})
+
+    def admin_connection(self) -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(unix_socket=str(self.socket), user=getpass.getuser(),
+                               connect_timeout=3, autocommit=True)
+
+    def probe(self) -> str:
+        try:
+            conn = self.admin_connection()
+        except pymysql.MySQLError as exc:
+            raise ProbeError(f"cannot connect: {exc}") from exc
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image")
+            version, log_bin, fmt, image = cur.fetchone()  # type: ignore[misc]
+        if (log_bin, fmt, image) != (1, "ROW", "FULL"):
+            raise ProbeError(f"binlog not ready for CDC: log_bin={log_bin} {fmt} {image}")
+        return f"{version}, binlog ROW/FULL"
+
+    def configure(self) -> None:
+        passwords = self.secrets["mariadb"]
+        host = self.settings.host
+        with self.admin_connection() as conn, conn.cursor() as cur:
+            for service, database in SERVICE_DATABASES.items():
+                user = f"{service}_svc"
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+                cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s",
+                            (passwords[service],))
+                cur.execute(f"ALTER USER '{user}'@'{host}' IDENTIFIED BY %s", (passwords[service],))
+                cur.execute(f"GRANT {SERVICE_PRIVILEGES} ON `{database}`.* TO '{user}'@'{host}'")
+            cur.execute(f"CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
+                        (passwords[REPLICATION_USER],))
+            cur.execute(f"ALTER USER '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
+                        (passwords[REPLICATION_USER],))
+            cur.execute(f"GRANT {REPLICATION_PRIVILEGES} ON *.* TO '{REPLICATION_USER}'@'{host}'")
+
+    def endpoint(self) -> dict[str, Any]:
+        return {
+            "host": self.settings.host,
+            "port": self.settings.mariadb_port,
+            "admin_socket": str(self.socket),
+            "admin_user": getpass.getuser(),
+            "databases": {
+                service: {"database": database, "user": f"{service}_svc",
+                          "password_ref": f"mariadb.{service}"}
+                for service, database in SERVICE_DATABASES.items()
+            },
+            "replication": {"user": REPLICATION_USER, "password_ref": f"mariadb.{REPLICATION_USER}",
+                            "server_id": 1},
+        }

@@ -1,0 +1,1 @@
+"""Getting server software onto the machine: cached downloads, builds and Debian packages."""

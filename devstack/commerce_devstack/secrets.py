@@ -1,0 +1,43 @@
+"""Credentials generated on first `up` and kept in .stack/secrets.json (mode 0600, git-ignored).
+
+Nothing has a default password: each stack gets its own random credentials, and tests and
+tools read them from this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+
+def _password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def load_or_create(path: Path, wanted: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+    """Returns {group: {name: password}}, adding a password for every wanted name that lacks one."""
+    data: dict[str, dict[str, str]] = {}
+    if path.exists():
+        data = json.loads(path.read_text())
+    changed = not path.exists()
+    for group, names in wanted.items():
+        bucket = data.setdefault(group, {})
+        for name in names:
+            if name not in bucket:
+                bucket[name] = _password()
+                changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+        tmp.replace(path)
+    return data
+
+
+def read(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))

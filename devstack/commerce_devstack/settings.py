@@ -1,0 +1,67 @@
+"""Stack configuration: every port, folder and size can be overridden by COMMERCE_STACK_* env vars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# devstack/commerce_devstack/settings.py -> repository root
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "commerce-stack"
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMERCE_STACK_", frozen=True)
+
+    state_dir: Path = Field(default=REPO_ROOT / ".stack", description="data, logs, pid files")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="downloads and builds")
+    host: str = "127.0.0.1"
+
+    mariadb_port: int = 3306
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    connect_port: int = 8083
+    elasticsearch_port: int = 9200
+    elasticsearch_transport_port: int = 9300
+    ferretdb_port: int = 27017
+    etcd_port: int = 2379
+    etcd_peer_port: int = 2380
+    apiserver_port: int = 6443
+    controller_manager_port: int = 10257
+
+    kafka_heap: str = "512m"
+    connect_heap: str = "512m"
+    elasticsearch_heap: str = "768m"
+
+    java: str = Field(default="java", description="Java 17+ executable for Kafka, Connect, ES")
+    go: str = "go"
+    mvn: str = "mvn"
+
+    start_timeout_s: float = 240.0
+    stop_timeout_s: float = 30.0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.state_dir / "endpoints.json"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.json"
+
+    def data_dir(self, component: str) -> Path:
+        return self.state_dir / component

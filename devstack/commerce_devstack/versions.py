@@ -1,0 +1,16 @@
+"""Pinned versions of every server in the stack.
+
+Kubernetes and etcd versions are fixed by devstack/go/kube/go.mod, FerretDB's by
+devstack/go/ferretdb/go.mod and Kafka's by devstack/maven/kafka/pom.xml; a unit test keeps
+these constants in step with those files.
+"""
+
+KAFKA = "4.1.1"
+# Debezium 3.5 is built against Kafka 4.1.
+DEBEZIUM = "3.5.0.Final"
+# The integ-test distribution is the only Elasticsearch server build published to Maven Central;
+# 8.x runs on Java 17, which Debian ships.
+ELASTICSEARCH = "8.19.21"
+FERRETDB = "v1.24.2"
+KUBERNETES = "v1.34.4"
+ETCD = "v3.6.4"
