@@ -1,1 +1,1 @@
-"""Local development stack: installs, starts, probes and stops the real servers the platform needs."""
+"""Local development stack: installs, starts, probes and stops the platform's real servers."""

@@ -1,4 +1,12 @@
-"""`commerce-stack up | status | down | reset | env`: the local infrastructure stack."""
+"""`commerce-stack install | up | status | down | reset | env`: the local infrastructure stack.
+
+install  download and build every server into the cache, start nothing
+up       install, start and probe every server; write .stack/endpoints.json
+status   probe every server; exit 0 only if all are healthy
+down     stop what the stack started (by pid file)
+reset    down, then delete the state folder (data, logs, credentials)
+env      print the exports that put kubectl and the kubeconfig in your shell
+"""
 
 from __future__ import annotations
 
@@ -31,6 +39,20 @@ def _up(stack: Stack, console: Console) -> int:
     return 0
 
 
+def _install(stack: Stack, console: Console) -> int:
+    began = time.monotonic()
+    try:
+        with reporter_for(console, list(stack.by_name)) as reporter:
+            stack.install(reporter)
+    except ComponentFailure as failure:
+        console.print(failure_report(failure), markup=False, highlight=False)
+        return 1
+    console.print(
+        f"installed in {time.monotonic() - began:.1f}s (cache: {stack.settings.cache_dir})"
+    )
+    return 0
+
+
 def _status(stack: Stack, console: Console) -> int:
     rows = stack.probe_all()
     summary(console, "stack status", rows)
@@ -38,9 +60,8 @@ def _status(stack: Stack, console: Console) -> int:
 
 
 def _down(stack: Stack, console: Console, reset: bool) -> int:
-    with state_lock(stack.settings):
-        with reporter_for(console, list(stack.by_name)) as reporter:
-            busy = stack.reset(reporter) if reset else stack.down(reporter)
+    with state_lock(stack.settings), reporter_for(console, list(stack.by_name)) as reporter:
+        busy = stack.reset(reporter) if reset else stack.down(reporter)
     if busy:
         console.print("[yellow]still listening (not started by this stack):[/] " + ", ".join(busy))
     if reset:
@@ -55,13 +76,21 @@ def _env(stack: Stack, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="commerce-stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "status", "down", "reset", "env"])
+    parser = argparse.ArgumentParser(
+        prog="commerce-stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["install", "up", "status", "down", "reset", "env"])
+    parser.add_argument("--only", help="comma-separated components (their dependencies come too)")
     args = parser.parse_args(argv)
     console = Console()
     if not console.is_terminal:  # CI logs: wide enough that the summary table does not wrap
         console = Console(width=160)
-    stack = Stack(StackSettings())
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    stack = Stack(StackSettings(), only)
+    if args.command == "install":
+        return _install(stack, console)
     if args.command == "up":
         return _up(stack, console)
     if args.command == "status":

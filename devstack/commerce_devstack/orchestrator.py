@@ -8,7 +8,6 @@ ones this invocation started are stopped again, so a failed `up` leaves nothing 
 from __future__ import annotations
 
 import fcntl
-import json
 import shutil
 import threading
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from commerce_devstack import secrets
+from commerce_devstack import endpoints, secrets
 from commerce_devstack.components import ALL
 from commerce_devstack.components.base import Component, ProbeError
 from commerce_devstack.install.commands import SetupError
@@ -47,13 +46,31 @@ class _Progress:
     detail: str = ""
 
 
-def components(settings: StackSettings) -> list[Component]:
+def select(only: list[str] | None) -> list[type[Component]]:
+    """The named components plus everything they depend on, in start order."""
+    if not only:
+        return list(ALL)
+    by_name = {cls.name: cls for cls in ALL}
+    unknown = sorted(set(only) - set(by_name))
+    if unknown:
+        raise SystemExit(f"unknown component(s): {', '.join(unknown)}; known: {', '.join(by_name)}")
+    wanted: set[str] = set()
+    pending = list(only)
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending.extend(by_name[name].depends_on)
+    return [cls for cls in ALL if cls.name in wanted]
+
+
+def components(settings: StackSettings, only: list[str] | None = None) -> list[Component]:
     wanted: dict[str, list[str]] = {}
     for cls in ALL:
         for group, names in cls.secret_names.items():
             wanted.setdefault(group, []).extend(names)
     creds = secrets.load_or_create(settings.secrets_file, wanted)
-    return [cls(settings, creds) for cls in ALL]
+    return [cls(settings, creds) for cls in select(only)]
 
 
 @contextmanager
@@ -63,15 +80,42 @@ def state_lock(settings: StackSettings) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit("another commerce-stack command is running on this state folder")
+            raise SystemExit(
+                "another commerce-stack command is running on this state folder"
+            ) from None
         yield
 
 
 class Stack:
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(self, settings: StackSettings, only: list[str] | None = None) -> None:
         self.settings = settings
-        self.components = components(settings)
+        self.components = components(settings, only)
         self.by_name = {c.name: c for c in self.components}
+
+    # ---- install --------------------------------------------------------------------------
+
+    def install(self, reporter: Reporter) -> None:
+        """Downloads and builds everything into the cache without starting anything."""
+        failures: list[ComponentFailure] = []
+
+        def work(component: Component) -> None:
+            component.notify = lambda message: reporter.update(component.name, message)
+            began = time.monotonic()
+            try:
+                component.install()
+            except SetupError as exc:
+                failures.append(ComponentFailure(component, f"{exc.what} failed:\n{exc.output}"))
+                reporter.finish(component.name, False, exc.what)
+                return
+            reporter.finish(component.name, True, f"installed ({time.monotonic() - began:.1f}s)")
+
+        threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in self.components]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
 
     # ---- up -------------------------------------------------------------------------------
 
@@ -95,13 +139,18 @@ class Stack:
                 reporter.finish(component.name, False, failure.message.splitlines()[0])
             except Exception as exc:  # an unexpected error still must not orphan processes
                 with lock:
-                    failures.append(ComponentFailure(component, f"{type(exc).__name__}: {exc}",
-                                                     component.log_file))
+                    failures.append(
+                        ComponentFailure(
+                            component, f"{type(exc).__name__}: {exc}", component.log_file
+                        )
+                    )
                 abort.set()
                 reporter.finish(component.name, False, repr(exc))
 
-        threads = [threading.Thread(target=work, args=(c,), name=c.name, daemon=True)
-                   for c in self.components]
+        threads = [
+            threading.Thread(target=work, args=(c,), name=c.name, daemon=True)
+            for c in self.components
+        ]
         try:
             for thread in threads:
                 thread.start()
@@ -151,15 +200,18 @@ class Stack:
             try:
                 component.process.start(component.launch())
             except (OSError, SetupError) as exc:
-                raise ComponentFailure(component, f"cannot start: {exc}", component.log_file) from exc
+                raise ComponentFailure(
+                    component, f"cannot start: {exc}", component.log_file
+                ) from exc
             mine.started_now = True
             mine.detail = self._wait_healthy(component, abort, started_now=True)
         component.notify("configuring")
         try:
             component.configure()
         except Exception as exc:
-            raise ComponentFailure(component, f"configuration failed: {exc}", component.log_file) \
-                from exc
+            raise ComponentFailure(
+                component, f"configuration failed: {exc}", component.log_file
+            ) from exc
         mine.healthy.set()
 
     def _check_ports(self, component: Component) -> None:
@@ -184,8 +236,9 @@ class Stack:
                 last = str(exc)
             code = component.process.exit_code()
             if started_now and code is not None:
-                raise ComponentFailure(component, f"exited with status {code} while starting",
-                                       component.log_file)
+                raise ComponentFailure(
+                    component, f"exited with status {code} while starting", component.log_file
+                )
             if not started_now and component.process.pid() is None:
                 raise ComponentFailure(component, "our process died", component.log_file)
             if time.monotonic() > deadline:
@@ -226,8 +279,9 @@ class Stack:
             pid = c.process.pid()
             healthy = pid is not None and detail is not None and not detail.startswith("UNHEALTHY")
             state = "healthy" if healthy else ("stopped" if pid is None else "unhealthy")
-            rows.append(Row(c.name, state, c.address, self._relative(c.log_file),
-                            detail or "", healthy))
+            rows.append(
+                Row(c.name, state, c.address, self._relative(c.log_file), detail or "", healthy)
+            )
         return rows
 
     def _relative(self, path: Path) -> str:
@@ -268,9 +322,7 @@ class Stack:
                 c.name: {**c.endpoint(), "log": str(c.log_file)} for c in self.components
             },
         }
-        tmp = self.settings.endpoints_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
-        tmp.replace(self.settings.endpoints_file)
+        endpoints.write(self.settings.endpoints_file, document)
 
 
 def failure_report(failure: ComponentFailure) -> str:

@@ -76,9 +76,15 @@ def ensure_pki(pki_dir: Path) -> None:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -90,8 +96,10 @@ def ensure_pki(pki_dir: Path) -> None:
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("10.0.0.1")),  # first address of the service range
-        *(x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
-                                     "kubernetes.default.svc")),
+        *(
+            x509.DNSName(n)
+            for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
+        ),
     ]
     for stem, subject, usage, names in (
         ("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans),

@@ -1,4 +1,4 @@
-"""Stack configuration: every port, folder and size can be overridden by COMMERCE_STACK_* env vars."""
+"""Stack configuration: every port, folder and size is overridable by COMMERCE_STACK_* env vars."""
 
 from __future__ import annotations
 

@@ -43,8 +43,11 @@ class LineReporter:
     def _print(self, component: str, message: str) -> None:
         with self._lock:
             elapsed = time.monotonic() - self._started
-            self._console.print(f"[{elapsed:6.1f}s] {component:<{self._width}}  {message}",
-                                highlight=False, markup=False)
+            self._console.print(
+                f"[{elapsed:6.1f}s] {component:<{self._width}}  {message}",
+                highlight=False,
+                markup=False,
+            )
 
     def update(self, component: str, message: str) -> None:
         self._print(component, message)

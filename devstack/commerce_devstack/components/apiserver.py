@@ -31,14 +31,34 @@ def write_kubeconfig(settings: StackSettings) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "commerce-local", "cluster": {
-            "server": f"https://{settings.host}:{settings.apiserver_port}",
-            "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": "commerce-admin", "user": {
-            "client-certificate": str(pki / "admin.crt"),
-            "client-key": str(pki / "admin.key")}}],
-        "contexts": [{"name": "commerce-local", "context": {
-            "cluster": "commerce-local", "user": "commerce-admin", "namespace": "default"}}],
+        "clusters": [
+            {
+                "name": "commerce-local",
+                "cluster": {
+                    "server": f"https://{settings.host}:{settings.apiserver_port}",
+                    "certificate-authority": str(pki / "ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "commerce-admin",
+                "user": {
+                    "client-certificate": str(pki / "admin.crt"),
+                    "client-key": str(pki / "admin.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": "commerce-local",
+                "context": {
+                    "cluster": "commerce-local",
+                    "user": "commerce-admin",
+                    "namespace": "default",
+                },
+            }
+        ],
         "current-context": "commerce-local",
     }
     path = kubeconfig_path(settings)
@@ -70,8 +90,7 @@ class KubeApiServer(Component):
         return f"https://{self.settings.host}:{self.settings.apiserver_port}"
 
     def install(self) -> None:
-        self.notify("building Kubernetes from the Go module proxy (cold: ~10 min)")
-        kube_bin(self.settings)
+        kube_bin(self.settings, self.notify)
 
     def prepare(self) -> None:
         ensure_pki(pki_dir(self.settings))

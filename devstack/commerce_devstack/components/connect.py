@@ -19,7 +19,7 @@ CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
 EVENT_ROUTER = "io.debezium.transforms.outbox.EventRouter"
 
 
-def debezium_plugins(settings: StackSettings) -> Path:
+def debezium_plugins(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     """plugin.path folder holding the Debezium MariaDB connector (EventRouter included)."""
 
     def build(tmp: Path) -> None:
@@ -34,7 +34,9 @@ def debezium_plugins(settings: StackSettings) -> Path:
         archive.unlink()
 
     entry = settings.cache_dir / f"debezium-{versions.DEBEZIUM}"
-    return cache.ensure(entry, cache.content_key(versions.DEBEZIUM), build) / "plugins"
+    key = cache.content_key(versions.DEBEZIUM)
+    what = "downloading the Debezium connector plugin"
+    return cache.ensure(entry, key, build, what, notify) / "plugins"
 
 
 class KafkaConnect(Component):
@@ -54,10 +56,8 @@ class KafkaConnect(Component):
         return self.data_dir / "connect-distributed.properties"
 
     def install(self) -> None:
-        self.notify("resolving Kafka Connect jars")
-        kafka_libs(self.settings)
-        self.notify("downloading the Debezium connector plugin")
-        debezium_plugins(self.settings)
+        kafka_libs(self.settings, self.notify)
+        debezium_plugins(self.settings, self.notify)
 
     def prepare(self) -> None:
         s = self.settings
@@ -82,7 +82,7 @@ class KafkaConnect(Component):
                     f"rest.advertised.host.name={s.host}",
                     f"rest.advertised.port={s.connect_port}",
                     f"plugin.path={debezium_plugins(s)}",
-                    # Connectors may create the topics they route to (topic.creation.* per connector).
+                    # Connectors may create the topics they route to (topic.creation.*).
                     "topic.creation.enable=true",
                     "",
                 ]
@@ -91,9 +91,12 @@ class KafkaConnect(Component):
         write_log_config(self.data_dir / "log4j2.properties")
 
     def launch(self) -> LaunchSpec:
-        argv = java_command(self.settings, self.settings.connect_heap,
-                            self.data_dir / "log4j2.properties",
-                            "org.apache.kafka.connect.cli.ConnectDistributed")
+        argv = java_command(
+            self.settings,
+            self.settings.connect_heap,
+            self.data_dir / "log4j2.properties",
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+        )
         return LaunchSpec([*argv, str(self._config)])
 
     def probe(self) -> str:

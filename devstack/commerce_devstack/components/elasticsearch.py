@@ -43,14 +43,20 @@ def _extract(archive: Path, into: Path) -> None:
                 target.chmod(mode | stat.S_IRUSR)
 
 
-def es_home(settings: StackSettings) -> Path:
+def es_home(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     def build(tmp: Path) -> None:
         archive = maven.copy_artifact(settings.mvn, COORDINATES, tmp / "download", POM)
         _extract(archive, tmp)
         shutil.rmtree(tmp / "download")
 
     entry = settings.cache_dir / f"elasticsearch-{versions.ELASTICSEARCH}"
-    cache.ensure(entry, cache.content_key(COORDINATES), build)
+    cache.ensure(
+        entry,
+        cache.content_key(COORDINATES),
+        build,
+        "downloading the Elasticsearch distribution",
+        notify,
+    )
     return entry / f"elasticsearch-{versions.ELASTICSEARCH}"
 
 
@@ -59,8 +65,10 @@ class Elasticsearch(Component):
     title = "Elasticsearch"
 
     def ports(self) -> dict[str, int]:
-        return {"elasticsearch_port": self.settings.elasticsearch_port,
-                "elasticsearch_transport_port": self.settings.elasticsearch_transport_port}
+        return {
+            "elasticsearch_port": self.settings.elasticsearch_port,
+            "elasticsearch_transport_port": self.settings.elasticsearch_transport_port,
+        }
 
     @property
     def address(self) -> str:
@@ -71,8 +79,7 @@ class Elasticsearch(Component):
         return self.data_dir / "config"
 
     def install(self) -> None:
-        self.notify("downloading the Elasticsearch distribution")
-        es_home(self.settings)
+        es_home(self.settings, self.notify)
 
     def prepare(self) -> None:
         s = self.settings
@@ -130,5 +137,8 @@ class Elasticsearch(Component):
         return f"cluster {health['cluster_name']} {health['status']}"
 
     def endpoint(self) -> dict[str, Any]:
-        return {"url": self.address, "version": versions.ELASTICSEARCH,
-                "modules_missing": ["analysis-common", "reindex", "lang-painless", "ingest-common"]}
+        return {
+            "url": self.address,
+            "version": versions.ELASTICSEARCH,
+            "modules_missing": ["analysis-common", "reindex", "lang-painless", "ingest-common"],
+        }

@@ -17,15 +17,17 @@ class Etcd(Component):
     title = "etcd"
 
     def ports(self) -> dict[str, int]:
-        return {"etcd_port": self.settings.etcd_port, "etcd_peer_port": self.settings.etcd_peer_port}
+        return {
+            "etcd_port": self.settings.etcd_port,
+            "etcd_peer_port": self.settings.etcd_peer_port,
+        }
 
     @property
     def address(self) -> str:
         return f"http://{self.settings.host}:{self.settings.etcd_port}"
 
     def install(self) -> None:
-        self.notify("building etcd and Kubernetes from the Go module proxy (cold: ~10 min)")
-        kube_bin(self.settings)
+        kube_bin(self.settings, self.notify)
 
     def launch(self) -> LaunchSpec:
         s = self.settings

@@ -17,13 +17,16 @@ from commerce_devstack.settings import REPO_ROOT, StackSettings
 MODULE = REPO_ROOT / "devstack" / "go" / "ferretdb"
 
 
-def ferretdb_bin(settings: StackSettings) -> Path:
+def ferretdb_bin(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     def build(tmp: Path) -> None:
         gobuild.build(settings.go, MODULE, ["./cmd/ferretdb"], tmp / "bin")
 
-    key = cache.content_key(versions.FERRETDB, MODULE / "go.mod", MODULE / "go.sum",
-                            MODULE / "cmd/ferretdb/main.go")
-    return cache.ensure(settings.cache_dir / f"ferretdb-{versions.FERRETDB}", key, build) / "bin"
+    key = cache.content_key(
+        versions.FERRETDB, MODULE / "go.mod", MODULE / "go.sum", MODULE / "cmd/ferretdb/main.go"
+    )
+    entry = settings.cache_dir / f"ferretdb-{versions.FERRETDB}"
+    what = "building FerretDB from the Go module proxy (cold: ~3 min)"
+    return cache.ensure(entry, key, build, what, notify) / "bin"
 
 
 class FerretDB(Component):
@@ -38,8 +41,7 @@ class FerretDB(Component):
         return f"mongodb://{self.settings.host}:{self.settings.ferretdb_port}/"
 
     def install(self) -> None:
-        self.notify("building FerretDB from the Go module proxy (cold: ~3 min)")
-        ferretdb_bin(self.settings)
+        ferretdb_bin(self.settings, self.notify)
 
     def prepare(self) -> None:
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)

@@ -37,14 +37,15 @@ logger.reflections.level = error
 """
 
 
-def kafka_libs(settings: StackSettings) -> Path:
+def kafka_libs(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     """The Kafka and Kafka Connect runtime classpath, resolved once into the cache."""
 
     def build(tmp: Path) -> None:
         maven.copy_dependencies(settings.mvn, POM, tmp / "libs", {"kafka.version": versions.KAFKA})
 
     entry = settings.cache_dir / f"kafka-{versions.KAFKA}"
-    return cache.ensure(entry, cache.content_key(versions.KAFKA, POM), build) / "libs"
+    key = cache.content_key(versions.KAFKA, POM)
+    return cache.ensure(entry, key, build, "resolving Kafka jars", notify) / "libs"
 
 
 def write_log_config(path: Path, level: str = "INFO") -> Path:
@@ -56,9 +57,15 @@ def write_log_config(path: Path, level: str = "INFO") -> Path:
 def java_command(settings: StackSettings, heap: str, log_config: Path, main: str) -> list[str]:
     java = java_home(settings.java) / "bin" / "java"
     return [
-        str(java), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        str(java),
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={log_config}",
-        "-cp", f"{kafka_libs(settings)}/*", main,
+        "-cp",
+        f"{kafka_libs(settings)}/*",
+        main,
     ]
 
 
@@ -67,8 +74,10 @@ class Kafka(Component):
     title = "Apache Kafka (KRaft)"
 
     def ports(self) -> dict[str, int]:
-        return {"kafka_port": self.settings.kafka_port,
-                "kafka_controller_port": self.settings.kafka_controller_port}
+        return {
+            "kafka_port": self.settings.kafka_port,
+            "kafka_controller_port": self.settings.kafka_controller_port,
+        }
 
     @property
     def address(self) -> str:
@@ -79,8 +88,7 @@ class Kafka(Component):
         return self.data_dir / "server.properties"
 
     def install(self) -> None:
-        self.notify("resolving Kafka jars")
-        kafka_libs(self.settings)
+        kafka_libs(self.settings, self.notify)
 
     def prepare(self) -> None:
         s = self.settings
@@ -117,14 +125,24 @@ class Kafka(Component):
         if not (logs / "meta.properties").exists():
             self.notify("formatting KRaft storage")
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            argv = java_command(self.settings, "256m", self.data_dir / "log4j2.properties",
-                                "kafka.tools.StorageTool")
-            run([*argv, "format", "-t", cluster_id, "-c", str(self._config)],
-                what="formatting Kafka storage")
+            argv = java_command(
+                self.settings,
+                "256m",
+                self.data_dir / "log4j2.properties",
+                "kafka.tools.StorageTool",
+            )
+            run(
+                [*argv, "format", "-t", cluster_id, "-c", str(self._config)],
+                what="formatting Kafka storage",
+            )
 
     def launch(self) -> LaunchSpec:
-        argv = java_command(self.settings, self.settings.kafka_heap,
-                            self.data_dir / "log4j2.properties", "kafka.Kafka")
+        argv = java_command(
+            self.settings,
+            self.settings.kafka_heap,
+            self.data_dir / "log4j2.properties",
+            "kafka.Kafka",
+        )
         return LaunchSpec([*argv, str(self._config)])
 
     def probe(self) -> str:

@@ -27,17 +27,22 @@ def _version_ldflags() -> str:
     flags = []
     # Without these the binaries report v0.0.0 and clients warn about version skew.
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {pkg}.gitVersion={versions.KUBERNETES}",
-                  f"-X {pkg}.gitMajor={major}", f"-X {pkg}.gitMinor={minor}",
-                  f"-X {pkg}.gitTreeState=clean"]
+        flags += [
+            f"-X {pkg}.gitVersion={versions.KUBERNETES}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
     return " ".join(flags)
 
 
-def kube_bin(settings: StackSettings) -> Path:
+def kube_bin(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     def build(tmp: Path) -> None:
         gobuild.build(settings.go, MODULE, PACKAGES, tmp / "bin", _version_ldflags())
 
     key = cache.content_key(
         versions.KUBERNETES, MODULE / "go.mod", MODULE / "go.sum", MODULE / "cmd/etcd/main.go"
     )
-    return cache.ensure(settings.cache_dir / f"kube-{versions.KUBERNETES}", key, build) / "bin"
+    entry = settings.cache_dir / f"kube-{versions.KUBERNETES}"
+    what = "building etcd and Kubernetes from the Go module proxy (cold: ~10 min)"
+    return cache.ensure(entry, key, build, what, notify) / "bin"

@@ -11,7 +11,7 @@ import getpass
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pymysql
 
@@ -42,7 +42,9 @@ REPLICATION_PRIVILEGES = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BIN
 class MariaDB(Component):
     name = "mariadb"
     title = "MariaDB (binlog for Debezium)"
-    secret_names = {"mariadb": [*SERVICE_DATABASES, REPLICATION_USER]}
+    secret_names: ClassVar[dict[str, list[str]]] = {
+        "mariadb": [*SERVICE_DATABASES, REPLICATION_USER]
+    }
 
     def ports(self) -> dict[str, int]:
         return {"mariadb_port": self.settings.mariadb_port}
@@ -116,12 +118,15 @@ class MariaDB(Component):
         tmp.rename(data)
 
     def launch(self) -> LaunchSpec:
-        return LaunchSpec(["mariadbd", f"--defaults-file={self._cnf}", *self._os_user_args()],
-                          env={"PATH": os.environ.get("PATH", "") + ":/usr/sbin"})
+        return LaunchSpec(
+            ["mariadbd", f"--defaults-file={self._cnf}", *self._os_user_args()],
+            env={"PATH": os.environ.get("PATH", "") + ":/usr/sbin"},
+        )
 
     def admin_connection(self) -> pymysql.connections.Connection[Any]:
-        return pymysql.connect(unix_socket=str(self.socket), user=getpass.getuser(),
-                               connect_timeout=3, autocommit=True)
+        return pymysql.connect(
+            unix_socket=str(self.socket), user=getpass.getuser(), connect_timeout=3, autocommit=True
+        )
 
     def probe(self) -> str:
         try:
@@ -130,7 +135,7 @@ class MariaDB(Component):
             raise ProbeError(f"cannot connect: {exc}") from exc
         with conn, conn.cursor() as cur:
             cur.execute("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image")
-            version, log_bin, fmt, image = cur.fetchone()  # type: ignore[misc]
+            version, log_bin, fmt, image = cur.fetchone()
         if (log_bin, fmt, image) != (1, "ROW", "FULL"):
             raise ProbeError(f"binlog not ready for CDC: log_bin={log_bin} {fmt} {image}")
         return f"{version}, binlog ROW/FULL"
@@ -142,14 +147,20 @@ class MariaDB(Component):
             for service, database in SERVICE_DATABASES.items():
                 user = f"{service}_svc"
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-                cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s",
-                            (passwords[service],))
+                cur.execute(
+                    f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s",
+                    (passwords[service],),
+                )
                 cur.execute(f"ALTER USER '{user}'@'{host}' IDENTIFIED BY %s", (passwords[service],))
                 cur.execute(f"GRANT {SERVICE_PRIVILEGES} ON `{database}`.* TO '{user}'@'{host}'")
-            cur.execute(f"CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
-                        (passwords[REPLICATION_USER],))
-            cur.execute(f"ALTER USER '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
-                        (passwords[REPLICATION_USER],))
+            cur.execute(
+                f"CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
+                (passwords[REPLICATION_USER],),
+            )
+            cur.execute(
+                f"ALTER USER '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
+                (passwords[REPLICATION_USER],),
+            )
             cur.execute(f"GRANT {REPLICATION_PRIVILEGES} ON *.* TO '{REPLICATION_USER}'@'{host}'")
 
     def endpoint(self) -> dict[str, Any]:
@@ -159,10 +170,16 @@ class MariaDB(Component):
             "admin_socket": str(self.socket),
             "admin_user": getpass.getuser(),
             "databases": {
-                service: {"database": database, "user": f"{service}_svc",
-                          "password_ref": f"mariadb.{service}"}
+                service: {
+                    "database": database,
+                    "user": f"{service}_svc",
+                    "password_ref": f"mariadb.{service}",
+                }
                 for service, database in SERVICE_DATABASES.items()
             },
-            "replication": {"user": REPLICATION_USER, "password_ref": f"mariadb.{REPLICATION_USER}",
-                            "server_id": 1},
+            "replication": {
+                "user": REPLICATION_USER,
+                "password_ref": f"mariadb.{REPLICATION_USER}",
+                "server_id": 1,
+            },
         }

@@ -26,24 +26,43 @@ def content_key(*parts: str | Path) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # two concurrent `make up` runs build an entry once
+        # Whoever holds the lock builds; everyone else (another thread or `make up`) waits.
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 
 
-def ensure(entry: Path, key: str, build: Callable[[Path], None]) -> Path:
-    """Returns `entry`, calling build(tmp_dir) first unless a complete entry with `key` exists."""
+Notify = Callable[[str], None]
+
+
+def quiet(_message: str) -> None:
+    return None
+
+
+def ensure(
+    entry: Path, key: str, build: Callable[[Path], None], what: str = "", notify: Notify = quiet
+) -> Path:
+    """Returns `entry`, calling build(tmp_dir) first unless a complete entry with `key` exists.
+
+    `notify(what)` is called only when there is work to do, so a warm cache stays silent.
+    """
     stamp = entry / STAMP
     if stamp.exists() and stamp.read_text() == key:
         return entry
-    with _locked(entry.with_name(entry.name + ".lock")):
+    label = what or f"building {entry.name}"
+    with _locked(entry.with_name(entry.name + ".lock"), lambda: notify(f"waiting: {label}")):
         if stamp.exists() and stamp.read_text() == key:
             return entry
         tmp = entry.with_name(entry.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        notify(label)
         build(tmp)
         (tmp / STAMP).write_text(key)
         shutil.rmtree(entry, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Debian packages the stack needs (MariaDB), installed with apt-get when missing and we are root."""
+"""Debian packages the stack needs (MariaDB), installed by apt-get when missing (as root)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,15 @@ def ensure_packages(binary: str, packages: list[str]) -> str:
     # the stack runs its own instance.
     env = {"DEBIAN_FRONTEND": "noninteractive", "RUNLEVEL": "1"}
     run(["apt-get", "update", "-q"], what="apt-get update", env=env, timeout_s=900)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-        what=f"installing {' '.join(packages)}", env=env, timeout_s=1800)
+    run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        what=f"installing {' '.join(packages)}",
+        env=env,
+        timeout_s=1800,
+    )
     found = shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if not found:
-        raise SetupError(f"installing {' '.join(packages)}", f"{binary} still missing after install")
+        raise SetupError(
+            f"installing {' '.join(packages)}", f"{binary} still missing after install"
+        )
     return found

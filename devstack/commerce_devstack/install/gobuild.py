@@ -10,8 +10,16 @@ from commerce_devstack.install.commands import run
 def build(go: str, module_dir: Path, packages: list[str], out_dir: Path, ldflags: str = "") -> None:
     """Builds each package into out_dir; Go's module and build caches live outside the repo."""
     run(
-        [go, "build", "-trimpath", "-buildvcs=false", f"-ldflags=-s -w {ldflags}".strip(),
-         "-o", f"{out_dir}/", *packages],
+        [
+            go,
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            f"-ldflags=-s -w {ldflags}".strip(),
+            "-o",
+            f"{out_dir}/",
+            *packages,
+        ],
         what=f"building {', '.join(p.rsplit('/', 1)[-1] for p in packages)}",
         cwd=module_dir,
         env={"CGO_ENABLED": "0"},

@@ -1,4 +1,4 @@
-"""Artifacts from Maven Central through the machine's own `mvn` (its local repository caches them)."""
+"""Artifacts from Maven Central through the machine's `mvn` (its local repository caches them)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,17 @@ def copy_dependencies(mvn: str, pom: Path, out_dir: Path, properties: dict[str, 
     """Resolves the runtime classpath declared by `pom` into `out_dir` (one jar per dependency)."""
     defines = [f"-D{key}={value}" for key, value in properties.items()]
     run(
-        [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={out_dir}", *defines],
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={out_dir}",
+            *defines,
+        ],
         what=f"resolving jars from {pom.name}",
     )
 
@@ -20,10 +29,19 @@ def copy_dependencies(mvn: str, pom: Path, out_dir: Path, properties: dict[str, 
 def copy_artifact(mvn: str, coordinates: str, out_dir: Path, pom: Path) -> Path:
     """Downloads one artifact (group:artifact:version:type[:classifier]) into `out_dir`."""
     run(
-        [mvn, "-B", "-q", "-f", str(pom), "dependency:copy",
-         f"-Dartifact={coordinates}", f"-DoutputDirectory={out_dir}", "-Dmdep.useBaseVersion=true"],
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy",
+            f"-Dartifact={coordinates}",
+            f"-DoutputDirectory={out_dir}",
+            "-Dmdep.useBaseVersion=true",
+        ],
         what=f"downloading {coordinates}",
     )
-    group, artifact, version, kind, *classifier = coordinates.split(":")
+    _group, artifact, version, kind, *classifier = coordinates.split(":")
     suffix = f"-{classifier[0]}" if classifier else ""
     return out_dir / f"{artifact}-{version}{suffix}.{kind}"

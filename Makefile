@@ -1,0 +1,59 @@
+# Every command a developer needs; `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STACK := $(BIN)/commerce-stack
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install up status down reset env test test-unit test-stack lint typecheck format
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the project and its dev tools
+
+install: venv ## download and build every server into the cache (~/.cache/commerce-stack)
+	$(STACK) install
+
+up: venv ## start the stack (installs on first run), then show where everything listens
+	$(STACK) up
+
+status: venv ## probe every component; exit 0 only if all are healthy
+	$(STACK) status
+
+down: venv ## stop everything the stack started
+	$(STACK) down
+
+reset: venv ## stop everything and delete .stack/ (data, logs, generated credentials)
+	$(STACK) reset
+
+env: venv ## print exports for kubectl (eval "$$(make -s env)")
+	@$(STACK) env
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv ## mypy --strict
+	$(BIN)/mypy
+
+format: venv ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test-unit: venv ## tests of pure logic, no servers needed
+	$(BIN)/pytest tests/unit
+
+test-stack: venv ## tests against the running stack
+	$(STACK) up
+	$(BIN)/pytest tests/stack
+
+test: lint typecheck ## the whole suite: lint, types, then every test against the real stack
+	$(STACK) up
+	$(BIN)/pytest

@@ -1,0 +1,50 @@
+"""The one place tests, benchmarks and tools learn where every stack component listens.
+
+`commerce-stack up` writes .stack/endpoints.json (addresses, users, file paths) next to
+.stack/secrets.json (passwords, mode 0600); `load()` reads both back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from commerce_devstack.settings import StackSettings
+
+
+class StackNotRunning(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    components: dict[str, dict[str, Any]]
+    secrets: dict[str, dict[str, str]]
+
+    def __getitem__(self, component: str) -> dict[str, Any]:
+        return self.components[component]
+
+    def secret(self, ref: str) -> str:
+        """Resolves a `password_ref` such as "mariadb.order" from endpoints.json."""
+        group, name = ref.split(".", 1)
+        return self.secrets[group][name]
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def load(settings: StackSettings | None = None) -> Endpoints:
+    settings = settings or StackSettings()
+    try:
+        document = json.loads(settings.endpoints_file.read_text())
+        secrets = json.loads(settings.secrets_file.read_text())
+    except FileNotFoundError as exc:
+        raise StackNotRunning(
+            f"{exc.filename} is missing: the stack is not up (run `make up`)"
+        ) from exc
+    return Endpoints(components=document["components"], secrets=secrets)
