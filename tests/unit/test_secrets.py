@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from commerce_devstack import secrets
+
+
+def test_created_private_kept_and_extended(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    first = secrets.load_or_create(path, {"mariadb": ["order", "debezium"]})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first["mariadb"]["order"] != first["mariadb"]["debezium"]
+    assert len(first["mariadb"]["order"]) >= 24
+
+    again = secrets.load_or_create(path, {"mariadb": ["order", "debezium", "payment"]})
+    assert again["mariadb"]["order"] == first["mariadb"]["order"]  # never rotated behind our back
+    assert set(again["mariadb"]) == {"order", "debezium", "payment"}
+    assert secrets.read(path) == again

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from commerce_devstack.components import ALL
+from commerce_devstack.orchestrator import components, select
+from commerce_devstack.settings import StackSettings
+
+
+@pytest.mark.parametrize(
+    ("only", "expected"),
+    [
+        (None, [cls.name for cls in ALL]),
+        (["ferretdb"], ["ferretdb"]),
+        (["connect"], ["kafka", "connect"]),
+        (["kube-controller-manager"], ["etcd", "kube-apiserver", "kube-controller-manager"]),
+        (["connect", "mariadb"], ["mariadb", "kafka", "connect"]),
+    ],
+)
+def test_dependencies_come_along_in_start_order(
+    only: list[str] | None, expected: list[str]
+) -> None:
+    assert [cls.name for cls in select(only)] == expected
+
+
+def test_unknown_component_is_a_clear_error() -> None:
+    with pytest.raises(SystemExit, match="unknown component"):
+        select(["kafak"])
+
+
+def test_dependencies_are_listed_before_their_dependents() -> None:
+    order = [cls.name for cls in ALL]
+    for cls in ALL:
+        for dep in cls.depends_on:
+            assert order.index(dep) < order.index(cls.name)
+
+
+def test_every_port_setting_is_distinct(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path)
+    ports = [p for c in components(settings) for p in c.ports().values()]
+    assert len(ports) == len(set(ports))
