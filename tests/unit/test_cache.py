@@ -43,7 +43,10 @@ def test_interrupted_build_is_never_used_and_is_redone(tmp_path: Path) -> None:
         cache.ensure(entry, "k1", broken)
     assert not entry.exists()
 
-    cache.ensure(entry, "k1", lambda tmp: (tmp / "whole").write_text("ok"))
+    def whole(tmp: Path) -> None:
+        (tmp / "whole").write_text("ok")
+
+    cache.ensure(entry, "k1", whole)
     assert sorted(p.name for p in entry.iterdir()) == [cache.STAMP, "whole"]
 
 
