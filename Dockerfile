@@ -1,0 +1,17 @@
+# One image for the services and the operator; each Deployment chooses its command.
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN python -m venv /opt/commerce
+COPY pyproject.toml README.md ./
+COPY devstack/ devstack/
+COPY services/ services/
+COPY operator/ operator/
+RUN /opt/commerce/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --no-create-home commerce
+COPY --from=build /opt/commerce /opt/commerce
+ENV PATH=/opt/commerce/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 10001
