@@ -11,12 +11,15 @@ env      print the exports that put kubectl and the kubeconfig in your shell
 from __future__ import annotations
 
 import argparse
+import signal
 import time
+from types import FrameType
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from commerce_devstack.components.apiserver import kubeconfig_path
-from commerce_devstack.components.kube_build import kube_bin
+from commerce_devstack.components.kube_build import kube_bin_dir
 from commerce_devstack.orchestrator import ComponentFailure, Stack, failure_report, state_lock
 from commerce_devstack.settings import StackSettings
 from commerce_devstack.ui import reporter_for, summary
@@ -31,11 +34,13 @@ def _up(stack: Stack, console: Console) -> int:
         except ComponentFailure as failure:
             console.print(f"\n[red bold]stack failed[/] after {time.monotonic() - began:.1f}s")
             console.print(failure_report(failure), markup=False, highlight=False)
-            console.print("Components started by this run were stopped again.")
+            console.print("Servers started by this run were stopped again.")
             return 1
     summary(console, f"stack up in {time.monotonic() - began:.1f}s", rows)
     console.print(f"endpoints: {stack.settings.endpoints_file}")
-    console.print(f"kubectl:   export KUBECONFIG={kubeconfig_path(stack.settings)}")
+    console.print(
+        f'kubectl:   eval "$(make -s env)"   # KUBECONFIG={kubeconfig_path(stack.settings)}'
+    )
     return 0
 
 
@@ -62,17 +67,27 @@ def _status(stack: Stack, console: Console) -> int:
 def _down(stack: Stack, console: Console, reset: bool) -> int:
     with state_lock(stack.settings), reporter_for(console, list(stack.by_name)) as reporter:
         busy = stack.reset(reporter) if reset else stack.down(reporter)
-    if busy:
-        console.print("[yellow]still listening (not started by this stack):[/] " + ", ".join(busy))
     if reset:
         console.print(f"removed {stack.settings.state_dir}")
+    if busy:
+        console.print("[red]still listening on stack ports:[/] " + ", ".join(busy))
+        return 1
     return 0
 
 
 def _env(stack: Stack, console: Console) -> int:
+    kubectl_dir = kube_bin_dir(stack.settings)
+    if not (kubectl_dir / "kubectl").exists():
+        console.print("kubectl is not built yet: run `make install` (or `make up`) first")
+        return 1
     console.print(f"export KUBECONFIG={kubeconfig_path(stack.settings)}", highlight=False)
-    console.print(f'export PATH="{kube_bin(stack.settings)}:$PATH"', highlight=False)
+    console.print(f'export PATH="{kubectl_dir}:$PATH"', highlight=False)
     return 0
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM (a cancelled CI job) and SIGHUP (a closed terminal) clean up like Ctrl-C.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,14 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # CI logs: wide enough that the summary table does not wrap
         console = Console(width=160)
+    try:
+        settings = StackSettings()
+    except ValidationError as exc:
+        console.print(f"invalid COMMERCE_STACK_* setting:\n{exc}", markup=False, highlight=False)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     only = [name.strip() for name in args.only.split(",")] if args.only else None
-    stack = Stack(StackSettings(), only)
-    if args.command == "install":
-        return _install(stack, console)
-    if args.command == "up":
-        return _up(stack, console)
-    if args.command == "status":
-        return _status(stack, console)
-    if args.command == "env":
-        return _env(stack, console)
-    return _down(stack, console, reset=args.command == "reset")
+    stack = Stack(settings, only)
+    commands = {
+        "install": lambda: _install(stack, console),
+        "up": lambda: _up(stack, console),
+        "status": lambda: _status(stack, console),
+        "down": lambda: _down(stack, console, reset=False),
+        "reset": lambda: _down(stack, console, reset=True),
+        "env": lambda: _env(stack, console),
+    }
+    try:
+        return commands[args.command]()
+    except KeyboardInterrupt:
+        console.print("\ninterrupted; servers started by this run were stopped again")
+        return 130

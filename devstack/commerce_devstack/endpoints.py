@@ -38,6 +38,10 @@ def write(path: Path, document: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def read_document(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
 def load(settings: StackSettings | None = None) -> Endpoints:
     settings = settings or StackSettings()
     try:

@@ -58,9 +58,11 @@ def _issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def ensure_pki(pki_dir: Path) -> None:
-    """Writes ca.crt, apiserver.{crt,key}, admin.{crt,key} and sa.{key,pub} unless present."""
-    if (pki_dir / "sa.pub").exists():
+def ensure_pki(pki_dir: Path, host: str) -> None:
+    """Writes ca.crt, apiserver.{crt,key}, admin.{crt,key} and sa.{key,pub} unless present
+    for this host (a changed COMMERCE_STACK_HOST gets a new serving certificate)."""
+    marker = pki_dir / "host"
+    if (pki_dir / "sa.pub").exists() and marker.exists() and marker.read_text() == host:
         return
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -94,7 +96,7 @@ def ensure_pki(pki_dir: Path) -> None:
     (pki_dir / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
     sans: list[x509.GeneralName] = [
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address(host)),
         x509.IPAddress(ipaddress.ip_address("10.0.0.1")),  # first address of the service range
         *(
             x509.DNSName(n)
@@ -116,3 +118,4 @@ def ensure_pki(pki_dir: Path) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    marker.write_text(host)

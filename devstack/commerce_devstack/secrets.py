@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 
 def _password() -> str:
@@ -21,7 +20,12 @@ def load_or_create(path: Path, wanted: dict[str, list[str]]) -> dict[str, dict[s
     """Returns {group: {name: password}}, adding a password for every wanted name that lacks one."""
     data: dict[str, dict[str, str]] = {}
     if path.exists():
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            raise SystemExit(
+                f"{path} is not valid JSON; fix it or run `make reset` for new credentials"
+            ) from None
     changed = not path.exists()
     for group, names in wanted.items():
         bucket = data.setdefault(group, {})
@@ -37,7 +41,3 @@ def load_or_create(path: Path, wanted: dict[str, list[str]]) -> dict[str, dict[s
             json.dump(data, fh, indent=2)
         tmp.replace(path)
     return data
-
-
-def read(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text()))

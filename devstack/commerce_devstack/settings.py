@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # devstack/commerce_devstack/settings.py -> repository root
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 def _default_cache_dir() -> Path:
@@ -24,17 +28,17 @@ class StackSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="downloads and builds")
     host: str = "127.0.0.1"
 
-    mariadb_port: int = 3306
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    connect_port: int = 8083
-    elasticsearch_port: int = 9200
-    elasticsearch_transport_port: int = 9300
-    ferretdb_port: int = 27017
-    etcd_port: int = 2379
-    etcd_peer_port: int = 2380
-    apiserver_port: int = 6443
-    controller_manager_port: int = 10257
+    mariadb_port: Port = 3306
+    kafka_port: Port = 9092
+    kafka_controller_port: Port = 9093
+    connect_port: Port = 8083
+    elasticsearch_port: Port = 9200
+    elasticsearch_transport_port: Port = 9300
+    ferretdb_port: Port = 27017
+    etcd_port: Port = 2379
+    etcd_peer_port: Port = 2380
+    apiserver_port: Port = 6443
+    controller_manager_port: Port = 10257
 
     kafka_heap: str = "512m"
     connect_heap: str = "512m"

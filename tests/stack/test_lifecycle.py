@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,11 +17,26 @@ from pathlib import Path
 
 import pytest
 
+from commerce_devstack.pki import ensure_pki
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports: every socket stays bound until all are chosen."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _state_of(out: str, component: str) -> str:
+    """The state column of a component's row in the summary table."""
+    match = re.search(rf"│ {re.escape(component)}\s+│ (\w+)", out)
+    assert match, out
+    return match.group(1)
 
 
 def _listening(port: int) -> bool:
@@ -75,15 +91,14 @@ class Tool:
 
 @pytest.fixture
 def tool(tmp_path: Path) -> Iterator[Tool]:
-    ports = {
-        name: str(_free_port())
-        for name in (
-            "COMMERCE_STACK_FERRETDB_PORT",
-            "COMMERCE_STACK_ETCD_PORT",
-            "COMMERCE_STACK_ETCD_PEER_PORT",
-            "COMMERCE_STACK_APISERVER_PORT",
-        )
-    }
+    names = (
+        "COMMERCE_STACK_FERRETDB_PORT",
+        "COMMERCE_STACK_ETCD_PORT",
+        "COMMERCE_STACK_ETCD_PEER_PORT",
+        "COMMERCE_STACK_APISERVER_PORT",
+        "COMMERCE_STACK_CONTROLLER_MANAGER_PORT",
+    )
+    ports = dict(zip(names, map(str, _free_ports(len(names))), strict=True))
     t = Tool(tmp_path / "state", ports)
     yield t
     t("down")  # whatever a failed assertion left running
@@ -106,7 +121,7 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tool: Tool) -> None:
 
     code, out = tool("status", "--only", "ferretdb")
     assert code == 0, out
-    assert "healthy" in out
+    assert _state_of(out, "ferretdb") == "healthy"
 
     code, out = tool("down", "--only", "ferretdb")
     assert code == 0, out
@@ -116,7 +131,7 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tool: Tool) -> None:
 
     code, out = tool("status", "--only", "ferretdb")
     assert code == 1
-    assert "stopped" in out
+    assert _state_of(out, "ferretdb") == "stopped"
 
 
 def test_port_taken_by_someone_else_is_named_not_crashed(tool: Tool) -> None:
@@ -135,19 +150,42 @@ def test_port_taken_by_someone_else_is_named_not_crashed(tool: Tool) -> None:
 
 
 def test_failed_start_names_component_shows_log_and_stops_the_rest(tool: Tool) -> None:
-    # kube-apiserver needs a few seconds to become ready: half a second is a certain failure,
-    # after etcd (its dependency) has been started by this same run.
-    code, out = tool(
-        "up", "--only", "kube-apiserver", extra={"COMMERCE_STACK_START_TIMEOUT_S": "0.5"}
-    )
+    # A broken serving certificate makes kube-apiserver exit at once, after etcd (its
+    # dependency) was started and found healthy by this same run.
+    pki = tool.state / "kube" / "pki"
+    ensure_pki(pki, "127.0.0.1")
+    (pki / "apiserver.crt").write_text("not a certificate\n")
+    code, out = tool("up", "--only", "kube-apiserver")
     assert code == 1, out
     flat = " ".join(out.split())
-    assert "not healthy after" in flat
-    assert "last lines of" in flat
-    assert str(tool.state / "logs") in flat
+    assert re.search(r"etcd +ok: healthy", out), out
+    assert "kube-apiserver: exited with status" in flat
+    assert f"last lines of {tool.state / 'logs' / 'kube-apiserver.log'}" in flat
     assert "were stopped again" in flat
     assert tool.pid("etcd") is None
     assert tool.pid("kube-apiserver") is None
     for name in ("COMMERCE_STACK_ETCD_PORT", "COMMERCE_STACK_APISERVER_PORT"):
         assert not _listening(int(tool.env[name]))
     assert _processes_mentioning(str(tool.state)) == []
+
+
+def test_partial_up_and_down_keep_the_other_endpoints(tool: Tool) -> None:
+    assert tool("up", "--only", "ferretdb")[0] == 0
+    assert tool("up", "--only", "etcd")[0] == 0
+    listed = json.loads((tool.state / "endpoints.json").read_text())["components"]
+    assert set(listed) == {"ferretdb", "etcd"}
+
+    code, out = tool("down", "--only", "etcd")
+    assert code == 0, out
+    listed = json.loads((tool.state / "endpoints.json").read_text())["components"]
+    assert set(listed) == {"ferretdb"}
+    assert tool.pid("ferretdb") is not None
+
+
+def test_a_server_running_with_other_settings_is_not_trusted(tool: Tool) -> None:
+    assert tool("up", "--only", "ferretdb")[0] == 0
+    (other,) = _free_ports(1)
+    code, out = tool("up", "--only", "ferretdb", extra={"COMMERCE_STACK_FERRETDB_PORT": str(other)})
+    assert code == 1
+    assert "running with other settings" in " ".join(out.split())
+    assert not _listening(other)

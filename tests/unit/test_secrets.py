@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
+
+import pytest
 
 from commerce_devstack import secrets
 
@@ -16,4 +19,11 @@ def test_created_private_kept_and_extended(tmp_path: Path) -> None:
     again = secrets.load_or_create(path, {"mariadb": ["order", "debezium", "payment"]})
     assert again["mariadb"]["order"] == first["mariadb"]["order"]  # never rotated behind our back
     assert set(again["mariadb"]) == {"order", "debezium", "payment"}
-    assert secrets.read(path) == again
+    assert json.loads(path.read_text()) == again
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="not valid JSON"):
+        secrets.load_or_create(path, {"mariadb": ["order"]})

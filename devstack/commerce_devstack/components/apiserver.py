@@ -79,7 +79,6 @@ def admin_client(settings: StackSettings) -> httpx.Client:
 
 class KubeApiServer(Component):
     name = "kube-apiserver"
-    title = "Kubernetes API server"
     depends_on = ("etcd",)
 
     def ports(self) -> dict[str, int]:
@@ -93,7 +92,7 @@ class KubeApiServer(Component):
         kube_bin(self.settings, self.notify)
 
     def prepare(self) -> None:
-        ensure_pki(pki_dir(self.settings))
+        ensure_pki(pki_dir(self.settings), self.settings.host)
         write_kubeconfig(self.settings)
 
     def launch(self) -> LaunchSpec:

@@ -19,7 +19,6 @@ class ProbeError(Exception):
 
 class Component(ABC):
     name: ClassVar[str]
-    title: ClassVar[str]
     depends_on: ClassVar[tuple[str, ...]] = ()
     # Passwords this component needs in .stack/secrets.json: {group: [names]}.
     secret_names: ClassVar[dict[str, list[str]]] = {}
@@ -37,10 +36,6 @@ class Component(ABC):
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir(self.name)
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.settings.cache_dir
 
     @abstractmethod
     def ports(self) -> dict[str, int]:

@@ -10,7 +10,8 @@ import httpx
 
 from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
-from commerce_devstack.components.kafka import POM, java_command, kafka_libs, write_log_config
+from commerce_devstack.components.jvm import write_log_config
+from commerce_devstack.components.kafka import kafka_java, kafka_libs
 from commerce_devstack.install import cache, maven
 from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import StackSettings
@@ -27,7 +28,6 @@ def debezium_plugins(settings: StackSettings, notify: cache.Notify = cache.quiet
             settings.mvn,
             f"io.debezium:debezium-connector-mariadb:{versions.DEBEZIUM}:tar.gz:plugin",
             tmp / "download",
-            POM,
         )
         with tarfile.open(archive) as tar:
             tar.extractall(tmp / "plugins", filter="data")
@@ -41,7 +41,6 @@ def debezium_plugins(settings: StackSettings, notify: cache.Notify = cache.quiet
 
 class KafkaConnect(Component):
     name = "connect"
-    title = "Kafka Connect + Debezium"
     depends_on = ("kafka",)
 
     def ports(self) -> dict[str, int]:
@@ -91,10 +90,10 @@ class KafkaConnect(Component):
         write_log_config(self.data_dir / "log4j2.properties")
 
     def launch(self) -> LaunchSpec:
-        argv = java_command(
+        argv = kafka_java(
             self.settings,
             self.settings.connect_heap,
-            self.data_dir / "log4j2.properties",
+            self.data_dir,
             "org.apache.kafka.connect.cli.ConnectDistributed",
         )
         return LaunchSpec([*argv, str(self._config)])

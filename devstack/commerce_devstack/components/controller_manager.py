@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from commerce_devstack.components.apiserver import kubeconfig_path, pki_dir
+from commerce_devstack.components.apiserver import kubeconfig_path
 from commerce_devstack.components.base import Component, ProbeError
 from commerce_devstack.components.kube_build import kube_bin
 from commerce_devstack.process import LaunchSpec
@@ -25,7 +25,6 @@ CONTROLLERS = (
 
 class KubeControllerManager(Component):
     name = "kube-controller-manager"
-    title = "Kubernetes controllers (namespace, GC)"
     depends_on = ("kube-apiserver",)
 
     def ports(self) -> dict[str, int]:
@@ -52,8 +51,6 @@ class KubeControllerManager(Component):
                 f"--bind-address={s.host}",
                 f"--secure-port={s.controller_manager_port}",
                 f"--cert-dir={self.data_dir / 'certs'}",
-                f"--root-ca-file={pki_dir(s) / 'ca.crt'}",
-                f"--service-account-private-key-file={pki_dir(s) / 'sa.key'}",
                 "--v=0",
             ]
         )

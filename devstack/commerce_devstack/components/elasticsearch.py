@@ -19,15 +19,31 @@ import httpx
 
 from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
-from commerce_devstack.components.java import java_home
-from commerce_devstack.components.kafka import POM
+from commerce_devstack.components.jvm import java_home
 from commerce_devstack.install import cache, maven
+from commerce_devstack.install.commands import SetupError, run
 from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import StackSettings
 
 COORDINATES = (
     f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{versions.ELASTICSEARCH}:zip"
 )
+
+
+# Inside this user namespace the process is uid 1000; the kernel still sees our uid for files.
+UNPRIVILEGED = ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--"]
+
+
+def _check_user_namespace() -> None:
+    try:
+        run([*UNPRIVILEGED, "true"], what="entering a user namespace")
+    except SetupError as exc:
+        raise SetupError(
+            "preparing to run Elasticsearch as root",
+            "Elasticsearch refuses to run as root and the stack starts it in a user namespace "
+            f"(needs util-linux >= 2.38 and unprivileged user namespaces); that failed:\n"
+            f"{exc.output}\nRun the stack as an ordinary user instead.",
+        ) from exc
 
 
 def _extract(archive: Path, into: Path) -> None:
@@ -45,7 +61,7 @@ def _extract(archive: Path, into: Path) -> None:
 
 def es_home(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     def build(tmp: Path) -> None:
-        archive = maven.copy_artifact(settings.mvn, COORDINATES, tmp / "download", POM)
+        archive = maven.copy_artifact(settings.mvn, COORDINATES, tmp / "download")
         _extract(archive, tmp)
         shutil.rmtree(tmp / "download")
 
@@ -62,7 +78,6 @@ def es_home(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path
 
 class Elasticsearch(Component):
     name = "elasticsearch"
-    title = "Elasticsearch"
 
     def ports(self) -> dict[str, int]:
         return {
@@ -84,6 +99,8 @@ class Elasticsearch(Component):
     def prepare(self) -> None:
         s = self.settings
         home = es_home(s)
+        if os.geteuid() == 0:
+            _check_user_namespace()
         if not self._conf.exists():
             shutil.copytree(home / "config", self._conf)
         (self._conf / "jvm.options.d").mkdir(exist_ok=True)
@@ -114,7 +131,7 @@ class Elasticsearch(Component):
     def launch(self) -> LaunchSpec:
         argv = [str(es_home(self.settings) / "bin" / "elasticsearch")]
         if os.geteuid() == 0:
-            argv = ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--", *argv]
+            argv = [*UNPRIVILEGED, *argv]
         return LaunchSpec(
             argv,
             env={

@@ -14,7 +14,6 @@ from commerce_devstack.process import LaunchSpec
 
 class Etcd(Component):
     name = "etcd"
-    title = "etcd"
 
     def ports(self) -> dict[str, int]:
         return {

@@ -31,7 +31,6 @@ def ferretdb_bin(settings: StackSettings, notify: cache.Notify = cache.quiet) ->
 
 class FerretDB(Component):
     name = "ferretdb"
-    title = "FerretDB (MongoDB wire)"
 
     def ports(self) -> dict[str, int]:
         return {"ferretdb_port": self.settings.ferretdb_port}

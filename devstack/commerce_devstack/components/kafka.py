@@ -12,29 +12,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
-from commerce_devstack.components.java import java_home
+from commerce_devstack.components.jvm import java_command, write_log_config
 from commerce_devstack.install import cache, maven
 from commerce_devstack.install.commands import run
 from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import REPO_ROOT, StackSettings
 
 POM = REPO_ROOT / "devstack" / "maven" / "kafka" / "pom.xml"
-
-LOG4J2 = """\
-status = warn
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = {level}
-rootLogger.appenderRef.stdout.ref = STDOUT
-logger.kafka.name = kafka
-logger.kafka.level = warn
-logger.state.name = state.change.logger
-logger.state.level = warn
-logger.reflections.name = org.reflections
-logger.reflections.level = error
-"""
 
 
 def kafka_libs(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
@@ -48,30 +32,14 @@ def kafka_libs(settings: StackSettings, notify: cache.Notify = cache.quiet) -> P
     return cache.ensure(entry, key, build, "resolving Kafka jars", notify) / "libs"
 
 
-def write_log_config(path: Path, level: str = "INFO") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(LOG4J2.format(level=level))
-    return path
-
-
-def java_command(settings: StackSettings, heap: str, log_config: Path, main: str) -> list[str]:
-    java = java_home(settings.java) / "bin" / "java"
-    return [
-        str(java),
-        f"-Xms{heap}",
-        f"-Xmx{heap}",
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={log_config}",
-        "-cp",
-        f"{kafka_libs(settings)}/*",
-        main,
-    ]
+def kafka_java(settings: StackSettings, heap: str, config_dir: Path, main: str) -> list[str]:
+    """A Kafka or Kafka Connect main class on the shared classpath, logging per config_dir."""
+    log_config = config_dir / "log4j2.properties"
+    return java_command(settings.java, heap, log_config, kafka_libs(settings), main)
 
 
 class Kafka(Component):
     name = "kafka"
-    title = "Apache Kafka (KRaft)"
 
     def ports(self) -> dict[str, int]:
         return {
@@ -125,24 +93,14 @@ class Kafka(Component):
         if not (logs / "meta.properties").exists():
             self.notify("formatting KRaft storage")
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            argv = java_command(
-                self.settings,
-                "256m",
-                self.data_dir / "log4j2.properties",
-                "kafka.tools.StorageTool",
-            )
+            argv = kafka_java(self.settings, "256m", self.data_dir, "kafka.tools.StorageTool")
             run(
                 [*argv, "format", "-t", cluster_id, "-c", str(self._config)],
                 what="formatting Kafka storage",
             )
 
     def launch(self) -> LaunchSpec:
-        argv = java_command(
-            self.settings,
-            self.settings.kafka_heap,
-            self.data_dir / "log4j2.properties",
-            "kafka.Kafka",
-        )
+        argv = kafka_java(self.settings, self.settings.kafka_heap, self.data_dir, "kafka.Kafka")
         return LaunchSpec([*argv, str(self._config)])
 
     def probe(self) -> str:

@@ -36,6 +36,11 @@ def _version_ldflags() -> str:
     return " ".join(flags)
 
 
+def kube_bin_dir(settings: StackSettings) -> Path:
+    """Where the binaries are once built (whether or not they are yet)."""
+    return settings.cache_dir / f"kube-{versions.KUBERNETES}" / "bin"
+
+
 def kube_bin(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     def build(tmp: Path) -> None:
         gobuild.build(settings.go, MODULE, PACKAGES, tmp / "bin", _version_ldflags())
@@ -43,6 +48,6 @@ def kube_bin(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Pat
     key = cache.content_key(
         versions.KUBERNETES, MODULE / "go.mod", MODULE / "go.sum", MODULE / "cmd/etcd/main.go"
     )
-    entry = settings.cache_dir / f"kube-{versions.KUBERNETES}"
+    entry = kube_bin_dir(settings).parent
     what = "building etcd and Kubernetes from the Go module proxy (cold: ~10 min)"
     return cache.ensure(entry, key, build, what, notify) / "bin"

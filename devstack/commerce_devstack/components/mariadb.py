@@ -7,8 +7,8 @@ password exists at all.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,9 +39,13 @@ REPLICATION_USER = "debezium"
 REPLICATION_PRIVILEGES = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR"
 
 
+def os_user() -> str:
+    """The effective user, whose unix-socket login is the MariaDB admin account."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
 class MariaDB(Component):
     name = "mariadb"
-    title = "MariaDB (binlog for Debezium)"
     secret_names: ClassVar[dict[str, list[str]]] = {
         "mariadb": [*SERVICE_DATABASES, REPLICATION_USER]
     }
@@ -66,8 +70,9 @@ class MariaDB(Component):
         debian.ensure_packages("mariadbd", ["mariadb-server", "mariadb-client"])
 
     def _os_user_args(self) -> list[str]:
-        # mariadbd refuses to run as root unless told to; as any other user it runs as itself.
-        return [f"--user={getpass.getuser()}"]
+        # mariadbd refuses to run as root unless told to; naming the effective user (not $USER,
+        # which `su` keeps) makes it run as whoever runs the stack.
+        return [f"--user={os_user()}"]
 
     def prepare(self) -> None:
         s = self.settings
@@ -125,7 +130,7 @@ class MariaDB(Component):
 
     def admin_connection(self) -> pymysql.connections.Connection[Any]:
         return pymysql.connect(
-            unix_socket=str(self.socket), user=getpass.getuser(), connect_timeout=3, autocommit=True
+            unix_socket=str(self.socket), user=os_user(), connect_timeout=3, autocommit=True
         )
 
     def probe(self) -> str:
@@ -142,33 +147,33 @@ class MariaDB(Component):
 
     def configure(self) -> None:
         passwords = self.secrets["mariadb"]
-        host = self.settings.host
         with self.admin_connection() as conn, conn.cursor() as cur:
             for service, database in SERVICE_DATABASES.items():
-                user = f"{service}_svc"
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-                cur.execute(
-                    f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s",
-                    (passwords[service],),
+                # "_" is a wildcard in database grants: escaped, commerce_user cannot also
+                # match a database called commerce1user.
+                scope = "`{}`.*".format(database.replace("_", "\\_"))
+                self._ensure_user(
+                    cur, f"{service}_svc", passwords[service], SERVICE_PRIVILEGES, scope
                 )
-                cur.execute(f"ALTER USER '{user}'@'{host}' IDENTIFIED BY %s", (passwords[service],))
-                cur.execute(f"GRANT {SERVICE_PRIVILEGES} ON `{database}`.* TO '{user}'@'{host}'")
-            cur.execute(
-                f"CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
-                (passwords[REPLICATION_USER],),
+            self._ensure_user(
+                cur, REPLICATION_USER, passwords[REPLICATION_USER], REPLICATION_PRIVILEGES, "*.*"
             )
-            cur.execute(
-                f"ALTER USER '{REPLICATION_USER}'@'{host}' IDENTIFIED BY %s",
-                (passwords[REPLICATION_USER],),
-            )
-            cur.execute(f"GRANT {REPLICATION_PRIVILEGES} ON *.* TO '{REPLICATION_USER}'@'{host}'")
+
+    def _ensure_user(self, cur: Any, user: str, password: str, privileges: str, scope: str) -> None:
+        """Creates the account or resets its password; grants are added, never revoked here, so
+        a running service never loses access mid-`up` (`make reset` starts from scratch)."""
+        account = f"'{user}'@'{self.settings.host}'"
+        cur.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
+        cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT {privileges} ON {scope} TO {account}")
 
     def endpoint(self) -> dict[str, Any]:
         return {
             "host": self.settings.host,
             "port": self.settings.mariadb_port,
             "admin_socket": str(self.socket),
-            "admin_user": getpass.getuser(),
+            "admin_user": os_user(),
             "databases": {
                 service: {
                     "database": database,

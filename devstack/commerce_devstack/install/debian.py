@@ -4,33 +4,61 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from commerce_devstack.install.commands import SetupError, run
+
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+
+def _which(binary: str) -> str | None:
+    return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+@contextmanager
+def _no_service_starts() -> Iterator[None]:
+    """Package scripts must not start a system-wide server on the port our own instance uses.
+
+    policy-rc.d answering 101 ("action forbidden") is honoured by invoke-rc.d and by
+    deb-systemd-invoke alike. An existing policy is left as it is.
+    """
+    if POLICY_RC_D.exists():
+        yield
+        return
+    POLICY_RC_D.write_text(
+        "#!/bin/sh\n# commerce-stack: no service starts during install\nexit 101\n"
+    )
+    POLICY_RC_D.chmod(0o755)
+    try:
+        yield
+    finally:
+        POLICY_RC_D.unlink(missing_ok=True)
 
 
 def ensure_packages(binary: str, packages: list[str]) -> str:
     """Path of `binary`, installing `packages` first if it is missing."""
-    found = shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    found = _which(binary)
     if found:
         return found
+    names = " ".join(packages)
     if os.geteuid() != 0:
         raise SetupError(
-            f"installing {' '.join(packages)}",
-            f"{binary} is not installed; run: sudo apt-get install -y {' '.join(packages)}",
+            f"installing {names}",
+            f"{binary} is not installed; run: sudo apt-get install -y {names} && "
+            "sudo systemctl disable --now mariadb  (the stack runs its own instance)",
         )
-    # RUNLEVEL=1 keeps invoke-rc.d from starting a system-wide server on the default port:
-    # the stack runs its own instance.
-    env = {"DEBIAN_FRONTEND": "noninteractive", "RUNLEVEL": "1"}
-    run(["apt-get", "update", "-q"], what="apt-get update", env=env, timeout_s=900)
-    run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-        what=f"installing {' '.join(packages)}",
-        env=env,
-        timeout_s=1800,
-    )
-    found = shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    with _no_service_starts():
+        run(["apt-get", "update", "-q"], what="apt-get update", env=env, timeout_s=900)
+        run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+            what=f"installing {names}",
+            env=env,
+            timeout_s=1800,
+        )
+    found = _which(binary)
     if not found:
-        raise SetupError(
-            f"installing {' '.join(packages)}", f"{binary} still missing after install"
-        )
+        raise SetupError(f"installing {names}", f"{binary} still missing after install")
     return found

@@ -26,21 +26,21 @@ def copy_dependencies(mvn: str, pom: Path, out_dir: Path, properties: dict[str, 
     )
 
 
-def copy_artifact(mvn: str, coordinates: str, out_dir: Path, pom: Path) -> Path:
+def copy_artifact(mvn: str, coordinates: str, out_dir: Path) -> Path:
     """Downloads one artifact (group:artifact:version:type[:classifier]) into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     run(
         [
             mvn,
             "-B",
             "-q",
-            "-f",
-            str(pom),
             "dependency:copy",
             f"-Dartifact={coordinates}",
             f"-DoutputDirectory={out_dir}",
             "-Dmdep.useBaseVersion=true",
         ],
         what=f"downloading {coordinates}",
+        cwd=out_dir,  # outside any project: the plugin needs none for a single artifact
     )
     _group, artifact, version, kind, *classifier = coordinates.split(":")
     suffix = f"-{classifier[0]}" if classifier else ""
