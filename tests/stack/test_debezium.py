@@ -140,6 +140,35 @@ def outbox(stack: Endpoints, unique: str) -> Iterator[Outbox]:
     box.close()
 
 
+async def wait_streaming(bootstrap: str, outbox: Outbox, prefix: str) -> None:
+    """Returns once the connector streams the binlog.
+
+    A task is RUNNING before its snapshot has fixed the binlog position to stream from; with
+    snapshot.mode=no_data, rows committed before that position are never captured. So probe
+    rows (routed to their own topic) are written until one comes through.
+    """
+    topic = f"{prefix}.probe.events"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"probe-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(90):
+            while True:
+                outbox.insert("probe", "probe", "probe", {})
+                if topic in await consumer.topics():
+                    consumer.subscribe([topic])
+                    if await consumer.getmany(timeout_ms=1000):
+                        return
+                else:
+                    await asyncio.sleep(1)
+    finally:
+        await consumer.stop()
+
+
 def _event_id(record: Any) -> str:
     return str(dict(record.headers)["id"].decode().strip('"'))
 
@@ -179,6 +208,7 @@ async def test_outbox_row_is_routed_keyed_and_carries_event_id(
     await connect.create(name, connector_config(stack, outbox, prefix))
     try:
         await connect.wait_running(name)
+        await wait_streaming(stack["kafka"]["bootstrap_servers"], outbox, prefix)
         ids = [outbox.insert("order", f"order-{n}", "order_created", {"n": n}) for n in range(5)]
         records = await _read(stack["kafka"]["bootstrap_servers"], f"{prefix}.order.events", ids)
     finally:
@@ -203,6 +233,7 @@ async def test_connector_recreated_resumes_without_losing_rows(
     config = connector_config(stack, outbox, prefix)
     await connect.create(name, config)
     await connect.wait_running(name)
+    await wait_streaming(stack["kafka"]["bootstrap_servers"], outbox, prefix)
     before = [outbox.insert("payment", f"pay-{n}", "payment_succeeded", {"n": n}) for n in range(3)]
     await _read(stack["kafka"]["bootstrap_servers"], f"{prefix}.payment.events", before)
     await connect.delete(name)
