@@ -26,6 +26,18 @@ class Endpoints:
     def __getitem__(self, component: str) -> dict[str, Any]:
         return self.components[component]
 
+    def mariadb_dsn(self, service: str) -> dict[str, Any]:
+        """Connection arguments (PyMySQL style) of a service's own MariaDB user."""
+        mariadb = self.components["mariadb"]
+        db = mariadb["databases"][service]
+        return {
+            "host": mariadb["host"],
+            "port": mariadb["port"],
+            "user": db["user"],
+            "password": self.secret(db["password_ref"]),
+            "database": db["database"],
+        }
+
     def secret(self, ref: str) -> str:
         """Resolves a `password_ref` such as "mariadb.order" from endpoints.json."""
         group, name = ref.split(".", 1)

@@ -34,17 +34,10 @@ CREATE TABLE {table} (
 
 class Outbox:
     def __init__(self, stack: Endpoints, unique: str) -> None:
-        db = stack["mariadb"]["databases"]["stackcheck"]
-        self.database = db["database"]
+        dsn = stack.mariadb_dsn("stackcheck")
+        self.database = dsn["database"]
         self.table = f"outbox_{unique}"
-        self._conn = pymysql.connect(
-            host=stack["mariadb"]["host"],
-            port=stack["mariadb"]["port"],
-            user=db["user"],
-            password=stack.secret(db["password_ref"]),
-            database=db["database"],
-            autocommit=True,
-        )
+        self._conn = pymysql.connect(**dsn, autocommit=True)
         with self._conn.cursor() as cur:
             cur.execute(OUTBOX_DDL.format(table=self.table))
 
@@ -140,6 +133,16 @@ def outbox(stack: Endpoints, unique: str) -> Iterator[Outbox]:
     box.close()
 
 
+def _fresh_consumer(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer in a group of its own that reads topics from their beginning."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"check-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+
+
 async def wait_streaming(bootstrap: str, outbox: Outbox, prefix: str) -> None:
     """Returns once the connector streams the binlog.
 
@@ -148,12 +151,7 @@ async def wait_streaming(bootstrap: str, outbox: Outbox, prefix: str) -> None:
     rows (routed to their own topic) are written until one comes through.
     """
     topic = f"{prefix}.probe.events"
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=f"probe-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = _fresh_consumer(bootstrap)
     await consumer.start()
     try:
         async with asyncio.timeout(90):
@@ -176,12 +174,7 @@ def _event_id(record: Any) -> str:
 async def _read(bootstrap: str, topic: str, event_ids: list[str]) -> list[Any]:
     """Every record of `topic` until all `event_ids` have arrived, plus two quiet seconds in
     which a duplicate would show up."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=f"check-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = _fresh_consumer(bootstrap)
     await consumer.start()
     records: list[Any] = []
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from commerce_devstack.pki import ensure_pki
+from commerce_devstack.process import proc_stat
 
 
 def _free_ports(count: int) -> list[int]:
@@ -47,11 +48,8 @@ def _listening(port: int) -> bool:
 
 def _alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie waiting for init to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
+    stat = proc_stat(pid)
+    return stat is not None and stat.running
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -9,15 +9,7 @@ from commerce_devstack.endpoints import Endpoints
 
 
 def _connect(stack: Endpoints, service: str) -> pymysql.connections.Connection:
-    db = stack["mariadb"]["databases"][service]
-    return pymysql.connect(
-        host=stack["mariadb"]["host"],
-        port=stack["mariadb"]["port"],
-        user=db["user"],
-        password=stack.secret(db["password_ref"]),
-        database=db["database"],
-        autocommit=True,
-    )
+    return pymysql.connect(**stack.mariadb_dsn(service), autocommit=True)
 
 
 def test_binlog_is_row_based_with_full_images(stack: Endpoints) -> None:
