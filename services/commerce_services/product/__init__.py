@@ -1,0 +1,1 @@
+"""Product service: catalog (MongoDB), categories and inventory with reservations (MariaDB)."""

@@ -1,0 +1,1 @@
+"""Stock and reservations: one atomic conditional UPDATE per SKU makes overselling impossible."""
