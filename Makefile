@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install up status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install up status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -16,7 +16,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-venv: $(VENV)/.installed ## create .venv with the project and its dev tools
+PROTOS := $(wildcard protos/commerce/v1/*.proto)
+GENERATED := services/commerce_services/rpc/commerce
+
+# Stubs land inside commerce_services (protoc's virtual include path), typed by mypy-protobuf.
+$(GENERATED)/.stamp: $(PROTOS) $(VENV)/.installed
+	rm -rf $(GENERATED)
+	$(BIN)/python -m grpc_tools.protoc -Icommerce_services/rpc=protos \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		--python_out=services --grpc_python_out=services \
+		--mypy_out=services --mypy_grpc_out=services $(PROTOS)
+	touch $@
+
+protos: $(GENERATED)/.stamp ## generate the gRPC stubs from protos/
+
+venv: $(VENV)/.installed $(GENERATED)/.stamp ## create .venv with the project, its dev tools and gRPC stubs
 
 install: venv ## download and build every server into the cache (~/.cache/commerce-stack)
 	$(STACK) install

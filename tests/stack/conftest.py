@@ -7,11 +7,17 @@ fails with a message that says what to run. `make test` brings the stack up firs
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
+from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.migrations import upgrade
+from commerce_services.product.settings import ProductSettings
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +32,60 @@ def stack() -> Endpoints:
 def unique() -> str:
     """A short random suffix so tests never collide with earlier runs on the same stack."""
     return uuid.uuid4().hex[:8]
+
+
+# ---- product service ----------------------------------------------------------------------
+
+
+TTL = timedelta(minutes=15)
+
+
+@pytest.fixture(scope="session")
+def product_settings(stack: Endpoints) -> ProductSettings:
+    dsn = stack.mariadb_dsn("product")
+    product_settings = ProductSettings(
+        db_host=dsn["host"],
+        db_port=dsn["port"],
+        db_name=dsn["database"],
+        db_user=dsn["user"],
+        db_password=dsn["password"],
+        db_pool_size=40,
+    )
+    upgrade(product_settings)  # the schema comes from the migrations, as in production
+    return product_settings
+
+
+@pytest.fixture
+async def engine(product_settings: ProductSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(
+        product_settings.database_url(),
+        pool_size=product_settings.db_pool_size,
+        max_overflow=0,
+    )
+    yield engine
+    await engine.dispose()
+
+
+class Clock:
+    """A settable clock, so expiry is tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(engine: AsyncEngine, clock: Clock) -> InventoryStore:
+    return InventoryStore(engine, clock)
+
+
+@pytest.fixture
+def sku(unique: str) -> str:
+    return f"SKU-{unique}"

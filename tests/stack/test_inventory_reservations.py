@@ -8,73 +8,21 @@ reservation, deadlocks between orders that share SKUs, and expiry.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pymysql
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_devstack.endpoints import Endpoints
 from commerce_services.product.inventory.model import (
     OutOfStock,
     ReservationConflict,
     ReservationStatus,
 )
-from commerce_services.product.inventory.store import InventoryStore, StockBelowReserved, utc_now
-from commerce_services.product.migrations import upgrade
-from commerce_services.product.settings import ProductSettings
-
-TTL = timedelta(minutes=15)
-
-
-@pytest.fixture(scope="module")
-def settings(stack: Endpoints) -> ProductSettings:
-    dsn = stack.mariadb_dsn("product")
-    settings = ProductSettings(
-        db_host=dsn["host"],
-        db_port=dsn["port"],
-        db_name=dsn["database"],
-        db_user=dsn["user"],
-        db_password=dsn["password"],
-        db_pool_size=40,
-    )
-    upgrade(settings)
-    return settings
-
-
-@pytest.fixture
-async def engine(settings: ProductSettings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(
-        settings.database_url(), pool_size=settings.db_pool_size, max_overflow=0
-    )
-    yield engine
-    await engine.dispose()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(engine: AsyncEngine, clock: Clock) -> InventoryStore:
-    return InventoryStore(engine, clock)
-
-
-@pytest.fixture
-def sku(unique: str) -> str:
-    return f"SKU-{unique}"
+from commerce_services.product.inventory.store import InventoryStore, StockBelowReserved
+from tests.stack.conftest import TTL, Clock
 
 
 async def test_two_hundred_buyers_fifty_units_exactly_fifty_reservations(

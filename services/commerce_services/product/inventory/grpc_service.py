@@ -1,0 +1,82 @@
+"""gRPC adapter of the inventory (commerce.v1.InventoryService): messages in, store calls, errors
+mapped to status codes. No rules live here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import NoReturn
+
+import grpc
+
+from commerce_services.product.inventory.model import (
+    InvalidRequest,
+    OutOfStock,
+    Reservation,
+    ReservationConflict,
+    ReservationNotFound,
+)
+from commerce_services.product.inventory.store import InventoryStore
+from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
+
+OUT_OF_STOCK_METADATA = "commerce-out-of-stock"
+
+
+def _message(reservation: Reservation) -> inventory_pb2.Reservation:
+    return inventory_pb2.Reservation(
+        order_id=reservation.order_id,
+        status=inventory_pb2.ReservationStatus.Value(
+            f"RESERVATION_STATUS_{reservation.status.value}"
+        ),
+        items=[inventory_pb2.StockLine(sku=i.sku, quantity=i.quantity) for i in reservation.items],
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
+    if isinstance(exc, InvalidRequest):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    if isinstance(exc, OutOfStock):
+        context.set_trailing_metadata(((OUT_OF_STOCK_METADATA, ",".join(exc.skus)),))
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, ReservationConflict):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, ReservationNotFound):
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"no reservation for order {exc}")
+    raise exc
+
+
+class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
+    def __init__(self, store: InventoryStore, reservation_ttl: timedelta) -> None:
+        self._store = store
+        self._ttl = reservation_ttl
+
+    async def _answer(
+        self, call: Awaitable[Reservation], context: grpc.aio.ServicerContext[object, object]
+    ) -> inventory_pb2.Reservation:
+        try:
+            return _message(await call)
+        except (InvalidRequest, OutOfStock, ReservationConflict, ReservationNotFound) as exc:
+            await _abort(context, exc)
+
+    # Method names are the RPC names, as the generated base class defines them.
+    async def ReserveStock(
+        self,
+        request: inventory_pb2.ReserveStockRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> inventory_pb2.Reservation:
+        lines = [(line.sku, line.quantity) for line in request.items]
+        return await self._answer(self._store.reserve(request.order_id, lines, self._ttl), context)
+
+    async def ConfirmReservation(
+        self,
+        request: inventory_pb2.ReservationRef,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> inventory_pb2.Reservation:
+        return await self._answer(self._store.confirm(request.order_id), context)
+
+    async def ReleaseReservation(
+        self,
+        request: inventory_pb2.ReservationRef,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> inventory_pb2.Reservation:
+        return await self._answer(self._store.release(request.order_id), context)
