@@ -6,7 +6,13 @@ COPY pyproject.toml README.md ./
 COPY devstack/ devstack/
 COPY services/ services/
 COPY operator/ operator/
-RUN /opt/commerce/bin/pip install --no-cache-dir .
+COPY protos/ protos/
+# gRPC stubs are generated here, by the build, as `make protos` does for development.
+RUN /opt/commerce/bin/pip install --no-cache-dir grpcio-tools \
+ && /opt/commerce/bin/python -m grpc_tools.protoc -Icommerce_services/rpc=protos \
+      --python_out=services --grpc_python_out=services protos/commerce/v1/*.proto \
+ && /opt/commerce/bin/pip install --no-cache-dir . \
+ && /opt/commerce/bin/pip uninstall --yes grpcio-tools
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home commerce

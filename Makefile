@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install up status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-flash-sale up status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -72,3 +72,7 @@ test-stack: venv ## tests against the running stack
 test: lint typecheck ## the whole suite: lint, types, then every test against the real stack
 	$(STACK) up
 	$(BIN)/pytest
+
+bench-flash-sale: venv ## flash-sale benchmark: conditional UPDATE vs SELECT FOR UPDATE (docs/benchmarks)
+	$(STACK) up --only mariadb
+	$(BIN)/python bench/flash_sale.py

@@ -143,6 +143,15 @@ class InventoryStore:
         items = normalize(order_id, requested)
         digest = fingerprint(items)
         now = self._clock()
+        async with self._engine.connect() as conn:
+            # Lock-free reads first: a replay is answered from the ledger, and a request that
+            # cannot be met right now fails without writing (most flash-sale requests). The
+            # conditional UPDATEs below still decide; these reads only avoid needless writes.
+            if await self._header(conn, order_id, lock=False) is not None:
+                return await self._replay(order_id, digest)
+            short = await self._short_skus(conn, items)
+        if short:
+            raise OutOfStock(short)
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(
@@ -155,7 +164,11 @@ class InventoryStore:
                         updated_at=now,
                     )
                 )
-                short = []
+                await conn.execute(
+                    insert(reservation_items),
+                    [{"order_id": order_id, "sku": i.sku, "quantity": i.quantity} for i in items],
+                )
+                # The contended rows last, so their locks are held only until the commit.
                 for item in items:  # SKU order: the lock order
                     taken = await conn.execute(
                         update(inventory)
@@ -168,11 +181,7 @@ class InventoryStore:
                     if taken.rowcount != 1:
                         short.append(item.sku)
                 if short:
-                    raise OutOfStock(short)  # leaving the block rolls back every UPDATE above
-                await conn.execute(
-                    insert(reservation_items),
-                    [{"order_id": order_id, "sku": i.sku, "quantity": i.quantity} for i in items],
-                )
+                    raise OutOfStock(short)  # leaving the block rolls everything above back
         except IntegrityError as exc:
             if _mysql_code(exc) != DUPLICATE_KEY:
                 raise
@@ -286,6 +295,16 @@ class InventoryStore:
         if lock:
             query = query.with_for_update()
         return (await conn.execute(query)).one_or_none()
+
+    @staticmethod
+    async def _short_skus(conn: AsyncConnection, items: tuple[LineItem, ...]) -> list[str]:
+        rows = await conn.execute(
+            select(inventory.c.sku, inventory.c.stock - inventory.c.reserved).where(
+                inventory.c.sku.in_([i.sku for i in items])
+            )
+        )
+        available = {sku: free for sku, free in rows}
+        return [i.sku for i in items if available.get(i.sku, 0) < i.quantity]
 
     @staticmethod
     async def _items(conn: AsyncConnection, order_id: str) -> tuple[LineItem, ...]:
