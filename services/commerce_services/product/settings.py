@@ -20,6 +20,13 @@ class ProductSettings(BaseSettings):
 
     # A reservation not confirmed within this time is released and its order cancelled.
     reservation_ttl_s: int = Field(default=15 * 60, ge=1)
+    reservation_sweep_interval_s: float = Field(default=30.0, gt=0)
+
+    # Loopback by default; a Deployment sets 0.0.0.0.
+    listen_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    grpc_port: int = Field(default=50051, ge=1, le=65535)
+    log_level: str = "INFO"
 
     def database_url(self, *, driver: str = "aiomysql") -> URL:
         """aiomysql for the service; pymysql for Alembic, which runs migrations synchronously."""

@@ -1,0 +1,3 @@
+from commerce_services.product.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Process-level concerns every service entry point shares: logging, serving HTTP and gRPC."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing every service shares: the error shape, health endpoints, request metrics."""

@@ -1,0 +1,115 @@
+"""`commerce-product` as a real process: migrate, serve REST and gRPC, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
+
+COMMAND = [sys.executable, "-m", "commerce_services.product"]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture
+def product_env(stack: Endpoints) -> dict[str, str]:
+    dsn = stack.mariadb_dsn("product")
+    http_port, grpc_port = _free_ports(2)
+    return {
+        **os.environ,
+        "PRODUCT_DB_HOST": dsn["host"],
+        "PRODUCT_DB_PORT": str(dsn["port"]),
+        "PRODUCT_DB_NAME": dsn["database"],
+        "PRODUCT_DB_USER": dsn["user"],
+        "PRODUCT_DB_PASSWORD": dsn["password"],
+        "PRODUCT_HTTP_PORT": str(http_port),
+        "PRODUCT_GRPC_PORT": str(grpc_port),
+    }
+
+
+@pytest.fixture
+def product(product_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    migrate = subprocess.run(
+        [*COMMAND, "migrate"], env=product_env, capture_output=True, text=True, timeout=120
+    )
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    proc = subprocess.Popen(
+        [*COMMAND, "serve"],
+        env=product_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{product_env['PRODUCT_HTTP_PORT']}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("product service never became ready")
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+async def test_serves_rest_and_grpc_then_stops_on_sigterm(
+    product: subprocess.Popen[str], product_env: dict[str, str], unique: str
+) -> None:
+    sku = f"PROC-{unique}"
+    base = f"http://127.0.0.1:{product_env['PRODUCT_HTTP_PORT']}"
+    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+        assert (await http.put(f"/api/v1/inventory/{sku}", json={"stock": 3})).status_code == 200
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}"
+        ) as channel:
+            stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+            reserved = await stub.ReserveStock(
+                inventory_pb2.ReserveStockRequest(
+                    order_id=f"proc-{unique}", items=[inventory_pb2.StockLine(sku=sku, quantity=2)]
+                ),
+                timeout=5,
+            )
+        assert reserved.status == inventory_pb2.RESERVATION_STATUS_RESERVED
+        assert (await http.get(f"/api/v1/inventory/{sku}")).json()["available"] == 1
+        assert (await http.get("/openapi.json")).json()["info"]["title"].startswith("commerce")
+
+    product.send_signal(signal.SIGTERM)
+    assert product.wait(timeout=20) == 0
+    output = product.stdout.read() if product.stdout else ""
+    assert '"level": "INFO"' in output  # JSON log lines
+    assert "Traceback" not in output
+
+
+def test_missing_secret_is_a_clear_error(product_env: dict[str, str]) -> None:
+    env = {k: v for k, v in product_env.items() if k != "PRODUCT_DB_PASSWORD"}
+    done = subprocess.run([*COMMAND, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "db_password" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
