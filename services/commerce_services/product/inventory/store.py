@@ -203,61 +203,70 @@ class InventoryStore:
     @_retry_transaction
     async def confirm(self, order_id: str) -> Reservation:
         """Turns the reservation into a sale: stock and reserved both drop by the quantities."""
-        now = self._clock()
         async with self._engine.begin() as conn:
-            header = await self._header(conn, order_id, lock=True)
-            if header is None:
-                raise ReservationNotFound(order_id)
-            items = await self._items(conn, order_id)
-            status = ReservationStatus(header.status)
-            if status == ReservationStatus.CONFIRMED:
-                return Reservation(order_id, status, items)
-            if status == ReservationStatus.RELEASED:
-                raise ReservationConflict(f"reservation {order_id} was released; cannot confirm")
-            for item in items:
-                await conn.execute(
-                    update(inventory)
-                    .where(inventory.c.sku == item.sku)
-                    .values(
-                        stock=inventory.c.stock - item.quantity,
-                        reserved=inventory.c.reserved - item.quantity,
-                        updated_at=now,
-                    )
+            return await self.confirm_in(conn, order_id)
+
+    async def confirm_in(self, conn: AsyncConnection, order_id: str) -> Reservation:
+        """confirm() inside the caller's transaction (an event consumer records the event in
+        the same one); the caller retries deadlocks."""
+        now = self._clock()
+        header = await self._header(conn, order_id, lock=True)
+        if header is None:
+            raise ReservationNotFound(order_id)
+        items = await self._items(conn, order_id)
+        status = ReservationStatus(header.status)
+        if status == ReservationStatus.CONFIRMED:
+            return Reservation(order_id, status, items)
+        if status == ReservationStatus.RELEASED:
+            raise ReservationConflict(f"reservation {order_id} was released; cannot confirm")
+        for item in items:
+            await conn.execute(
+                update(inventory)
+                .where(inventory.c.sku == item.sku)
+                .values(
+                    stock=inventory.c.stock - item.quantity,
+                    reserved=inventory.c.reserved - item.quantity,
+                    updated_at=now,
                 )
-            await self._set_status(conn, order_id, ReservationStatus.CONFIRMED, now)
+            )
+        await self._set_status(conn, order_id, ReservationStatus.CONFIRMED, now)
         return Reservation(order_id, ReservationStatus.CONFIRMED, items)
 
     @_retry_transaction
     async def release(self, order_id: str) -> Reservation:
         """Gives the reserved units back; for an unknown order, records that it was released."""
-        now = self._clock()
         async with self._engine.begin() as conn:
-            header = await self._header(conn, order_id, lock=True)
-            if header is None:
-                await conn.execute(
-                    insert(reservation_orders).values(
-                        order_id=order_id,
-                        status=ReservationStatus.RELEASED,
-                        request_hash=None,
-                        expires_at=None,
-                        created_at=now,
-                        updated_at=now,
-                    )
+            return await self.release_in(conn, order_id)
+
+    async def release_in(self, conn: AsyncConnection, order_id: str) -> Reservation:
+        """release() inside the caller's transaction; the caller retries deadlocks."""
+        now = self._clock()
+        header = await self._header(conn, order_id, lock=True)
+        if header is None:
+            await conn.execute(
+                insert(reservation_orders).values(
+                    order_id=order_id,
+                    status=ReservationStatus.RELEASED,
+                    request_hash=None,
+                    expires_at=None,
+                    created_at=now,
+                    updated_at=now,
                 )
-                return Reservation(order_id, ReservationStatus.RELEASED, ())
-            items = await self._items(conn, order_id)
-            status = ReservationStatus(header.status)
-            if status == ReservationStatus.RELEASED:
-                return Reservation(order_id, status, items)
-            if status == ReservationStatus.CONFIRMED:
-                raise ReservationConflict(f"reservation {order_id} was confirmed; cannot release")
-            for item in items:
-                await conn.execute(
-                    update(inventory)
-                    .where(inventory.c.sku == item.sku)
-                    .values(reserved=inventory.c.reserved - item.quantity, updated_at=now)
-                )
-            await self._set_status(conn, order_id, ReservationStatus.RELEASED, now)
+            )
+            return Reservation(order_id, ReservationStatus.RELEASED, ())
+        items = await self._items(conn, order_id)
+        status = ReservationStatus(header.status)
+        if status == ReservationStatus.RELEASED:
+            return Reservation(order_id, status, items)
+        if status == ReservationStatus.CONFIRMED:
+            raise ReservationConflict(f"reservation {order_id} was confirmed; cannot release")
+        for item in items:
+            await conn.execute(
+                update(inventory)
+                .where(inventory.c.sku == item.sku)
+                .values(reserved=inventory.c.reserved - item.quantity, updated_at=now)
+            )
+        await self._set_status(conn, order_id, ReservationStatus.RELEASED, now)
         return Reservation(order_id, ReservationStatus.RELEASED, items)
 
     async def due_for_expiry(self, limit: int = 100) -> list[str]:

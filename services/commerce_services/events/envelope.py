@@ -1,0 +1,68 @@
+"""What a consumer sees of a Kafka record routed by Debezium's outbox EventRouter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (malformed event, a transition the state forbids): dead-letter it."""
+
+
+class MalformedEvent(PermanentError):
+    pass
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _header_text(raw: bytes) -> str:
+    # Connect's default header converter writes strings JSON-quoted; a StringConverter does not.
+    text = raw.decode("utf-8", errors="replace")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return str(json.loads(text))
+    return text
+
+
+def decode(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
+) -> Event:
+    """The record as an Event; MalformedEvent if it lacks what every event must carry."""
+    texts = {name: _header_text(raw) for name, raw in headers}
+    event_id, event_type = texts.get("id", ""), texts.get("eventType", "")
+    if not event_id or not event_type:
+        raise MalformedEvent("record lacks the 'id' or 'eventType' header")
+    try:
+        payload = json.loads(value) if value else None
+        if isinstance(payload, str):  # a payload column not expanded by the router
+            payload = json.loads(payload)
+    except ValueError as exc:
+        raise MalformedEvent(f"payload is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise MalformedEvent("payload is not a JSON object")
+    return Event(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key.decode("utf-8", errors="replace") if key else "",
+        event_id=event_id,
+        event_type=event_type,
+        payload=payload,
+        headers=texts,
+    )

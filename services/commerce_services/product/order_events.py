@@ -1,0 +1,36 @@
+"""The product service's reactions to order events: a completed order turns its reservation
+into a sale, a cancelled order gives the reserved stock back. Both run inside the consumer's
+transaction, next to the processed-events record."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commerce_services.events.consumer import Handler
+from commerce_services.events.envelope import Event, PermanentError
+from commerce_services.product.inventory.model import ReservationConflict, ReservationNotFound
+from commerce_services.product.inventory.store import InventoryStore
+
+
+def _order_id(event: Event) -> str:
+    order_id = event.payload.get("order_id", event.key)
+    if not isinstance(order_id, str) or not order_id:
+        raise PermanentError(f"{event.event_type} {event.event_id} names no order")
+    return order_id
+
+
+def order_event_handlers(store: InventoryStore) -> dict[str, Handler]:
+    async def completed(conn: AsyncConnection, event: Event) -> None:
+        try:
+            await store.confirm_in(conn, _order_id(event))
+        except (ReservationConflict, ReservationNotFound) as exc:
+            # A completed order whose stock is not held is an incident, not a retry.
+            raise PermanentError(str(exc)) from exc
+
+    async def cancelled(conn: AsyncConnection, event: Event) -> None:
+        try:
+            await store.release_in(conn, _order_id(event))
+        except ReservationConflict as exc:
+            raise PermanentError(str(exc)) from exc
+
+    return {"order_completed": completed, "order_cancelled": cancelled}
