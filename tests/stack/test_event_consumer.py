@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -18,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
-from commerce_services.events.dead_letters import DeadLetters
-from commerce_services.events.envelope import Event
+from commerce_services.events.dead_letters import DeadLetters, RawRecord
+from commerce_services.events.envelope import Event, PermanentError
+from commerce_services.events.replay import replay_dlq_record
+from commerce_services.events.retry_worker import FailedEventRetrier, requeue_failed
 from commerce_services.events.tables import failed_events
 from commerce_services.product.inventory.store import InventoryStore, utc_now
 from commerce_services.product.order_events import order_event_handlers
-from tests.stack.conftest import TTL
+from tests.stack.conftest import TTL, Clock
 
 FAST = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
 
@@ -300,3 +303,67 @@ async def test_transient_failures_are_retried_then_applied_once(
     finally:
         await harness.kafka_consumer.stop()
     assert calls == [event_id] * 3
+
+
+async def test_retry_worker_redrives_parked_events_then_gives_up(
+    kafka: Kafka, engine: AsyncEngine, unique: str
+) -> None:
+    outcomes: dict[str, list[str]] = {"ok-later": [], "never": []}
+
+    async def handler(conn: AsyncConnection, event: Event) -> None:
+        outcomes[event.key].append(event.event_id)
+        if event.key == "never" or len(outcomes["ok-later"]) < 2:
+            raise ConnectionError("still down")
+
+    name = f"retry-{unique}"
+    harness = Harness(kafka, engine, {"order_completed": handler}, f"g-{unique}", name)
+    clock = Clock()
+    for key in ("ok-later", "never"):
+        raw = RawRecord(
+            kafka.topic,
+            0,
+            1000 + len(key),
+            key.encode(),
+            b'{"order_id": "x"}',
+            [("id", f'"{key}-{unique}"'.encode()), ("eventType", b'"order_completed"')],
+        )
+        await harness.dead_letters.store_failed(raw, "parked by the test", attempts=3)
+    retrier = FailedEventRetrier(harness.consumer, engine, clock)
+
+    statuses: list[dict[int, str]] = []
+    for _ in range(6):
+        clock.now += timedelta(hours=2)  # past any backoff
+        statuses.append(await retrier.run_once())
+    ok_id, never_id = sorted(statuses[0])
+    assert [s.get(ok_id) for s in statuses[:3]] == ["PENDING", "RESOLVED", None]
+    assert [s.get(never_id) for s in statuses] == ["PENDING"] * 4 + ["FAILED", None]
+    assert len(outcomes["ok-later"]) == 2  # resolved once, then left alone
+
+    assert await requeue_failed(engine, name, never_id, clock.now) is True
+    assert (await retrier.run_once()) == {never_id: "PENDING"}
+    assert await requeue_failed(engine, name, ok_id, clock.now) is False  # already resolved
+
+
+async def test_a_dead_lettered_record_can_be_replayed_to_its_topic(
+    kafka: Kafka, engine: AsyncEngine, unique: str
+) -> None:
+    fixed = False
+    applied: list[str] = []
+
+    async def handler(conn: AsyncConnection, event: Event) -> None:
+        if not fixed:
+            raise PermanentError("bug in the handler")
+        applied.append(event.event_id)
+
+    event_id = await kafka.send("k", "order_completed", {"order_id": "k"})
+    harness = Harness(kafka, engine, {"order_completed": handler}, f"g-{unique}", f"r-{unique}")
+    await harness.kafka_consumer.start()
+    try:
+        assert await harness.drain(1) == ["parked_dlq"]
+        fixed = True  # the bug is fixed and deployed; now replay what was parked
+        topic = await replay_dlq_record(kafka.bootstrap, f"{kafka.topic}.dlq", 0, 0)
+        assert topic == kafka.topic
+        assert await harness.drain(1) == ["processed"]
+    finally:
+        await harness.kafka_consumer.stop()
+    assert applied == [event_id]

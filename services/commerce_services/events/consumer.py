@@ -111,7 +111,7 @@ class EventConsumer:
                 ),
             ):
                 with attempt:
-                    outcome = await self._apply(event, handler)
+                    outcome = await self.apply(event, handler)
         except PermanentError as exc:
             return await self._park(raw, exc, attempts=1)
         except RetryError as exc:
@@ -123,7 +123,12 @@ class EventConsumer:
         EVENTS.labels(self.name, outcome).inc()
         return outcome
 
-    async def _apply(self, event: Event, handler: Handler) -> str:
+    def handler_for(self, event_type: str) -> Handler | None:
+        return self._handlers.get(event_type)
+
+    async def apply(self, event: Event, handler: Handler) -> str:
+        """The effect and its processed-events record in one transaction: "processed", or
+        "duplicate" when the event id was recorded before."""
         async with self._engine.begin() as conn:
             first = await conn.execute(
                 mysql_insert(processed_events)

@@ -104,8 +104,8 @@ class DeadLetters:
             "record_headers": json.dumps(
                 [[k, v.decode("utf-8", errors="replace")] for k, v in record.headers]
             ),
-            "error": reason,
-            "attempts": attempts,
+            "error": f"{reason} (after {attempts} attempt(s) by the consumer)",
+            "attempts": 0,  # counts the retry worker's attempts
             "status": "PENDING",
             "next_attempt_at": now + timedelta(seconds=30),
             "created_at": now,
