@@ -215,6 +215,7 @@ async def main() -> None:
         db_user=dsn["user"],
         db_password=dsn["password"],
         db_pool_size=args.pool,
+        kafka_bootstrap=stack["kafka"]["bootstrap_servers"],
     )
     upgrade(settings)
     engine = create_async_engine(settings.database_url(), pool_size=args.pool, max_overflow=0)

@@ -49,6 +49,7 @@ def product_settings(stack: Endpoints) -> ProductSettings:
         db_name=dsn["database"],
         db_user=dsn["user"],
         db_password=dsn["password"],
+        kafka_bootstrap=stack["kafka"]["bootstrap_servers"],
         db_pool_size=40,
     )
     upgrade(product_settings)  # the schema comes from the migrations, as in production

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import grpc
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
@@ -32,9 +37,16 @@ def _free_ports(count: int) -> list[int]:
 
 
 @pytest.fixture
-def product_env(stack: Endpoints) -> dict[str, str]:
+async def product_env(stack: Endpoints, unique: str) -> dict[str, str]:
     dsn = stack.mariadb_dsn("product")
     http_port, grpc_port = _free_ports(2)
+    topic = f"test.process.order.events.{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1), NewTopic(f"{topic}.dlq", 1, 1)])
+    finally:
+        await admin.close()
     return {
         **os.environ,
         "PRODUCT_DB_HOST": dsn["host"],
@@ -44,6 +56,9 @@ def product_env(stack: Endpoints) -> dict[str, str]:
         "PRODUCT_DB_PASSWORD": dsn["password"],
         "PRODUCT_HTTP_PORT": str(http_port),
         "PRODUCT_GRPC_PORT": str(grpc_port),
+        "PRODUCT_KAFKA_BOOTSTRAP": stack["kafka"]["bootstrap_servers"],
+        "PRODUCT_ORDER_EVENTS_TOPIC": topic,
+        "PRODUCT_CONSUMER_GROUP": f"product-{unique}",
     }
 
 
@@ -99,6 +114,25 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
         assert reserved.status == inventory_pb2.RESERVATION_STATUS_RESERVED
         assert (await http.get(f"/api/v1/inventory/{sku}")).json()["available"] == 1
         assert (await http.get("/openapi.json")).json()["info"]["title"].startswith("commerce")
+
+        # The order completes: its event reaches the service's consumer, the sale is booked.
+        producer = AIOKafkaProducer(bootstrap_servers=product_env["PRODUCT_KAFKA_BOOTSTRAP"])
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                product_env["PRODUCT_ORDER_EVENTS_TOPIC"],
+                key=f"proc-{unique}".encode(),
+                value=json.dumps({"order_id": f"proc-{unique}"}).encode(),
+                headers=[("id", str(uuid.uuid4()).encode()), ("eventType", b"order_completed")],
+            )
+        finally:
+            await producer.stop()
+        async with asyncio.timeout(60):
+            while (await http.get(f"/api/v1/inventory/{sku}")).json()["stock"] != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        assert (await http.get(f"/api/v1/inventory/{sku}")).json()["reserved"] == 0
+        ready = await http.get("/health/ready")
+        assert ready.json()["checks"] == {"mariadb": "ok", "kafka": "ok"}
 
     product.send_signal(signal.SIGTERM)
     assert product.wait(timeout=20) == 0

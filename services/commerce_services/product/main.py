@@ -1,44 +1,52 @@
-"""`commerce-product migrate | serve`: the product service's entry point.
+"""`commerce-product migrate | serve | requeue-failed-event ID`: the product service.
 
-migrate  applies the database migrations (run before serving, e.g. as an init container)
-serve    REST on PRODUCT_HTTP_PORT, gRPC (commerce.v1.InventoryService) on PRODUCT_GRPC_PORT,
-         and the sweeper that releases expired reservations
+migrate               applies the database migrations (before serving, e.g. an init container)
+serve                 REST on PRODUCT_HTTP_PORT, gRPC (commerce.v1.InventoryService) on
+                      PRODUCT_GRPC_PORT, the order-event consumer, the failed-events retry
+                      worker and the sweeper that releases expired reservations
+requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import grpc
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from commerce_services.events.consumer import EventConsumer, RetryPolicy
+from commerce_services.events.dead_letters import DeadLetters
+from commerce_services.events.retry_worker import FailedEventRetrier, requeue_failed
 from commerce_services.product import migrations
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.grpc_service import InventoryServicer
-from commerce_services.product.inventory.store import InventoryStore
+from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.order_events import order_event_handlers
 from commerce_services.product.settings import ProductSettings
 from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc
 from commerce_services.runtime.logging import configure_logging
-from commerce_services.runtime.serving import serve_until_signalled
+from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
 
 log = logging.getLogger("commerce_services.product")
 
+CONSUMER_NAME = "product.order-events"
 
-async def sweep_expired(store: InventoryStore, interval_s: float) -> None:
-    """Releases reservations past their deadline, forever; a failed sweep is retried later."""
+
+async def every(interval_s: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
+    """Runs `job()` forever every `interval_s`; a failed run is logged and retried later."""
     while True:
         try:
-            released = await store.expire_due()
-            if released:
-                log.info("released expired reservations", extra={"orders": released})
+            await job()
         except Exception:
-            log.exception("reservation sweep failed; retrying in %ss", interval_s)
+            log.exception("%s failed; retrying in %ss", what, interval_s)
         await asyncio.sleep(interval_s)
 
 
@@ -50,25 +58,74 @@ async def serve(settings: ProductSettings) -> None:
         pool_pre_ping=True,
     )
     store = InventoryStore(engine)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    kafka_consumer = AIOKafkaConsumer(
+        settings.order_events_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = EventConsumer(
+        CONSUMER_NAME,
+        kafka_consumer,
+        engine,
+        order_event_handlers(store),
+        DeadLetters(CONSUMER_NAME, producer, engine, utc_now),
+        utc_now,
+        RetryPolicy(max_attempts=settings.consumer_max_attempts),
+    )
+    retrier = FailedEventRetrier(consumer, engine, utc_now)
 
     async def mariadb_ready() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    app = create_app(store, {"mariadb": mariadb_ready})
+    async def kafka_ready() -> None:
+        await admin.describe_cluster()
+
+    async def consume() -> None:
+        await consumer.run(asyncio.Event())  # runs until cancelled at shutdown
+
+    async def sweep() -> None:
+        await every(settings.reservation_sweep_interval_s, "reservation sweep", store.expire_due)
+
+    async def retry_failed() -> None:
+        await every(settings.failed_events_interval_s, "failed-event retry", retrier.run_once)
+
+    app = create_app(store, {"mariadb": mariadb_ready, "kafka": kafka_ready})
     grpc_server = grpc.aio.server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(store, timedelta(seconds=settings.reservation_ttl_s)), grpc_server
     )
     grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
-    sweeper = asyncio.create_task(sweep_expired(store, settings.reservation_sweep_interval_s))
+    await producer.start()
+    await admin.start()
+    await kafka_consumer.start()
     log.info("serving", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
     try:
-        await serve_until_signalled(app, grpc_server, settings.listen_host, settings.http_port)
+        await serve_until_signalled(
+            app,
+            grpc_server,
+            settings.listen_host,
+            settings.http_port,
+            background=[consume, sweep, retry_failed],
+        )
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        await kafka_consumer.stop()
+        await admin.close()
+        await producer.stop()
+        await engine.dispose()
+
+
+async def requeue(settings: ProductSettings, record_id: int) -> bool:
+    engine = create_async_engine(settings.database_url())
+    try:
+        return await requeue_failed(engine, CONSUMER_NAME, record_id, utc_now())
+    finally:
         await engine.dispose()
 
 
@@ -78,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["migrate", "serve"])
+    parser.add_argument("command", choices=["migrate", "serve", "requeue-failed-event"])
+    parser.add_argument("id", nargs="?", type=int, help="failed_events id (requeue-failed-event)")
     args = parser.parse_args(argv)
     try:
         settings = ProductSettings()  # type: ignore[call-arg]  # values come from the environment
@@ -90,5 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         migrations.upgrade(settings)
         log.info("migrations applied")
         return 0
-    asyncio.run(serve(settings))
+    if args.command == "requeue-failed-event":
+        if args.id is None:
+            parser.error("requeue-failed-event needs the failed_events id")
+        found = asyncio.run(requeue(settings, args.id))
+        print(f"failed event {args.id} requeued" if found else f"no parked event {args.id}")
+        return 0 if found else 1
+    try:
+        asyncio.run(serve(settings))
+    except BackgroundJobFailed:
+        return 1
     return 0
