@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
-from commerce_services.product.inventory.store import InventoryStore
+from commerce_services.product.inventory.store import InventoryStore, utc_now
 from tests.stack.conftest import TTL
 
 
@@ -26,8 +28,8 @@ async def _down() -> None:
 
 
 @pytest.fixture
-async def api(store: InventoryStore) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, {"mariadb": _fine})
+async def api(store: InventoryStore, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(store, CategoryStore(engine, utc_now), {"mariadb": _fine})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://product.test",
@@ -123,8 +125,10 @@ async def test_health_and_metrics(api: httpx.AsyncClient, sku: str) -> None:
     assert sku not in metrics
 
 
-async def test_not_ready_when_a_dependency_fails(store: InventoryStore) -> None:
-    app = create_app(store, {"mariadb": _down})
+async def test_not_ready_when_a_dependency_fails(
+    store: InventoryStore, engine: AsyncEngine
+) -> None:
+    app = create_app(store, CategoryStore(engine, utc_now), {"mariadb": _down})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://product.test"
     ) as client:

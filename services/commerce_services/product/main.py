@@ -26,6 +26,7 @@ from commerce_services.events.consumer import EventConsumer, RetryPolicy
 from commerce_services.events.dead_letters import DeadLetters
 from commerce_services.events.retry_worker import FailedEventRetrier, requeue_failed
 from commerce_services.product import migrations
+from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore, utc_now
@@ -96,7 +97,9 @@ async def serve(settings: ProductSettings) -> None:
     async def retry_failed() -> None:
         await every(settings.failed_events_interval_s, "failed-event retry", retrier.run_once)
 
-    app = create_app(store, {"mariadb": mariadb_ready, "kafka": kafka_ready})
+    app = create_app(
+        store, CategoryStore(engine, utc_now), {"mariadb": mariadb_ready, "kafka": kafka_ready}
+    )
     grpc_server = grpc.aio.server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(store, timedelta(seconds=settings.reservation_ttl_s)), grpc_server

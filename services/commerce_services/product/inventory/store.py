@@ -13,17 +13,16 @@ Guarantees (each operation is one transaction, retried on deadlock or lock timeo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from sqlalchemy import Row, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
 from commerce_services.product.inventory.model import (
     LineItem,
     OutOfStock,
@@ -40,35 +39,6 @@ from commerce_services.product.inventory.tables import (
     reservation_items,
     reservation_orders,
 )
-
-DUPLICATE_KEY = 1062
-RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the transaction back
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _mysql_code(exc: BaseException) -> int | None:
-    if isinstance(exc, DBAPIError) and exc.orig is not None and exc.orig.args:
-        code = exc.orig.args[0]
-        return code if isinstance(code, int) else None
-    return None
-
-
-def _retry_transaction(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    @wraps(fn)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(lambda exc: _mysql_code(exc) in RETRYABLE),
-            stop=stop_after_attempt(5),
-            wait=wait_random_exponential(multiplier=0.01, max=0.5),
-            reraise=True,
-        ):
-            with attempt:
-                return await fn(*args, **kwargs)
-        raise AssertionError("unreachable: tenacity reraises the last error")
-
-    return run
 
 
 def utc_now() -> datetime:
@@ -100,7 +70,7 @@ class InventoryStore:
 
     # ---- stock ----------------------------------------------------------------------------
 
-    @_retry_transaction
+    @retry_transaction
     async def set_stock(self, sku: str, stock: int) -> StockLevel:
         """Sets the on-hand quantity; refused below what is currently reserved."""
         validate_stock(sku, stock)
@@ -136,7 +106,7 @@ class InventoryStore:
 
     # ---- reservations ---------------------------------------------------------------------
 
-    @_retry_transaction
+    @retry_transaction
     async def reserve(
         self, order_id: str, requested: list[tuple[str, int]], ttl: timedelta
     ) -> Reservation:
@@ -183,7 +153,7 @@ class InventoryStore:
                 if short:
                     raise OutOfStock(short)  # leaving the block rolls everything above back
         except IntegrityError as exc:
-            if _mysql_code(exc) != DUPLICATE_KEY:
+            if mysql_code(exc) != DUPLICATE_KEY:
                 raise
             return await self._replay(order_id, digest)
         return Reservation(order_id, ReservationStatus.RESERVED, items)
@@ -200,7 +170,7 @@ class InventoryStore:
             raise ReservationConflict(f"reservation {order_id} exists with different items")
         return Reservation(order_id, ReservationStatus(header.status), items)
 
-    @_retry_transaction
+    @retry_transaction
     async def confirm(self, order_id: str) -> Reservation:
         """Turns the reservation into a sale: stock and reserved both drop by the quantities."""
         async with self._engine.begin() as conn:
@@ -232,7 +202,7 @@ class InventoryStore:
         await self._set_status(conn, order_id, ReservationStatus.CONFIRMED, now)
         return Reservation(order_id, ReservationStatus.CONFIRMED, items)
 
-    @_retry_transaction
+    @retry_transaction
     async def release(self, order_id: str) -> Reservation:
         """Gives the reserved units back; for an unknown order, records that it was released."""
         async with self._engine.begin() as conn:

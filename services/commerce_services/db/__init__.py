@@ -1,0 +1,1 @@
+"""MariaDB access shared by the services: transaction retries on deadlocks and lock timeouts."""
