@@ -7,20 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
-from commerce_services.product.settings import ProductSettings
-
-HERE = Path(__file__).parent
+from commerce_services.db import migrations
+from commerce_services.db.settings import DatabaseSettings
 
 
-def alembic_config(settings: ProductSettings) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(HERE))
-    config.attributes["url"] = settings.database_url(driver="pymysql")
-    return config
-
-
-def upgrade(settings: ProductSettings, revision: str = "head") -> None:
-    command.upgrade(alembic_config(settings), revision)
+def upgrade(settings: DatabaseSettings) -> None:
+    migrations.upgrade(Path(__file__).parent, settings)
