@@ -30,7 +30,7 @@ class RawRecord:
         offset: int,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]],
+        headers: list[tuple[str, bytes | None]],
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -102,7 +102,10 @@ class DeadLetters:
             if record.value is not None
             else None,
             "record_headers": json.dumps(
-                [[k, v.decode("utf-8", errors="replace")] for k, v in record.headers]
+                [
+                    [k, None if v is None else v.decode("utf-8", errors="replace")]
+                    for k, v in record.headers
+                ]
             ),
             "error": f"{reason} (after {attempts} attempt(s) by the consumer)",
             "attempts": 0,  # counts the retry worker's attempts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,10 +42,11 @@ def decode(
     offset: int,
     key: bytes | None,
     value: bytes | None,
-    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
+    headers: Sequence[tuple[str, bytes | None]],
 ) -> Event:
     """The record as an Event; MalformedEvent if it lacks what every event must carry."""
-    texts = {name: _header_text(raw) for name, raw in headers}
+    # A header of a NULL column (no trace context, say) arrives without a value.
+    texts = {name: _header_text(raw) for name, raw in headers if raw is not None}
     event_id, event_type = texts.get("id", ""), texts.get("eventType", "")
     if not event_id or not event_type:
         raise MalformedEvent("record lacks the 'id' or 'eventType' header")

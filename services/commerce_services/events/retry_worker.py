@@ -57,7 +57,9 @@ class FailedEventRetrier:
         record_id: int = row.id
         retries = row.attempts + 1
         try:
-            headers = [(k, v.encode()) for k, v in json.loads(row.record_headers)]
+            headers = [
+                (k, None if v is None else v.encode()) for k, v in json.loads(row.record_headers)
+            ]
             value = row.record_value.encode() if row.record_value is not None else None
             key = row.record_key.encode() if row.record_key else None
             event = decode(row.topic, row.kafka_partition, row.kafka_offset, key, value, headers)

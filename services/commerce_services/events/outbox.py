@@ -1,0 +1,107 @@
+"""The transactional outbox: an event is a row written in the same transaction as the change
+it announces, in the column layout Debezium's outbox EventRouter reads. Services never publish
+domain events to Kafka themselves; Debezium relays committed rows, so an event exists if and
+only if its change was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.propagate import inject
+from sqlalchemy import CHAR, Column, MetaData, String, Table, delete, insert, select
+from sqlalchemy.dialects.mysql import DATETIME, LONGTEXT
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", CHAR(36), primary_key=True),  # the event id consumers de-duplicate by
+        Column("aggregatetype", String(64), nullable=False),  # routes to commerce.<type>.events
+        Column("aggregateid", String(64), nullable=False),  # the Kafka key: per-aggregate order
+        Column("type", String(64), nullable=False),
+        Column("payload", LONGTEXT, nullable=False),
+        Column("traceparent", String(55), nullable=True),  # W3C trace context, a Kafka header
+        Column("created_at", DATETIME(fsp=6), nullable=False),
+    )
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    payload: dict[str, Any]
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal | datetime | uuid.UUID):
+        return str(value)  # money travels as a decimal string, never a float
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _reject_floats(value: float) -> None:
+    raise TypeError("floats are not allowed in event payloads (use Decimal for money)")
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, default=_json_default, separators=(",", ":"))
+    json.loads(text, parse_float=_reject_floats)  # type: ignore[arg-type]
+    return text
+
+
+class Outbox:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        event: OutboxEvent,
+        now: datetime,
+        event_id: str | None = None,
+    ) -> str:
+        """Adds the event to the caller's transaction; returns its id."""
+        carrier: dict[str, str] = {}
+        inject(carrier)  # the current trace, so the saga continues it across Kafka
+        event_id = event_id or str(uuid.uuid4())
+        await conn.execute(
+            insert(self.table).values(
+                id=event_id,
+                aggregatetype=event.aggregate_type,
+                aggregateid=event.aggregate_id,
+                type=event.event_type,
+                payload=encode_payload(event.payload),
+                traceparent=carrier.get("traceparent"),
+                created_at=now,
+            )
+        )
+        return event_id
+
+    async def purge(self, engine: AsyncEngine, older_than: datetime, batch: int = 1000) -> int:
+        """Deletes captured rows (Debezium reads the binlog, not the table); returns how many.
+
+        Only rows older than `older_than` go, so the connector has long read them even after a
+        pause; small batches keep each transaction short."""
+        removed = 0
+        while True:
+            async with engine.begin() as conn:
+                ids = [
+                    row.id
+                    for row in await conn.execute(
+                        select(self.table.c.id)
+                        .where(self.table.c.created_at < older_than)
+                        .limit(batch)
+                    )
+                ]
+                if not ids:
+                    return removed
+                await conn.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            removed += len(ids)
