@@ -6,11 +6,13 @@ status   probe every server; exit 0 only if all are healthy
 down     stop what the stack started (by pid file)
 reset    down, then delete the state folder (data, logs, credentials)
 env      print the exports that put kubectl and the kubeconfig in your shell
+service-env SERVICE  print the exports that point a service (e.g. product) at the stack
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import time
 from types import FrameType
@@ -18,6 +20,7 @@ from types import FrameType
 from pydantic import ValidationError
 from rich.console import Console
 
+from commerce_devstack import endpoints
 from commerce_devstack.components.apiserver import kubeconfig_path
 from commerce_devstack.components.kube_build import kube_bin_dir
 from commerce_devstack.orchestrator import ComponentFailure, Stack, failure_report, state_lock
@@ -85,6 +88,38 @@ def _env(stack: Stack, console: Console) -> int:
     return 0
 
 
+def _service_env(stack: Stack, console: Console, service: str | None) -> int:
+    """Exports that point a service (PRODUCT_*, ORDER_*, ...) at this stack."""
+    try:
+        found = endpoints.load(stack.settings)
+    except endpoints.StackNotRunning as exc:
+        console.print(str(exc))
+        return 1
+    databases = found["mariadb"]["databases"]
+    if service is None or service not in databases or service == "stackcheck":
+        known = ", ".join(s for s in databases if s != "stackcheck")
+        console.print(f"name a service: {known}")
+        return 2
+    dsn = found.mariadb_dsn(service)
+    prefix = service.upper()
+    values = {
+        "DB_HOST": dsn["host"],
+        "DB_PORT": str(dsn["port"]),
+        "DB_NAME": dsn["database"],
+        "DB_USER": dsn["user"],
+        "DB_PASSWORD": dsn["password"],
+        "KAFKA_BOOTSTRAP": found["kafka"]["bootstrap_servers"],
+    }
+    for key, value in values.items():
+        console.print(
+            f"export {prefix}_{key}={shlex.quote(value)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    return 0
+
+
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
     # SIGTERM (a cancelled CI job) and SIGHUP (a closed terminal) clean up like Ctrl-C.
     raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -96,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["install", "up", "status", "down", "reset", "env"])
+    parser.add_argument(
+        "command", choices=["install", "up", "status", "down", "reset", "env", "service-env"]
+    )
+    parser.add_argument("service", nargs="?", help="with service-env: user, product, ...")
     parser.add_argument("--only", help="comma-separated components (their dependencies come too)")
     args = parser.parse_args(argv)
     console = Console()
@@ -118,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "down": lambda: _down(stack, console, reset=False),
         "reset": lambda: _down(stack, console, reset=True),
         "env": lambda: _env(stack, console),
+        "service-env": lambda: _service_env(stack, console, args.service),
     }
     try:
         return commands[args.command]()

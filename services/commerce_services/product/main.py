@@ -63,7 +63,6 @@ async def serve(settings: ProductSettings) -> None:
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
     kafka_consumer = AIOKafkaConsumer(
-        settings.order_events_topic,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.consumer_group,
         enable_auto_commit=False,
@@ -85,10 +84,23 @@ async def serve(settings: ProductSettings) -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def topic_exists() -> bool:
+        return settings.order_events_topic in await admin.list_topics()
+
     async def kafka_ready() -> None:
-        await admin.describe_cluster()
+        if not await topic_exists():
+            raise LookupError(f"topic {settings.order_events_topic} does not exist")
 
     async def consume() -> None:
+        # The topic is created with the order service's OutboxConnector; until then there is
+        # nothing to consume, and readiness says why.
+        waited = 0.0
+        while not await topic_exists():
+            if waited % 60 == 0:
+                log.warning("waiting for topic %s", settings.order_events_topic)
+            await asyncio.sleep(5)
+            waited += 5
+        kafka_consumer.subscribe([settings.order_events_topic])
         await consumer.run(asyncio.Event())  # runs until cancelled at shutdown
 
     async def sweep() -> None:
