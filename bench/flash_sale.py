@@ -33,10 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import endpoints
 from commerce_services.product.inventory.model import OutOfStock
-from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.inventory.tables import inventory
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
+from commerce_services.runtime.clock import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "flash_sale.json"

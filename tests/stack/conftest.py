@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
-from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
+from commerce_services.runtime.clock import utc_now
 
 
 @pytest.fixture(scope="session")

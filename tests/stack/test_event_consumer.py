@@ -24,8 +24,9 @@ from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.events.replay import replay_dlq_record
 from commerce_services.events.retry_worker import FailedEventRetrier, requeue_failed
 from commerce_services.events.tables import failed_events
-from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.order_events import order_event_handlers
+from commerce_services.runtime.clock import utc_now
 from tests.stack.conftest import TTL, Clock
 
 FAST = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)

@@ -19,7 +19,7 @@ from commerce_devstack.endpoints import Endpoints
 from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
 from commerce_services.events.envelope import decode
 from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
-from commerce_services.product.inventory.store import utc_now
+from commerce_services.runtime.clock import utc_now
 
 
 class _Rollback(Exception):

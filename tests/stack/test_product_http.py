@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
-from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.inventory.store import InventoryStore
+from commerce_services.runtime.clock import utc_now
 from tests.stack.conftest import TTL
 
 

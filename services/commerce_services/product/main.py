@@ -29,10 +29,11 @@ from commerce_services.product import migrations
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.grpc_service import InventoryServicer
-from commerce_services.product.inventory.store import InventoryStore, utc_now
+from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.order_events import order_event_handlers
 from commerce_services.product.settings import ProductSettings
 from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc
+from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
 from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
 

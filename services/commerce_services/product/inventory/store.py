@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, insert, select, update
@@ -39,10 +39,7 @@ from commerce_services.product.inventory.tables import (
     reservation_items,
     reservation_orders,
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)  # DATETIME columns hold naive UTC
+from commerce_services.runtime.clock import utc_now
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""Pure account rules: statuses, and when an account falls dormant."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+USER_ID = re.compile(r"^[0-9a-f]{32}$")
+DORMANT_AFTER = timedelta(days=182)  # six months without activity
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    DORMANT = "DORMANT"
+
+
+class UserNotFound(LookupError):
+    pass
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class UserDormant(Exception):
+    pass
+
+
+class InvalidUserId(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    email: str
+    name: str
+    status: UserStatus
+    last_active_at: datetime
+    created_at: datetime
+
+
+def check_user_id(user_id: str) -> str:
+    if not USER_ID.match(user_id):
+        raise InvalidUserId("a user id is 32 lowercase hex characters")
+    return user_id
+
+
+def dormancy_cutoff(now: datetime, idle: timedelta = DORMANT_AFTER) -> datetime:
+    """Accounts last active before this instant are dormant."""
+    return now - idle

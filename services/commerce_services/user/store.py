@@ -1,0 +1,116 @@
+"""Accounts in the user service's own MongoDB database, through PyMongo's async client.
+
+Guarantees: an email belongs to one account (unique index on the normalized address, so two
+concurrent sign-ups cannot both win); validation for an order and its activity stamp are one
+conditional update, so a dormant account is never stamped active by accident.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from commerce_services.user.model import (
+    DORMANT_AFTER,
+    EmailTaken,
+    User,
+    UserDormant,
+    UserNotFound,
+    UserStatus,
+    check_user_id,
+    dormancy_cutoff,
+)
+
+Document = dict[str, Any]
+
+
+def _user(doc: Document) -> User:
+    return User(
+        user_id=doc["_id"],
+        email=doc["email"],
+        name=doc["name"],
+        status=UserStatus(doc["status"]),
+        last_active_at=doc["last_active_at"],
+        created_at=doc["created_at"],
+    )
+
+
+class UserStore:
+    def __init__(
+        self, client: AsyncMongoClient[Document], database: str, clock: Callable[[], datetime]
+    ) -> None:
+        self._users: AsyncCollection[Document] = client[database]["users"]
+        self._clock = clock
+
+    async def ensure_indexes(self) -> None:
+        await self._users.create_index([("email", ASCENDING)], unique=True, name="email_unique")
+        await self._users.create_index(
+            [("status", ASCENDING), ("last_active_at", ASCENDING)], name="status_activity"
+        )
+
+    async def create(self, email: str, name: str) -> User:
+        now = self._clock()
+        doc = {
+            "_id": uuid.uuid4().hex,
+            "email": email.lower(),
+            "name": name,
+            "status": UserStatus.ACTIVE.value,
+            "last_active_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self._users.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise EmailTaken(f"{email.lower()} already has an account") from exc
+        return _user(doc)
+
+    async def get(self, user_id: str) -> User:
+        doc = await self._users.find_one({"_id": check_user_id(user_id)})
+        if doc is None:
+            raise UserNotFound(user_id)
+        return _user(doc)
+
+    async def validate_for_order(self, user_id: str) -> User:
+        """The user if ACTIVE, stamped active now; UserDormant / UserNotFound otherwise."""
+        now = self._clock()
+        doc = await self._users.find_one_and_update(
+            {"_id": check_user_id(user_id), "status": UserStatus.ACTIVE.value},
+            {"$set": {"last_active_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return _user(doc)
+        existing = await self._users.find_one({"_id": user_id})
+        if existing is None:
+            raise UserNotFound(user_id)
+        raise UserDormant(f"account {user_id} is dormant; reactivate it first")
+
+    async def reactivate(self, user_id: str) -> User:
+        now = self._clock()
+        doc = await self._users.find_one_and_update(
+            {"_id": check_user_id(user_id)},
+            {"$set": {"status": UserStatus.ACTIVE.value, "last_active_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise UserNotFound(user_id)
+        return _user(doc)
+
+    async def mark_dormant(self, idle: timedelta = DORMANT_AFTER) -> int:
+        """Marks every account idle for longer than `idle` DORMANT; returns how many."""
+        now = self._clock()
+        result = await self._users.update_many(
+            {
+                "status": UserStatus.ACTIVE.value,
+                "last_active_at": {"$lt": dormancy_cutoff(now, idle)},
+            },
+            {"$set": {"status": UserStatus.DORMANT.value, "updated_at": now}},
+        )
+        return int(result.modified_count)
