@@ -109,6 +109,7 @@ def _service_env(stack: Stack, console: Console, service: str | None) -> int:
         "DB_USER": dsn["user"],
         "DB_PASSWORD": dsn["password"],
         "KAFKA_BOOTSTRAP": found["kafka"]["bootstrap_servers"],
+        "MONGO_URI": found["ferretdb"]["uri"],
     }
     for key, value in values.items():
         console.print(

@@ -6,10 +6,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -21,25 +19,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
+from tests.stack.processes import free_ports, start_service, stop
 
 COMMAND = [sys.executable, "-m", "commerce_services.product"]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @pytest.fixture
 async def product_env(stack: Endpoints, unique: str) -> dict[str, str]:
     dsn = stack.mariadb_dsn("product")
-    http_port, grpc_port = _free_ports(2)
+    http_port, grpc_port = free_ports(2)
     topic = f"test.process.order.events.{unique}"
     admin = AIOKafkaAdminClient(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
     await admin.start()
@@ -68,30 +56,11 @@ def product(product_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         [*COMMAND, "migrate"], env=product_env, capture_output=True, text=True, timeout=120
     )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-    proc = subprocess.Popen(
-        [*COMMAND, "serve"],
-        env=product_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_service(
+        "commerce_services.product", product_env, int(product_env["PRODUCT_HTTP_PORT"])
     )
-    base = f"http://127.0.0.1:{product_env['PRODUCT_HTTP_PORT']}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("product service never became ready")
     yield proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 async def test_serves_rest_and_grpc_then_stops_on_sigterm(

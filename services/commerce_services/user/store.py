@@ -46,7 +46,12 @@ class UserStore:
         self, client: AsyncMongoClient[Document], database: str, clock: Callable[[], datetime]
     ) -> None:
         self._users: AsyncCollection[Document] = client[database]["users"]
-        self._clock = clock
+        self._now = clock
+
+    def _clock(self) -> datetime:
+        # BSON dates hold milliseconds: what we return must equal what a later read returns.
+        now = self._now()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     async def ensure_indexes(self) -> None:
         await self._users.create_index([("email", ASCENDING)], unique=True, name="email_unique")

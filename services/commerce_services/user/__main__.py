@@ -1,0 +1,3 @@
+from commerce_services.user.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""`commerce-user serve`: the user service.
+
+serve  REST on USER_HTTP_PORT, gRPC (commerce.v1.UserService) on USER_GRPC_PORT, and the job that
+       marks accounts idle for six months DORMANT
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+from pydantic import ValidationError
+from pymongo import AsyncMongoClient
+
+from commerce_services.rpc.commerce.v1 import users_pb2_grpc
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.logging import configure_logging
+from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
+from commerce_services.user.grpc_service import UserServicer
+from commerce_services.user.http_api import create_app
+from commerce_services.user.settings import UserSettings
+from commerce_services.user.store import UserStore
+
+log = logging.getLogger("commerce_services.user")
+
+
+async def serve(settings: UserSettings) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
+    )
+    store = UserStore(client, settings.mongo_database, utc_now)
+    await store.ensure_indexes()
+
+    async def mongo_ready() -> None:
+        await client.admin.command("ping")
+
+    async def dormancy() -> None:
+        while True:
+            try:
+                marked = await store.mark_dormant()
+                if marked:
+                    log.info("accounts marked dormant", extra={"count": marked})
+            except Exception:
+                log.exception("dormancy sweep failed; retrying later")
+            await asyncio.sleep(settings.dormancy_sweep_interval_s)
+
+    grpc_server = grpc.aio.server()
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(store), grpc_server)
+    grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
+    try:
+        await serve_until_signalled(
+            create_app(store, {"mongodb": mongo_ready}),
+            grpc_server,
+            settings.listen_host,
+            settings.http_port,
+            background=[dormancy],
+        )
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="commerce-user",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["serve"])
+    parser.parse_args(argv)
+    try:
+        settings = UserSettings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        print(f"invalid USER_* configuration:\n{exc}")
+        return 2
+    configure_logging("user", settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except BackgroundJobFailed:
+        return 1
+    return 0
