@@ -208,15 +208,8 @@ async def main() -> None:
     args = parser.parse_args()
 
     stack = endpoints.load()
-    dsn = stack.mariadb_dsn("product")
-    settings = ProductSettings(
-        db_host=dsn["host"],
-        db_port=dsn["port"],
-        db_name=dsn["database"],
-        db_user=dsn["user"],
-        db_password=dsn["password"],
-        db_pool_size=args.pool,
-        kafka_bootstrap=stack["kafka"]["bootstrap_servers"],
+    settings = ProductSettings.model_validate(
+        {**stack.service_settings("product"), "db_pool_size": args.pool}
     )
     upgrade(settings)
     engine = create_async_engine(settings.database_url(), pool_size=args.pool, max_overflow=0)

@@ -100,17 +100,8 @@ def _service_env(stack: Stack, console: Console, service: str | None) -> int:
         known = ", ".join(s for s in databases if s != "stackcheck")
         console.print(f"name a service: {known}")
         return 2
-    dsn = found.mariadb_dsn(service)
     prefix = service.upper()
-    values = {
-        "DB_HOST": dsn["host"],
-        "DB_PORT": str(dsn["port"]),
-        "DB_NAME": dsn["database"],
-        "DB_USER": dsn["user"],
-        "DB_PASSWORD": dsn["password"],
-        "KAFKA_BOOTSTRAP": found["kafka"]["bootstrap_servers"],
-        "MONGO_URI": found["ferretdb"]["uri"],
-    }
+    values = {key.upper(): value for key, value in found.service_settings(service).items()}
     for key, value in values.items():
         console.print(
             f"export {prefix}_{key}={shlex.quote(value)}",

@@ -38,6 +38,20 @@ class Endpoints:
             "database": db["database"],
         }
 
+    def service_settings(self, service: str) -> dict[str, str]:
+        """A service's connection settings on this stack, unprefixed (`db_host`, ...): the
+        service's settings class reads them as <SERVICE>_DB_HOST and so on."""
+        dsn = self.mariadb_dsn(service)
+        return {
+            "db_host": dsn["host"],
+            "db_port": str(dsn["port"]),
+            "db_name": dsn["database"],
+            "db_user": dsn["user"],
+            "db_password": dsn["password"],
+            "kafka_bootstrap": self.components["kafka"]["bootstrap_servers"],
+            "mongo_uri": self.components["ferretdb"]["uri"],
+        }
+
     def secret(self, ref: str) -> str:
         """Resolves a `password_ref` such as "mariadb.order" from endpoints.json."""
         group, name = ref.split(".", 1)

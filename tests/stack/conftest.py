@@ -43,15 +43,8 @@ TTL = timedelta(minutes=15)
 
 @pytest.fixture(scope="session")
 def product_settings(stack: Endpoints) -> ProductSettings:
-    dsn = stack.mariadb_dsn("product")
-    product_settings = ProductSettings(
-        db_host=dsn["host"],
-        db_port=dsn["port"],
-        db_name=dsn["database"],
-        db_user=dsn["user"],
-        db_password=dsn["password"],
-        kafka_bootstrap=stack["kafka"]["bootstrap_servers"],
-        db_pool_size=40,
+    product_settings = ProductSettings.model_validate(
+        {**stack.service_settings("product"), "db_pool_size": 40}
     )
     upgrade(product_settings)  # the schema comes from the migrations, as in production
     return product_settings

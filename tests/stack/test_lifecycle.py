@@ -19,18 +19,7 @@ import pytest
 
 from commerce_devstack.pki import ensure_pki
 from commerce_devstack.process import proc_stat
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free ports: every socket stays bound until all are chosen."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+from tests.stack.processes import free_ports
 
 
 def _state_of(out: str, component: str) -> str:
@@ -96,7 +85,7 @@ def tool(tmp_path: Path) -> Iterator[Tool]:
         "COMMERCE_STACK_APISERVER_PORT",
         "COMMERCE_STACK_CONTROLLER_MANAGER_PORT",
     )
-    ports = dict(zip(names, map(str, _free_ports(len(names))), strict=True))
+    ports = dict(zip(names, map(str, free_ports(len(names))), strict=True))
     t = Tool(tmp_path / "state", ports)
     yield t
     t("down")  # whatever a failed assertion left running
@@ -182,7 +171,7 @@ def test_partial_up_and_down_keep_the_other_endpoints(tool: Tool) -> None:
 
 def test_a_server_running_with_other_settings_is_not_trusted(tool: Tool) -> None:
     assert tool("up", "--only", "ferretdb")[0] == 0
-    (other,) = _free_ports(1)
+    (other,) = free_ports(1)
     code, out = tool("up", "--only", "ferretdb", extra={"COMMERCE_STACK_FERRETDB_PORT": str(other)})
     assert code == 1
     assert "running with other settings" in " ".join(out.split())

@@ -26,7 +26,6 @@ COMMAND = [sys.executable, "-m", "commerce_services.product"]
 
 @pytest.fixture
 async def product_env(stack: Endpoints, unique: str) -> dict[str, str]:
-    dsn = stack.mariadb_dsn("product")
     http_port, grpc_port = free_ports(2)
     topic = f"test.process.order.events.{unique}"
     admin = AIOKafkaAdminClient(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
@@ -37,14 +36,9 @@ async def product_env(stack: Endpoints, unique: str) -> dict[str, str]:
         await admin.close()
     return {
         **os.environ,
-        "PRODUCT_DB_HOST": dsn["host"],
-        "PRODUCT_DB_PORT": str(dsn["port"]),
-        "PRODUCT_DB_NAME": dsn["database"],
-        "PRODUCT_DB_USER": dsn["user"],
-        "PRODUCT_DB_PASSWORD": dsn["password"],
+        **{f"PRODUCT_{k.upper()}": v for k, v in stack.service_settings("product").items()},
         "PRODUCT_HTTP_PORT": str(http_port),
         "PRODUCT_GRPC_PORT": str(grpc_port),
-        "PRODUCT_KAFKA_BOOTSTRAP": stack["kafka"]["bootstrap_servers"],
         "PRODUCT_ORDER_EVENTS_TOPIC": topic,
         "PRODUCT_CONSUMER_GROUP": f"product-{unique}",
     }

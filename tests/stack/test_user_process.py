@@ -25,7 +25,7 @@ async def user_service(
     database = f"users_proc_{unique}"
     env = {
         **os.environ,
-        "USER_MONGO_URI": stack["ferretdb"]["uri"],
+        **{f"USER_{k.upper()}": v for k, v in stack.service_settings("user").items()},
         "USER_MONGO_DATABASE": database,
         "USER_HTTP_PORT": str(http_port),
         "USER_GRPC_PORT": str(grpc_port),
