@@ -208,7 +208,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     stack = endpoints.load()
-    settings = ProductSettings.model_validate(
+    settings = ProductSettings.from_values(
         {**stack.service_settings("product"), "db_pool_size": args.pool}
     )
     upgrade(settings)

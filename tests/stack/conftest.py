@@ -43,7 +43,7 @@ TTL = timedelta(minutes=15)
 
 @pytest.fixture(scope="session")
 def product_settings(stack: Endpoints) -> ProductSettings:
-    product_settings = ProductSettings.model_validate(
+    product_settings = ProductSettings.from_values(
         {**stack.service_settings("product"), "db_pool_size": 40}
     )
     upgrade(product_settings)  # the schema comes from the migrations, as in production

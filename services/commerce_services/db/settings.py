@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Self
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 from sqlalchemy import URL
@@ -15,6 +18,11 @@ class DatabaseSettings(BaseSettings):
     db_password: SecretStr
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_timeout_s: float = Field(default=30.0, gt=0)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> Self:
+        """Settings from a mapping that may also hold keys for other services (ignored)."""
+        return cls.model_validate({k: v for k, v in values.items() if k in cls.model_fields})
 
     def database_url(self, *, driver: str = "aiomysql") -> URL:
         """aiomysql for the service; pymysql for Alembic, which runs migrations synchronously."""
