@@ -1,14 +1,5 @@
-"""Alembic environment: migrations run synchronously (PyMySQL) against the URL they are given."""
+"""Alembic environment of this service's revisions (see commerce_services.db.alembic_env)."""
 
-from __future__ import annotations
+from commerce_services.db.alembic_env import run_migrations
 
-from alembic import context
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
-
-engine = create_engine(context.config.attributes["url"], poolclass=NullPool)
-with engine.connect() as connection:
-    context.configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
-engine.dispose()
+run_migrations()

@@ -1,0 +1,1 @@
+"""Order service: orders and their saga state in MariaDB, order events through the outbox."""

@@ -1,0 +1,128 @@
+"""Orders against MariaDB: Idempotency-Key semantics, the order and its event in one
+transaction, guarded saga transitions, deadline cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.order.migrations import upgrade
+from commerce_services.order.model import IdempotencyConflict, OrderLine, OrderStatus
+from commerce_services.order.settings import OrderSettings
+from commerce_services.order.store import OrderStore
+from commerce_services.order.tables import orders, outbox
+from tests.stack.conftest import Clock
+
+LINES = (OrderLine("SKU-A", 2, Decimal("19.99")), OrderLine("SKU-B", 1, Decimal("5.00")))
+
+
+@pytest.fixture(scope="session")
+def order_settings(stack: Endpoints) -> OrderSettings:
+    settings = OrderSettings.from_values(stack.service_settings("order"))
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture
+async def order_engine(order_settings: OrderSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(order_settings.database_url(), pool_size=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def order_store(order_engine: AsyncEngine, clock: Clock) -> OrderStore:
+    return OrderStore(order_engine, clock, timedelta(minutes=15))
+
+
+async def _events(engine: AsyncEngine, order_id: str) -> list[tuple[str, dict[str, object]]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.type, outbox.c.payload)
+            .where(outbox.c.aggregateid == order_id)
+            .order_by(outbox.c.created_at)
+        )
+        return [(row.type, json.loads(row.payload)) for row in rows]
+
+
+async def test_order_and_its_event_are_written_together(
+    order_store: OrderStore, order_engine: AsyncEngine, unique: str
+) -> None:
+    order = await order_store.place(f"user-{unique}", "key-1", LINES, "EUR", "tok_visa")
+    assert (order.status, order.total) == (OrderStatus.PENDING, Decimal("44.98"))
+    assert (await order_store.get(order.order_id)).lines == LINES
+    [(kind, payload)] = await _events(order_engine, order.order_id)
+    assert kind == "order_created"
+    assert payload["total"] == "44.98"  # money as a decimal string
+    assert payload["items"] == [
+        {"sku": "SKU-A", "quantity": 2, "unit_price": "19.99"},
+        {"sku": "SKU-B", "quantity": 1, "unit_price": "5.00"},
+    ]
+
+
+async def test_idempotency_key_replays_and_conflicts(
+    order_store: OrderStore, order_engine: AsyncEngine, unique: str
+) -> None:
+    user = f"user-{unique}"
+    replays = await asyncio.gather(
+        *(order_store.place(user, "same-key", LINES, "EUR", "tok_visa") for _ in range(10))
+    )
+    assert len({o.order_id for o in replays}) == 1
+    assert len(await _events(order_engine, replays[0].order_id)) == 1  # one order, one event
+
+    with pytest.raises(IdempotencyConflict):
+        await order_store.place(user, "same-key", LINES[:1], "EUR", "tok_visa")
+    other_user = await order_store.place(f"other-{unique}", "same-key", LINES, "EUR", "tok_visa")
+    assert other_user.order_id != replays[0].order_id  # keys are scoped to their user
+
+
+async def test_saga_transitions_are_guarded(
+    order_store: OrderStore, order_engine: AsyncEngine, unique: str
+) -> None:
+    order = await order_store.place(f"user-{unique}", "k", LINES, "EUR", "tok_visa")
+    results = await asyncio.gather(
+        order_store.apply(order.order_id, "payment_succeeded"),
+        order_store.apply(order.order_id, "payment_succeeded"),  # duplicate delivery
+        order_store.apply(order.order_id, "payment_failed", "payment_declined"),  # late, wrong
+    )
+    moved = [r for r in results if r is not None]
+    assert len(moved) == 1  # one of the three moved the order; the others changed nothing
+    final = await order_store.get(order.order_id)
+    events = [kind for kind, _ in await _events(order_engine, order.order_id)]
+    assert events[0] == "order_created"
+    assert len(events) == 2  # exactly one saga outcome, whatever the race order
+    assert final.status == moved[0]
+    assert await order_store.apply(order.order_id, "payment_succeeded") is None
+
+
+async def test_overdue_pending_orders_are_cancelled_completed_ones_are_not(
+    order_store: OrderStore, order_engine: AsyncEngine, clock: Clock, unique: str
+) -> None:
+    stuck = await order_store.place(f"user-{unique}", "stuck", LINES, "EUR", "tok_visa")
+    paid = await order_store.place(f"user-{unique}", "paid", LINES, "EUR", "tok_visa")
+    await order_store.apply(paid.order_id, "payment_succeeded")
+    clock.now += timedelta(minutes=16)
+    cancelled: list[str] = []
+    while batch := await order_store.cancel_overdue():
+        cancelled += batch
+    assert stuck.order_id in cancelled
+    assert paid.order_id not in cancelled
+    final = await order_store.get(stuck.order_id)
+    assert (final.status, final.cancel_reason) == (OrderStatus.CANCELLED, "reservation_expired")
+    assert (await _events(order_engine, stuck.order_id))[-1] == (
+        "order_cancelled",
+        {"order_id": stuck.order_id, "reason": "reservation_expired"},
+    )
+    async with order_engine.connect() as conn:
+        status = (
+            await conn.execute(select(orders.c.status).where(orders.c.order_id == paid.order_id))
+        ).scalar_one()
+    assert status == "COMPLETED"
