@@ -1,4 +1,4 @@
-"""Creates the consumer tables (see tables.py) as they were at version 1.
+"""Creates the consumer tables (see tables.py) and the outbox as they were at version 1.
 
 Alembic revisions of each consuming service call this; it must never change. A later schema
 change goes into a migration_v2 that revisions written after it call.
@@ -47,6 +47,22 @@ def create_consumer_tables() -> None:
         ["consumer", "topic", "kafka_partition", "kafka_offset"],
         unique=True,
     )
+
+
+def create_outbox_table() -> None:
+    """The outbox in the column layout Debezium's EventRouter reads (see events/outbox.py)."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.CHAR(36), primary_key=True),
+        sa.Column("aggregatetype", sa.String(64), nullable=False),
+        sa.Column("aggregateid", sa.String(64), nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("payload", LONGTEXT, nullable=False),
+        sa.Column("traceparent", sa.String(55), nullable=True),
+        sa.Column("created_at", DATETIME(fsp=6), nullable=False),
+        mysql_engine="InnoDB",
+    )
+    op.create_index("ix_outbox_created", "outbox", ["created_at"])
 
 
 def drop_consumer_tables() -> None:

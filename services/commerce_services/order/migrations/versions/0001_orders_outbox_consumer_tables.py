@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.mysql import DATETIME, LONGTEXT
+from sqlalchemy.dialects.mysql import DATETIME
 
-from commerce_services.events.migration_v1 import create_consumer_tables, drop_consumer_tables
+from commerce_services.events.migration_v1 import (
+    create_consumer_tables,
+    create_outbox_table,
+    drop_consumer_tables,
+)
 
 revision = "0001"
 down_revision = None
@@ -52,18 +56,7 @@ def upgrade() -> None:
         sa.CheckConstraint("quantity > 0 AND unit_price >= 0", name="ck_order_items_values"),
         mysql_engine="InnoDB",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.CHAR(36), primary_key=True),
-        sa.Column("aggregatetype", sa.String(64), nullable=False),
-        sa.Column("aggregateid", sa.String(64), nullable=False),
-        sa.Column("type", sa.String(64), nullable=False),
-        sa.Column("payload", LONGTEXT, nullable=False),
-        sa.Column("traceparent", sa.String(55), nullable=True),
-        sa.Column("created_at", DATETIME(fsp=6), nullable=False),
-        mysql_engine="InnoDB",
-    )
-    op.create_index("ix_outbox_created", "outbox", ["created_at"])
+    create_outbox_table()
     create_consumer_tables()
 
 

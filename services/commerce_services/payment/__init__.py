@@ -1,0 +1,1 @@
+"""Payment service: charges orders through a gateway, one payment per order, ever."""

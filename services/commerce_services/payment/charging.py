@@ -1,0 +1,115 @@
+"""Charging an order when `order_created` arrives: one payment per order, ever.
+
+Runs inside the consumer's transaction (next to the processed-events record): the order's
+payment row is checked under lock, the gateway is called with the order id as idempotency key
+(a redelivery after a crash gets the same answer, never a second charge), timeouts are retried
+with backoff, and the payment row and its `payment_succeeded`/`payment_failed` event are
+written together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from commerce_services.events.consumer import Handler
+from commerce_services.events.envelope import Event, PermanentError
+from commerce_services.events.outbox import Outbox, OutboxEvent
+from commerce_services.payment.gateway import Charge, GatewayTimeout, PaymentGateway
+from commerce_services.payment.tables import outbox, payments
+
+AGGREGATE = "payment"
+
+
+def _order_fields(event: Event) -> tuple[str, Decimal, str, str]:
+    payload = event.payload
+    try:
+        order_id = str(payload["order_id"])
+        amount = Decimal(str(payload["total"]))
+        currency, token = str(payload["currency"]), str(payload["payment_token"])
+    except (KeyError, InvalidOperation) as exc:
+        raise PermanentError(f"order_created {event.event_id} is incomplete: {exc!r}") from exc
+    if amount < 0 or len(currency) != 3:
+        raise PermanentError(f"order_created {event.event_id} has an invalid amount or currency")
+    return order_id, amount, currency, token
+
+
+class PaymentProcessor:
+    def __init__(
+        self,
+        gateway: PaymentGateway,
+        clock: Callable[[], datetime],
+        attempts: int = 3,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self._gateway = gateway
+        self._clock = clock
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._outbox = Outbox(outbox)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"order_created": self.on_order_created}
+
+    async def on_order_created(self, conn: AsyncConnection, event: Event) -> None:
+        order_id, amount, currency, token = _order_fields(event)
+        already = (
+            await conn.execute(
+                select(payments.c.payment_id)
+                .where(payments.c.order_id == order_id)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if already is not None:
+            return  # this order was charged (or refused) before: never twice
+        charge: Charge | None
+        try:
+            charge = await self._charge(order_id, amount, currency, token)
+        except GatewayTimeout:
+            charge = None
+        payment_id = uuid.uuid4().hex
+        if charge is not None and charge.approved:
+            status, reason, event_type = "SUCCEEDED", None, "payment_succeeded"
+        else:
+            status = "FAILED"
+            reason = "timeout" if charge is None else "declined"
+            event_type = "payment_failed"
+        now = self._clock()
+        await conn.execute(
+            insert(payments).values(
+                payment_id=payment_id,
+                order_id=order_id,
+                amount=amount,
+                currency=currency,
+                status=status,
+                reason=reason,
+                gateway_reference=charge.reference if charge else None,
+                created_at=now,
+            )
+        )
+        payload: dict[str, object] = {
+            "order_id": order_id,
+            "payment_id": payment_id,
+            "amount": amount,
+            "currency": currency,
+        }
+        if reason is not None:
+            payload["reason"] = reason
+        await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
+
+    async def _charge(self, order_id: str, amount: Decimal, currency: str, token: str) -> Charge:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(GatewayTimeout),
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._backoff_s),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._gateway.charge(order_id, amount, currency, token)
+        raise AssertionError("unreachable: tenacity reraises the last error")

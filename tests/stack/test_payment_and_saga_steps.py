@@ -1,0 +1,196 @@
+"""Payment and the order's reaction to it, against MariaDB: one payment per order, ever; the
+gateway's idempotency key protects against a crash between charging and committing; declines
+and timeouts become payment_failed; the order moves once and late events change nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.events.envelope import Event, PermanentError
+from commerce_services.order.migrations import upgrade as upgrade_orders
+from commerce_services.order.model import OrderLine, OrderStatus
+from commerce_services.order.payment_events import payment_event_handlers
+from commerce_services.order.settings import OrderSettings
+from commerce_services.order.store import OrderStore
+from commerce_services.payment.charging import PaymentProcessor
+from commerce_services.payment.gateway import Charge, FakeGateway
+from commerce_services.payment.migrations import upgrade
+from commerce_services.payment.settings import PaymentSettings
+from commerce_services.payment.tables import outbox, payments
+from commerce_services.runtime.clock import utc_now
+
+
+class CountingGateway(FakeGateway):
+    def __init__(self) -> None:
+        super().__init__(timeout_s=0.01)
+        self.calls = 0
+
+    async def charge(
+        self, idempotency_key: str, amount: Decimal, currency: str, token: str
+    ) -> Charge:
+        self.calls += 1
+        return await super().charge(idempotency_key, amount, currency, token)
+
+
+@pytest.fixture(scope="session")
+def payment_settings(stack: Endpoints) -> PaymentSettings:
+    settings = PaymentSettings.from_values(stack.service_settings("payment"))
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture
+async def payment_engine(payment_settings: PaymentSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(payment_settings.database_url())
+    yield engine
+    await engine.dispose()
+
+
+def order_created(order_id: str, token: str, total: str = "44.98") -> Event:
+    return Event(
+        topic="commerce.order.events",
+        partition=0,
+        offset=0,
+        key=order_id,
+        event_id=str(uuid.uuid4()),
+        event_type="order_created",
+        payload={"order_id": order_id, "total": total, "currency": "EUR", "payment_token": token},
+    )
+
+
+async def _payment(
+    engine: AsyncEngine, order_id: str
+) -> tuple[list[tuple[str, str | None]], list[tuple[str, dict[str, str]]]]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(payments.c.status, payments.c.reason).where(payments.c.order_id == order_id)
+            )
+        ).all()
+        events = (
+            await conn.execute(
+                select(outbox.c.type, outbox.c.payload).where(outbox.c.aggregateid == order_id)
+            )
+        ).all()
+    return ([(r.status, r.reason) for r in rows], [(e.type, json.loads(e.payload)) for e in events])
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "reason", "event_type", "gateway_calls"),
+    [
+        ("tok_visa", "SUCCEEDED", None, "payment_succeeded", 1),
+        ("tok_declined", "FAILED", "declined", "payment_failed", 1),
+        ("tok_timeout", "FAILED", "timeout", "payment_failed", 3),  # retried, then given up
+    ],
+)
+async def test_one_payment_per_order_with_its_event(
+    payment_engine: AsyncEngine,
+    unique: str,
+    token: str,
+    status: str,
+    reason: str | None,
+    event_type: str,
+    gateway_calls: int,
+) -> None:
+    gateway = CountingGateway()
+    processor = PaymentProcessor(gateway, utc_now, attempts=3, backoff_s=0.01)
+    order_id = f"o-{unique}"
+    for _ in range(2):  # the same order announced twice (two event ids): still one payment
+        async with payment_engine.begin() as conn:
+            await processor.on_order_created(conn, order_created(order_id, token))
+    rows, events = await _payment(payment_engine, order_id)
+    assert rows == [(status, reason)]
+    assert [kind for kind, _ in events] == [event_type]
+    assert events[0][1]["amount"] == "44.98"
+    assert gateway.calls == gateway_calls
+
+
+class _CrashBeforeCommit(Exception):
+    pass
+
+
+async def _charge_then_crash(
+    engine: AsyncEngine, processor: PaymentProcessor, event: Event
+) -> None:
+    async with engine.begin() as conn:
+        await processor.on_order_created(conn, event)
+        raise _CrashBeforeCommit  # charged, but the payment row never committed
+
+
+async def test_a_crash_after_charging_does_not_charge_twice(
+    payment_engine: AsyncEngine, unique: str
+) -> None:
+    gateway = CountingGateway()
+    processor = PaymentProcessor(gateway, utc_now)
+    event = order_created(f"crash-{unique}", "tok_visa")
+    with pytest.raises(_CrashBeforeCommit):
+        await _charge_then_crash(payment_engine, processor, event)
+    async with payment_engine.begin() as conn:  # the redelivery
+        await processor.on_order_created(conn, event)
+    rows, _ = await _payment(payment_engine, f"crash-{unique}")
+    assert rows == [("SUCCEEDED", None)]
+    first, again = (
+        await gateway.charge(f"crash-{unique}", Decimal("1"), "EUR", "tok_visa"),
+        await gateway.charge(f"crash-{unique}", Decimal("1"), "EUR", "tok_visa"),
+    )
+    assert first == again  # the idempotency key returned the first charge both times
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"order_id": "x", "total": "abc", "currency": "EUR", "payment_token": "t"},
+        {"order_id": "x", "total": "-1", "currency": "EUR", "payment_token": "t"},
+        {"order_id": "x", "total": "1", "currency": "EURO", "payment_token": "t"},
+    ],
+)
+async def test_malformed_order_events_are_permanent(
+    payment_engine: AsyncEngine, payload: dict[str, str]
+) -> None:
+    processor = PaymentProcessor(FakeGateway(), utc_now)
+    event = Event("t", 0, 0, "k", "e", "order_created", payload)
+    with pytest.raises(PermanentError):
+        async with payment_engine.begin() as conn:
+            await processor.on_order_created(conn, event)
+
+
+async def test_the_order_moves_once_and_late_payment_events_change_nothing(
+    stack: Endpoints, unique: str
+) -> None:
+    settings = OrderSettings.from_values(stack.service_settings("order"))
+    upgrade_orders(settings)
+    engine = create_async_engine(settings.database_url())
+    try:
+        store = OrderStore(engine, utc_now, timedelta(minutes=15))
+        handlers = payment_event_handlers(store)
+        order = await store.place(
+            f"u-{unique}", "k", (OrderLine("A", 1, Decimal("3.50")),), "EUR", "tok_timeout"
+        )
+
+        def payment_event(kind: str, reason: str | None) -> Event:
+            payload = {"order_id": order.order_id, **({"reason": reason} if reason else {})}
+            return Event(
+                "commerce.payment.events", 0, 0, order.order_id, str(uuid.uuid4()), kind, payload
+            )
+
+        async with engine.begin() as conn:
+            await handlers["payment_failed"](conn, payment_event("payment_failed", "timeout"))
+        async with engine.begin() as conn:  # a late success must not revive a cancelled order
+            await handlers["payment_succeeded"](conn, payment_event("payment_succeeded", None))
+        final = await store.get(order.order_id)
+        assert (final.status, final.cancel_reason) == (OrderStatus.CANCELLED, "payment_timeout")
+        with pytest.raises(PermanentError):
+            async with engine.begin() as conn:
+                await handlers["payment_failed"](conn, payment_event("payment_failed", "bogus"))
+    finally:
+        await engine.dispose()
