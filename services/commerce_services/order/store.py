@@ -148,6 +148,13 @@ class OrderStore:
             return existing
         return order
 
+    async def exists(self, order_id: str) -> bool:
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                select(orders.c.order_id).where(orders.c.order_id == order_id)
+            )
+            return found.one_or_none() is not None
+
     async def get(self, order_id: str) -> Order:
         return (await self._find(order_id))[1]
 

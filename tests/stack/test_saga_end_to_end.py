@@ -1,0 +1,271 @@
+"""The order saga end to end, through the real servers: user and product over gRPC, orders and
+payments in MariaDB, their outbox rows relayed by Debezium to Kafka, and each service's
+consumer taking the next step. A paid order completes and its stock is sold; a declined one is
+cancelled and its stock given back."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
+from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
+from commerce_services.events.dead_letters import DeadLetters
+from commerce_services.events.outbox import Outbox, OutboxEvent
+from commerce_services.order import migrations as order_migrations
+from commerce_services.order.model import OrderStatus
+from commerce_services.order.payment_events import payment_event_handlers
+from commerce_services.order.placement import OrderPlacement
+from commerce_services.order.settings import OrderSettings
+from commerce_services.order.store import OrderStore
+from commerce_services.order.tables import outbox as order_outbox
+from commerce_services.payment import migrations as payment_migrations
+from commerce_services.payment.charging import PaymentProcessor
+from commerce_services.payment.gateway import FakeGateway
+from commerce_services.payment.settings import PaymentSettings
+from commerce_services.payment.tables import outbox as payment_outbox
+from commerce_services.payment.tables import payments
+from commerce_services.product.inventory.grpc_service import InventoryServicer
+from commerce_services.product.inventory.store import InventoryStore
+from commerce_services.product.order_events import order_event_handlers
+from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
+from commerce_services.runtime.clock import utc_now
+from commerce_services.user.grpc_service import UserServicer
+from commerce_services.user.store import UserStore
+from tests.stack.conftest import TTL
+
+PRICES = {"SAGA-SKU": Decimal("12.50")}
+
+
+@dataclass
+class Shop:
+    placement: OrderPlacement
+    orders: OrderStore
+    inventory: InventoryStore
+    users: UserStore
+    payment_engine: AsyncEngine
+
+
+async def _wait_streaming(
+    stack: Endpoints, engine: AsyncEngine, outbox: Outbox, topic: str
+) -> None:
+    """Writes probe events until the connector relays one (a RUNNING connector may not have
+    fixed its binlog position yet)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack["kafka"]["bootstrap_servers"],
+        group_id=f"probe-{random.random()}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(120):
+            while True:
+                async with engine.begin() as conn:
+                    await outbox.append(conn, OutboxEvent("probe", "probe", "probe", {}), utc_now())
+                if topic in await consumer.topics():
+                    consumer.subscribe([topic])
+                    if await consumer.getmany(timeout_ms=1500):
+                        return
+                else:
+                    await asyncio.sleep(1)
+    finally:
+        await consumer.stop()
+
+
+async def _consume(
+    stack: Endpoints,
+    topic: str,
+    name: str,
+    engine: AsyncEngine,
+    handlers: dict[str, Handler],
+    producer: AIOKafkaProducer,
+) -> None:
+    kafka = AIOKafkaConsumer(
+        bootstrap_servers=stack["kafka"]["bootstrap_servers"],
+        group_id=name,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await kafka.start()
+    try:
+        while topic not in await kafka.topics():  # noqa: ASYNC110 - created by the connector
+            await asyncio.sleep(0.5)
+        kafka.subscribe([topic])
+        consumer = EventConsumer(
+            name,
+            kafka,
+            engine,
+            handlers,
+            DeadLetters(name, producer, engine, utc_now),
+            utc_now,
+            RetryPolicy(max_attempts=3, initial_backoff_s=0.05),
+        )
+        await consumer.run(asyncio.Event())
+    finally:
+        await kafka.stop()
+
+
+@pytest.fixture
+async def shop(
+    stack: Endpoints, store: InventoryStore, engine: AsyncEngine, unique: str
+) -> AsyncIterator[Shop]:
+    order_settings = OrderSettings.from_values(stack.service_settings("order"))
+    payment_settings = PaymentSettings.from_values(stack.service_settings("payment"))
+    order_migrations.upgrade(order_settings)
+    payment_migrations.upgrade(payment_settings)
+    order_engine = create_async_engine(order_settings.database_url())
+    payment_engine = create_async_engine(payment_settings.database_url())
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])
+    users = UserStore(mongo, f"saga_{unique}", utc_now)
+    await users.ensure_indexes()
+    orders = OrderStore(order_engine, utc_now, timedelta(minutes=15))
+
+    server = grpc.aio.server()
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(users), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+
+    async def prices(skus: list[str]) -> dict[str, Decimal]:
+        return {sku: PRICES[sku] for sku in skus if sku in PRICES}
+
+    placement = OrderPlacement(
+        users_pb2_grpc.UserServiceStub(channel),
+        inventory_pb2_grpc.InventoryServiceStub(channel),
+        orders,
+        prices,
+    )
+
+    prefix = f"saga{unique}"
+    replication = stack["mariadb"]["replication"]
+    connectors = {}
+    for service, table_owner in (("order", "order"), ("payment", "payment")):
+        dsn = stack.mariadb_dsn(table_owner)
+        connectors[f"{prefix}-{service}"] = outbox_connector_config(
+            OutboxConnectorSpec(
+                name=f"{prefix}-{service}",
+                database_host=dsn["host"],
+                database_port=dsn["port"],
+                database_user=replication["user"],
+                database_password=stack.secret(replication["password_ref"]),
+                database=dsn["database"],
+                server_id=random.randint(10_000, 4_000_000),
+                bootstrap_servers=stack["kafka"]["bootstrap_servers"],
+                topic_prefix=prefix,
+            )
+        )
+    producer = AIOKafkaProducer(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
+    await producer.start()
+    tasks: list[asyncio.Task[None]] = []
+    async with httpx.AsyncClient(base_url=stack["connect"]["url"], timeout=30) as connect:
+        for name, config in connectors.items():
+            assert (await connect.put(f"/connectors/{name}/config", json=config)).is_success
+        try:
+            await _wait_streaming(
+                stack, order_engine, Outbox(order_outbox), f"{prefix}.probe.events"
+            )
+            await _wait_streaming(
+                stack, payment_engine, Outbox(payment_outbox), f"{prefix}.probe.events"
+            )
+            processor = PaymentProcessor(FakeGateway(), utc_now, attempts=2, backoff_s=0.05)
+            for topic, name, db, handlers in (
+                (
+                    f"{prefix}.order.events",
+                    f"payment-{unique}",
+                    payment_engine,
+                    processor.handlers(),
+                ),
+                (
+                    f"{prefix}.order.events",
+                    f"product-{unique}",
+                    store._engine,
+                    order_event_handlers(store),
+                ),
+                (
+                    f"{prefix}.payment.events",
+                    f"order-{unique}",
+                    order_engine,
+                    payment_event_handlers(orders),
+                ),
+            ):
+                tasks.append(
+                    asyncio.create_task(_consume(stack, topic, name, db, handlers, producer))
+                )
+            yield Shop(placement, orders, store, users, payment_engine)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for name in connectors:
+                await connect.delete(f"/connectors/{name}")
+            await producer.stop()
+            await channel.close()
+            await server.stop(grace=None)
+            await mongo.drop_database(f"saga_{unique}")
+            await mongo.close()
+            await order_engine.dispose()
+            await payment_engine.dispose()
+
+
+async def _settled(shop: Shop, order_id: str) -> OrderStatus:
+    async with asyncio.timeout(90):
+        while (status := (await shop.orders.get(order_id)).status) == OrderStatus.PENDING:  # noqa: ASYNC110
+            await asyncio.sleep(0.3)
+    return status
+
+
+async def _stock(shop: Shop, sku: str, want: Callable[[int, int], bool]) -> tuple[int, int]:
+    async with asyncio.timeout(60):
+        while True:
+            level = await shop.inventory.stock_level(sku)
+            assert level is not None
+            if want(level.stock, level.reserved):
+                return level.stock, level.reserved
+            await asyncio.sleep(0.3)
+
+
+async def test_paid_order_completes_and_declined_order_gives_stock_back(shop: Shop) -> None:
+    await shop.inventory.set_stock("SAGA-SKU", 10)
+    before = await shop.inventory.stock_level("SAGA-SKU")
+    assert before is not None
+    user = await shop.users.create(f"saga-{random.random()}@example.com", "Saga")
+
+    paid = await shop.placement.place(user.user_id, "pay-ok", [("SAGA-SKU", 2)], "EUR", "tok_visa")
+    assert paid.total == Decimal("25.00")
+    assert await _settled(shop, paid.order_id) == OrderStatus.COMPLETED
+    stock, reserved = await _stock(shop, "SAGA-SKU", lambda s, r: s == before.stock - 2)
+    assert (stock, reserved) == (8, before.reserved)
+
+    declined = await shop.placement.place(
+        user.user_id, "pay-no", [("SAGA-SKU", 3)], "EUR", "tok_declined"
+    )
+    assert await _settled(shop, declined.order_id) == OrderStatus.CANCELLED
+    assert (await shop.orders.get(declined.order_id)).cancel_reason == "payment_declined"
+    assert await _stock(shop, "SAGA-SKU", lambda s, r: r == before.reserved) == (8, 0)
+
+    async with shop.payment_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(payments.c.order_id, payments.c.status).where(
+                    payments.c.order_id.in_([paid.order_id, declined.order_id])
+                )
+            )
+        ).all()
+    assert sorted((r.order_id, r.status) for r in rows) == sorted(
+        [(paid.order_id, "SUCCEEDED"), (declined.order_id, "FAILED")]
+    )
