@@ -1,0 +1,153 @@
+"""Placing orders over real gRPC to the user and product services: nothing is reserved when the
+user or the stock says no, and a reservation is released when writing the order fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import pytest
+from pymongo import AsyncMongoClient
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.order import migrations as order_migrations
+from commerce_services.order.model import IdempotencyConflict, OrderLine
+from commerce_services.order.placement import OrderPlacement, OutOfStock, UnknownSku, UserRejected
+from commerce_services.order.settings import OrderSettings
+from commerce_services.order.store import Order, OrderStore
+from commerce_services.product.inventory.grpc_service import InventoryServicer
+from commerce_services.product.inventory.store import InventoryStore
+from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
+from commerce_services.runtime.clock import utc_now
+from commerce_services.user.grpc_service import UserServicer
+from commerce_services.user.store import UserStore
+from tests.stack.conftest import TTL, Clock
+
+
+class BrokenOrderStore(OrderStore):
+    """Fails when writing the order, after the stock was reserved."""
+
+    async def place(
+        self,
+        user_id: str,
+        idempotency_key: str,
+        lines: tuple[OrderLine, ...],
+        currency: str,
+        payment_token: str,
+    ) -> Order:
+        raise ConnectionError("order database went away")
+
+
+@dataclass(frozen=True)
+class Wired:
+    users: UserStore
+    orders: OrderStore
+    channel: grpc.aio.Channel
+    order_engine: AsyncEngine
+
+
+@pytest.fixture
+async def wired(
+    stack: Endpoints, store: InventoryStore, clock: Clock, unique: str
+) -> AsyncIterator[Wired]:
+    settings = OrderSettings.from_values(stack.service_settings("order"))
+    order_migrations.upgrade(settings)
+    engine = create_async_engine(settings.database_url())
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])
+    users = UserStore(mongo, f"placement_{unique}", clock)
+    await users.ensure_indexes()
+    server = grpc.aio.server()
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
+    users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(users), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Wired(users, OrderStore(engine, utc_now, timedelta(minutes=15)), channel, engine)
+    await channel.close()
+    await server.stop(grace=None)
+    await mongo.drop_database(f"placement_{unique}")
+    await mongo.close()
+    await engine.dispose()
+
+
+def _placement(channel: grpc.aio.Channel, orders: OrderStore, sku: str) -> OrderPlacement:
+    async def prices(skus: list[str]) -> dict[str, Decimal]:
+        return {s: Decimal("9.99") for s in skus if s == sku}
+
+    return OrderPlacement(
+        users_pb2_grpc.UserServiceStub(channel),
+        inventory_pb2_grpc.InventoryServiceStub(channel),
+        orders,
+        prices,
+    )
+
+
+async def _reserved(store: InventoryStore, sku: str) -> int:
+    level = await store.stock_level(sku)
+    assert level is not None
+    return level.reserved
+
+
+async def test_no_reservation_when_user_or_stock_or_price_says_no(
+    wired: Wired,
+    store: InventoryStore,
+    clock: Clock,
+    sku: str,
+) -> None:
+    users, orders, channel = wired.users, wired.orders, wired.channel
+    placement = _placement(channel, orders, sku)
+    await store.set_stock(sku, 3)
+    user = await users.create(f"{sku.lower()}@example.com", "Buyer")
+
+    with pytest.raises(OutOfStock) as short:
+        await placement.place(user.user_id, "k1", [(sku, 4)], "EUR", "tok_visa")
+    assert short.value.skus == [sku]
+    with pytest.raises(UnknownSku):
+        await placement.place(user.user_id, "k2", [(sku, 1), ("NO-PRICE", 1)], "EUR", "tok_visa")
+    with pytest.raises(UserRejected) as missing:
+        await placement.place("f" * 32, "k3", [(sku, 1)], "EUR", "tok_visa")
+    assert missing.value.code == "user_not_found"
+    clock.now += timedelta(days=400)
+    await users.mark_dormant()
+    with pytest.raises(UserRejected) as dormant:
+        await placement.place(user.user_id, "k4", [(sku, 1)], "EUR", "tok_visa")
+    assert dormant.value.code == "user_dormant"
+    assert await _reserved(store, sku) == 0
+
+
+async def test_a_failed_order_write_releases_the_reservation(
+    wired: Wired,
+    store: InventoryStore,
+    sku: str,
+) -> None:
+    users, channel = wired.users, wired.channel
+    await store.set_stock(sku, 3)
+    user = await users.create(f"{sku.lower()}@example.com", "Buyer")
+    broken = BrokenOrderStore(wired.order_engine, utc_now, timedelta(minutes=15))
+    with pytest.raises(ConnectionError):
+        await _placement(channel, broken, sku).place(
+            user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+        )
+    assert await _reserved(store, sku) == 0  # released, not leaked
+
+
+async def test_replays_reserve_once_and_conflicts_change_nothing(
+    wired: Wired,
+    store: InventoryStore,
+    sku: str,
+) -> None:
+    users, orders, channel = wired.users, wired.orders, wired.channel
+    placement = _placement(channel, orders, sku)
+    await store.set_stock(sku, 5)
+    user = await users.create(f"{sku.lower()}@example.com", "Buyer")
+    first = await placement.place(user.user_id, "same", [(sku, 2)], "EUR", "tok_visa")
+    again = await placement.place(user.user_id, "same", [(sku, 2)], "EUR", "tok_visa")
+    assert again.order_id == first.order_id
+    with pytest.raises(IdempotencyConflict):
+        await placement.place(user.user_id, "same", [(sku, 1)], "EUR", "tok_visa")
+    assert await _reserved(store, sku) == 2
