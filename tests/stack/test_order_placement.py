@@ -10,12 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.order import migrations as order_migrations
+from commerce_services.order.http_api import create_app
 from commerce_services.order.model import IdempotencyConflict, OrderLine
 from commerce_services.order.placement import OrderPlacement, OutOfStock, UnknownSku, UserRejected
 from commerce_services.order.settings import OrderSettings
@@ -27,6 +29,7 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.conftest import TTL, Clock
+from tests.stack.processes import free_ports
 
 
 class BrokenOrderStore(OrderStore):
@@ -151,3 +154,170 @@ async def test_replays_reserve_once_and_conflicts_change_nothing(
     with pytest.raises(IdempotencyConflict):
         await placement.place(user.user_id, "same", [(sku, 1)], "EUR", "tok_visa")
     assert await _reserved(store, sku) == 2
+
+
+async def _ok() -> None:
+    return None
+
+
+@pytest.fixture
+async def order_api(wired: Wired, sku: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        _placement(wired.channel, wired.orders, sku), wired.orders, "EUR", {"mariadb": _ok}
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://order.test"
+    ) as client:
+        yield client
+
+
+def _code(response: httpx.Response) -> str:
+    body = response.json()
+    assert set(body) == {"error"}
+    return str(body["error"]["code"])
+
+
+async def test_rest_place_replay_conflict_out_of_stock_and_read(
+    order_api: httpx.AsyncClient, wired: Wired, store: InventoryStore, sku: str
+) -> None:
+    await store.set_stock(sku, 3)
+    user = await wired.users.create(f"{sku.lower()}@example.com", "Buyer")
+    body = {
+        "user_id": user.user_id,
+        "items": [{"sku": sku, "quantity": 2}],
+        "payment": {"token": "tok_visa"},
+    }
+    placed = await order_api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "a"})
+    assert placed.status_code == 201
+    order = placed.json()
+    assert (order["status"], order["total"], order["items"][0]["amount"]) == (
+        "PENDING",
+        "19.98",
+        "19.98",
+    )
+    replay = await order_api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "a"})
+    assert replay.json()["order_id"] == order["order_id"]
+    conflict = await order_api.post(
+        "/api/v1/orders",
+        json={**body, "items": [{"sku": sku, "quantity": 1}]},
+        headers={"Idempotency-Key": "a"},
+    )
+    assert (conflict.status_code, _code(conflict)) == (409, "idempotency_conflict")
+    short = await order_api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "b"})
+    assert (short.status_code, _code(short)) == (409, "out_of_stock")
+    assert short.json()["error"]["details"] == {"skus": [sku]}
+    assert await _reserved(store, sku) == 2  # only the first order holds stock
+
+    got = await order_api.get(f"/api/v1/orders/{order['order_id']}")
+    assert got.json() == order
+    listed = await order_api.get(f"/api/v1/users/{user.user_id}/orders")
+    assert [o["order_id"] for o in listed.json()] == [order["order_id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (
+            {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "payment": {"token": "t"}},
+            {},
+            400,
+            "idempotency_key_required",
+        ),
+        (
+            {"user_id": "u", "items": [], "payment": {"token": "t"}},
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"user_id": "u", "items": [{"sku": "A", "quantity": 0}], "payment": {"token": "t"}},
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {
+                "user_id": "u",
+                "items": [{"sku": "bad sku", "quantity": 1}],
+                "payment": {"token": "t"},
+            },
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"user_id": "u", "items": [{"sku": "A", "quantity": "1"}], "payment": {"token": "t"}},
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"user_id": "u", "items": [{"sku": "A", "quantity": 1}]},
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {
+                "user_id": "f" * 32,
+                "items": [{"sku": "A", "quantity": 1}],
+                "payment": {"token": "t"},
+            },
+            {"Idempotency-Key": "k"},
+            422,
+            "user_not_found",
+        ),
+    ],
+)
+async def test_rest_bad_orders_get_4xx_and_reserve_nothing(
+    order_api: httpx.AsyncClient,
+    store: InventoryStore,
+    sku: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    await store.set_stock(sku, 3)
+    response = await order_api.post("/api/v1/orders", json=body, headers=headers)
+    assert (response.status_code, _code(response)) == (status, code)
+    assert await _reserved(store, sku) == 0
+    missing = await order_api.get(f"/api/v1/orders/{'0' * 32}")
+    assert (missing.status_code, _code(missing)) == (404, "not_found")
+
+
+async def test_an_unreachable_service_is_503_and_reserves_nothing(
+    wired: Wired, store: InventoryStore, sku: str
+) -> None:
+    await store.set_stock(sku, 3)
+    user = await wired.users.create(f"{sku.lower()}@example.com", "Buyer")
+    (dead_port,) = free_ports(1)
+    dead = grpc.aio.insecure_channel(f"127.0.0.1:{dead_port}")  # nothing listens there
+
+    async def prices(skus: list[str]) -> dict[str, Decimal]:
+        return dict.fromkeys(skus, Decimal("1.00"))
+
+    placement = OrderPlacement(
+        users_pb2_grpc.UserServiceStub(wired.channel),
+        inventory_pb2_grpc.InventoryServiceStub(dead),
+        wired.orders,
+        prices,
+        rpc_timeout_s=1.0,
+    )
+    app = create_app(placement, wired.orders, "EUR", {"mariadb": _ok})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://order.test"
+    ) as client:
+        response = await client.post(
+            "/api/v1/orders",
+            headers={"Idempotency-Key": "k"},
+            json={
+                "user_id": user.user_id,
+                "items": [{"sku": sku, "quantity": 1}],
+                "payment": {"token": "tok_visa"},
+            },
+        )
+    await dead.close()
+    assert (response.status_code, _code(response)) == (503, "dependency_unavailable")
+    assert await _reserved(store, sku) == 0
+    assert await wired.orders.for_user(user.user_id) == []

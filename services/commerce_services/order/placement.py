@@ -48,6 +48,18 @@ class UnknownSku(Exception):
         self.skus = skus
 
 
+class InvalidItems(Exception):
+    """The product service refused the items as malformed."""
+
+
+class DependencyUnavailable(Exception):
+    """A service the placement needs did not answer in time; retrying with the same
+    Idempotency-Key is safe."""
+
+
+_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 class OrderPlacement:
     def __init__(
         self,
@@ -103,6 +115,8 @@ class OrderPlacement:
                 raise UserRejected("user_not_found", f"no user {user_id}") from exc
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 raise UserRejected("user_dormant", exc.details() or "account is dormant") from exc
+            if exc.code() in _UNAVAILABLE:
+                raise DependencyUnavailable("the user service did not answer") from exc
             raise
 
     async def _reserve(self, order_id: str, items: list[tuple[str, int]]) -> None:
@@ -116,9 +130,12 @@ class OrderPlacement:
             short = dict(exc.trailing_metadata() or ()).get(OUT_OF_STOCK_METADATA)
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and short:
                 raise OutOfStock(str(short).split(",")) from exc
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidItems(exc.details() or "invalid items") from exc
+            if exc.code() in _UNAVAILABLE:
                 # The reservation may have been made after all: never leave it behind.
                 await self._release(order_id)
+                raise DependencyUnavailable("the product service did not answer") from exc
             raise
 
     async def _release(self, order_id: str) -> None:

@@ -148,6 +148,20 @@ class OrderStore:
             return existing
         return order
 
+    async def for_user(self, user_id: str, limit: int = 50) -> list[Order]:
+        """The user's orders, newest first."""
+        async with self._engine.connect() as conn:
+            ids = [
+                row.order_id
+                for row in await conn.execute(
+                    select(orders.c.order_id)
+                    .where(orders.c.user_id == user_id)
+                    .order_by(orders.c.created_at.desc())
+                    .limit(limit)
+                )
+            ]
+        return [(await self._find(order_id))[1] for order_id in ids]
+
     async def exists(self, order_id: str) -> bool:
         async with self._engine.connect() as conn:
             found = await conn.execute(

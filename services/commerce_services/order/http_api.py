@@ -1,0 +1,151 @@
+"""Order service REST API under /api/v1: placing orders (with an Idempotency-Key) and reading
+them. Thin: placement and the store hold the rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Header
+from pydantic import BaseModel, ConfigDict, Field
+
+from commerce_services.order.model import IdempotencyConflict, OrderNotFound
+from commerce_services.order.placement import (
+    DependencyUnavailable,
+    InvalidItems,
+    OrderPlacement,
+    OutOfStock,
+    UnknownSku,
+    UserRejected,
+)
+from commerce_services.order.store import Order, OrderStore
+from commerce_services.product.inventory.model import MAX_LINES, MAX_QUANTITY, SKU_PATTERN
+from commerce_services.web.errors import ApiError, install_error_handlers
+from commerce_services.web.health import ReadinessCheck, health_router
+from commerce_services.web.metrics import install_metrics
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(pattern=SKU_PATTERN.pattern)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=64)
+
+
+class NewOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=64)
+    items: list[Item] = Field(min_length=1, max_length=MAX_LINES)
+    payment: Payment
+
+
+class OrderLineView(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    amount: Decimal
+
+
+class OrderView(BaseModel):
+    order_id: str
+    user_id: str
+    status: str
+    cancel_reason: str | None
+    items: list[OrderLineView]
+    total: Decimal
+    currency: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderView:
+        return cls(
+            order_id=order.order_id,
+            user_id=order.user_id,
+            status=order.status.value,
+            cancel_reason=order.cancel_reason,
+            total=order.total,
+            currency=order.currency,
+            created_at=order.created_at,
+            items=[
+                OrderLineView(
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    amount=line.amount,
+                )
+                for line in order.lines
+            ],
+        )
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["orders"])
+
+    @router.post("/orders", status_code=201)
+    async def place(body: NewOrder, idempotency_key: IdempotencyKey = None) -> OrderView:
+        if not idempotency_key:
+            raise ApiError(
+                400,
+                "idempotency_key_required",
+                "send an Idempotency-Key header (any unique string per order)",
+            )
+        merged: dict[str, int] = {}
+        for item in body.items:
+            merged[item.sku] = merged.get(item.sku, 0) + item.quantity
+        try:
+            order = await placement.place(
+                body.user_id, idempotency_key, sorted(merged.items()), currency, body.payment.token
+            )
+        except OutOfStock as exc:
+            raise ApiError(409, "out_of_stock", str(exc), {"skus": exc.skus}) from exc
+        except UserRejected as exc:
+            status = 409 if exc.code == "user_dormant" else 422
+            raise ApiError(status, exc.code, str(exc)) from exc
+        except UnknownSku as exc:
+            raise ApiError(422, "unknown_sku", str(exc), {"skus": exc.skus}) from exc
+        except IdempotencyConflict as exc:
+            raise ApiError(409, "idempotency_conflict", str(exc)) from exc
+        except InvalidItems as exc:
+            raise ApiError(422, "invalid_items", str(exc)) from exc
+        except DependencyUnavailable as exc:
+            # Not the client's fault, and safe to retry with the same Idempotency-Key.
+            raise ApiError(503, "dependency_unavailable", str(exc)) from exc
+        return OrderView.of(order)
+
+    @router.get("/orders/{order_id}")
+    async def get(order_id: str) -> OrderView:
+        try:
+            return OrderView.of(await store.get(order_id))
+        except OrderNotFound as exc:
+            raise ApiError(404, "not_found", f"no order {order_id}") from exc
+
+    @router.get("/users/{user_id}/orders")
+    async def for_user(user_id: str) -> list[OrderView]:
+        return [OrderView.of(order) for order in await store.for_user(user_id)]
+
+    return router
+
+
+def create_app(
+    placement: OrderPlacement,
+    store: OrderStore,
+    currency: str,
+    readiness: dict[str, ReadinessCheck],
+) -> FastAPI:
+    app = FastAPI(title="commerce order service", version="1")
+    install_error_handlers(app)
+    install_metrics(app, "order")
+    app.include_router(health_router(readiness))
+    app.include_router(orders_router(placement, store, currency))
+    return app
