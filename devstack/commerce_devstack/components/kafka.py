@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import REPO_ROOT, StackSettings
 
 POM = REPO_ROOT / "devstack" / "maven" / "kafka" / "pom.xml"
+
+# The probe fails on purpose while the broker starts; its client must not print each refusal.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def kafka_libs(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
