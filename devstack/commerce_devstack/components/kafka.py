@@ -21,9 +21,6 @@ from commerce_devstack.settings import REPO_ROOT, StackSettings
 
 POM = REPO_ROOT / "devstack" / "maven" / "kafka" / "pom.xml"
 
-# The probe fails on purpose while the broker starts; its client must not print each refusal.
-logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
 
 def kafka_libs(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Path:
     """The Kafka and Kafka Connect runtime classpath, resolved once into the cache."""
@@ -108,6 +105,9 @@ class Kafka(Component):
         return LaunchSpec([*argv, str(self._config)])
 
     def probe(self) -> str:
+        # The probe fails on purpose while the broker starts; the stack tool's own Kafka
+        # client must not print each refusal.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         return asyncio.run(self._metadata())
 
     async def _metadata(self) -> str:
