@@ -97,6 +97,13 @@ class Harness:
             name, self.kafka_consumer, engine, handlers, self.dead_letters, utc_now, FAST
         )
 
+    async def __aenter__(self) -> Harness:
+        await self.kafka_consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.kafka_consumer.stop()
+
     async def drain(self, expected: int) -> list[str]:
         """Handles batches until `expected` records were seen; returns their outcomes."""
         outcomes: list[str] = []
@@ -138,20 +145,14 @@ async def test_redelivery_from_offset_zero_changes_nothing_twice(
     handlers = order_event_handlers(store)
     await kafka.send(reserved, "order_completed", {"order_id": reserved})
     first = Harness(kafka, engine, handlers, f"g1-{unique}", f"product-{unique}")
-    await first.kafka_consumer.start()
-    try:
+    async with first:
         assert await first.drain(1) == ["processed"]
-    finally:
-        await first.kafka_consumer.stop()
     assert await _level(store, sku) == (6, 0)
 
     # A new group reads the topic from offset 0: the same events arrive again.
     again = Harness(kafka, engine, handlers, f"g2-{unique}", f"product-{unique}")
-    await again.kafka_consumer.start()
-    try:
+    async with again:
         assert await again.drain(1) == ["duplicate"]
-    finally:
-        await again.kafka_consumer.stop()
     assert await _level(store, sku) == (6, 0)
 
 
@@ -168,11 +169,8 @@ async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
     unknown = await kafka.send("ghost", "order_completed", {"order_id": f"ghost-{unique}"})
     good = await kafka.send(reserved, "order_cancelled", {"order_id": reserved})
     harness = Harness(kafka, engine, handlers, f"g-{unique}", f"product-{unique}")
-    await harness.kafka_consumer.start()
-    try:
+    async with harness:
         outcomes = await harness.drain(3)
-    finally:
-        await harness.kafka_consumer.stop()
     assert outcomes == ["parked_dlq", "parked_dlq", "processed"]
     assert await _level(store, sku) == (10, 0)  # the later message still took effect
 
@@ -234,20 +232,14 @@ async def test_crash_after_effect_before_offset_commit_does_not_double_the_effec
         f"product-{unique}",
         consumer_class=_DiesBeforeOffsetCommit,
     )
-    await crashing.kafka_consumer.start()
-    try:
+    async with crashing:
         with pytest.raises(_Crash):
             await _consume_until_crash(crashing)
-    finally:
-        await crashing.kafka_consumer.stop()
     assert await _level(store, sku) == (6, 0)
 
     restarted = Harness(kafka, engine, handlers, f"g-{unique}", f"product-{unique}")
-    await restarted.kafka_consumer.start()
-    try:
+    async with restarted:
         assert await restarted.drain(1) == ["duplicate"]  # redelivered, not re-applied
-    finally:
-        await restarted.kafka_consumer.stop()
     assert await _level(store, sku) == (6, 0)
 
 
@@ -259,8 +251,7 @@ async def test_when_the_dlq_refuses_the_event_lands_in_failed_events(
         kafka, engine, order_event_handlers(store), f"g-{unique}", f"product-{unique}"
     )
     original = kafka.topic
-    await harness.kafka_consumer.start()
-    try:
+    async with harness:
         batch: dict[TopicPartition, list[ConsumerRecord]] = {}
         async with asyncio.timeout(30):
             while not batch:
@@ -271,8 +262,6 @@ async def test_when_the_dlq_refuses_the_event_lands_in_failed_events(
         record.topic = f"{original}-no-such"
         assert await harness.consumer.handle(record) == "parked_failed_events"
         assert await harness.consumer.handle(record) == "parked_failed_events"  # redelivery
-    finally:
-        await harness.kafka_consumer.stop()
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -298,11 +287,8 @@ async def test_transient_failures_are_retried_then_applied_once(
 
     event_id = await kafka.send("k", "order_completed", {"order_id": "k"})
     harness = Harness(kafka, engine, {"order_completed": flaky}, f"g-{unique}", f"flaky-{unique}")
-    await harness.kafka_consumer.start()
-    try:
+    async with harness:
         assert await harness.drain(1) == ["processed"]
-    finally:
-        await harness.kafka_consumer.stop()
     assert calls == [event_id] * 3
 
 
@@ -358,13 +344,10 @@ async def test_a_dead_lettered_record_can_be_replayed_to_its_topic(
 
     event_id = await kafka.send("k", "order_completed", {"order_id": "k"})
     harness = Harness(kafka, engine, {"order_completed": handler}, f"g-{unique}", f"r-{unique}")
-    await harness.kafka_consumer.start()
-    try:
+    async with harness:
         assert await harness.drain(1) == ["parked_dlq"]
         fixed = True  # the bug is fixed and deployed; now replay what was parked
         topic = await replay_dlq_record(kafka.bootstrap, f"{kafka.topic}.dlq", 0, 0)
         assert topic == kafka.topic
         assert await harness.drain(1) == ["processed"]
-    finally:
-        await harness.kafka_consumer.stop()
     assert applied == [event_id]
