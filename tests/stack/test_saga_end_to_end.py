@@ -46,7 +46,7 @@ from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
-from tests.stack.conftest import TTL
+from tests.stack.conftest import TTL, Clock
 
 PRICES = {"SAGA-SKU": Decimal("12.50")}
 
@@ -121,8 +121,14 @@ async def _consume(
 
 @pytest.fixture
 async def shop(
-    stack: Endpoints, store: InventoryStore, engine: AsyncEngine, unique: str
+    request: pytest.FixtureRequest,
+    stack: Endpoints,
+    store: InventoryStore,
+    engine: AsyncEngine,
+    clock: Clock,
+    unique: str,
 ) -> AsyncIterator[Shop]:
+    payment_up = getattr(request, "param", {}).get("payment_up", True)
     order_settings = OrderSettings.from_values(stack.service_settings("order"))
     payment_settings = PaymentSettings.from_values(stack.service_settings("payment"))
     order_migrations.upgrade(order_settings)
@@ -132,7 +138,7 @@ async def shop(
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])
     users = UserStore(mongo, f"saga_{unique}", utc_now)
     await users.ensure_indexes()
-    orders = OrderStore(order_engine, utc_now, timedelta(minutes=15))
+    orders = OrderStore(order_engine, clock, timedelta(minutes=15))
 
     server = grpc.aio.server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
@@ -183,7 +189,7 @@ async def shop(
                 stack, payment_engine, Outbox(payment_outbox), f"{prefix}.probe.events"
             )
             processor = PaymentProcessor(FakeGateway(), utc_now, attempts=2, backoff_s=0.05)
-            for topic, name, db, handlers in (
+            consumers = [
                 (
                     f"{prefix}.order.events",
                     f"payment-{unique}",
@@ -193,7 +199,7 @@ async def shop(
                 (
                     f"{prefix}.order.events",
                     f"product-{unique}",
-                    store._engine,
+                    engine,
                     order_event_handlers(store),
                 ),
                 (
@@ -202,7 +208,8 @@ async def shop(
                     order_engine,
                     payment_event_handlers(orders),
                 ),
-            ):
+            ]
+            for topic, name, db, handlers in consumers[0 if payment_up else 1 :]:
                 tasks.append(
                     asyncio.create_task(_consume(stack, topic, name, db, handlers, producer))
                 )
@@ -268,4 +275,32 @@ async def test_paid_order_completes_and_declined_order_gives_stock_back(shop: Sh
         ).all()
     assert sorted((r.order_id, r.status) for r in rows) == sorted(
         [(paid.order_id, "SUCCEEDED"), (declined.order_id, "FAILED")]
+    )
+
+
+@pytest.mark.parametrize("shop", [{"payment_up": False}], indirect=True)
+async def test_a_stuck_order_is_cancelled_at_its_deadline_and_its_stock_released(
+    shop: Shop, clock: Clock
+) -> None:
+    await shop.inventory.set_stock("SAGA-SKU", 10)
+    before = await shop.inventory.stock_level("SAGA-SKU")
+    assert before is not None
+    user = await shop.users.create(f"stuck-{random.random()}@example.com", "Stuck")
+    # The payment service is down: nobody answers order_created.
+    stuck = await shop.placement.place(user.user_id, "stuck", [("SAGA-SKU", 4)], "EUR", "tok_visa")
+    assert await _stock(shop, "SAGA-SKU", lambda s, r: r == before.reserved + 4)
+    await asyncio.sleep(2)
+    assert (await shop.orders.get(stuck.order_id)).status == OrderStatus.PENDING
+
+    clock.now += timedelta(minutes=16)
+    cancelled: list[str] = []
+    while batch := await shop.orders.cancel_overdue():  # older tests' orders fall due too
+        cancelled += batch
+    assert stuck.order_id in cancelled
+    final = await shop.orders.get(stuck.order_id)
+    assert (final.status, final.cancel_reason) == (OrderStatus.CANCELLED, "reservation_expired")
+    # order_cancelled travels through Debezium and Kafka to the product service.
+    assert await _stock(shop, "SAGA-SKU", lambda s, r: r == before.reserved) == (
+        before.stock,
+        before.reserved,
     )
