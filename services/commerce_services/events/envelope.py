@@ -27,6 +27,13 @@ class Event:
     payload: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
 
+    def require(self, name: str, default: str | None = None) -> str:
+        """A non-empty string field of the payload; PermanentError if it is missing."""
+        value = self.payload.get(name, default)
+        if not isinstance(value, str) or not value:
+            raise PermanentError(f"{self.event_type} {self.event_id} has no {name}")
+        return value
+
 
 def _header_text(raw: bytes) -> str:
     # Connect's default header converter writes strings JSON-quoted; a StringConverter does not.

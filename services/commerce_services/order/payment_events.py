@@ -13,21 +13,14 @@ from commerce_services.order.store import OrderStore
 _REASONS = {"declined": CancelReason.PAYMENT_DECLINED, "timeout": CancelReason.PAYMENT_TIMEOUT}
 
 
-def _order_id(event: Event) -> str:
-    order_id = event.payload.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
-        raise PermanentError(f"{event.event_type} {event.event_id} names no order")
-    return order_id
-
-
 def payment_event_handlers(store: OrderStore) -> dict[str, Handler]:
     async def succeeded(conn: AsyncConnection, event: Event) -> None:
-        await store.apply_in(conn, _order_id(event), "payment_succeeded")
+        await store.apply_in(conn, event.require("order_id"), "payment_succeeded")
 
     async def failed(conn: AsyncConnection, event: Event) -> None:
         reason = _REASONS.get(str(event.payload.get("reason")))
         if reason is None:
             raise PermanentError(f"payment_failed {event.event_id} has no known reason")
-        await store.apply_in(conn, _order_id(event), "payment_failed", reason.value)
+        await store.apply_in(conn, event.require("order_id"), "payment_failed", reason.value)
 
     return {"payment_succeeded": succeeded, "payment_failed": failed}

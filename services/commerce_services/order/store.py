@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +50,20 @@ class Order:
     lines: tuple[OrderLine, ...]
     deadline: datetime
     created_at: datetime
+
+
+def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:  # a row of `orders`
+    return Order(
+        row.order_id,
+        row.user_id,
+        OrderStatus(row.status),
+        row.cancel_reason,
+        row.total,
+        row.currency,
+        lines,
+        row.deadline,
+        row.created_at,
+    )
 
 
 class OrderStore:
@@ -149,18 +164,18 @@ class OrderStore:
         return order
 
     async def for_user(self, user_id: str, limit: int = 50) -> list[Order]:
-        """The user's orders, newest first."""
+        """The user's orders, newest first: two queries, whatever the number of orders."""
         async with self._engine.connect() as conn:
-            ids = [
-                row.order_id
-                for row in await conn.execute(
-                    select(orders.c.order_id)
+            rows = (
+                await conn.execute(
+                    select(orders)
                     .where(orders.c.user_id == user_id)
                     .order_by(orders.c.created_at.desc())
                     .limit(limit)
                 )
-            ]
-        return [(await self._find(order_id))[1] for order_id in ids]
+            ).all()
+            lines = await self._lines(conn, [row.order_id for row in rows])
+        return [_order(row, lines.get(row.order_id, ())) for row in rows]
 
     async def exists(self, order_id: str) -> bool:
         async with self._engine.connect() as conn:
@@ -179,23 +194,25 @@ class OrderStore:
             ).one_or_none()
             if row is None:
                 raise OrderNotFound(order_id)
+            lines = await self._lines(conn, [order_id])
+        return row.request_hash, _order(row, lines.get(order_id, ()))
+
+    @staticmethod
+    async def _lines(
+        conn: AsyncConnection, order_ids: list[str]
+    ) -> dict[str, tuple[OrderLine, ...]]:
+        found: dict[str, list[OrderLine]] = {}
+        if order_ids:
             items = await conn.execute(
                 select(order_items)
-                .where(order_items.c.order_id == order_id)
-                .order_by(order_items.c.sku)
+                .where(order_items.c.order_id.in_(order_ids))
+                .order_by(order_items.c.order_id, order_items.c.sku)
             )
-            lines = tuple(OrderLine(i.sku, i.quantity, i.unit_price) for i in items)
-        return row.request_hash, Order(
-            row.order_id,
-            row.user_id,
-            OrderStatus(row.status),
-            row.cancel_reason,
-            row.total,
-            row.currency,
-            lines,
-            row.deadline,
-            row.created_at,
-        )
+            for item in items:
+                found.setdefault(item.order_id, []).append(
+                    OrderLine(item.sku, item.quantity, item.unit_price)
+                )
+        return {order_id: tuple(lines) for order_id, lines in found.items()}
 
     async def apply_in(
         self, conn: AsyncConnection, order_id: str, event: str, reason: str | None = None

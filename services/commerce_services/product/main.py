@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import grpc
@@ -35,21 +34,12 @@ from commerce_services.product.settings import ProductSettings
 from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
+from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
 
 log = logging.getLogger("commerce_services.product")
 
 CONSUMER_NAME = "product.order-events"
-
-
-async def every(interval_s: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
-    """Runs `job()` forever every `interval_s`; a failed run is logged and retried later."""
-    while True:
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed; retrying in %ss", what, interval_s)
-        await asyncio.sleep(interval_s)
 
 
 async def serve(settings: ProductSettings) -> None:

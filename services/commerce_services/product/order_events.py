@@ -12,24 +12,17 @@ from commerce_services.product.inventory.model import ReservationConflict, Reser
 from commerce_services.product.inventory.store import InventoryStore
 
 
-def _order_id(event: Event) -> str:
-    order_id = event.payload.get("order_id", event.key)
-    if not isinstance(order_id, str) or not order_id:
-        raise PermanentError(f"{event.event_type} {event.event_id} names no order")
-    return order_id
-
-
 def order_event_handlers(store: InventoryStore) -> dict[str, Handler]:
     async def completed(conn: AsyncConnection, event: Event) -> None:
         try:
-            await store.confirm_in(conn, _order_id(event))
+            await store.confirm_in(conn, event.require("order_id", default=event.key))
         except (ReservationConflict, ReservationNotFound) as exc:
             # A completed order whose stock is not held is an incident, not a retry.
             raise PermanentError(str(exc)) from exc
 
     async def cancelled(conn: AsyncConnection, event: Event) -> None:
         try:
-            await store.release_in(conn, _order_id(event))
+            await store.release_in(conn, event.require("order_id", default=event.key))
         except ReservationConflict as exc:
             raise PermanentError(str(exc)) from exc
 

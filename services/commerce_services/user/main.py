@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from commerce_services.rpc.commerce.v1 import users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
+from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.http_api import create_app
@@ -37,15 +38,13 @@ async def serve(settings: UserSettings) -> None:
     async def mongo_ready() -> None:
         await client.admin.command("ping")
 
+    async def mark_dormant() -> None:
+        marked = await store.mark_dormant()
+        if marked:
+            log.info("accounts marked dormant", extra={"count": marked})
+
     async def dormancy() -> None:
-        while True:
-            try:
-                marked = await store.mark_dormant()
-                if marked:
-                    log.info("accounts marked dormant", extra={"count": marked})
-            except Exception:
-                log.exception("dormancy sweep failed; retrying later")
-            await asyncio.sleep(settings.dormancy_sweep_interval_s)
+        await every(settings.dormancy_sweep_interval_s, "dormancy sweep", mark_dormant)
 
     grpc_server = grpc.aio.server()
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(store), grpc_server)
