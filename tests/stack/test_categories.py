@@ -17,6 +17,7 @@ from commerce_services.product.categories.store import CategoryStore, Move
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
+from tests.stack.error_shape import api_error
 
 
 @pytest.fixture
@@ -82,12 +83,6 @@ async def test_racing_moves_cannot_make_a_cycle(tree: CategoryStore, unique: str
         assert {a_now.level, b_now.level} == {1, 2}
 
 
-def _error(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}
-    return dict(body["error"])
-
-
 async def test_rest_create_read_move_and_refusals_change_nothing(
     api: httpx.AsyncClient, unique: str
 ) -> None:
@@ -109,7 +104,7 @@ async def test_rest_create_read_move_and_refusals_change_nothing(
         f"/api/v1/categories/{shoes_id}", json={"name": "Footwear", "parent_id": boots["id"]}
     )
     assert refused.status_code == 409
-    assert _error(refused)["code"] == "move_into_own_subtree"
+    assert api_error(refused)["code"] == "move_into_own_subtree"
     assert (await api.get(f"/api/v1/categories/{shoes_id}")).json()["name"] == "Shoes"
 
     renamed = await api.patch(f"/api/v1/categories/{shoes_id}", json={"name": "Footwear"})
@@ -118,7 +113,7 @@ async def test_rest_create_read_move_and_refusals_change_nothing(
         "/api/v1/categories", json={"name": "Footwear", "parent_id": root["id"]}
     )
     assert duplicate.status_code == 409
-    assert _error(duplicate)["code"] == "duplicate_name"
+    assert api_error(duplicate)["code"] == "duplicate_name"
 
 
 @pytest.mark.parametrize(
@@ -143,4 +138,4 @@ async def test_bad_requests_get_the_error_shape(
 ) -> None:
     response = await api.request(method, url, json=body)
     assert response.status_code == status, response.text
-    assert _error(response)["code"] == code
+    assert api_error(response)["code"] == code

@@ -29,6 +29,7 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.conftest import TTL, Clock
+from tests.stack.error_shape import api_error
 from tests.stack.processes import free_ports
 
 
@@ -171,12 +172,6 @@ async def order_api(wired: Wired, sku: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _code(response: httpx.Response) -> str:
-    body = response.json()
-    assert set(body) == {"error"}
-    return str(body["error"]["code"])
-
-
 async def test_rest_place_replay_conflict_out_of_stock_and_read(
     order_api: httpx.AsyncClient, wired: Wired, store: InventoryStore, sku: str
 ) -> None:
@@ -202,9 +197,9 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
         json={**body, "items": [{"sku": sku, "quantity": 1}]},
         headers={"Idempotency-Key": "a"},
     )
-    assert (conflict.status_code, _code(conflict)) == (409, "idempotency_conflict")
+    assert (conflict.status_code, api_error(conflict)["code"]) == (409, "idempotency_conflict")
     short = await order_api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "b"})
-    assert (short.status_code, _code(short)) == (409, "out_of_stock")
+    assert (short.status_code, api_error(short)["code"]) == (409, "out_of_stock")
     assert short.json()["error"]["details"] == {"skus": [sku]}
     assert await _reserved(store, sku) == 2  # only the first order holds stock
 
@@ -280,10 +275,10 @@ async def test_rest_bad_orders_get_4xx_and_reserve_nothing(
 ) -> None:
     await store.set_stock(sku, 3)
     response = await order_api.post("/api/v1/orders", json=body, headers=headers)
-    assert (response.status_code, _code(response)) == (status, code)
+    assert (response.status_code, api_error(response)["code"]) == (status, code)
     assert await _reserved(store, sku) == 0
     missing = await order_api.get(f"/api/v1/orders/{'0' * 32}")
-    assert (missing.status_code, _code(missing)) == (404, "not_found")
+    assert (missing.status_code, api_error(missing)["code"]) == (404, "not_found")
 
 
 async def test_an_unreachable_service_is_503_and_reserves_nothing(
@@ -318,6 +313,6 @@ async def test_an_unreachable_service_is_503_and_reserves_nothing(
             },
         )
     await dead.close()
-    assert (response.status_code, _code(response)) == (503, "dependency_unavailable")
+    assert (response.status_code, api_error(response)["code"]) == (503, "dependency_unavailable")
     assert await _reserved(store, sku) == 0
     assert await wired.orders.for_user(user.user_id) == []

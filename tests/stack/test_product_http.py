@@ -18,6 +18,7 @@ from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
 from tests.stack.conftest import TTL
+from tests.stack.error_shape import api_error
 
 
 async def _fine() -> None:
@@ -36,14 +37,6 @@ async def api(store: InventoryStore, engine: AsyncEngine) -> AsyncIterator[httpx
         base_url="http://product.test",
     ) as client:
         yield client
-
-
-def _error(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert "Traceback" not in response.text
-    return dict(body["error"])
 
 
 async def test_set_and_read_stock(api: httpx.AsyncClient, sku: str) -> None:
@@ -72,7 +65,7 @@ async def test_bad_stock_bodies_change_nothing(
     await api.put(f"/api/v1/inventory/{sku}", json={"stock": 7})
     response = await api.put(f"/api/v1/inventory/{sku}", json=body)
     assert response.status_code == status
-    assert _error(response)["code"] == code
+    assert api_error(response)["code"] == code
     assert (await api.get(f"/api/v1/inventory/{sku}")).json()["stock"] == 7
 
 
@@ -83,16 +76,16 @@ async def test_malformed_json_is_400(api: httpx.AsyncClient, sku: str) -> None:
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
-    assert _error(response)["code"] == "malformed_json"
+    assert api_error(response)["code"] == "malformed_json"
 
 
 async def test_invalid_and_unknown_skus(api: httpx.AsyncClient, unique: str) -> None:
     bad = await api.put("/api/v1/inventory/has%20space", json={"stock": 1})
     assert bad.status_code == 422
-    assert _error(bad)["code"] == "invalid_sku"
+    assert api_error(bad)["code"] == "invalid_sku"
     missing = await api.get(f"/api/v1/inventory/NOPE-{unique}")
     assert missing.status_code == 404
-    assert _error(missing)["code"] == "not_found"
+    assert api_error(missing)["code"] == "not_found"
 
 
 async def test_stock_below_reserved_is_409(
@@ -102,17 +95,17 @@ async def test_stock_below_reserved_is_409(
     await store.reserve(f"o-{sku}", [(sku, 4)], TTL)
     response = await api.put(f"/api/v1/inventory/{sku}", json={"stock": 3})
     assert response.status_code == 409
-    error = _error(response)
+    error = api_error(response)
     assert error["code"] == "stock_below_reserved"
     assert error["details"] == {"sku": sku, "reserved": 4}
     assert (await api.get(f"/api/v1/inventory/{sku}")).json()["stock"] == 5
 
 
 async def test_unknown_route_and_method_use_the_error_shape(api: httpx.AsyncClient) -> None:
-    assert _error(await api.get("/api/v1/nothing-here"))["code"] == "not_found"
+    assert api_error(await api.get("/api/v1/nothing-here"))["code"] == "not_found"
     wrong = await api.delete("/api/v1/inventory/ABC")
     assert wrong.status_code == 405
-    assert _error(wrong)["code"] == "method_not_allowed"
+    assert api_error(wrong)["code"] == "method_not_allowed"
 
 
 async def test_health_and_metrics(api: httpx.AsyncClient, sku: str) -> None:

@@ -20,6 +20,7 @@ from commerce_services.user.http_api import create_app
 from commerce_services.user.model import UserDormant, UserStatus
 from commerce_services.user.store import UserStore
 from tests.stack.conftest import Clock
+from tests.stack.error_shape import api_error
 
 
 @pytest.fixture
@@ -47,12 +48,6 @@ async def api(users: UserStore) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _code(response: httpx.Response) -> str:
-    body = response.json()
-    assert set(body) == {"error"}
-    return str(body["error"]["code"])
-
-
 async def test_signup_unique_email_even_when_racing(api: httpx.AsyncClient) -> None:
     created = await api.post("/api/v1/users", json={"email": "Ann@Example.com", "name": "Ann"})
     assert created.status_code == 201
@@ -60,7 +55,7 @@ async def test_signup_unique_email_even_when_racing(api: httpx.AsyncClient) -> N
     assert (user["email"], user["status"]) == ("ann@example.com", "ACTIVE")
     assert (await api.get(f"/api/v1/users/{user['user_id']}")).json() == user
     again = await api.post("/api/v1/users", json={"email": "ann@example.COM", "name": "Other"})
-    assert (again.status_code, _code(again)) == (409, "email_taken")
+    assert (again.status_code, api_error(again)["code"]) == (409, "email_taken")
 
     race = await asyncio.gather(
         *(
@@ -99,7 +94,7 @@ async def test_bad_requests_get_the_error_shape(
     api: httpx.AsyncClient, method: str, url: str, body: Any, status: int, code: str
 ) -> None:
     response = await api.request(method, url, json=body)
-    assert (response.status_code, _code(response)) == (status, code)
+    assert (response.status_code, api_error(response)["code"]) == (status, code)
 
 
 async def test_six_idle_months_make_an_account_dormant_until_reactivated(
