@@ -16,11 +16,11 @@ from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order import migrations as order_migrations
 from commerce_services.order.http_api import create_app
 from commerce_services.order.model import IdempotencyConflict, OrderLine
 from commerce_services.order.placement import OrderPlacement, OutOfStock, UnknownSku, UserRejected
-from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import Order, OrderStore
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
@@ -59,7 +59,7 @@ class Wired:
 async def wired(
     stack: Endpoints, store: InventoryStore, clock: Clock, unique: str
 ) -> AsyncIterator[Wired]:
-    settings = OrderSettings.from_values(stack.service_settings("order"))
+    settings = DatabaseSettings.from_values(stack.service_settings("order"))
     order_migrations.upgrade(settings)
     engine = create_async_engine(settings.database_url())
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order.migrations import upgrade
 from commerce_services.order.model import IdempotencyConflict, OrderLine, OrderStatus
-from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import OrderStore
 from commerce_services.order.tables import orders, outbox
 from tests.stack.conftest import Clock
@@ -25,14 +25,14 @@ LINES = (OrderLine("SKU-A", 2, Decimal("19.99")), OrderLine("SKU-B", 1, Decimal(
 
 
 @pytest.fixture(scope="session")
-def order_settings(stack: Endpoints) -> OrderSettings:
-    settings = OrderSettings.from_values(stack.service_settings("order"))
+def order_settings(stack: Endpoints) -> DatabaseSettings:
+    settings = DatabaseSettings.from_values(stack.service_settings("order"))
     upgrade(settings)
     return settings
 
 
 @pytest.fixture
-async def order_engine(order_settings: OrderSettings) -> AsyncIterator[AsyncEngine]:
+async def order_engine(order_settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(order_settings.database_url(), pool_size=20)
     yield engine
     await engine.dispose()

@@ -15,14 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.order.migrations import upgrade as upgrade_orders
 from commerce_services.order.model import OrderLine, OrderStatus
 from commerce_services.order.payment_events import payment_event_handlers
-from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import OrderStore
 from commerce_services.payment.charging import PaymentProcessor
-from commerce_services.payment.gateway import Charge, FakeGateway
+from commerce_services.payment.gateway import Charge, FakeGateway, Refund
 from commerce_services.payment.migrations import upgrade
 from commerce_services.payment.settings import PaymentSettings
 from commerce_services.payment.tables import outbox, payments
@@ -145,6 +145,86 @@ async def test_a_crash_after_charging_does_not_charge_twice(
     assert first == again  # the idempotency key returned the first charge both times
 
 
+def order_cancelled(order_id: str, reason: str = "reservation_expired") -> Event:
+    return Event(
+        topic="commerce.order.events",
+        partition=0,
+        offset=1,
+        key=order_id,
+        event_id=str(uuid.uuid4()),
+        event_type="order_cancelled",
+        payload={"order_id": order_id, "reason": reason},
+    )
+
+
+class CountingRefunds(FakeGateway):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refunds = 0
+
+    async def refund(
+        self, idempotency_key: str, charge_reference: str, amount: Decimal, currency: str
+    ) -> Refund:
+        self.refunds += 1
+        return await super().refund(idempotency_key, charge_reference, amount, currency)
+
+
+@pytest.mark.parametrize(
+    ("token", "final", "events", "refunds"),
+    [
+        # The order was cancelled at its deadline while the charge was on its way: money back.
+        ("tok_visa", "REFUNDED", ["payment_succeeded", "payment_refunded"], 1),
+        # Declined: nothing was taken, nothing to give back.
+        ("tok_declined", "FAILED", ["payment_failed"], 0),
+    ],
+)
+async def test_a_cancelled_order_keeps_no_money(
+    payment_engine: AsyncEngine,
+    unique: str,
+    token: str,
+    final: str,
+    events: list[str],
+    refunds: int,
+) -> None:
+    gateway = CountingRefunds()
+    processor = PaymentProcessor(gateway, utc_now)
+    order_id = f"cancel-{unique}"
+    async with payment_engine.begin() as conn:
+        await processor.on_order_created(conn, order_created(order_id, token))
+    for _ in range(2):  # a duplicate cancellation refunds nothing more
+        async with payment_engine.begin() as conn:
+            await processor.on_order_cancelled(conn, order_cancelled(order_id))
+    rows, written = await _payment(payment_engine, order_id)
+    assert [status for status, _ in rows] == [final]
+    assert [kind for kind, _ in written] == events
+    assert gateway.refunds == refunds
+    if refunds:
+        assert written[1][1] == {
+            "order_id": order_id,
+            "payment_id": written[0][1]["payment_id"],
+            "amount": "44.98",
+            "currency": "EUR",
+            "reason": "reservation_expired",
+        }
+
+
+async def test_an_order_cancelled_before_its_charge_is_never_charged(
+    payment_engine: AsyncEngine, unique: str
+) -> None:
+    gateway = CountingGateway()
+    processor = PaymentProcessor(gateway, utc_now)
+    order_id = f"void-{unique}"
+    async with payment_engine.begin() as conn:
+        await processor.on_order_cancelled(conn, order_cancelled(order_id))
+    # order_created replayed later (from the DLQ or failed_events): no charge.
+    async with payment_engine.begin() as conn:
+        await processor.on_order_created(conn, order_created(order_id, "tok_visa"))
+    rows, written = await _payment(payment_engine, order_id)
+    assert rows == [("VOIDED", "order_cancelled")]
+    assert written == []
+    assert gateway.calls == 0
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -167,7 +247,7 @@ async def test_malformed_order_events_are_permanent(
 async def test_the_order_moves_once_and_late_payment_events_change_nothing(
     stack: Endpoints, unique: str
 ) -> None:
-    settings = OrderSettings.from_values(stack.service_settings("order"))
+    settings = DatabaseSettings.from_values(stack.service_settings("order"))
     upgrade_orders(settings)
     engine = create_async_engine(settings.database_url())
     try:

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
@@ -22,22 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
-from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
+from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
 from commerce_services.events.dead_letters import DeadLetters
-from commerce_services.events.outbox import Outbox, OutboxEvent
 from commerce_services.order import migrations as order_migrations
 from commerce_services.order.model import OrderStatus
 from commerce_services.order.payment_events import payment_event_handlers
 from commerce_services.order.placement import OrderPlacement
-from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import OrderStore
-from commerce_services.order.tables import outbox as order_outbox
 from commerce_services.payment import migrations as payment_migrations
 from commerce_services.payment.charging import PaymentProcessor
 from commerce_services.payment.gateway import FakeGateway
 from commerce_services.payment.settings import PaymentSettings
-from commerce_services.payment.tables import outbox as payment_outbox
 from commerce_services.payment.tables import payments
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
@@ -47,6 +42,7 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.conftest import TTL, Clock
+from tests.stack.relay import outbox_relays
 
 PRICES = {"SAGA-SKU": Decimal("12.50")}
 
@@ -58,32 +54,6 @@ class Shop:
     inventory: InventoryStore
     users: UserStore
     payment_engine: AsyncEngine
-
-
-async def _wait_streaming(
-    stack: Endpoints, engine: AsyncEngine, outbox: Outbox, topic: str
-) -> None:
-    """Writes probe events until the connector relays one (a RUNNING connector may not have
-    fixed its binlog position yet)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack["kafka"]["bootstrap_servers"],
-        group_id=f"probe-{random.random()}",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        async with asyncio.timeout(120):
-            while True:
-                async with engine.begin() as conn:
-                    await outbox.append(conn, OutboxEvent("probe", "probe", "probe", {}), utc_now())
-                if topic in await consumer.topics():
-                    consumer.subscribe([topic])
-                    if await consumer.getmany(timeout_ms=1500):
-                        return
-                else:
-                    await asyncio.sleep(1)
-    finally:
-        await consumer.stop()
 
 
 async def _consume(
@@ -129,7 +99,7 @@ async def shop(
     unique: str,
 ) -> AsyncIterator[Shop]:
     payment_up = getattr(request, "param", {}).get("payment_up", True)
-    order_settings = OrderSettings.from_values(stack.service_settings("order"))
+    order_settings = DatabaseSettings.from_values(stack.service_settings("order"))
     payment_settings = PaymentSettings.from_values(stack.service_settings("payment"))
     order_migrations.upgrade(order_settings)
     payment_migrations.upgrade(payment_settings)
@@ -158,36 +128,11 @@ async def shop(
     )
 
     prefix = f"saga{unique}"
-    replication = stack["mariadb"]["replication"]
-    connectors = {}
-    for service, table_owner in (("order", "order"), ("payment", "payment")):
-        dsn = stack.mariadb_dsn(table_owner)
-        connectors[f"{prefix}-{service}"] = outbox_connector_config(
-            OutboxConnectorSpec(
-                name=f"{prefix}-{service}",
-                database_host=dsn["host"],
-                database_port=dsn["port"],
-                database_user=replication["user"],
-                database_password=stack.secret(replication["password_ref"]),
-                database=dsn["database"],
-                server_id=random.randint(10_000, 4_000_000),
-                bootstrap_servers=stack["kafka"]["bootstrap_servers"],
-                topic_prefix=prefix,
-            )
-        )
     producer = AIOKafkaProducer(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
     await producer.start()
     tasks: list[asyncio.Task[None]] = []
-    async with httpx.AsyncClient(base_url=stack["connect"]["url"], timeout=30) as connect:
-        for name, config in connectors.items():
-            assert (await connect.put(f"/connectors/{name}/config", json=config)).is_success
+    async with outbox_relays(stack, prefix, {"order": order_engine, "payment": payment_engine}):
         try:
-            await _wait_streaming(
-                stack, order_engine, Outbox(order_outbox), f"{prefix}.probe.events"
-            )
-            await _wait_streaming(
-                stack, payment_engine, Outbox(payment_outbox), f"{prefix}.probe.events"
-            )
             processor = PaymentProcessor(FakeGateway(), utc_now, attempts=2, backoff_s=0.05)
             consumers = [
                 (
@@ -218,8 +163,6 @@ async def shop(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for name in connectors:
-                await connect.delete(f"/connectors/{name}")
             await producer.stop()
             await channel.close()
             await server.stop(grace=None)

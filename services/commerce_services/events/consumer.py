@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from prometheus_client import Counter
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import (
@@ -36,10 +38,17 @@ from commerce_services.events.envelope import Event, MalformedEvent, PermanentEr
 from commerce_services.events.tables import processed_events
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
 
+# Outcomes include parked_dlq and parked_failed_events: the dead-letter counts.
 EVENTS = Counter("commerce_events_total", "Events handled by outcome", ["consumer", "outcome"])
+LAG = Gauge(
+    "commerce_consumer_lag",
+    "Records behind the partition's end after the last committed batch",
+    ["consumer", "topic", "partition"],
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,12 @@ class EventConsumer:
         for records in batch.values():
             for record in records:
                 await self.handle(record)
-        await self.commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        await self.commit(offsets)
+        for tp, offset in offsets.items():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(end - offset, 0))
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self._consumer.commit(offsets)
@@ -128,16 +142,30 @@ class EventConsumer:
 
     async def apply(self, event: Event, handler: Handler) -> str:
         """The effect and its processed-events record in one transaction: "processed", or
-        "duplicate" when the event id was recorded before."""
-        async with self._engine.begin() as conn:
-            first = await conn.execute(
-                mysql_insert(processed_events)
-                .values(consumer=self.name, event_id=event.event_id, processed_at=self._clock())
-                .prefix_with("IGNORE")
-            )
-            if first.rowcount == 0:
-                return "duplicate"  # effect committed before; nothing to do
-            await handler(conn, event)
+        "duplicate" when the event id was recorded before.
+
+        Runs in a span continuing the producer's trace (the `traceparent` header), so the
+        events the handler writes to its outbox carry the same trace onward."""
+        with tracer.start_as_current_span(
+            f"{event.event_type} process",
+            context=extract(event.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": event.topic,
+                "messaging.message.id": event.event_id,
+                "messaging.consumer.group.name": self.name,
+            },
+        ):
+            async with self._engine.begin() as conn:
+                first = await conn.execute(
+                    mysql_insert(processed_events)
+                    .values(consumer=self.name, event_id=event.event_id, processed_at=self._clock())
+                    .prefix_with("IGNORE")
+                )
+                if first.rowcount == 0:
+                    return "duplicate"  # effect committed before; nothing to do
+                await handler(conn, event)
         return "processed"
 
     async def _park(self, raw: RawRecord, error: BaseException, attempts: int) -> str:

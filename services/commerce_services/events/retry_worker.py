@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,12 @@ from commerce_services.events.envelope import PermanentError, decode
 from commerce_services.events.tables import failed_events
 
 log = logging.getLogger(__name__)
+
+RETRIES = Counter(
+    "commerce_failed_event_retries_total",
+    "Re-drives of parked events by result",
+    ["consumer", "status"],
+)
 
 MAX_RETRIES = 5
 
@@ -51,6 +58,7 @@ class FailedEventRetrier:
         results = {}
         for row in rows:
             results[row.id] = await self._retry(row)
+            RETRIES.labels(self._consumer.name, results[row.id]).inc()
         return results
 
     async def _retry(self, row: Row[Any, Any]) -> str:

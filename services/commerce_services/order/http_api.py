@@ -21,9 +21,9 @@ from commerce_services.order.placement import (
 )
 from commerce_services.order.store import Order, OrderStore
 from commerce_services.product.inventory.model import MAX_LINES, MAX_QUANTITY, SKU_PATTERN
-from commerce_services.web.errors import ApiError, install_error_handlers
-from commerce_services.web.health import ReadinessCheck, health_router
-from commerce_services.web.metrics import install_metrics
+from commerce_services.web.app import service_app
+from commerce_services.web.errors import ApiError
+from commerce_services.web.health import ReadinessCheck
 
 
 class Item(BaseModel):
@@ -143,9 +143,6 @@ def create_app(
     currency: str,
     readiness: dict[str, ReadinessCheck],
 ) -> FastAPI:
-    app = FastAPI(title="commerce order service", version="1")
-    install_error_handlers(app)
-    install_metrics(app, "order")
-    app.include_router(health_router(readiness))
+    app = service_app("order", readiness)
     app.include_router(orders_router(placement, store, currency))
     return app

@@ -6,11 +6,23 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
+from commerce_services.events.settings import ConsumerSettings, OutboxSettings
+from commerce_services.runtime.settings import ServingSettings
 
 
-class OrderSettings(DatabaseSettings):
+class OrderSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_", frozen=True)
 
     # An order still PENDING this long after it was placed is cancelled and its stock released;
     # it matches the product service's reservation time to live.
     deadline_s: int = Field(default=15 * 60, ge=1)
+    deadline_sweep_interval_s: float = Field(default=30.0, gt=0)
+
+    # host:port of the user service's and the product service's gRPC servers.
+    user_grpc_target: str
+    product_grpc_target: str
+    rpc_timeout_s: float = Field(default=3.0, gt=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+
+    payment_events_topic: str = "commerce.payment.events"
+    consumer_group: str = "order-payment-events"

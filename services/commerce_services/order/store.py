@@ -17,11 +17,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
+from commerce_services.db.transactions import (
+    DUPLICATE_KEY,
+    after_commit,
+    mysql_code,
+    retry_transaction,
+)
 from commerce_services.events.outbox import Outbox, OutboxEvent
 from commerce_services.order.model import (
     CancelReason,
@@ -37,6 +43,10 @@ from commerce_services.order.model import (
 from commerce_services.order.tables import order_items, orders, outbox
 
 AGGREGATE = "order"
+
+SAGA_OUTCOMES = Counter(
+    "commerce_saga_outcomes_total", "Orders that reached a final state", ["status", "reason"]
+)
 
 
 @dataclass(frozen=True)
@@ -244,6 +254,8 @@ class OrderStore:
         if reason is not None and new == OrderStatus.CANCELLED:
             payload["reason"] = reason
         await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
+        outcome, cause = new.value, reason or ""
+        after_commit(conn, lambda: SAGA_OUTCOMES.labels(outcome, cause).inc())
         return new
 
     @retry_transaction

@@ -5,6 +5,12 @@ payment row is checked under lock, the gateway is called with the order id as id
 (a redelivery after a crash gets the same answer, never a second charge), timeouts are retried
 with backoff, and the payment row and its `payment_succeeded`/`payment_failed` event are
 written together.
+
+`order_cancelled` settles money the saga must not keep: a SUCCEEDED payment (the order was
+cancelled at its deadline while the charge was on its way) is refunded, idempotency key
+`refund-<order id>`, and ends REFUNDED with `payment_refunded`; an order without a payment gets
+a VOIDED row, so an `order_created` replayed later (from a DLQ or failed_events) charges nothing.
+Both arrive on the order's key, so Kafka keeps them in the order they were written.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -25,6 +31,8 @@ from commerce_services.payment.gateway import Charge, GatewayTimeout, PaymentGat
 from commerce_services.payment.tables import outbox, payments
 
 AGGREGATE = "payment"
+# ISO 4217's code for "no currency involved": a void moves no money.
+NO_CURRENCY = "XXX"
 
 
 def _order_fields(event: Event) -> tuple[str, Decimal, str, str]:
@@ -55,7 +63,7 @@ class PaymentProcessor:
         self._outbox = Outbox(outbox)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"order_created": self.on_order_created}
+        return {"order_created": self.on_order_created, "order_cancelled": self.on_order_cancelled}
 
     async def on_order_created(self, conn: AsyncConnection, event: Event) -> None:
         order_id, amount, currency, token = _order_fields(event)
@@ -102,6 +110,49 @@ class PaymentProcessor:
         if reason is not None:
             payload["reason"] = reason
         await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
+
+    async def on_order_cancelled(self, conn: AsyncConnection, event: Event) -> None:
+        order_id = event.require("order_id")
+        payment = (
+            await conn.execute(
+                select(payments).where(payments.c.order_id == order_id).with_for_update()
+            )
+        ).one_or_none()
+        now = self._clock()
+        if payment is None:
+            await conn.execute(
+                insert(payments).values(
+                    payment_id=uuid.uuid4().hex,
+                    order_id=order_id,
+                    amount=Decimal("0.00"),
+                    currency=NO_CURRENCY,
+                    status="VOIDED",
+                    reason="order_cancelled",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return
+        if payment.status != "SUCCEEDED":
+            return  # nothing was taken, or it was given back already
+        refund = await self._gateway.refund(
+            f"refund-{order_id}", payment.gateway_reference, payment.amount, payment.currency
+        )
+        await conn.execute(
+            update(payments)
+            .where(payments.c.payment_id == payment.payment_id)
+            .values(status="REFUNDED", refund_reference=refund.reference, updated_at=now)
+        )
+        payload: dict[str, object] = {
+            "order_id": order_id,
+            "payment_id": payment.payment_id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "reason": str(event.payload.get("reason", "order_cancelled")),
+        }
+        await self._outbox.append(
+            conn, OutboxEvent(AGGREGATE, order_id, "payment_refunded", payload), now
+        )
 
     async def _charge(self, order_id: str, amount: Decimal, currency: str, token: str) -> Charge:
         async for attempt in AsyncRetrying(

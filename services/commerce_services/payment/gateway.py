@@ -24,10 +24,19 @@ class Charge:
     decline_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Refund:
+    reference: str
+
+
 class PaymentGateway(Protocol):
     async def charge(
         self, idempotency_key: str, amount: Decimal, currency: str, token: str
     ) -> Charge: ...
+
+    async def refund(
+        self, idempotency_key: str, charge_reference: str, amount: Decimal, currency: str
+    ) -> Refund: ...
 
 
 class FakeGateway:
@@ -37,6 +46,7 @@ class FakeGateway:
     def __init__(self, timeout_s: float = 0.05) -> None:
         self._timeout_s = timeout_s
         self._charges: dict[str, Charge] = {}
+        self._refunds: dict[str, Refund] = {}
 
     async def charge(
         self, idempotency_key: str, amount: Decimal, currency: str, token: str
@@ -55,3 +65,10 @@ class FakeGateway:
             result = Charge(False, reference, "unknown_token")
         self._charges[idempotency_key] = result
         return result
+
+    async def refund(
+        self, idempotency_key: str, charge_reference: str, amount: Decimal, currency: str
+    ) -> Refund:
+        if idempotency_key not in self._refunds:
+            self._refunds[idempotency_key] = Refund(f"re_{uuid.uuid4().hex[:16]}")
+        return self._refunds[idempotency_key]

@@ -19,7 +19,9 @@ payments = Table(
     Column("status", String(16), nullable=False),
     Column("reason", String(32), nullable=True),
     Column("gateway_reference", String(64), nullable=True),
+    Column("refund_reference", String(64), nullable=True),
     Column("created_at", DATETIME(fsp=6), nullable=False),
+    Column("updated_at", DATETIME(fsp=6), nullable=True),
 )
 
 outbox = outbox_table(metadata)

@@ -7,6 +7,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from commerce_services.runtime.tracing import TraceIdFilter
+
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
@@ -17,6 +19,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             static_fields={"service": service},
         )
     )
+    handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -38,7 +38,7 @@ class _HttpServer(uvicorn.Server):
 
 async def serve_until_signalled(
     app: FastAPI,
-    grpc_server: grpc.aio.Server,
+    grpc_server: grpc.aio.Server | None,
     host: str,
     http_port: int,
     background: Sequence[BackgroundJob] = (),
@@ -61,7 +61,9 @@ async def serve_until_signalled(
             failures.append(error)
             http.should_exit = True
 
-    await grpc_server.start()
+    if grpc_server is not None:
+        await grpc_server.start()
+    log.info("serving", extra={"http_port": http_port})
     tasks: list[asyncio.Task[None]] = []
     for job in background:
         task: asyncio.Task[None] = asyncio.create_task(job(), name=getattr(job, "__name__", "job"))
@@ -73,7 +75,8 @@ async def serve_until_signalled(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await grpc_server.stop(grace=grace_s)
+        if grpc_server is not None:
+            await grpc_server.stop(grace=grace_s)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from commerce_services.user.model import EmailTaken, InvalidUserId, User, UserNotFound
 from commerce_services.user.store import UserStore
-from commerce_services.web.errors import ApiError, install_error_handlers
-from commerce_services.web.health import ReadinessCheck, health_router
-from commerce_services.web.metrics import install_metrics
+from commerce_services.web.app import service_app
+from commerce_services.web.errors import ApiError
+from commerce_services.web.health import ReadinessCheck
 
 
 class NewUser(BaseModel):
@@ -79,9 +79,6 @@ def users_router(store: UserStore) -> APIRouter:
 
 
 def create_app(store: UserStore, readiness: dict[str, ReadinessCheck]) -> FastAPI:
-    app = FastAPI(title="commerce user service", version="1")
-    install_error_handlers(app)
-    install_metrics(app, "user")
-    app.include_router(health_router(readiness))
+    app = service_app("user", readiness)
     app.include_router(users_router(store))
     return app

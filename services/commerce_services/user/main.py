@@ -6,20 +6,17 @@ serve  REST on USER_HTTP_PORT, gRPC (commerce.v1.UserService) on USER_GRPC_PORT,
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
 from typing import Any
 
-import grpc
-from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 
 from commerce_services.rpc.commerce.v1 import users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
-from commerce_services.runtime.logging import configure_logging
+from commerce_services.runtime.entry_point import ServiceCommands, run
+from commerce_services.runtime.grpc_wiring import traced_server
 from commerce_services.runtime.periodic import every
-from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
+from commerce_services.runtime.serving import serve_until_signalled
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.http_api import create_app
 from commerce_services.user.settings import UserSettings
@@ -46,7 +43,7 @@ async def serve(settings: UserSettings) -> None:
     async def dormancy() -> None:
         await every(settings.dormancy_sweep_interval_s, "dormancy sweep", mark_dormant)
 
-    grpc_server = grpc.aio.server()
+    grpc_server = traced_server()
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(store), grpc_server)
     grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
     try:
@@ -61,22 +58,8 @@ async def serve(settings: UserSettings) -> None:
         await client.close()
 
 
+COMMANDS = ServiceCommands("user", __doc__ or "", UserSettings, serve)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="commerce-user",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("command", choices=["serve"])
-    parser.parse_args(argv)
-    try:
-        settings = UserSettings()  # type: ignore[call-arg]  # values come from the environment
-    except ValidationError as exc:
-        print(f"invalid USER_* configuration:\n{exc}")
-        return 2
-    configure_logging("user", settings.log_level)
-    try:
-        asyncio.run(serve(settings))
-    except BackgroundJobFailed:
-        return 1
-    return 0
+    return run(COMMANDS, argv)

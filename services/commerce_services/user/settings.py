@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from commerce_services.runtime.settings import ServingSettings
 
 
-class UserSettings(BaseSettings):
+class UserSettings(ServingSettings):
     model_config = SettingsConfigDict(env_prefix="USER_", frozen=True)
 
     mongo_uri: SecretStr  # may carry credentials
     mongo_database: str = "commerce_user"
     dormancy_sweep_interval_s: float = Field(default=3600.0, gt=0)
 
-    listen_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, ge=1, le=65535)
     grpc_port: int = Field(default=50051, ge=1, le=65535)
-    log_level: str = "INFO"

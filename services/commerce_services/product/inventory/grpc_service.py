@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 import grpc
+from prometheus_client import Counter
 
 from commerce_services.product.inventory.model import (
     InvalidRequest,
@@ -32,10 +33,16 @@ def _message(reservation: Reservation) -> inventory_pb2.Reservation:
     )
 
 
+RESERVATION_CONFLICTS = Counter(
+    "commerce_reservation_conflicts_total", "Reservations refused for insufficient stock"
+)
+
+
 async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
     if isinstance(exc, InvalidRequest):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     if isinstance(exc, OutOfStock):
+        RESERVATION_CONFLICTS.inc()
         context.set_trailing_metadata(((OUT_OF_STOCK_METADATA, ",".join(exc.skus)),))
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ReservationConflict):

@@ -1,0 +1,119 @@
+"""One service's subscription to one event topic, wired for a serving process.
+
+Bundles the Kafka clients, the idempotent EventConsumer, its dead-letter path and the
+failed-events retrier, and offers them as readiness checks and background jobs, so every
+service's entry point says only which topic, which handlers and which database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
+from commerce_services.events.dead_letters import DeadLetters
+from commerce_services.events.retry_worker import FailedEventRetrier
+from commerce_services.events.settings import ConsumerSettings
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.periodic import every
+
+log = logging.getLogger(__name__)
+
+
+class TopicMissing(LookupError):
+    pass
+
+
+class Subscription:
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        group: str,
+        settings: ConsumerSettings,
+        engine: AsyncEngine,
+        handlers: Mapping[str, Handler],
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self._settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        )
+        self._kafka = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        self.consumer = EventConsumer(
+            name,
+            self._kafka,
+            engine,
+            handlers,
+            DeadLetters(name, self._producer, engine, utc_now),
+            utc_now,
+            RetryPolicy(
+                max_attempts=settings.consumer_max_attempts,
+                initial_backoff_s=settings.consumer_initial_backoff_s,
+            ),
+        )
+        self._retrier = FailedEventRetrier(self.consumer, engine, utc_now)
+
+    async def __aenter__(self) -> Subscription:
+        await self._producer.start()
+        try:
+            await self._admin.start()
+            await self._kafka.start()
+        except BaseException:
+            await self._admin.close()
+            await self._producer.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._kafka.stop()
+        await self._admin.close()
+        await self._producer.stop()
+
+    async def _topic_exists(self) -> bool:
+        return self.topic in await self._admin.list_topics()
+
+    async def ready(self) -> None:
+        """Readiness check: Kafka answers and the topic exists."""
+        if not await self._topic_exists():
+            raise TopicMissing(f"topic {self.topic} does not exist")
+
+    async def consume(self) -> None:
+        """Background job: consumes until cancelled."""
+        # The topic comes with the producing service's OutboxConnector; until then there is
+        # nothing to consume, and readiness says why. (Subscribing earlier would block the
+        # client on the missing topic.)
+        waited = 0
+        while not await self._topic_exists():
+            if waited % 12 == 0:
+                log.warning("waiting for topic %s", self.topic)
+            await asyncio.sleep(5)
+            waited += 1
+        self._kafka.subscribe([self.topic])
+        await self.consumer.run(asyncio.Event())
+
+    async def retry_failed(self) -> None:
+        """Background job: re-drives parked events on an interval."""
+        await every(
+            self._settings.failed_events_interval_s,
+            f"{self.name} failed-event retry",
+            self._retrier.run_once,
+        )

@@ -1,0 +1,3 @@
+from commerce_services.payment.main import main
+
+raise SystemExit(main())

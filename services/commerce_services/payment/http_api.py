@@ -1,0 +1,67 @@
+"""Payment service REST API under /api/v1: reading an order's payment. Payments are only ever
+made by the saga (the `order_created` consumer), never through this API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commerce_services.payment.tables import payments
+from commerce_services.web.app import service_app
+from commerce_services.web.health import ReadinessCheck
+
+
+class PaymentView(BaseModel):
+    payment_id: str
+    order_id: str
+    status: str  # SUCCEEDED, FAILED, REFUNDED or VOIDED
+    reason: str | None
+    amount: Decimal
+    currency: str
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class PaymentList(BaseModel):
+    items: list[PaymentView]
+
+
+def payments_router(engine: AsyncEngine) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["payments"])
+
+    @router.get("/payments")
+    async def for_order(
+        order_id: Annotated[str, Query(min_length=1, max_length=64)],
+    ) -> PaymentList:
+        # A list, empty until the saga reached the payment: "not yet" is not an error.
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(payments).where(payments.c.order_id == order_id))
+            return PaymentList(
+                items=[
+                    PaymentView(
+                        payment_id=row.payment_id,
+                        order_id=row.order_id,
+                        status=row.status,
+                        reason=row.reason,
+                        amount=row.amount,
+                        currency=row.currency,
+                        created_at=row.created_at,
+                        updated_at=row.updated_at,
+                    )
+                    for row in rows
+                ]
+            )
+
+    return router
+
+
+def create_app(engine: AsyncEngine, readiness: dict[str, ReadinessCheck]) -> FastAPI:
+    app = service_app("payment", readiness)
+    app.include_router(payments_router(engine))
+    return app

@@ -1,0 +1,84 @@
+"""`commerce-payment migrate | serve | requeue-failed-event ID`: the payment service.
+
+migrate               applies the database migrations
+serve                 REST on PAYMENT_HTTP_PORT (GET /api/v1/payments?order_id=), the
+                      `order_created`/`order_cancelled` consumer that charges, refunds or voids,
+                      the failed-events retry worker and the outbox purge
+requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from commerce_services.events.outbox import Outbox
+from commerce_services.events.subscription import Subscription
+from commerce_services.payment import migrations
+from commerce_services.payment.charging import PaymentProcessor
+from commerce_services.payment.gateway import FakeGateway
+from commerce_services.payment.http_api import create_app
+from commerce_services.payment.settings import PaymentSettings
+from commerce_services.payment.tables import outbox
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.entry_point import ServiceCommands, run
+from commerce_services.runtime.periodic import every
+from commerce_services.runtime.serving import serve_until_signalled
+
+CONSUMER_NAME = "payment.order-events"
+
+
+async def serve(settings: PaymentSettings) -> None:
+    engine = create_async_engine(
+        settings.database_url(),
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+    )
+    processor = PaymentProcessor(
+        FakeGateway(), utc_now, settings.gateway_attempts, settings.gateway_backoff_s
+    )
+    subscription = Subscription(
+        CONSUMER_NAME,
+        settings.order_events_topic,
+        settings.consumer_group,
+        settings,
+        engine,
+        processor.handlers(),
+    )
+
+    async def mariadb_ready() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def purge() -> int:
+        return await Outbox(outbox).purge(
+            engine, utc_now() - timedelta(seconds=settings.outbox_retention_s)
+        )
+
+    async def purge_outbox() -> None:
+        await every(settings.outbox_purge_interval_s, "outbox purge", purge)
+
+    app = create_app(engine, {"mariadb": mariadb_ready, "kafka": subscription.ready})
+    try:
+        async with subscription:
+            await serve_until_signalled(
+                app,
+                None,
+                settings.listen_host,
+                settings.http_port,
+                background=[subscription.consume, subscription.retry_failed, purge_outbox],
+            )
+    finally:
+        await engine.dispose()
+
+
+COMMANDS = ServiceCommands(
+    "payment", __doc__ or "", PaymentSettings, serve, migrations.upgrade, CONSUMER_NAME
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(COMMANDS, argv)

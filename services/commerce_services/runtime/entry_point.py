@@ -1,0 +1,85 @@
+"""The command line every service shares: `serve`, and where the service has them, `migrate`
+and `requeue-failed-event ID`. Settings come from the environment; invalid ones exit 2 with
+pydantic's explanation, a failed background job exits 1 (so the supervisor restarts it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from commerce_services.db.settings import DatabaseSettings
+from commerce_services.events.retry_worker import requeue_failed
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.logging import configure_logging
+from commerce_services.runtime.serving import BackgroundJobFailed
+from commerce_services.runtime.settings import ServingSettings
+from commerce_services.runtime.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServingSettings)
+
+
+@dataclass(frozen=True)
+class ServiceCommands(Generic[S]):
+    name: str  # "order": the program is commerce-order, settings are ORDER_*
+    doc: str
+    settings: type[S]
+    serve: Callable[[S], Coroutine[Any, Any, None]]
+    migrate: Callable[[S], None] | None = None
+    consumer: str | None = None  # the consumer whose parked events requeue acts on
+
+
+async def _requeue(settings: DatabaseSettings, consumer: str, record_id: int) -> bool:
+    engine = create_async_engine(settings.database_url())
+    try:
+        return await requeue_failed(engine, consumer, record_id, utc_now())
+    finally:
+        await engine.dispose()
+
+
+def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
+    commands = ["serve"]
+    if service.migrate is not None:
+        commands.append("migrate")
+    if service.consumer is not None:
+        commands.append("requeue-failed-event")
+    parser = argparse.ArgumentParser(
+        prog=f"commerce-{service.name}",
+        description=service.doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=commands)
+    if service.consumer is not None:
+        parser.add_argument("id", nargs="?", type=int, help="failed_events id to requeue")
+    args = parser.parse_args(argv)
+    try:
+        settings = service.settings()
+    except ValidationError as exc:
+        print(f"invalid {service.name.upper()}_* configuration:\n{exc}")
+        return 2
+    configure_logging(service.name, settings.log_level)
+    if args.command == "migrate" and service.migrate is not None:
+        service.migrate(settings)
+        log.info("migrations applied")
+        return 0
+    if args.command == "requeue-failed-event" and service.consumer is not None:
+        if args.id is None:
+            parser.error("requeue-failed-event needs the failed_events id")
+        assert isinstance(settings, DatabaseSettings)  # services with consumers have a database
+        found = asyncio.run(_requeue(settings, service.consumer, args.id))
+        print(f"failed event {args.id} requeued" if found else f"no parked event {args.id}")
+        return 0 if found else 1
+    configure_tracing(service.name, settings.otlp_endpoint)
+    try:
+        asyncio.run(service.serve(settings))
+    except BackgroundJobFailed:
+        return 1
+    return 0

@@ -1,0 +1,38 @@
+"""OpenTelemetry tracing for a service process.
+
+Spans always get real trace ids (W3C trace context travels over HTTP, gRPC, the outbox row and
+the Kafka headers, so one order's saga is one trace, and log lines carry its id); they are
+exported only when an OTLP endpoint is configured, e.g. a collector in the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+def configure_tracing(service: str, otlp_endpoint: str | None) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": f"commerce-{service}"}))
+    if otlp_endpoint:
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+
+
+def current_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+class TraceIdFilter(logging.Filter):
+    """Adds `trace_id` to every log record written inside a span."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            record.trace_id = trace_id
+        return True
