@@ -27,7 +27,7 @@ from commerce_services.events.dead_letters import DeadLetters
 from commerce_services.order import migrations as order_migrations
 from commerce_services.order.model import OrderStatus
 from commerce_services.order.payment_events import payment_event_handlers
-from commerce_services.order.placement import OrderPlacement
+from commerce_services.order.placement import OrderPlacement, OutOfStock
 from commerce_services.order.store import OrderStore
 from commerce_services.payment import migrations as payment_migrations
 from commerce_services.payment.charging import PaymentProcessor
@@ -44,7 +44,7 @@ from commerce_services.user.store import UserStore
 from tests.stack.conftest import TTL, Clock
 from tests.stack.relay import outbox_relays
 
-PRICES = {"SAGA-SKU": Decimal("12.50")}
+PRICE = Decimal("12.50")  # of every SKU named SAGA-...
 
 
 @dataclass
@@ -118,7 +118,7 @@ async def shop(
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
 
     async def prices(skus: list[str]) -> dict[str, Decimal]:
-        return {sku: PRICES[sku] for sku in skus if sku in PRICES}
+        return {sku: PRICE for sku in skus if sku.startswith("SAGA-")}
 
     placement = OrderPlacement(
         users_pb2_grpc.UserServiceStub(channel),
@@ -247,3 +247,36 @@ async def test_a_stuck_order_is_cancelled_at_its_deadline_and_its_stock_released
         before.stock,
         before.reserved,
     )
+
+
+async def test_two_hundred_buyers_fifty_units_fifty_completed_orders(
+    shop: Shop, unique: str
+) -> None:
+    sku = f"SAGA-{unique}"
+    await shop.inventory.set_stock(sku, 50)
+    users = [
+        await shop.users.create(f"rush-{i}-{random.random()}@example.com", "Rush")
+        for i in range(20)
+    ]
+
+    async def buy(i: int) -> str | None:
+        try:
+            order = await shop.placement.place(
+                users[i % 20].user_id, f"rush-{unique}-{i}", [(sku, 1)], "EUR", "tok_visa"
+            )
+        except OutOfStock:
+            return None
+        return order.order_id
+
+    placed = [order_id for order_id in await asyncio.gather(*map(buy, range(200))) if order_id]
+    assert len(placed) == 50
+    assert (
+        sorted([await _settled(shop, order_id) for order_id in placed])
+        == [OrderStatus.COMPLETED] * 50
+    )
+    # Every unit sold exactly once, nothing left reserved, no order for the other 150.
+    assert await _stock(shop, sku, lambda s, r: s == 0) == (0, 0)
+    for user in users:
+        mine = await shop.orders.for_user(user.user_id)
+        assert all(order.order_id in placed for order in mine)
+    assert sum([len(await shop.orders.for_user(user.user_id)) for user in users]) == 50
