@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 
+from commerce_devstack.local_shop import free_ports
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports: every socket stays bound until all are chosen."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+__all__ = ["free_ports", "start_service", "stop"]
 
 
 def start_service(module: str, env: dict[str, str], http_port: int) -> subprocess.Popen[str]:

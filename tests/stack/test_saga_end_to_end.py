@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.local_shop import outbox_relays
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
 from commerce_services.events.dead_letters import DeadLetters
@@ -42,7 +43,6 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.conftest import TTL, Clock
-from tests.stack.relay import outbox_relays
 
 PRICE = Decimal("12.50")  # of every SKU named SAGA-...
 
