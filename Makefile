@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-flash-sale up status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-flash-sale bench-saga shop up status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ install: venv ## download and build every server into the cache (~/.cache/commer
 
 up: venv ## start the stack (installs on first run), then show where everything listens
 	$(STACK) up
+
+shop: venv ## run user, product, order and payment against the stack, in the foreground
+	$(STACK) up
+	$(BIN)/commerce-shop
 
 status: venv ## probe every component; exit 0 only if all are healthy
 	$(STACK) status
@@ -76,3 +80,7 @@ test: lint typecheck ## the whole suite: lint, types, then every test against th
 bench-flash-sale: venv ## flash-sale benchmark: conditional UPDATE vs SELECT FOR UPDATE (docs/benchmarks)
 	$(STACK) up --only mariadb
 	$(BIN)/python bench/flash_sale.py
+
+bench-saga: venv ## saga latency, order accepted -> COMPLETED through Debezium and Kafka (docs/benchmarks)
+	$(STACK) up
+	$(BIN)/python bench/saga_latency.py

@@ -1,18 +1,22 @@
 """The four commerce services as local processes against the running stack, for end-to-end
-tests and benchmarks: migrations, Kafka topics (each with its `.dlq`), the Debezium outbox
-connectors, then user, product, order and payment on free loopback ports, each ready.
+tests, benchmarks and `make shop` (`commerce-shop`): migrations, Kafka topics (each with its
+`.dlq`), the Debezium outbox connectors, then user, product, order and payment on free loopback
+ports, each ready.
 
 Everything is named after a prefix (topics `<prefix>.<aggregate>.events`, consumer groups,
 connector names, MongoDB databases), so shops started by different runs never share state
 except the services' MariaDB databases, where ids are unique anyway. Logs go to
-`<state>/shops/<prefix>/<service>.log`.
+`<state>/shops/<prefix>/<service>.log`. The operator's development runtime replaces this for
+`make up`; here nothing but the stack is needed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +33,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.endpoints import Endpoints, StackNotRunning, load
+from commerce_devstack.settings import StackSettings
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
 from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
@@ -203,7 +208,10 @@ async def _wait_streaming(stack: Endpoints, engine: AsyncEngine, topic: str) -> 
 
 @asynccontextmanager
 async def outbox_relays(
-    stack: Endpoints, prefix: str, engines: Mapping[str, AsyncEngine]
+    stack: Endpoints,
+    prefix: str,
+    engines: Mapping[str, AsyncEngine],
+    poll_interval_ms: int = OutboxConnectorSpec.poll_interval_ms,
 ) -> AsyncIterator[None]:
     """Debezium outbox connectors, one per service in `engines` (service name -> its
     database), streaming to `<prefix>.<aggregate>.events` on exit of the `async with` head;
@@ -227,6 +235,7 @@ async def outbox_relays(
                         bootstrap_servers=stack["kafka"]["bootstrap_servers"],
                         topic_prefix=prefix,
                         topic_partitions=PARTITIONS,
+                        poll_interval_ms=poll_interval_ms,
                     )
                 )
                 names.append(name)
@@ -241,16 +250,27 @@ async def outbox_relays(
 
 @asynccontextmanager
 async def local_shop(
-    stack: Endpoints, state_dir: Path, prefix: str, overrides: dict[str, str] | None = None
+    stack: Endpoints,
+    state_dir: Path,
+    prefix: str,
+    overrides: dict[str, str] | None = None,
+    poll_interval_ms: int = OutboxConnectorSpec.poll_interval_ms,
+    first_port: int | None = None,
 ) -> AsyncIterator[LocalShop]:
     """Starts the shop; stops every process and deletes the connectors on exit.
 
-    `overrides` are extra env vars by their full name (e.g. ORDER_DEADLINE_S)."""
+    `overrides` are extra env vars by their full name (e.g. ORDER_DEADLINE_S);
+    `poll_interval_ms` is the connectors' Debezium poll interval; `first_port` numbers the HTTP
+    ports from there (user, product, order, payment) and gRPC from first_port + 100, else any
+    free ports are taken."""
     shop = LocalShop(prefix)
     logs = state_dir / "shops" / prefix
     logs.mkdir(parents=True, exist_ok=True)
-    numbers = free_ports(2 * len(SERVICES))
-    ports = {s: (numbers[2 * i], numbers[2 * i + 1]) for i, s in enumerate(SERVICES)}
+    if first_port is None:
+        numbers = free_ports(2 * len(SERVICES))
+        ports = {s: (numbers[2 * i], numbers[2 * i + 1]) for i, s in enumerate(SERVICES)}
+    else:
+        ports = {s: (first_port + i, first_port + 100 + i) for i, s in enumerate(SERVICES)}
     envs = _environment(stack, shop, ports, overrides or {})
     for service in ("product", "order", "payment"):
         await asyncio.to_thread(_migrate, service, envs[service])
@@ -263,7 +283,7 @@ async def local_shop(
         for service in EMITTERS
     }
     try:
-        async with outbox_relays(stack, prefix, engines):
+        async with outbox_relays(stack, prefix, engines, poll_interval_ms):
             for service in SERVICES:
                 http_port, grpc_port = ports[service]
                 process = ServiceProcess(
@@ -281,3 +301,41 @@ async def local_shop(
     finally:
         for engine in engines.values():
             await engine.dispose()
+
+
+async def _run_until_signalled(prefix: str, first_port: int) -> None:
+    stack = load()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"starting the shop '{prefix}' against the stack (migrations, topics, connectors)...")
+    async with local_shop(stack, StackSettings().state_dir, prefix, first_port=first_port) as shop:
+        for name, process in shop.services.items():
+            print(f"  {name:8} {process.url}  (docs: {process.url}/docs, log: {process.log})")
+        print("ready; Ctrl-C stops every service (the stack keeps running)")
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="commerce-shop",
+        description="Run user, product, order and payment as local processes against the "
+        "running stack, in the foreground, until Ctrl-C.",
+    )
+    parser.add_argument(
+        "--prefix", default="commerce", help="topic, connector and consumer group prefix"
+    )
+    parser.add_argument(
+        "--first-port",
+        type=int,
+        default=8101,
+        help="HTTP ports from here: user, product, order, payment; gRPC from here + 100",
+    )
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_run_until_signalled(args.prefix, args.first_port))
+    except StackNotRunning as exc:
+        print(exc)
+        return 1
+    return 0

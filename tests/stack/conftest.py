@@ -11,10 +11,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
+from commerce_services.product.catalog.mappings import CategoryMappings
+from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
@@ -84,3 +88,27 @@ def store(engine: AsyncEngine, clock: Clock) -> InventoryStore:
 @pytest.fixture
 def sku(unique: str) -> str:
     return f"SKU-{unique}"
+
+
+# ---- product catalog ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def catalog_db(stack: Endpoints, unique: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A MongoDB database of its own per test, dropped afterwards; tests read it directly
+    where they check what the store wrote."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        stack["ferretdb"]["uri"], serverSelectionTimeoutMS=5000
+    )
+    yield client[f"catalog_test_{unique}"]
+    await client.drop_database(f"catalog_test_{unique}")
+    await client.close()
+
+
+@pytest.fixture
+async def catalog(
+    catalog_db: AsyncDatabase[Document], engine: AsyncEngine, clock: Clock
+) -> CatalogStore:
+    store = CatalogStore(catalog_db.client, catalog_db.name, CategoryMappings(engine, clock), clock)
+    await store.ensure_indexes()
+    return store

@@ -28,6 +28,9 @@ class OutboxConnectorSpec:
     topic_prefix: str = "commerce"
     topic_partitions: int = 3
     topic_replication_factor: int = 1
+    # How long Debezium waits for more changes before it hands a batch on: every event waits
+    # up to this long, twice per saga (Debezium's default, 500 ms, dominates saga latency).
+    poll_interval_ms: int = 50
 
 
 def outbox_connector_config(spec: OutboxConnectorSpec) -> dict[str, str]:
@@ -46,6 +49,7 @@ def outbox_connector_config(spec: OutboxConnectorSpec) -> dict[str, str]:
         "table.include.list": f"{spec.database}.{spec.table}",
         "topic.prefix": spec.name,
         "include.schema.changes": "false",
+        "poll.interval.ms": str(spec.poll_interval_ms),
         # Outbox rows are events, not state: nothing before the connector's start is replayed.
         "snapshot.mode": "no_data",
         "schema.history.internal.kafka.bootstrap.servers": spec.bootstrap_servers,

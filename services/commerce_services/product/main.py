@@ -1,9 +1,11 @@
 """`commerce-product migrate | serve | requeue-failed-event ID`: the product service.
 
 migrate               applies the database migrations (before serving, e.g. an init container)
-serve                 REST on PRODUCT_HTTP_PORT, gRPC (commerce.v1.InventoryService) on
+serve                 REST on PRODUCT_HTTP_PORT (inventory, categories, the product catalog),
+                      gRPC (commerce.v1.InventoryService, commerce.v1.CatalogService) on
                       PRODUCT_GRPC_PORT, the order-event consumer, the failed-events retry
-                      worker and the sweeper that releases expired reservations
+                      worker, the sweeper that releases expired reservations and the catalog
+                      upkeep (interrupted category mappings, old revision stubs)
 requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
 """
 
@@ -11,18 +13,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pymongo import AsyncMongoClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from commerce_services.events.subscription import Subscription
 from commerce_services.product import migrations
+from commerce_services.product.catalog.grpc_service import CatalogServicer
+from commerce_services.product.catalog.mappings import CategoryMappings
+from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.order_events import order_event_handlers
 from commerce_services.product.settings import ProductSettings
-from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc
+from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
 from commerce_services.runtime.grpc_wiring import traced_server
@@ -40,6 +46,12 @@ async def serve(settings: ProductSettings) -> None:
         pool_pre_ping=True,
     )
     store = InventoryStore(engine)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
+    )
+    catalog = CatalogStore(
+        mongo, settings.mongo_database, CategoryMappings(engine, utc_now), utc_now
+    )
     subscription = Subscription(
         CONSUMER_NAME,
         settings.order_events_topic,
@@ -53,29 +65,48 @@ async def serve(settings: ProductSettings) -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def mongo_ready() -> None:
+        await mongo.admin.command("ping")
+
+    async def catalog_upkeep() -> None:
+        await catalog.repair_mappings()
+        await catalog.drop_stubs()
+
+    async def upkeep() -> None:
+        await every(settings.catalog_upkeep_interval_s, "catalog upkeep", catalog_upkeep)
+
     async def sweep() -> None:
         await every(settings.reservation_sweep_interval_s, "reservation sweep", store.expire_due)
 
     app = create_app(
         store,
         CategoryStore(engine, utc_now),
-        {"mariadb": mariadb_ready, "kafka": subscription.ready},
+        {"mariadb": mariadb_ready, "mongodb": mongo_ready, "kafka": subscription.ready},
+        catalog=catalog,
     )
     grpc_server = traced_server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(store, timedelta(seconds=settings.reservation_ttl_s)), grpc_server
     )
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), grpc_server)
     grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
     try:
+        await catalog.ensure_indexes()
         async with subscription:
             await serve_until_signalled(
                 app,
                 grpc_server,
                 settings.listen_host,
                 settings.http_port,
-                background=[subscription.consume, sweep, subscription.retry_failed],
+                background=[
+                    subscription.consume,
+                    sweep,
+                    subscription.retry_failed,
+                    upkeep,
+                ],
             )
     finally:
+        await mongo.close()
         await engine.dispose()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
@@ -16,6 +16,12 @@ class ProductSettings(DatabaseSettings, ConsumerSettings, ServingSettings):
     # A reservation not confirmed within this time is released and its order cancelled.
     reservation_ttl_s: int = Field(default=15 * 60, ge=1)
     reservation_sweep_interval_s: float = Field(default=30.0, gt=0)
+
+    # The product catalog (MongoDB); the URI may carry credentials.
+    mongo_uri: SecretStr
+    mongo_database: str = "commerce_catalog"
+    # How often interrupted category mappings are completed and old revision stubs dropped.
+    catalog_upkeep_interval_s: float = Field(default=60.0, gt=0)
 
     order_events_topic: str = "commerce.order.events"
     consumer_group: str = "product-order-events"

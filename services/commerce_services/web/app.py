@@ -1,14 +1,31 @@
 """The FastAPI application every service starts from: the error shape, request metrics,
-tracing, /health and OpenAPI; each service adds its routers."""
+tracing (the trace id answered as `X-Trace-Id`), /health and OpenAPI; each service adds its
+routers."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from commerce_services.runtime.tracing import current_trace_id
 from commerce_services.web.errors import install_error_handlers
 from commerce_services.web.health import ReadinessCheck, health_router
 from commerce_services.web.metrics import install_metrics
+
+
+def _expose_trace_id(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def trace_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        # So a client (or `make demo`) can find its request's trace, e.g. the whole saga.
+        found = current_trace_id()
+        if found is not None:
+            response.headers["X-Trace-Id"] = found
+        return response
 
 
 def service_app(service: str, readiness: dict[str, ReadinessCheck]) -> FastAPI:
@@ -16,6 +33,7 @@ def service_app(service: str, readiness: dict[str, ReadinessCheck]) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, service)
     app.include_router(health_router(readiness))
+    _expose_trace_id(app)
     # Probes and scrapes are not requests anyone wants to trace.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/health/,/metrics")
     return app

@@ -1,0 +1,3 @@
+from commerce_services.order.main import main
+
+raise SystemExit(main())

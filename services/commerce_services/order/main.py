@@ -1,0 +1,124 @@
+"""`commerce-order migrate | serve | requeue-failed-event ID`: the order service.
+
+migrate               applies the database migrations
+serve                 REST on ORDER_HTTP_PORT (placing and reading orders); gRPC clients of the
+                      user service (ValidateUser) and the product service (prices, stock
+                      reservations); the payment-event consumer that moves the saga on, the
+                      failed-events retry worker, the deadline sweep that cancels stuck orders
+                      and the outbox purge
+requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from commerce_services.events.outbox import Outbox
+from commerce_services.events.subscription import Subscription
+from commerce_services.order import migrations
+from commerce_services.order.http_api import create_app
+from commerce_services.order.payment_events import payment_event_handlers
+from commerce_services.order.placement import OrderPlacement
+from commerce_services.order.pricing import CatalogPrices
+from commerce_services.order.settings import OrderSettings
+from commerce_services.order.store import OrderStore
+from commerce_services.order.tables import outbox
+from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc, users_pb2_grpc
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.entry_point import ServiceCommands, run
+from commerce_services.runtime.grpc_wiring import traced_channel
+from commerce_services.runtime.periodic import every
+from commerce_services.runtime.serving import serve_until_signalled
+
+log = logging.getLogger("commerce_services.order")
+
+CONSUMER_NAME = "order.payment-events"
+
+
+async def serve(settings: OrderSettings) -> None:
+    engine = create_async_engine(
+        settings.database_url(),
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+    )
+    store = OrderStore(engine, utc_now, timedelta(seconds=settings.deadline_s))
+    subscription = Subscription(
+        CONSUMER_NAME,
+        settings.payment_events_topic,
+        settings.consumer_group,
+        settings,
+        engine,
+        payment_event_handlers(store),
+    )
+    users_channel = traced_channel(settings.user_grpc_target)
+    product_channel = traced_channel(settings.product_grpc_target)
+    placement = OrderPlacement(
+        users_pb2_grpc.UserServiceStub(users_channel),
+        inventory_pb2_grpc.InventoryServiceStub(product_channel),
+        store,
+        CatalogPrices(
+            catalog_pb2_grpc.CatalogServiceStub(product_channel),
+            settings.currency,
+            settings.rpc_timeout_s,
+        ),
+        settings.rpc_timeout_s,
+    )
+
+    async def mariadb_ready() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def cancel_overdue() -> None:
+        cancelled = await store.cancel_overdue()
+        if cancelled:
+            log.warning("stuck orders cancelled at their deadline", extra={"orders": cancelled})
+
+    async def deadline_sweep() -> None:
+        await every(settings.deadline_sweep_interval_s, "deadline sweep", cancel_overdue)
+
+    async def purge() -> int:
+        return await Outbox(outbox).purge(
+            engine, utc_now() - timedelta(seconds=settings.outbox_retention_s)
+        )
+
+    async def purge_outbox() -> None:
+        await every(settings.outbox_purge_interval_s, "outbox purge", purge)
+
+    app = create_app(
+        placement,
+        store,
+        settings.currency,
+        {"mariadb": mariadb_ready, "kafka": subscription.ready},
+    )
+    try:
+        async with subscription:
+            await serve_until_signalled(
+                app,
+                None,
+                settings.listen_host,
+                settings.http_port,
+                background=[
+                    subscription.consume,
+                    subscription.retry_failed,
+                    deadline_sweep,
+                    purge_outbox,
+                ],
+            )
+    finally:
+        await users_channel.close()
+        await product_channel.close()
+        await engine.dispose()
+
+
+COMMANDS = ServiceCommands(
+    "order", __doc__ or "", OrderSettings, serve, migrations.upgrade, CONSUMER_NAME
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(COMMANDS, argv)
