@@ -29,7 +29,7 @@ async def _ready() -> None:
 async def api(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, CategoryStore(engine, utc_now), {"mariadb": _ready}, catalog=catalog)
+    app = create_app(store, CategoryStore(engine, utc_now), catalog, {"mariadb": _ready})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://product.test",

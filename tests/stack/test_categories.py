@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.categories.model import MoveIntoOwnSubtree
 from commerce_services.product.categories.store import CategoryStore, Move
 from commerce_services.product.http_api import create_app
@@ -30,8 +31,10 @@ async def _ok() -> None:
 
 
 @pytest.fixture
-async def api(store: InventoryStore, tree: CategoryStore) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, tree, {"mariadb": _ok})
+async def api(
+    store: InventoryStore, tree: CategoryStore, catalog: CatalogStore
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(store, tree, catalog, {"mariadb": _ok})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://product.test"
     ) as client:

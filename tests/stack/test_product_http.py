@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
@@ -30,8 +31,10 @@ async def _down() -> None:
 
 
 @pytest.fixture
-async def api(store: InventoryStore, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, CategoryStore(engine, utc_now), {"mariadb": _fine})
+async def api(
+    store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(store, CategoryStore(engine, utc_now), catalog, {"mariadb": _fine})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://product.test",
@@ -120,9 +123,9 @@ async def test_health_and_metrics(api: httpx.AsyncClient, sku: str) -> None:
 
 
 async def test_not_ready_when_a_dependency_fails(
-    store: InventoryStore, engine: AsyncEngine
+    store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> None:
-    app = create_app(store, CategoryStore(engine, utc_now), {"mariadb": _down})
+    app = create_app(store, CategoryStore(engine, utc_now), catalog, {"mariadb": _down})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://product.test"
     ) as client:

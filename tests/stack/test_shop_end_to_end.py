@@ -1,8 +1,8 @@
 """The four services as real processes, through their REST APIs only, with the real Debezium
-relay and Kafka between them: orders complete or are cancelled with their money and stock
-settled, one order's saga is one trace, a poison record is dead-lettered while the orders
-behind it on its partition go through, and a charge that lands after its order was cancelled
-is refunded."""
+relay and Kafka between them: orders complete or are cancelled (declined, timed out) with their
+money and stock settled, one order's saga is one trace, a poison record is dead-lettered while
+the orders behind it on its partition go through, and a charge that lands after its order was
+cancelled is refunded."""
 
 from __future__ import annotations
 
@@ -182,17 +182,29 @@ async def test_a_paid_order_completes_in_one_trace(
     assert 'commerce_saga_outcomes_total{reason="",status="COMPLETED"}' in metrics
 
 
-async def test_a_declined_order_is_cancelled_and_its_stock_given_back(
-    shop: LocalShop, http: httpx.AsyncClient, unique: str
+@pytest.mark.parametrize(
+    ("token", "cancel_reason", "payment_reason"),
+    [
+        ("tok_declined", "payment_declined", "declined"),
+        ("tok_timeout", "payment_timeout", "timeout"),
+    ],
+)
+async def test_an_unpaid_order_is_cancelled_and_its_stock_given_back(
+    shop: LocalShop,
+    http: httpx.AsyncClient,
+    unique: str,
+    token: str,
+    cancel_reason: str,
+    payment_reason: str,
 ) -> None:
     user_id, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
-    placed = await _order(http, shop, user_id, sku, "tok_declined", f"declined-{unique}")
+    placed = await _order(http, shop, user_id, sku, token, f"unpaid-{unique}")
     assert placed.status_code == 201, placed.text
     order = await _settled(http, shop, placed.json()["order_id"])
-    assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "payment_declined")
+    assert (order["status"], order["cancel_reason"]) == ("CANCELLED", cancel_reason)
     assert await _inventory(http, shop, sku, stock=5, reserved=0)
     [payment] = await _payments(http, shop, order["order_id"])
-    assert (payment["status"], payment["reason"]) == ("FAILED", "declined")
+    assert (payment["status"], payment["reason"]) == ("FAILED", payment_reason)
 
 
 async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(

@@ -44,6 +44,7 @@ def test_items_are_merged_and_sorted_into_lock_order(
         ("o", [("has space", 1)], "invalid sku"),
         ("o", [("-leading", 1)], "invalid sku"),
         ("o", [("A" * 65, 1)], "invalid sku"),
+        ("o", [("TRAILING-NEWLINE\n", 1)], "invalid sku"),
         ("o", [("A", MAX_QUANTITY), ("A", 1)], "exceeds"),
         ("o", [(f"S{n}", 1) for n in range(101)], "at most 100"),
     ],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.settings import ConsumerSettings, OutboxSettings
+from commerce_services.product.catalog.model import CURRENCY_EXPONENTS
 from commerce_services.runtime.settings import ServingSettings
 
 
@@ -22,7 +23,16 @@ class OrderSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingS
     user_grpc_target: str
     product_grpc_target: str
     rpc_timeout_s: float = Field(default=3.0, gt=0)
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    currency: str = "EUR"
 
     payment_events_topic: str = "commerce.payment.events"
     consumer_group: str = "order-payment-events"
+
+    @field_validator("currency")
+    @classmethod
+    def _fits_order_amounts(cls, currency: str) -> str:
+        # Order amounts are NUMERIC(12, 2): a three-decimal currency (KWD, BHD) would be cut.
+        exponent = CURRENCY_EXPONENTS.get(currency)
+        if exponent is None or exponent > 2:
+            raise ValueError(f"{currency!r} is not an ISO 4217 currency with at most 2 decimals")
+        return currency

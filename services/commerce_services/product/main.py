@@ -81,8 +81,8 @@ async def serve(settings: ProductSettings) -> None:
     app = create_app(
         store,
         CategoryStore(engine, utc_now),
+        catalog,
         {"mariadb": mariadb_ready, "mongodb": mongo_ready, "kafka": subscription.ready},
-        catalog=catalog,
     )
     grpc_server = traced_server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(

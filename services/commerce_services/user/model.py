@@ -43,7 +43,7 @@ class User:
 
 
 def check_user_id(user_id: str) -> str:
-    if not USER_ID.match(user_id):
+    if not USER_ID.fullmatch(user_id):
         raise InvalidUserId("a user id is 32 lowercase hex characters")
     return user_id
 

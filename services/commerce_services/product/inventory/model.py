@@ -54,7 +54,7 @@ class Reservation:
 
 
 def validate_sku(sku: str) -> None:
-    if not isinstance(sku, str) or not SKU_PATTERN.match(sku):
+    if not isinstance(sku, str) or not SKU_PATTERN.fullmatch(sku):
         raise InvalidRequest(f"invalid sku {sku!r}: 1-64 letters, digits, '.', '_' or '-'")
 
 

@@ -1,0 +1,76 @@
+"""The search index's layout: names, settings and the mapping (pure data).
+
+Clients and the API use the alias (`products`); documents live in a generation-numbered index
+behind it (`products-v1`, `products-v2` after a rebuild), so a mapping change is a new index
+and one atomic alias swap. Only fields that search, filter, facet, sort or suggest on are
+indexed; the catalog in MongoDB stays the source of truth for everything else.
+
+Chosen for the integ-test distribution of Elasticsearch (no analysis-common, no mapper-extras):
+- text uses the built-in `standard` analyzer (no custom analyzers or edge n-grams exist);
+- autocomplete is a `completion` field (core), not `search_as_you_type` (mapper-extras);
+- money is `long` minor units (no `scaled_float`, and never a float anyway);
+- attributes are one `keyword` list of "name=value" pairs instead of `flattened` (x-pack) or an
+  `attrs.<name>` object: a dynamic object would grow the mapping with every new attribute name
+  (mapping explosion at a million products) and `dynamic: strict` would refuse it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Bump when the mapping changes: a running index with another version needs `rebuild`.
+MAPPING_VERSION = 1
+
+_GENERATION = re.compile(r"^(?P<alias>.+)-v(?P<generation>[0-9]+)$")
+
+SETTINGS: dict[str, Any] = {
+    "number_of_shards": 1,
+    "number_of_replicas": 0,
+    # The sync refreshes by itself after each bulk it cares about; 1 s is the usual freshness.
+    "refresh_interval": "1s",
+}
+
+MAPPING: dict[str, Any] = {
+    "dynamic": "strict",
+    "_meta": {"mapping_version": MAPPING_VERSION},
+    "properties": {
+        # A keyword copy of _id: sorting on _id needs fielddata, which ES 8 refuses.
+        "product_id": {"type": "keyword"},
+        "title": {"type": "text"},
+        "description": {"type": "text"},
+        "brand": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+        "category_ids": {"type": "long"},
+        # Every category on the path of every category the product is in: a term on an
+        # ancestor matches its whole subtree.
+        "category_ancestors": {"type": "long"},
+        "breadcrumbs": {"type": "keyword", "index": False},
+        "facets": {"type": "keyword", "ignore_above": 512},
+        # Every variant's price: a range filter matches when some variant is in range.
+        "prices": {"type": "long"},
+        "price_min": {"type": "long"},
+        "price_max": {"type": "long"},
+        "currency": {"type": "keyword"},
+        "available": {"type": "boolean"},
+        "created_at": {"type": "date", "format": "epoch_millis"},
+        "updated_at": {"type": "date", "format": "epoch_millis"},
+        "suggest": {"type": "completion"},
+    },
+}
+
+
+def index_name(alias: str, generation: int) -> str:
+    return f"{alias}-v{generation}"
+
+
+def generation_of(alias: str, index: str) -> int | None:
+    """The generation of `index` if it is one of `alias`'s indices, else None."""
+    match = _GENERATION.fullmatch(index)
+    if match is None or match.group("alias") != alias:
+        return None
+    return int(match.group("generation"))
+
+
+def checkpoint_index(alias: str) -> str:
+    """Where the sync keeps one checkpoint document per index generation."""
+    return f"{alias}-sync-checkpoints"
