@@ -276,7 +276,7 @@ def _markdown(results: list[Summary], machine: dict[str, object]) -> str:
         "The baseline, in the same run, is the same shop with Debezium's default poll interval",
         "(500 ms: the connector waits that long for more changes before it passes a batch on).",
         "",
-        f"Machine: {machine['cpus']} CPUs, {machine['python']}, shared and noisy; "
+        f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, shared and noisy; "
         f"run at {machine['at']}.",
         "",
         "| scenario | orders | completed | POST p50 ms | POST p99 ms | saga p50 ms | saga p99 ms "
@@ -295,11 +295,11 @@ def _markdown(results: list[Summary], machine: dict[str, object]) -> str:
         "",
         "Reading it: unloaded, each hop costs about one Debezium poll wait (uniform up to the",
         "interval, so half of it on average) plus a consumer transaction; hence the poll interval",
-        "of 50 ms in the connector config. Under load the payment -> COMPLETED hop dominates: one",
-        "order process serves the POSTs and consumes the payment events on the same event loop,",
-        "on two cores shared with MariaDB, Kafka, Connect and the other services, so the consumer",
-        "catches up once the burst ends. More order replicas (the topics have 3 partitions)",
-        "spread both the POSTs and the consumption.",
+        "of 50 ms in the connector config. Under load the payment -> COMPLETED hop dominates. The",
+        "likely cause (not yet profiled): one order process serves the POSTs and consumes the",
+        "payment events on the same event loop, on two cores shared with MariaDB, Kafka, Connect",
+        "and the other services, so the consumer mostly catches up after the burst. More order",
+        "replicas (the topics have 3 partitions) spread both the POSTs and the consumption.",
         "",
         "Rerun: `make bench-saga` (options: `.venv/bin/python bench/saga_latency.py --help`).",
     ]
