@@ -1,0 +1,1 @@
+"""The Kopf operator of the commerce platform: one reconciler per custom resource kind."""
