@@ -180,6 +180,9 @@ async def test_a_paid_order_completes_in_one_trace(
     assert (replay.status_code, replay.json()["order_id"]) == (201, body["order_id"])
     metrics = (await http.get(f"{shop.url('order')}/metrics")).text
     assert 'commerce_saga_outcomes_total{reason="",status="COMPLETED"}' in metrics
+    assert 'commerce_consumer_lag{consumer="order.payment-events"' in metrics
+    metrics = (await http.get(f"{shop.url('product')}/metrics")).text
+    assert 'commerce_events_total{consumer="product.order-events",outcome="processed"}' in metrics
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,84 @@
+"""The payment service's REST API against its real database: an order's payment, bad input."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.events.envelope import Event
+from commerce_services.payment.charging import PaymentProcessor
+from commerce_services.payment.gateway import FakeGateway
+from commerce_services.payment.http_api import create_app
+from commerce_services.payment.migrations import upgrade
+from commerce_services.payment.settings import PaymentSettings
+from commerce_services.runtime.clock import utc_now
+from tests.stack.error_shape import api_error
+
+
+async def _ready() -> None:
+    return None
+
+
+@pytest.fixture
+async def payment_engine(stack: Endpoints) -> AsyncIterator[AsyncEngine]:
+    settings = PaymentSettings.from_values(stack.service_settings("payment"))
+    upgrade(settings)
+    engine = create_async_engine(settings.database_url())
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def api(payment_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(payment_engine, {"mariadb": _ready}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://payment.test") as client:
+        yield client
+
+
+async def test_an_orders_payment_and_none_before_it(
+    api: httpx.AsyncClient, payment_engine: AsyncEngine, unique: str
+) -> None:
+    order_id = f"pay-{unique}"
+    assert (await api.get("/api/v1/payments", params={"order_id": order_id})).json() == {
+        "items": []
+    }
+    event = Event(
+        "commerce.order.events",
+        0,
+        0,
+        order_id,
+        str(uuid.uuid4()),
+        "order_created",
+        {"order_id": order_id, "total": "12.30", "currency": "EUR", "payment_token": "tok_visa"},
+    )
+    async with payment_engine.begin() as conn:
+        await PaymentProcessor(FakeGateway(), utc_now).on_order_created(conn, event)
+    [payment] = (await api.get("/api/v1/payments", params={"order_id": order_id})).json()["items"]
+    assert (payment["order_id"], payment["status"], payment["amount"], payment["currency"]) == (
+        order_id,
+        "SUCCEEDED",
+        "12.30",
+        "EUR",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("/api/v1/payments", {}, 422, "validation_failed"),
+        ("/api/v1/payments", {"order_id": ""}, 422, "validation_failed"),
+        ("/api/v1/payments", {"order_id": "x" * 65}, 422, "validation_failed"),
+        ("/api/v1/payments/abc", {}, 404, "not_found"),
+    ],
+)
+async def test_bad_requests_get_the_error_shape(
+    api: httpx.AsyncClient, path: str, params: dict[str, str], status: int, code: str
+) -> None:
+    response = await api.get(path, params=params)
+    assert response.status_code == status
+    assert api_error(response)["code"] == code
