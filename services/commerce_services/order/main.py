@@ -14,9 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
+from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox
 from commerce_services.events.subscription import Subscription
 from commerce_services.order import migrations
@@ -40,12 +38,7 @@ CONSUMER_NAME = "order.payment-events"
 
 
 async def serve(settings: OrderSettings) -> None:
-    engine = create_async_engine(
-        settings.database_url(),
-        pool_size=settings.db_pool_size,
-        pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
-    )
+    engine = service_engine(settings)
     store = OrderStore(engine, utc_now, timedelta(seconds=settings.deadline_s))
     subscription = Subscription(
         CONSUMER_NAME,
@@ -69,10 +62,6 @@ async def serve(settings: OrderSettings) -> None:
         settings.rpc_timeout_s,
     )
 
-    async def mariadb_ready() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
     async def cancel_overdue() -> None:
         cancelled = await store.cancel_overdue()
         if cancelled:
@@ -93,7 +82,7 @@ async def serve(settings: OrderSettings) -> None:
         placement,
         store,
         settings.currency,
-        {"mariadb": mariadb_ready, "kafka": subscription.ready},
+        {"mariadb": database_ready(engine), "kafka": subscription.ready},
     )
     try:
         async with subscription:

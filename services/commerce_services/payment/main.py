@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
+from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox
 from commerce_services.events.subscription import Subscription
 from commerce_services.payment import migrations
@@ -31,12 +29,7 @@ CONSUMER_NAME = "payment.order-events"
 
 
 async def serve(settings: PaymentSettings) -> None:
-    engine = create_async_engine(
-        settings.database_url(),
-        pool_size=settings.db_pool_size,
-        pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
-    )
+    engine = service_engine(settings)
     processor = PaymentProcessor(
         FakeGateway(), utc_now, settings.gateway_attempts, settings.gateway_backoff_s
     )
@@ -49,10 +42,6 @@ async def serve(settings: PaymentSettings) -> None:
         processor.handlers(),
     )
 
-    async def mariadb_ready() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
     async def purge() -> int:
         return await Outbox(outbox).purge(
             engine, utc_now() - timedelta(seconds=settings.outbox_retention_s)
@@ -61,7 +50,7 @@ async def serve(settings: PaymentSettings) -> None:
     async def purge_outbox() -> None:
         await every(settings.outbox_purge_interval_s, "outbox purge", purge)
 
-    app = create_app(engine, {"mariadb": mariadb_ready, "kafka": subscription.ready})
+    app = create_app(engine, {"mariadb": database_ready(engine), "kafka": subscription.ready})
     try:
         async with subscription:
             await serve_until_signalled(

@@ -14,9 +14,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pymongo import AsyncMongoClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.subscription import Subscription
 from commerce_services.product import migrations
 from commerce_services.product.catalog.grpc_service import CatalogServicer
@@ -39,12 +38,7 @@ CONSUMER_NAME = "product.order-events"
 
 
 async def serve(settings: ProductSettings) -> None:
-    engine = create_async_engine(
-        settings.database_url(),
-        pool_size=settings.db_pool_size,
-        pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
-    )
+    engine = service_engine(settings)
     store = InventoryStore(engine)
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
@@ -60,10 +54,6 @@ async def serve(settings: ProductSettings) -> None:
         engine,
         order_event_handlers(store),
     )
-
-    async def mariadb_ready() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
 
     async def mongo_ready() -> None:
         await mongo.admin.command("ping")
@@ -82,7 +72,7 @@ async def serve(settings: ProductSettings) -> None:
         store,
         CategoryStore(engine, utc_now),
         catalog,
-        {"mariadb": mariadb_ready, "mongodb": mongo_ready, "kafka": subscription.ready},
+        {"mariadb": database_ready(engine), "mongodb": mongo_ready, "kafka": subscription.ready},
     )
     grpc_server = traced_server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
