@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-Revision = Mapping[str, Any]
+Revision = dict[str, Any]  # as PyMongo returns it
 
 
 @dataclass(frozen=True)

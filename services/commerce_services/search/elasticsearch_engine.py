@@ -1,0 +1,223 @@
+"""The search engine interface over Elasticsearch 8 (AsyncElasticsearch)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from commerce_services.search.bulk import bulk_lines, byte_chunks, encoded_size, item_outcome
+from commerce_services.search.documents import IndexOp
+from commerce_services.search.engine import (
+    Checkpoint,
+    EngineUnavailable,
+    SearchPage,
+    SearchQuery,
+    WriteOutcome,
+)
+from commerce_services.search.mapping import MAPPING, SETTINGS, checkpoint_index, generation_of
+from commerce_services.search.queries import (
+    parse_response,
+    parse_suggestions,
+    search_body,
+    suggest_body,
+)
+
+log = logging.getLogger(__name__)
+
+_CHECKPOINT_MAPPING: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "index": {"type": "keyword"},
+        "updated_at_ms": {"type": "long"},
+        "revision_id": {"type": "keyword"},
+    },
+}
+
+
+@asynccontextmanager
+async def _answering() -> AsyncIterator[None]:
+    """Turns "the engine is not answering" into EngineUnavailable; a 4xx stays an ApiError."""
+    try:
+        yield
+    except ApiError as exc:
+        if exc.meta.status == 429 or exc.meta.status >= 500:
+            raise EngineUnavailable(f"search engine answered {exc.meta.status}") from exc
+        raise
+    except TransportError as exc:  # refused, reset, timed out
+        raise EngineUnavailable(f"search engine unreachable: {exc}") from exc
+
+
+class ElasticsearchEngine:
+    def __init__(
+        self,
+        client: AsyncElasticsearch,
+        *,
+        bulk_max_bytes: int = 5 * 1024 * 1024,
+        bulk_attempts: int = 8,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self._es = client
+        self._bulk_max_bytes = bulk_max_bytes
+        self._bulk_attempts = bulk_attempts
+        self._backoff_max_s = backoff_max_s
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    async def search(self, alias: str, query: SearchQuery, after: list[Any] | None) -> SearchPage:
+        try:
+            async with _answering():
+                response = await self._es.search(index=alias, body=search_body(query, after))
+        except NotFoundError as exc:  # no index yet: the catalog is still there
+            raise EngineUnavailable(f"no index {alias}") from exc
+        return parse_response(query, dict(response))
+
+    async def suggest(self, alias: str, prefix: str, size: int) -> list[str]:
+        try:
+            async with _answering():
+                response = await self._es.search(index=alias, body=suggest_body(prefix, size))
+        except NotFoundError as exc:
+            raise EngineUnavailable(f"no index {alias}") from exc
+        return parse_suggestions(dict(response))
+
+    # ---- index lifecycle --------------------------------------------------------------------
+
+    async def resolve_alias(self, alias: str) -> str | None:
+        try:
+            async with _answering():
+                found = await self._es.indices.get_alias(name=alias)
+        except NotFoundError:
+            return None
+        return next(iter(found.body), None)
+
+    async def generations(self, alias: str) -> list[str]:
+        async with _answering():
+            found = await self._es.indices.get(index=f"{alias}-v*", expand_wildcards="all")
+        return sorted(i for i in found.body if generation_of(alias, i) is not None)
+
+    async def create_index(self, index: str) -> None:
+        async with _answering():
+            await self._es.indices.create(index=index, settings=SETTINGS, mappings=MAPPING)
+
+    async def swap_alias(self, alias: str, index: str) -> None:
+        """One request, applied atomically: readers see the old index or the new one."""
+        try:
+            async with _answering():
+                current = list((await self._es.indices.get_alias(name=alias)).body)
+        except NotFoundError:
+            current = []
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": old, "alias": alias}} for old in current if old != index
+        ]
+        actions.append({"add": {"index": index, "alias": alias}})
+        async with _answering():
+            await self._es.indices.update_aliases(actions=actions)
+
+    async def delete_index(self, index: str) -> None:
+        async with _answering():
+            await self._es.indices.delete(index=index, ignore_unavailable=True)
+            await self._es.options(ignore_status=404).delete(
+                index=checkpoint_index(_alias_of(index)), id=index
+            )
+
+    async def refresh(self, index: str) -> None:
+        async with _answering():
+            await self._es.indices.refresh(index=index)
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    async def write(
+        self, target: str, ops: Sequence[IndexOp], *, require_alias: bool
+    ) -> WriteOutcome:
+        """Bulk requests of at most `bulk_max_bytes`; items the engine is too busy for (429,
+        5xx) and failed requests are sent again with exponential backoff, so a slow engine
+        slows the sync down instead of losing changes. EngineUnavailable after the last try."""
+        lines = [bulk_lines(target, op) for op in ops]
+        written = stale = 0
+        rejected: list[str] = []
+        for chunk in byte_chunks(
+            [encoded_size(op_lines) for op_lines in lines], self._bulk_max_bytes
+        ):
+            pending = list(chunk)
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(EngineUnavailable),
+                wait=wait_exponential_jitter(multiplier=0.2, max=self._backoff_max_s, jitter=0.2),
+                stop=stop_after_attempt(self._bulk_attempts),
+                reraise=True,
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        log.warning(
+                            "bulk retry %d: %d items",
+                            attempt.retry_state.attempt_number,
+                            len(pending),
+                        )
+                    async with _answering():
+                        response = await self._es.bulk(
+                            operations=[line for p in pending for line in lines[p]],
+                            require_alias=require_alias,
+                        )
+                    retry: list[int] = []
+                    for position, item in zip(pending, response["items"], strict=True):
+                        action, result = next(iter(item.items()))
+                        outcome = item_outcome(action, int(result["status"]))
+                        if outcome == "written":
+                            written += 1
+                        elif outcome == "stale":
+                            stale += 1
+                        elif outcome == "retry":
+                            retry.append(position)
+                        else:
+                            rejected.append(ops[position].product_id)
+                            log.error(
+                                "the engine rejected product %s: %s",
+                                ops[position].product_id,
+                                result.get("error"),
+                            )
+                    pending = retry
+                    if pending:
+                        raise EngineUnavailable(f"{len(pending)} bulk items refused for now")
+        return WriteOutcome(written, stale, rejected)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    async def load_checkpoint(self, alias: str, index: str) -> Checkpoint | None:
+        try:
+            async with _answering():
+                found = await self._es.get(index=checkpoint_index(alias), id=index)
+        except NotFoundError:
+            return None
+        source = found["_source"]
+        return Checkpoint(int(source["updated_at_ms"]), str(source["revision_id"]))
+
+    async def save_checkpoint(self, alias: str, index: str, checkpoint: Checkpoint) -> None:
+        async with _answering():
+            if not await self._es.indices.exists(index=checkpoint_index(alias)):
+                # 400 when a concurrent save created it first: it exists, which is the point.
+                await self._es.options(ignore_status=400).indices.create(
+                    index=checkpoint_index(alias),
+                    settings={"number_of_shards": 1, "number_of_replicas": 0},
+                    mappings=_CHECKPOINT_MAPPING,
+                )
+            await self._es.index(
+                index=checkpoint_index(alias),
+                id=index,
+                document={
+                    "index": index,
+                    "updated_at_ms": checkpoint.updated_at_ms,
+                    "revision_id": checkpoint.revision_id,
+                },
+            )
+
+
+def _alias_of(index: str) -> str:
+    return index.rpartition("-v")[0]

@@ -1,0 +1,108 @@
+"""`commerce-search run | rebuild`: the catalog sync worker.
+
+run      polls the catalog (MongoDB product_revisions) and keeps the index behind
+         SEARCH_ALIAS in sync, from its saved checkpoint; serves /health and /metrics on
+         SEARCH_HTTP_PORT
+rebuild  reads the whole catalog into a new index generation, swaps the alias to it
+         atomically and deletes the older generations (--keep-old keeps them)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+from pydantic import ValidationError
+from pymongo import AsyncMongoClient
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.logging import configure_logging
+from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
+from commerce_services.search.catalog_reads import CatalogReads
+from commerce_services.search.changes import WatermarkPoll
+from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
+from commerce_services.search.settings import SearchSettings
+from commerce_services.search.sync import CatalogSync
+from commerce_services.web.app import service_app
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
+    """A sync wired to the settings' servers, closed afterwards."""
+    database = create_async_engine(settings.database_url(), pool_size=2, pool_pre_ping=True)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
+    )
+    client = AsyncElasticsearch(
+        settings.elasticsearch_url, request_timeout=settings.request_timeout_s
+    )
+    engine = ElasticsearchEngine(
+        client, bulk_max_bytes=settings.bulk_max_bytes, bulk_attempts=settings.bulk_attempts
+    )
+    source = WatermarkPoll(mongo, settings.mongo_database, timedelta(seconds=settings.overlap_s))
+    try:
+        yield CatalogSync(
+            source,
+            engine,
+            CatalogReads(database),
+            settings.alias,
+            utc_now,
+            batch_size=settings.batch_size,
+        )
+    finally:
+        await client.close()
+        await mongo.close()
+        await database.dispose()
+
+
+async def run_worker(settings: SearchSettings) -> None:
+    async with catalog_sync(settings) as sync:
+
+        async def poll() -> None:
+            await sync.run(settings.poll_interval_s)
+
+        # The sync retries its own failures; readiness is the process being up.
+        app = service_app("search-sync", {})
+        await serve_until_signalled(
+            app, None, settings.listen_host, settings.http_port, background=[poll]
+        )
+
+
+async def rebuild(settings: SearchSettings, keep_old: bool) -> str:
+    async with catalog_sync(settings) as sync:
+        return await sync.rebuild(keep_old=keep_old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="commerce-search",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["run", "rebuild"])
+    parser.add_argument("--keep-old", action="store_true", help="rebuild: keep older indices")
+    args = parser.parse_args(argv)
+    try:
+        settings = SearchSettings()  # type: ignore[call-arg]  # the fields come from SEARCH_*
+    except ValidationError as exc:
+        print(f"invalid SEARCH_* configuration:\n{exc}")
+        return 2
+    configure_logging("search", settings.log_level)
+    if args.command == "rebuild":
+        index = asyncio.run(rebuild(settings, args.keep_old))
+        print(f"alias {settings.alias} -> {index}")
+        return 0
+    try:
+        asyncio.run(run_worker(settings))
+    except BackgroundJobFailed:
+        return 1
+    return 0

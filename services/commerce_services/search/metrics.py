@@ -1,0 +1,24 @@
+"""Prometheus metrics of the catalog sync and the search API."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+SYNC_LAG = Gauge(
+    "search_sync_lag_seconds",
+    "Age of the oldest catalog change not yet in the index, as of the last poll (0: caught up)",
+)
+SYNC_DOCUMENTS = Counter(
+    "search_sync_documents_total",
+    "Catalog revisions the sync handled (rate() gives documents per second)",
+    ["outcome"],  # written | stale | rejected | skipped
+)
+SYNC_ERRORS = Counter("search_sync_errors_total", "Sync cycles that failed and will be retried")
+SYNC_CHECKPOINT = Gauge(
+    "search_sync_checkpoint_timestamp_seconds", "updated_at of the last revision the index reflects"
+)
+DEGRADED_ANSWERS = Counter(
+    "search_degraded_answers_total",
+    "Searches answered from MongoDB because the search engine was unavailable",
+    ["endpoint"],
+)

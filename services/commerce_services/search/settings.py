@@ -1,0 +1,30 @@
+"""Catalog search configuration, from SEARCH_* environment variables. Secrets have no default.
+
+The database settings are the product service's MariaDB (categories, stock), read-only."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from commerce_services.db.settings import DatabaseSettings
+from commerce_services.runtime.settings import ServingSettings
+
+
+class SearchSettings(DatabaseSettings, ServingSettings):
+    model_config = SettingsConfigDict(env_prefix="SEARCH_", frozen=True)
+
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    alias: str = Field(default="products", pattern=r"^[a-z][a-z0-9_-]{0,100}$")
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    # The product catalog (MongoDB); the URI may carry credentials.
+    mongo_uri: SecretStr
+    mongo_database: str = "commerce_catalog"
+
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    bulk_attempts: int = Field(default=8, ge=1)
+    # How far before the checkpoint each poll looks again for writes that landed late.
+    overlap_s: float = Field(default=5.0, ge=0)
