@@ -51,14 +51,16 @@ def mongo_filter(query: SearchQuery, category_ids: list[int] | None) -> dict[str
     if query.price_min is not None or query.price_max is not None:
         bounds = {"$gte": query.price_min, "$lte": query.price_max}
         price = {k: v for k, v in bounds.items() if v is not None}
-        clauses.append({"variants": {"$elemMatch": {"price.amount_minor": price}}})
+        # FerretDB 1.24 finds nothing with a dotted path inside $elemMatch; on an array each
+        # bound may hold for another variant, so search() checks the page again.
+        clauses.append({"variants.price.amount_minor": price})
     for name, values in query.attributes:
         accepted = {"$in": typed_values(values)}
         clauses.append(
             {
                 "$or": [
                     {f"attributes.{name}": accepted},
-                    {"variants": {"$elemMatch": {f"attributes.{name}": accepted}}},
+                    {f"variants.attributes.{name}": accepted},
                 ]
             }
         )
@@ -95,7 +97,7 @@ class MongoFallback:
             limit=query.size + 1,
         ).to_list()
         page = raw[: query.size]
-        live = await self._latest_live(page)
+        live = [r for r in await self._latest_live(page) if _priced_within(r, query)]
         categories = await self._reads.categories_with_ancestors(category_ids_needed(live))
         sellable = await self._reads.sellable(skus_needed(live))
         hits = []
@@ -139,6 +141,13 @@ class MongoFallback:
             pid = str(doc["product_id"])
             newest[pid] = max(newest.get(pid, 0), int(doc["version"]))
         return [r for r in page if int(r["version"]) >= newest[str(r["product_id"])]]
+
+
+def _priced_within(revision: Revision, query: SearchQuery) -> bool:
+    """Whether one variant's price is within both bounds."""
+    low = query.price_min if query.price_min is not None else 0
+    high = query.price_max if query.price_max is not None else 2**63
+    return any(low <= int(v["price"]["amount_minor"]) <= high for v in revision["variants"])
 
 
 def _hit(document: dict[str, Any]) -> Hit:
