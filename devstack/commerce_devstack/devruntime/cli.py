@@ -1,0 +1,43 @@
+"""`commerce-devruntime [--namespace NS]`: run the Deployments our operator manages as local
+processes against the stack's API server until Ctrl-C (a development stand-in for the kubelet)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import cast
+
+from kubernetes import client, config
+
+from commerce_devstack import endpoints
+from commerce_devstack.devruntime.runtime import DevRuntime
+from commerce_devstack.endpoints import StackNotRunning
+from commerce_devstack.settings import StackSettings
+
+
+async def _run(namespace: str | None) -> None:
+    stack = endpoints.load()
+    api = cast(
+        client.ApiClient,
+        config.new_client_from_config(config_file=stack["kube-apiserver"]["kubeconfig"]),  # type: ignore[no-untyped-call]
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await DevRuntime(api, StackSettings().state_dir, namespace).run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="commerce-devruntime", description=__doc__)
+    parser.add_argument("--namespace", help="only this namespace (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(_run(args.namespace))
+    except StackNotRunning as exc:
+        print(exc)
+        return 1
+    return 0

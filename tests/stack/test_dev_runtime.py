@@ -1,0 +1,182 @@
+"""The development runtime against the real API server: a managed Deployment becomes local
+processes with Secret-fed env and Service addresses pointed at loopback; its status is written;
+scaling, a crash, a template change and deletion are followed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
+
+import httpx
+import pytest
+from kubernetes import client, config
+
+from commerce_devstack.devruntime.runtime import DevRuntime
+from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.settings import StackSettings
+
+# A tiny server that answers its DEMO_* environment as JSON: what the runtime gave it.
+ECHO = """
+import http.server, json, os
+class Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({k: v for k, v in os.environ.items() if k.startswith("DEMO_")}).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+address = (os.environ["DEMO_LISTEN_HOST"], int(os.environ["DEMO_HTTP_PORT"]))
+http.server.HTTPServer(address, Echo).serve_forever()
+"""
+
+
+def _deployment(name: str, version: str, replicas: int = 1) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "labels": {**labels, "app.kubernetes.io/managed-by": "commerce-operator"},
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "echo",
+                            "image": "commerce:dev",
+                            "command": [sys.executable, "-c", ECHO],
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "env": [
+                                {"name": "DEMO_LISTEN_HOST", "value": "0.0.0.0"},
+                                {"name": "DEMO_HTTP_PORT", "value": "8080"},
+                                {"name": "DEMO_PEER", "value": f"http://{name}:80/api"},
+                                {"name": "DEMO_VERSION", "value": version},
+                                {
+                                    "name": "DEMO_SECRET",
+                                    "valueFrom": {"secretKeyRef": {"name": name, "key": "token"}},
+                                },
+                            ],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture
+async def cluster(stack: Endpoints, unique: str) -> AsyncIterator[tuple[client.ApiClient, str]]:
+    kubeconfig = stack["kube-apiserver"]["kubeconfig"]
+    api = cast(client.ApiClient, config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
+    namespace = f"devrt-{unique}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(cast(Any, {"metadata": {"name": namespace}}))
+    yield api, namespace
+    core.delete_namespace(namespace)
+
+
+async def _until(what: str, probe: Callable[[], Any], timeout_s: float = 60) -> Any:
+    async with asyncio.timeout(timeout_s):
+        while not (found := await probe()):  # noqa: ASYNC110 - other processes change it
+            await asyncio.sleep(0.3)
+    assert found, what
+    return found
+
+
+async def test_a_managed_deployment_runs_scales_heals_rolls_and_stops(
+    cluster: tuple[client.ApiClient, str], unique: str
+) -> None:
+    api, namespace = cluster
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    name = f"echo{unique}"
+    core.create_namespaced_secret(
+        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
+    )
+    core.create_namespaced_service(
+        namespace,
+        cast(
+            Any,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "selector": {"app.kubernetes.io/name": name},
+                    "ports": [{"port": 80, "targetPort": "http"}],
+                },
+            },
+        ),
+    )
+    apps.create_namespaced_deployment(namespace, cast(Any, _deployment(name, "1")))
+    runtime = DevRuntime(api, StackSettings().state_dir, namespace)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop, interval_s=0.3))
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+
+            async def ready(count: int, version: str) -> bool:
+                status = apps.read_namespaced_deployment_status(name, namespace).status
+                if status is None or (status.ready_replicas, status.updated_replicas) != (
+                    count,
+                    count,
+                ):
+                    return False
+                if len(runtime.replicas(namespace, name)) != count:
+                    return False
+                address = runtime.service_address(namespace, name, 80)
+                try:
+                    seen = (await http.get(f"http://{address}/")).json()
+                except httpx.HTTPError:
+                    return False  # between replicas during a rollout
+                return bool(seen["DEMO_VERSION"] == version)
+
+            await _until("one replica ready", lambda: ready(1, "1"))
+            address = runtime.service_address(namespace, name, 80)
+            seen = (await http.get(f"http://{address}/")).json()
+            # The Secret's value, and the Service's own address pointed at the local proxy.
+            assert seen["DEMO_SECRET"] == "s3cret"
+            assert seen["DEMO_PEER"] == f"http://{address}/api"
+            assert seen["DEMO_LISTEN_HOST"] == "127.0.0.1"
+
+            apps.patch_namespaced_deployment_scale(
+                name, namespace, cast(Any, {"spec": {"replicas": 2}})
+            )
+            await _until("two replicas ready", lambda: ready(2, "1"))
+
+            victim = runtime.replicas(namespace, name)[0]
+            assert victim.pid is not None
+            os.killpg(victim.pid, signal.SIGKILL)
+
+            async def healed() -> bool:
+                return victim.restarts == 1 and victim.ready and await ready(2, "1")
+
+            await _until("the killed replica restarted", healed)
+
+            apps.replace_namespaced_deployment(
+                name, namespace, cast(Any, _deployment(name, "2", replicas=2))
+            )
+            await _until("rolled to the new template", lambda: ready(2, "2"))
+            pids = [r.pid for r in runtime.replicas(namespace, name)]
+
+            apps.delete_namespaced_deployment(name, namespace)
+
+            async def gone() -> bool:
+                return not runtime.replicas(namespace, name)
+
+            await _until("processes stopped", gone)
+            for pid in pids:
+                assert pid is not None
+                with pytest.raises(ProcessLookupError):
+                    os.kill(pid, 0)
+    finally:
+        stop.set()
+        await task
