@@ -1,0 +1,441 @@
+"""CommerceService -> ServiceAccount, ConfigMap, Deployment, Service, optional HPA and PDB.
+
+Pure: the objects are a function of the spec, the resource's metadata and a `ClusterView` of
+what its bindings name (read by the reconciler beforehand). Bindings become env vars: Secret
+values as secretKeyRef (never copied into the ConfigMap or the Deployment), everything else in
+the ConfigMap. A hash of the rendered configuration, including the bound Secrets' resource
+versions, is an annotation on the pod template, so a config or Secret change rolls the pods.
+
+A binding whose target is missing or incomplete is a problem to report, not an exception: no
+objects are built then, so the running Deployment keeps its last good configuration instead of
+being rolled to pods that would crash on a missing setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from commerce_operator.commerce_service.spec import ROLES, Autoscaling, CommerceServiceSpec
+from commerce_operator.conditions import Outcome, StepResult
+from commerce_operator.resource import API_VERSION, MANAGED_BY, ResourceMeta, object_meta
+
+CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
+
+BINDING_NOT_FOUND = "BindingNotFound"
+BINDING_INVALID = "BindingInvalid"
+ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+# Secret key -> setting (after the role's prefix) for each kind of Secret binding; the
+# settings are those of commerce_services' settings classes (DatabaseSettings, ...).
+DATABASE_KEYS = {
+    "host": "DB_HOST",
+    "port": "DB_PORT",
+    "database": "DB_NAME",
+    "username": "DB_USER",
+    "password": "DB_PASSWORD",
+}
+BROKER_KEYS = {"bootstrapServers": "KAFKA_BOOTSTRAP"}
+DOCUMENT_STORE_KEYS = {"uri": "MONGO_URI"}
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    keys: frozenset[str]
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class PeerService:
+    role: str
+    grpc_port: int
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The binding targets that exist in the resource's namespace, by name."""
+
+    secrets: Mapping[str, SecretInfo] = field(default_factory=dict)
+    # OutboxConnector name -> aggregate type -> topic.
+    outbox_topics: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    services: Mapping[str, PeerService] = field(default_factory=dict)
+    # CatalogIndex name -> alias.
+    catalog_aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BindingProblem:
+    reason: str  # BINDING_NOT_FOUND or BINDING_INVALID
+    message: str
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    objects: tuple[dict[str, Any], ...]
+    problems: tuple[BindingProblem, ...]
+    config_hash: str
+    selector: str
+
+
+def labels(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, str]:
+    return {**selector_labels(spec, meta), "app.kubernetes.io/part-of": "commerce"}
+
+
+def selector_labels(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, str]:
+    # Only labels that never change: a Deployment's selector is immutable (role is too).
+    return {
+        "app.kubernetes.io/name": spec.role.name,
+        "app.kubernetes.io/instance": meta.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def desired_state(spec: CommerceServiceSpec, meta: ResourceMeta, view: ClusterView) -> DesiredState:
+    config, secret_env, problems, versions = _resolve(spec, meta, view)
+    config_hash = _hash(config, secret_env, versions)
+    selector = ",".join(f"{k}={v}" for k, v in sorted(selector_labels(spec, meta).items()))
+    if problems:
+        return DesiredState((), tuple(problems), config_hash, selector)
+    objects = [
+        _service_account(spec, meta),
+        _config_map(spec, meta, config),
+        _deployment(spec, meta, secret_env, config_hash),
+        _service(spec, meta),
+    ]
+    if spec.autoscaling is not None:
+        objects.append(_autoscaler(spec, meta, spec.autoscaling))
+    if spec.disruption_budget is not None:
+        objects.append(_disruption_budget(spec, meta, spec.disruption_budget))
+    return DesiredState(tuple(objects), (), config_hash, selector)
+
+
+def bindings_result(state: DesiredState) -> StepResult:
+    """Missing targets may still be created (resources arrive in any order under GitOps), so
+    this is retried, not stalled."""
+    if not state.problems:
+        return StepResult("bindings", Outcome.DONE)
+    first = state.problems[0]
+    return StepResult(
+        "bindings", Outcome.RETRYING, first.reason, "; ".join(p.message for p in state.problems)
+    )
+
+
+def rollout_result(spec: CommerceServiceSpec, deployment: Mapping[str, Any] | None) -> StepResult:
+    """Whether the Deployment runs the current pod template on every wanted replica."""
+    if deployment is None:
+        return StepResult("rollout", Outcome.PROGRESSING, ROLLOUT_IN_PROGRESS, "no Deployment yet")
+    status = deployment.get("status") or {}
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Progressing" and condition.get("reason") == (
+            "ProgressDeadlineExceeded"
+        ):
+            return StepResult(
+                "rollout", Outcome.STALLED, PROGRESS_DEADLINE_EXCEEDED, condition.get("message", "")
+            )
+    generation = deployment.get("metadata", {}).get("generation", 0)
+    wanted = spec.replicas
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    total = status.get("replicas", 0)
+    if status.get("observedGeneration", 0) < generation or not (
+        updated == wanted and available == wanted and total == wanted
+    ):
+        return StepResult(
+            "rollout",
+            Outcome.PROGRESSING,
+            ROLLOUT_IN_PROGRESS,
+            f"{updated} updated, {available} available of {wanted} replicas",
+        )
+    return StepResult("rollout", Outcome.DONE)
+
+
+def status_fields(
+    spec: CommerceServiceSpec,
+    meta: ResourceMeta,
+    state: DesiredState,
+    deployment: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The CommerceService's own status fields (conditions come from `summarize`)."""
+    observed = (deployment or {}).get("status") or {}
+    host = f"{meta.name}.{meta.namespace}.svc"
+    endpoints = {"http": f"http://{host}:{spec.http_port}"}
+    if spec.role.serves_grpc:
+        endpoints["grpc"] = f"{host}:{spec.grpc_port}"
+    return {
+        "replicas": observed.get("replicas", 0),
+        "readyReplicas": observed.get("readyReplicas", 0),
+        "updatedReplicas": observed.get("updatedReplicas", 0),
+        "selector": state.selector,
+        "configHash": state.config_hash,
+        "endpoints": endpoints,
+    }
+
+
+def _resolve(
+    spec: CommerceServiceSpec, meta: ResourceMeta, view: ClusterView
+) -> tuple[dict[str, str], list[dict[str, Any]], list[BindingProblem], dict[str, str]]:
+    """The ConfigMap's data, the secretKeyRef env vars, the problems, and the bound Secrets'
+    resource versions (for the hash)."""
+    prefix = spec.role.env_prefix
+    config = {f"{prefix}_LISTEN_HOST": "0.0.0.0", f"{prefix}_HTTP_PORT": str(spec.http_port)}
+    if spec.role.serves_grpc:
+        config[f"{prefix}_GRPC_PORT"] = str(spec.grpc_port)
+    secret_env: list[dict[str, Any]] = []
+    problems: list[BindingProblem] = []
+    versions: dict[str, str] = {}
+    bindings = spec.bindings
+
+    for binding, secret_name, keys in (
+        ("database", bindings.database, DATABASE_KEYS),
+        ("broker", bindings.broker, BROKER_KEYS),
+        ("documentStore", bindings.document_store, DOCUMENT_STORE_KEYS),
+    ):
+        if secret_name is None:
+            continue
+        secret = view.secrets.get(secret_name)
+        if secret is None:
+            problems.append(
+                BindingProblem(BINDING_NOT_FOUND, f"{binding}: Secret {secret_name!r} not found")
+            )
+            continue
+        missing = sorted(set(keys) - secret.keys)
+        if missing:
+            problems.append(
+                BindingProblem(
+                    BINDING_INVALID,
+                    f"{binding}: Secret {secret_name!r} lacks key(s) {', '.join(missing)}",
+                )
+            )
+            continue
+        versions[secret_name] = secret.resource_version
+        secret_env += [
+            {
+                "name": f"{prefix}_{setting}",
+                "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}},
+            }
+            for key, setting in keys.items()
+        ]
+
+    for event in bindings.events:
+        topics = view.outbox_topics.get(event.outbox_connector)
+        if topics is None:
+            problems.append(
+                BindingProblem(
+                    BINDING_NOT_FOUND,
+                    f"events: OutboxConnector {event.outbox_connector!r} not found",
+                )
+            )
+        elif event.aggregate_type not in topics:
+            problems.append(
+                BindingProblem(
+                    BINDING_INVALID,
+                    f"events: OutboxConnector {event.outbox_connector!r} has no aggregate type "
+                    f"{event.aggregate_type!r}",
+                )
+            )
+        else:
+            config[f"{prefix}_{_env_word(event.aggregate_type)}_EVENTS_TOPIC"] = topics[
+                event.aggregate_type
+            ]
+
+    for peer_name in bindings.services:
+        peer = view.services.get(peer_name)
+        if peer is None:
+            problems.append(
+                BindingProblem(
+                    BINDING_NOT_FOUND, f"services: CommerceService {peer_name!r} not found"
+                )
+            )
+        elif not ROLES[peer.role].serves_grpc:
+            problems.append(
+                BindingProblem(
+                    BINDING_INVALID,
+                    f"services: CommerceService {peer_name!r} ({peer.role}) serves no gRPC",
+                )
+            )
+        else:
+            target = f"{peer_name}.{meta.namespace}.svc:{peer.grpc_port}"
+            config[f"{prefix}_{ROLES[peer.role].env_prefix}_GRPC_TARGET"] = target
+
+    if bindings.catalog_index is not None:
+        alias = view.catalog_aliases.get(bindings.catalog_index)
+        if alias is None:
+            problems.append(
+                BindingProblem(
+                    BINDING_NOT_FOUND,
+                    f"catalogIndex: CatalogIndex {bindings.catalog_index!r} not found",
+                )
+            )
+        else:
+            config[f"{prefix}_SEARCH_ALIAS"] = alias
+
+    # Explicit settings win over what bindings derive (e.g. another consumer group or topic).
+    config.update(dict(spec.env))
+    return config, secret_env, problems, versions
+
+
+def _env_word(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", value).upper()
+
+
+def _hash(
+    config: Mapping[str, str], secret_env: list[dict[str, Any]], versions: Mapping[str, str]
+) -> str:
+    rendered = json.dumps(
+        {"config": config, "secretEnv": secret_env, "secretVersions": versions},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(rendered.encode()).hexdigest()[:16]
+
+
+def _service_account(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        # The services never call the Kubernetes API.
+        "automountServiceAccountToken": False,
+    }
+
+
+def _config_map(
+    spec: CommerceServiceSpec, meta: ResourceMeta, config: Mapping[str, str]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        "data": dict(sorted(config.items())),
+    }
+
+
+def _deployment(
+    spec: CommerceServiceSpec,
+    meta: ResourceMeta,
+    secret_env: list[dict[str, Any]],
+    config_hash: str,
+) -> dict[str, Any]:
+    ports = [{"name": "http", "containerPort": spec.http_port, "protocol": "TCP"}]
+    if spec.role.serves_grpc:
+        ports.append({"name": "grpc", "containerPort": spec.grpc_port, "protocol": "TCP"})
+    container: dict[str, Any] = {
+        "name": "service",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "args": list(spec.role.command),
+        "ports": ports,
+        "envFrom": [{"configMapRef": {"name": meta.name}}],
+        "env": secret_env,
+        "readinessProbe": {
+            "httpGet": {"path": "/health/ready", "port": "http"},
+            "periodSeconds": 5,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if spec.resources:
+        container["resources"] = dict(spec.resources)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": selector_labels(spec, meta)},
+            "template": {
+                "metadata": {
+                    "labels": labels(spec, meta),
+                    "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                },
+                "spec": {
+                    "serviceAccountName": meta.name,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    # SIGTERM drains REST, gRPC and consumers (runtime/serving.py).
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def _service(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, Any]:
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": spec.http_port, "targetPort": "http", "protocol": "TCP"}
+    ]
+    if spec.role.serves_grpc:
+        ports.append(
+            {
+                "name": "grpc",
+                "port": spec.grpc_port,
+                "targetPort": "grpc",
+                "protocol": "TCP",
+                "appProtocol": "grpc",
+            }
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        "spec": {"selector": selector_labels(spec, meta), "ports": ports},
+    }
+
+
+def _autoscaler(
+    spec: CommerceServiceSpec, meta: ResourceMeta, scaling: Autoscaling
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        "spec": {
+            # The HPA scales the CommerceService (its scale subresource), not the Deployment:
+            # spec.replicas stays the one source the operator carries to the Deployment.
+            "scaleTargetRef": {
+                "apiVersion": API_VERSION,
+                "kind": meta.kind,
+                "name": meta.name,
+            },
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_percent,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _disruption_budget(
+    spec: CommerceServiceSpec, meta: ResourceMeta, budget: Mapping[str, int | str]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        "spec": {**budget, "selector": {"matchLabels": selector_labels(spec, meta)}},
+    }

@@ -1,0 +1,113 @@
+"""A CommerceService's spec as typed values (the API server has applied the CRD's defaults),
+and the facts about each role: its entry point, its env prefix, whether it serves gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    command: tuple[str, ...]
+    serves_grpc: bool
+
+    @property
+    def env_prefix(self) -> str:
+        """The prefix of the service's settings (ORDER_DB_HOST, CATALOG_SYNC_...)."""
+        return self.name.upper().replace("-", "_")
+
+
+ROLES: Mapping[str, Role] = {
+    role.name: role
+    for role in (
+        Role("user", ("commerce-user", "serve"), serves_grpc=True),
+        Role("product", ("commerce-product", "serve"), serves_grpc=True),
+        Role("order", ("commerce-order", "serve"), serves_grpc=False),
+        Role("payment", ("commerce-payment", "serve"), serves_grpc=False),
+        Role("catalog-sync", ("commerce-catalog-sync", "run"), serves_grpc=False),
+    )
+}
+
+
+@dataclass(frozen=True)
+class EventBinding:
+    outbox_connector: str
+    aggregate_type: str
+
+
+@dataclass(frozen=True)
+class Bindings:
+    database: str | None = None  # Secret names
+    broker: str | None = None
+    document_store: str | None = None
+    events: tuple[EventBinding, ...] = ()
+    services: tuple[str, ...] = ()  # CommerceService names
+    catalog_index: str | None = None  # CatalogIndex name
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Bindings:
+        def secret(key: str) -> str | None:
+            value = raw.get(key)
+            return None if value is None else str(value["secretName"])
+
+        return cls(
+            database=secret("database"),
+            broker=secret("broker"),
+            document_store=secret("documentStore"),
+            events=tuple(
+                EventBinding(e["outboxConnector"], e["aggregateType"])
+                for e in raw.get("events", ())
+            ),
+            services=tuple(raw.get("services", ())),
+            catalog_index=raw.get("catalogIndex"),
+        )
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int
+
+
+@dataclass(frozen=True)
+class CommerceServiceSpec:
+    role: Role
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    replicas: int = 1
+    resources: Mapping[str, Any] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    http_port: int = 8080
+    grpc_port: int = 50051
+    bindings: Bindings = Bindings()
+    autoscaling: Autoscaling | None = None
+    # minAvailable or maxUnavailable, as in a PodDisruptionBudget's spec.
+    disruption_budget: Mapping[str, int | str] | None = None
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> CommerceServiceSpec:
+        ports = spec.get("ports", {})
+        scaling = spec.get("autoscaling")
+        return cls(
+            role=ROLES[spec["role"]],
+            image=spec["image"],
+            image_pull_policy=spec.get("imagePullPolicy", "IfNotPresent"),
+            replicas=int(spec.get("replicas", 1)),
+            resources=spec.get("resources"),
+            env=tuple((e["name"], e.get("value", "")) for e in spec.get("env", ())),
+            http_port=int(ports.get("http", 8080)),
+            grpc_port=int(ports.get("grpc", 50051)),
+            bindings=Bindings.from_dict(spec.get("bindings", {})),
+            autoscaling=None
+            if scaling is None
+            else Autoscaling(
+                min_replicas=int(scaling.get("minReplicas", 1)),
+                max_replicas=int(scaling["maxReplicas"]),
+                target_cpu_percent=int(scaling.get("targetCPUUtilizationPercentage", 80)),
+            ),
+            disruption_budget=spec.get("podDisruptionBudget"),
+        )
