@@ -78,7 +78,9 @@ async def _payment(
         ).all()
         events = (
             await conn.execute(
-                select(outbox.c.type, outbox.c.payload).where(outbox.c.aggregateid == order_id)
+                select(outbox.c.type, outbox.c.payload)
+                .where(outbox.c.aggregateid == order_id)
+                .order_by(outbox.c.created_at)
             )
         ).all()
     return ([(r.status, r.reason) for r in rows], [(e.type, json.loads(e.payload)) for e in events])
