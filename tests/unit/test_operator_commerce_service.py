@@ -94,7 +94,7 @@ def test_bindings_become_config_and_secret_references() -> None:
         "ORDER_DB_PASSWORD": {"name": "order-db", "key": "password"},
         "ORDER_KAFKA_BOOTSTRAP": {"name": "kafka", "key": "bootstrapServers"},
     }
-    assert container["args"] == ["commerce-order", "serve"]
+    assert container["command"] == ["commerce-order", "serve"]
 
 
 @pytest.mark.parametrize(
@@ -279,3 +279,28 @@ def test_rollout_result(deployment: dict[str, Any] | None, outcome: Outcome, rea
     spec = CommerceServiceSpec.from_dict({"role": "order", "image": "i", "replicas": 2})
     result = rollout_result(spec, deployment)
     assert (result.outcome, result.reason) == (outcome, reason)
+
+
+@pytest.mark.parametrize(
+    ("role", "command", "alias_setting", "db_setting"),
+    [
+        ("product", ["commerce-product", "serve"], "PRODUCT_SEARCH_ALIAS", "PRODUCT_DB_HOST"),
+        ("catalog-sync", ["commerce-search", "run"], "SEARCH_ALIAS", "SEARCH_DB_HOST"),
+    ],
+)
+def test_settings_follow_each_roles_settings_class(
+    role: str, command: list[str], alias_setting: str, db_setting: str
+) -> None:
+    objects = _kinds(
+        _build(
+            {
+                "role": role,
+                "image": "i",
+                "bindings": {"catalogIndex": "products", "database": {"secretName": "order-db"}},
+            }
+        )
+    )
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == command
+    assert objects["ConfigMap"]["data"][alias_setting] == "products"
+    assert db_setting in {e["name"] for e in container["env"]}

@@ -272,7 +272,7 @@ def _resolve(
                 )
             )
         else:
-            config[f"{prefix}_SEARCH_ALIAS"] = alias
+            config[f"{prefix}_{spec.role.alias_setting}"] = alias
 
     # Explicit settings win over what bindings derive (e.g. another consumer group or topic).
     config.update(dict(spec.env))
@@ -328,7 +328,9 @@ def _deployment(
         "name": "service",
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
-        "args": list(spec.role.command),
+        # The entry point itself, not args to an image ENTRYPOINT: the same Deployment runs
+        # under any image layout and under the development runtime (docs/dev-runtime.md).
+        "command": list(spec.role.command),
         "ports": ports,
         "envFrom": [{"configMapRef": {"name": meta.name}}],
         "env": secret_env,

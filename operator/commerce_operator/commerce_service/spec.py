@@ -13,21 +13,27 @@ class Role:
     name: str
     command: tuple[str, ...]
     serves_grpc: bool
-
-    @property
-    def env_prefix(self) -> str:
-        """The prefix of the service's settings (ORDER_DB_HOST, CATALOG_SYNC_...)."""
-        return self.name.upper().replace("-", "_")
+    # The prefix of the service's settings class (ORDER_DB_HOST, SEARCH_ALIAS, ...).
+    env_prefix: str
+    # The setting a catalogIndex binding fills: the sync worker's own is SEARCH_ALIAS.
+    alias_setting: str = "SEARCH_ALIAS"
 
 
 ROLES: Mapping[str, Role] = {
     role.name: role
     for role in (
-        Role("user", ("commerce-user", "serve"), serves_grpc=True),
-        Role("product", ("commerce-product", "serve"), serves_grpc=True),
-        Role("order", ("commerce-order", "serve"), serves_grpc=False),
-        Role("payment", ("commerce-payment", "serve"), serves_grpc=False),
-        Role("catalog-sync", ("commerce-catalog-sync", "run"), serves_grpc=False),
+        Role("user", ("commerce-user", "serve"), serves_grpc=True, env_prefix="USER"),
+        Role("product", ("commerce-product", "serve"), serves_grpc=True, env_prefix="PRODUCT"),
+        Role("order", ("commerce-order", "serve"), serves_grpc=False, env_prefix="ORDER"),
+        Role("payment", ("commerce-payment", "serve"), serves_grpc=False, env_prefix="PAYMENT"),
+        # The catalog sync worker of the search package (commerce_services.search.main).
+        Role(
+            "catalog-sync",
+            ("commerce-search", "run"),
+            serves_grpc=False,
+            env_prefix="SEARCH",
+            alias_setting="ALIAS",
+        ),
     )
 }
 
