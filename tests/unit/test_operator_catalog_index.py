@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from commerce_operator.catalog_index.desired import (
     index_body,
     index_name,

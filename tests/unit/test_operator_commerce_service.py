@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from commerce_operator.commerce_service.desired import (
     CONFIG_HASH_ANNOTATION,
     ClusterView,

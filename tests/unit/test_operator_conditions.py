@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from commerce_operator.conditions import Outcome, StepResult, summarize
 
 EARLIER = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from commerce_operator.conditions import Outcome
 from commerce_operator.outbox_connector.connector_changes import (
     ConnectorAction,
