@@ -1,0 +1,141 @@
+"""Kopf handlers of OutboxConnector: thin, everything else is in reconcile.py.
+
+`register(registry, context)` declares, on the operator run's registry:
+- create, update (spec or annotations: the restart and pause annotations count) and resume
+  (operator start): reconcile at once;
+- a timer every `resync_seconds` (the runtime's, or `COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS`)
+  that repairs drift: a connector config changed or deleted on Connect, a topic deleted, a
+  failed task (restarted with the capped backoff);
+- deletion (Kopf's finalizer): removes the connector, and the topics under
+  `deletionPolicy: Delete`.
+
+A reconcile that did not finish raises `kopf.TemporaryError` with the delay the reconcile chose
+(a short one while a connector starts, the restart backoff for a failed one, the runtime's
+backoff for Kafka, Connect or Kubernetes errors); a stalled one raises `kopf.PermanentError`
+(retrying cannot help until the spec changes; the timer still repairs drift). One reconcile of
+a resource at a time (the runtime's lock per uid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import kopf
+from kubernetes import client
+
+from commerce_operator.outbox_connector.connect_client import ConnectError
+from commerce_operator.outbox_connector.kafka_topics import KafkaTopicsError
+from commerce_operator.outbox_connector.kube import PLURAL
+from commerce_operator.outbox_connector.reconcile import Clients, finalize, reconcile
+from commerce_operator.outbox_connector.settings import OutboxSettings, SettingsError
+from commerce_operator.resource import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+TEMPORARY = (client.ApiException, KafkaTopicsError, ConnectError, OSError)
+
+
+class Context(Protocol):
+    """What this module needs of the runtime's `OperatorContext`."""
+
+    api: client.ApiClient
+    resync_seconds: float
+
+    def lock(self, uid: str) -> asyncio.Lock: ...
+
+    def forget(self, uid: str) -> None: ...
+
+    def retry_delay(self, retry: int) -> float: ...
+
+
+class _Handlers:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._clients: Clients | None = None
+        # Passes in a row that did not finish, per resource: Kopf counts retries for change
+        # handlers but not for timers, and both share one backoff.
+        self._failures: dict[str, int] = {}
+
+    def clients(self) -> Clients:
+        if self._clients is None:
+            try:
+                settings = OutboxSettings.from_env()
+            except SettingsError as exc:
+                raise kopf.TemporaryError(f"operator settings: {exc}", delay=60) from exc
+            self._clients = Clients.create(settings, self.context.api)
+        return self._clients
+
+    async def close(self) -> None:
+        if self._clients is not None:
+            await self._clients.close()
+            self._clients = None
+
+    async def run(self, body: kopf.Body) -> None:
+        clients = self.clients()
+        uid = body["metadata"]["uid"]
+        failures = self._failures.get(uid, 0)
+        async with self.context.lock(uid):
+            try:
+                report = await reconcile(
+                    body, clients, retry=failures, backoff=self.context.retry_delay
+                )
+            except TEMPORARY as exc:
+                self._failures[uid] = failures + 1
+                delay = self.context.retry_delay(failures)
+                raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=delay) from exc
+        self._failures[uid] = 0 if report.retry_after is None else failures + 1
+        if report.stalled:
+            raise kopf.PermanentError(report.summary())
+        if report.retry_after is not None:
+            raise kopf.TemporaryError(report.summary(), delay=report.retry_after)
+
+    async def delete(self, body: kopf.Body, retry: int) -> None:
+        """Also when paused: deleting the resource is an explicit request, and a paused
+        resource must not wedge its namespace's deletion."""
+        clients = self.clients()
+        uid = body["metadata"]["uid"]
+        try:
+            async with self.context.lock(uid):
+                removed = await finalize(body, clients)
+        except TEMPORARY as exc:
+            delay = self.context.retry_delay(retry)
+            raise kopf.TemporaryError(f"clean-up failed: {exc}", delay=delay) from exc
+        self.context.forget(uid)
+        self._failures.pop(uid, None)
+        meta = body["metadata"]
+        log.info(
+            "OutboxConnector %s/%s removed: %s",
+            meta["namespace"],
+            meta["name"],
+            "; ".join(removed) or "nothing was left",
+        )
+
+
+def register(registry: kopf.OperatorRegistry, context: Context) -> None:
+    handlers = _Handlers(context)
+    try:
+        interval = OutboxSettings.resync_from_env() or context.resync_seconds
+    except SettingsError:
+        interval = context.resync_seconds
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    async def outbox_connector_changed(body: kopf.Body, **_: Any) -> None:
+        await handlers.run(body)
+
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, registry=registry, interval=interval, initial_delay=interval
+    )
+    async def outbox_connector_resync(body: kopf.Body, **_: Any) -> None:
+        await handlers.run(body)
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    async def outbox_connector_deleted(body: kopf.Body, retry: int, **_: Any) -> None:
+        await handlers.delete(body, retry)
+
+    @kopf.on.cleanup(registry=registry)
+    async def outbox_connector_clients_closed(**_: Any) -> None:
+        await handlers.close()
