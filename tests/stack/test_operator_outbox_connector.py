@@ -383,3 +383,31 @@ async def test_connect_unreachable_is_temporary(
     finally:
         await dead.close()
         await _remove(resource, names)
+
+
+async def test_credentials_connect_refuses_are_retried_with_the_reason(
+    stack: Endpoints,
+    namespace: str,
+    clients: Clients,
+    objects: client.CustomObjectsApi,
+    unique: str,
+) -> None:
+    core = client.CoreV1Api(objects.api_client)
+    secret = {"metadata": {"name": "wrong"}, "stringData": {"username": "nobody", "password": "x"}}
+    core.create_namespaced_secret(namespace, cast(Any, secret))
+    prefix = f"obw{unique}"
+    spec = _spec(stack, prefix)
+    spec["database"]["credentialsSecretRef"] = {"name": "wrong"}
+    resource = Resource(objects, clients, namespace, "wrong-secret", spec)
+    names = [f"{prefix}.order.events", f"{prefix}.order.events.dlq"]
+    try:
+        report = await resource.reconcile()
+        assert report.retry_after is not None
+        assert not report.stalled
+        ready = resource.condition()
+        assert ready["status"] == "False"
+        assert ready["reason"] == "ConnectorConfigRejected"
+        assert "configuration is invalid" in ready["message"]
+        assert await clients.connect.get_config(resource.connector) is None
+    finally:
+        await _remove(resource, names)

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 KAFKA_UNAVAILABLE = "KafkaUnavailable"
 CONNECT_UNAVAILABLE = "ConnectUnavailable"
+# Connect's validation refused the config (e.g. Debezium cannot log in with the Secret's user).
+CONNECTOR_CONFIG_REJECTED = "ConnectorConfigRejected"
 KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
 BINDING_NOT_FOUND = "BindingNotFound"
 BINDING_INVALID = "BindingInvalid"
@@ -230,9 +232,8 @@ async def reconcile(
             connector_known = True
             connector_step = connector_result(observed, spec.state)
         except ConnectError as exc:
-            connector_step = StepResult(
-                "connector", Outcome.RETRYING, CONNECT_UNAVAILABLE, str(exc)
-            )
+            reason = CONNECTOR_CONFIG_REJECTED if exc.status_code == 400 else CONNECT_UNAVAILABLE
+            connector_step = StepResult("connector", Outcome.RETRYING, reason, str(exc))
 
     results = (topics_step, connector_step)
     error_delay = (backoff or error_backoff)(retry)

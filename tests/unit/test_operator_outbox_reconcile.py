@@ -1,0 +1,98 @@
+"""OutboxConnector reconciler: its settings, the spec checks the schema cannot make, and when
+it looks again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from commerce_operator.conditions import Outcome, StepResult
+from commerce_operator.outbox_connector.connector_changes import RestartHistory
+from commerce_operator.outbox_connector.reconcile import (
+    InvalidSpec,
+    _retry_after,
+    error_backoff,
+    parse_spec,
+)
+from commerce_operator.outbox_connector.settings import (
+    CredentialsMode,
+    OutboxSettings,
+    SettingsError,
+)
+
+ENV = {
+    "COMMERCE_OPERATOR_KAFKA_BOOTSTRAP": "kafka:9092",
+    "COMMERCE_OPERATOR_CONNECT_URL": "http://connect:8083",
+}
+SPEC: dict[str, Any] = {
+    "database": {"host": "db", "name": "commerce_order", "credentialsSecretRef": {"name": "s"}},
+    "aggregateTypes": ["order"],
+}
+
+
+def test_settings_default_to_config_provider_references() -> None:
+    settings = OutboxSettings.from_env(ENV)
+    assert settings.credentials is CredentialsMode.CONFIG_PROVIDER
+    assert settings.connect.secrets_mount_root == "/mnt/commerce-secrets"
+    assert settings.connect.bootstrap_servers == "kafka:9092"
+    assert settings.resync_seconds is None
+    literal = OutboxSettings.from_env(
+        {
+            **ENV,
+            "COMMERCE_OPERATOR_CONNECT_CREDENTIALS": "literal",
+            "COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS": "15",
+        }
+    )
+    assert (literal.credentials, literal.resync_seconds) == (CredentialsMode.LITERAL, 15.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "COMMERCE_OPERATOR_KAFKA_BOOTSTRAP must be set"),
+        ({**ENV, "COMMERCE_OPERATOR_CONNECT_CREDENTIALS": "plain"}, "must be one of"),
+        ({**ENV, "COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS": "0"}, "must be positive"),
+        ({**ENV, "COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS": "soon"}, "must be a number"),
+    ],
+)
+def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        OutboxSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"aggregateTypes": ["order"]}, "cannot be read"),
+        ({**SPEC, "aggregateTypes": []}, "aggregateTypes is empty"),
+        ({**SPEC, "state": "sleeping"}, "spec.state 'sleeping'"),
+        ({**SPEC, "deletionPolicy": "Orphan"}, "deletionPolicy 'Orphan'"),
+        ({**SPEC, "topics": {"partitions": "many"}}, "cannot be read"),
+    ],
+)
+def test_specs_the_schema_let_through_are_invalid(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message):
+        parse_spec({"spec": spec})
+    assert parse_spec({"spec": SPEC}).aggregate_types == ("order",)
+
+
+def _step(outcome: Outcome, reason: str = "Reconciled") -> StepResult:
+    return StepResult("connector", outcome, reason)
+
+
+def test_when_to_look_again() -> None:
+    history = RestartHistory(attempts=2)
+    done = (_step(Outcome.DONE), _step(Outcome.DONE))
+    assert _retry_after(done, None, history, 7.0) is None
+    stalled = (_step(Outcome.STALLED, "PartitionDecreaseNotSupported"), _step(Outcome.DONE))
+    assert _retry_after(stalled, None, history, 7.0) is None
+    assert _retry_after((_step(Outcome.PROGRESSING, "TasksStarting"),), None, history, 7.0) == 3
+    # A failed task: when its restart is due, else the backoff after the last restart.
+    failed = (_step(Outcome.RETRYING, "TaskFailed"),)
+    assert _retry_after(failed, timedelta(seconds=8), history, 7.0) == 8
+    assert _retry_after(failed, None, history, 7.0) == 20
+    # Kafka or Connect errors: the error backoff.
+    assert _retry_after((_step(Outcome.RETRYING, "ConnectUnavailable"),), None, history, 7.0) == 7
+    assert [error_backoff(n) for n in (0, 1, 2, 6, 30)] == [5, 10, 20, 300, 300]
