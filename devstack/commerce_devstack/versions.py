@@ -13,4 +13,6 @@ DEBEZIUM = "3.5.0.Final"
 ELASTICSEARCH = "8.19.21"
 FERRETDB = "v1.24.2"
 KUBERNETES = "v1.34.4"
+# The helm CLI that renders charts/commerce-operator (its k8s libraries match KUBERNETES).
+HELM = "v3.19.5"
 ETCD = "v3.6.4"

@@ -10,6 +10,7 @@ import httpx
 
 from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
+from commerce_devstack.components.helm_build import helm_bin, helm_path
 from commerce_devstack.components.kube_build import kube_bin
 from commerce_devstack.pki import ensure_pki
 from commerce_devstack.process import LaunchSpec
@@ -90,6 +91,7 @@ class KubeApiServer(Component):
 
     def install(self) -> None:
         kube_bin(self.settings, self.notify)
+        helm_bin(self.settings, self.notify)  # a client tool, like kubectl
 
     def prepare(self) -> None:
         ensure_pki(pki_dir(self.settings), self.settings.host)
@@ -135,5 +137,6 @@ class KubeApiServer(Component):
             "url": self.address,
             "kubeconfig": str(kubeconfig_path(self.settings)),
             "kubectl": str(kube_bin(self.settings) / "kubectl"),
+            "helm": str(helm_path(self.settings)),
             "version": versions.KUBERNETES,
         }

@@ -1,0 +1,122 @@
+"""charts/commerce-operator: helm lints and renders it, the API server accepts what it renders
+in a server-side dry run, its values are checked by values.schema.json, and its RBAC names
+every resource and verb (no wildcards)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from commerce_devstack import versions
+from commerce_devstack.endpoints import Endpoints
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "commerce-operator"
+
+
+def _helm(stack: Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [stack["kube-apiserver"]["helm"], *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _render(stack: Endpoints, *values: str) -> list[dict[str, Any]]:
+    sets = [arg for value in values for arg in ("--set", value)]
+    done = _helm(
+        stack,
+        "template",
+        "commerce-operator",
+        str(CHART),
+        "--namespace",
+        "commerce-system",
+        "--include-crds",
+        "--kube-version",
+        versions.KUBERNETES,
+        *sets,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_the_chart_lints_and_renders_the_crds_and_the_operator(stack: Endpoints) -> None:
+    lint = _helm(stack, "lint", str(CHART), "--kube-version", versions.KUBERNETES)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    kinds = sorted(doc["kind"] for doc in _render(stack))
+    assert kinds.count("CustomResourceDefinition") == 3
+    assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= set(kinds)
+
+
+def test_what_it_renders_passes_a_server_side_dry_run(stack: Endpoints, tmp_path: Path) -> None:
+    rendered = tmp_path / "rendered.yaml"
+    docs = _render(stack, "watchNamespaces={shop}")
+    rendered.write_text(yaml.safe_dump_all(docs))
+    server = stack["kube-apiserver"]
+    for namespace in ("commerce-system", "shop"):
+        subprocess.run(
+            [
+                server["kubectl"],
+                "--kubeconfig",
+                server["kubeconfig"],
+                "create",
+                "namespace",
+                namespace,
+            ],
+            capture_output=True,
+            timeout=30,
+        )  # already there from an earlier run is fine
+    done = subprocess.run(
+        [
+            server["kubectl"],
+            "--kubeconfig",
+            server["kubeconfig"],
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-f",
+            str(rendered),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(server dry run)") == len(docs)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["replicas=two", "replicas=9", "image.pullPolicy=Sometimes", "logLevel=LOUD", "surprise=1"],
+)
+def test_the_values_schema_refuses_bad_values(stack: Endpoints, bad: str) -> None:
+    done = _helm(
+        stack, "template", "x", str(CHART), "--kube-version", versions.KUBERNETES, "--set", bad
+    )
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr
+
+
+def test_rbac_names_resources_and_verbs_and_follows_the_watched_namespaces(
+    stack: Endpoints,
+) -> None:
+    for doc in _render(stack):
+        for rule in doc.get("rules", []):
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], (doc["metadata"]["name"], rule)
+    scoped = _render(stack, "watchNamespaces={shop,staging}")
+    roles = sorted(
+        (doc["metadata"]["namespace"], doc["kind"])
+        for doc in scoped
+        if doc["kind"] in ("Role", "RoleBinding")
+    )
+    assert roles == [
+        ("shop", "Role"),
+        ("shop", "RoleBinding"),
+        ("staging", "Role"),
+        ("staging", "RoleBinding"),
+    ]
+    [deployment] = [doc for doc in scoped if doc["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["--namespace=shop", "--namespace=staging"]
