@@ -1,0 +1,196 @@
+"""The operator runtime without a server: options, Kopf settings (peering, bookkeeping), the
+registry built from the handler modules, the retry backoff, metrics, API error mapping."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+import pytest
+from kubernetes import client
+from prometheus_client import REGISTRY
+
+from commerce_operator import kube, metrics
+from commerce_operator.commerce_service.handlers import (
+    INVALID_SPEC,
+    KUBERNETES_API_ERROR,
+    _api_error,
+    _controller,
+)
+from commerce_operator.conditions import Outcome
+from commerce_operator.context import OperatorContext
+from commerce_operator.main import (
+    HANDLER_MODULES,
+    OperatorOptions,
+    build_registry,
+    build_settings,
+    parse_options,
+)
+
+
+def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("COMMERCE_OPERATOR_NAMESPACES", raising=False)
+    monkeypatch.delenv("COMMERCE_OPERATOR_STANDALONE", raising=False)
+    options = parse_options([])
+    assert options.namespaces == ()
+    assert not options.standalone
+    assert (options.liveness_port, options.metrics_port) == (8081, 8080)
+    assert options.handler_modules == HANDLER_MODULES
+    options = parse_options(
+        ["--namespace", "a", "--namespace", "b", "--namespace", "a", "--standalone"]
+    )
+    assert options.namespaces == ("a", "b")
+    assert options.standalone
+    assert parse_options(["--metrics-port", "0"]).metrics_port is None
+
+
+def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMMERCE_OPERATOR_NAMESPACES", "shop,staging")
+    monkeypatch.setenv("COMMERCE_OPERATOR_RESYNC_SECONDS", "15")
+    options = parse_options([])
+    assert options.namespaces == ("shop", "staging")
+    assert options.resync_seconds == 15
+
+
+def test_peering_is_mandatory_unless_standalone_and_newer_replicas_win() -> None:
+    peered = build_settings(OperatorOptions())
+    assert peered.peering.mandatory
+    assert not peered.peering.standalone
+    later = build_settings(OperatorOptions())
+    assert later.peering.priority >= peered.peering.priority > 1_600_000_000_000
+    assert build_settings(OperatorOptions(priority=7)).peering.priority == 7
+    standalone = build_settings(OperatorOptions(standalone=True))
+    assert standalone.peering.standalone
+    assert not standalone.peering.mandatory
+
+
+def test_kopf_bookkeeping_is_under_our_group_and_posts_no_log_events() -> None:
+    settings = build_settings(OperatorOptions())
+    assert settings.persistence.finalizer == "operator.commerce.io/finalizer"
+    progress: Any = settings.persistence.progress_storage
+    assert progress.prefix == "operator.commerce.io"
+    assert not settings.posting.enabled
+
+
+@pytest.fixture
+def context() -> OperatorContext:
+    configuration = client.Configuration()
+    configuration.host = "https://127.0.0.1:1"
+    return OperatorContext(client.ApiClient(configuration), resync_seconds=5)
+
+
+def test_the_registry_holds_the_commerce_service_handlers_and_no_finalizer_timer(
+    context: OperatorContext,
+) -> None:
+    registry = build_registry(context, HANDLER_MODULES)
+    changing = {h.id for h in registry._changing.get_all_handlers()}
+    assert {
+        "commerceservice-create",
+        "commerceservice-update",
+        "commerceservice-resume",
+    } <= changing
+    timers = {str(t.id): t.requires_finalizer for t in registry._spawning.get_all_handlers()}
+    # Deleting a CommerceService never waits for the operator: its objects go with the GC.
+    assert timers["commerceservice-resync"] is False
+    assert "commerceservice-deployment" in {h.id for h in registry._watching.get_all_handlers()}
+    assert registry._activities.get_all_handlers()  # the login handler
+
+
+def test_a_module_without_register_is_refused(context: OperatorContext) -> None:
+    with pytest.raises(TypeError, match="register"):
+        build_registry(context, ("commerce_operator.metrics",))
+
+
+def test_retry_backoff_doubles_and_is_capped(context: OperatorContext) -> None:
+    assert [context.retry_delay(r) for r in range(7)] == [2, 4, 8, 16, 32, 60, 60]
+    assert context.retry_delay(10_000) == 60
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_outcomes_durations_and_errors_per_kind() -> None:
+    kind = "UnitTestKind"
+    with metrics.observe(kind) as observation:
+        observation.finish(Outcome.DONE)
+    with metrics.observe(kind) as observation:
+        observation.finish(Outcome.RETRYING, "BindingNotFound")
+    with pytest.raises(RuntimeError), metrics.observe(kind):
+        raise RuntimeError("boom")
+    total = "commerce_operator_reconciles_total"
+    assert _sample(total, {"kind": kind, "outcome": "done"}) == 1
+    assert _sample(total, {"kind": kind, "outcome": "retrying"}) == 1
+    assert _sample(total, {"kind": kind, "outcome": "error"}) == 1
+    errors = "commerce_operator_reconcile_errors_total"
+    assert _sample(errors, {"kind": kind, "reason": "BindingNotFound"}) == 1
+    assert _sample(errors, {"kind": kind, "reason": "RuntimeError"}) == 1
+    count = "commerce_operator_reconcile_duration_seconds_count"
+    assert _sample(count, {"kind": kind}) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "reason"),
+    [
+        (422, Outcome.STALLED, INVALID_SPEC),
+        (400, Outcome.STALLED, INVALID_SPEC),
+        (403, Outcome.RETRYING, KUBERNETES_API_ERROR),
+        (409, Outcome.RETRYING, KUBERNETES_API_ERROR),
+        (503, Outcome.RETRYING, KUBERNETES_API_ERROR),
+    ],
+)
+def test_api_errors_are_stalled_only_when_the_server_refused_the_object(
+    status: int, outcome: Outcome, reason: str
+) -> None:
+    exc = client.ApiException(status=status, reason="Reason")
+    exc.body = json.dumps({"message": "spec.template: Invalid value"})
+    result = _api_error("objects", exc)
+    assert (result.outcome, result.reason) == (outcome, reason)
+    assert result.message == "spec.template: Invalid value"
+    exc.body = "not json"
+    assert _api_error("objects", exc).message == f"{status} Reason"
+
+
+def test_only_a_commerce_service_controller_owns_a_deployment() -> None:
+    ref: dict[str, Any] = {"apiVersion": "commerce.io/v1alpha1", "kind": "CommerceService"}
+    ref |= {"name": "a", "uid": "u1", "controller": True}
+    assert _controller({"metadata": {"ownerReferences": [ref]}}, "CommerceService") == {
+        "name": "a",
+        "uid": "u1",
+    }
+    for other in ({**ref, "controller": False}, {**ref, "apiVersion": "other.io/v1"}):
+        assert _controller({"metadata": {"ownerReferences": [other]}}, "CommerceService") is None
+    assert _controller({"metadata": {}}, "CommerceService") is None
+
+
+def test_paths_of_core_grouped_and_custom_kinds() -> None:
+    assert (
+        kube.kind_of("v1", "ConfigMap").path("shop", "a") == "/api/v1/namespaces/shop/configmaps/a"
+    )
+    assert (
+        kube.kind_of("apps/v1", "Deployment").path("shop")
+        == "/apis/apps/v1/namespaces/shop/deployments"
+    )
+    assert kube.kind_of("commerce.io/v1alpha1", "CommerceService").path("s", "x") == (
+        "/apis/commerce.io/v1alpha1/namespaces/s/commerceservices/x"
+    )
+
+
+def test_kopf_logs_in_with_the_same_credentials() -> None:
+    configuration = client.Configuration()
+    configuration.host = "https://api.example:6443"
+    configuration.api_key = {"BearerToken": "t0ken"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    configuration.ssl_ca_cert = "/ca.crt"
+    info = kube.connection_info(client.ApiClient(configuration))
+    assert isinstance(info, kopf.ConnectionInfo)
+    assert (info.server, info.scheme, info.token, info.ca_path) == (
+        "https://api.example:6443",
+        "Bearer",
+        "t0ken",
+        "/ca.crt",
+    )
+    assert not info.insecure
