@@ -59,35 +59,51 @@ class OperatorOptions:
 def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
     env = os.environ
     parser = argparse.ArgumentParser(prog="commerce-operator", description=__doc__.split("\n")[0])
-    parser.add_argument(
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
         "--namespace",
         action="append",
-        default=[n for n in env.get("COMMERCE_OPERATOR_NAMESPACES", "").split(",") if n],
+        default=[n for n in env.get("OPERATOR_NAMESPACES", "").split(",") if n],
         help="watch this namespace (repeatable; default: every namespace; "
-        "env COMMERCE_OPERATOR_NAMESPACES=a,b)",
+        "env OPERATOR_NAMESPACES=a,b)",
+    )
+    scope.add_argument(
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default without --namespace)",
     )
     parser.add_argument(
         "--standalone",
         action="store_true",
-        default=env.get("COMMERCE_OPERATOR_STANDALONE") == "true",
+        default=env.get("OPERATOR_STANDALONE") == "true",
         help="no peering: for development only, a second replica would act too",
     )
     parser.add_argument("--peering-name", default=PEERING_NAME)
     parser.add_argument("--priority", type=int, help="peering priority (default: start time)")
     parser.add_argument("--kubeconfig", default=None, help="default: in-cluster, or $KUBECONFIG")
-    parser.add_argument("--liveness-port", type=int, default=8081, help="0: none")
-    parser.add_argument("--metrics-port", type=int, default=8080, help="0: none")
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=int(env.get("OPERATOR_HEALTH_PORT", "8081")),
+        help="/healthz (env OPERATOR_HEALTH_PORT; 0: none)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env.get("OPERATOR_METRICS_PORT", "8080")),
+        help="/metrics (env OPERATOR_METRICS_PORT; 0: none)",
+    )
     parser.add_argument(
         "--resync-seconds",
         type=float,
-        default=float(env.get("COMMERCE_OPERATOR_RESYNC_SECONDS", "60")),
+        default=float(env.get("OPERATOR_RESYNC_SECONDS", "60")),
         help="reconcile every resource at least this often (drift, rotated Secrets)",
     )
-    parser.add_argument("--log-level", default=env.get("COMMERCE_OPERATOR_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=env.get("OPERATOR_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(args.log_level.upper())
     return OperatorOptions(
-        namespaces=tuple(dict.fromkeys(args.namespace)),
+        namespaces=() if args.all_namespaces else tuple(dict.fromkeys(args.namespace)),
         standalone=args.standalone,
         peering_name=args.peering_name,
         priority=args.priority,

@@ -32,8 +32,10 @@ from commerce_operator.main import (
 def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("COMMERCE_OPERATOR_NAMESPACES", raising=False)
-    monkeypatch.delenv("COMMERCE_OPERATOR_STANDALONE", raising=False)
+    monkeypatch.delenv("OPERATOR_NAMESPACES", raising=False)
+    monkeypatch.delenv("OPERATOR_STANDALONE", raising=False)
+    monkeypatch.delenv("OPERATOR_METRICS_PORT", raising=False)
+    monkeypatch.delenv("OPERATOR_HEALTH_PORT", raising=False)
     options = parse_options([])
     assert options.namespaces == ()
     assert not options.standalone
@@ -45,14 +47,20 @@ def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
     assert options.namespaces == ("a", "b")
     assert options.standalone
     assert parse_options(["--metrics-port", "0"]).metrics_port is None
+    assert parse_options(["--all-namespaces"]).namespaces == ()
+    with pytest.raises(SystemExit):
+        parse_options(["--all-namespaces", "--namespace", "a"])
 
 
 def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COMMERCE_OPERATOR_NAMESPACES", "shop,staging")
-    monkeypatch.setenv("COMMERCE_OPERATOR_RESYNC_SECONDS", "15")
+    monkeypatch.setenv("OPERATOR_NAMESPACES", "shop,staging")
+    monkeypatch.setenv("OPERATOR_RESYNC_SECONDS", "15")
+    monkeypatch.setenv("OPERATOR_METRICS_PORT", "9100")
+    monkeypatch.setenv("OPERATOR_HEALTH_PORT", "9101")
     options = parse_options([])
     assert options.namespaces == ("shop", "staging")
     assert options.resync_seconds == 15
+    assert (options.metrics_port, options.liveness_port) == (9100, 9101)
 
 
 def test_peering_is_mandatory_unless_standalone_and_newer_replicas_win() -> None:
