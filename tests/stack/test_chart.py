@@ -44,14 +44,47 @@ def _render(stack: Endpoints, *values: str) -> list[dict[str, Any]]:
 def test_the_chart_lints_and_renders_the_crds_and_the_operator(stack: Endpoints) -> None:
     lint = _helm(stack, "lint", str(CHART), "--kube-version", versions.KUBERNETES)
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    kinds = sorted(doc["kind"] for doc in _render(stack))
-    assert kinds.count("CustomResourceDefinition") == 3
-    assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= set(kinds)
+    docs = _render(stack)
+    crds = sorted(
+        doc["metadata"]["name"] for doc in docs if doc["kind"] == "CustomResourceDefinition"
+    )
+    assert crds == [
+        "catalogindexes.commerce.io",
+        "clusterkopfpeerings.kopf.dev",
+        "commerceservices.commerce.io",
+        "kopfpeerings.kopf.dev",
+        "outboxconnectors.commerce.io",
+    ]
+    kinds = {doc["kind"] for doc in docs}
+    assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
+    assert "ClusterKopfPeering" in kinds  # peering across replicas, cluster-wide
+
+
+def _kubectl(stack: Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
+    server = stack["kube-apiserver"]
+    return subprocess.run(
+        [server["kubectl"], "--kubeconfig", server["kubeconfig"], *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_what_it_renders_passes_a_server_side_dry_run(stack: Endpoints, tmp_path: Path) -> None:
-    rendered = tmp_path / "rendered.yaml"
     docs = _render(stack, "watchNamespaces={shop}")
+    # The CRDs go in for real (as helm's crds/ folder does first), so the objects of their
+    # kinds (the peering objects) can be checked against them.
+    definitions = tmp_path / "crds.yaml"
+    definitions.write_text(
+        yaml.safe_dump_all([d for d in docs if d["kind"] == "CustomResourceDefinition"])
+    )
+    applied = _kubectl(stack, "apply", "--server-side", "--force-conflicts", "-f", str(definitions))
+    assert applied.returncode == 0, applied.stderr
+    established = _kubectl(
+        stack, "wait", "--for=condition=Established", "--timeout=30s", "-f", str(definitions)
+    )
+    assert established.returncode == 0, established.stderr
+    rendered = tmp_path / "rendered.yaml"
     rendered.write_text(yaml.safe_dump_all(docs))
     server = stack["kube-apiserver"]
     for namespace in ("commerce-system", "shop"):
@@ -88,7 +121,14 @@ def test_what_it_renders_passes_a_server_side_dry_run(stack: Endpoints, tmp_path
 
 @pytest.mark.parametrize(
     "bad",
-    ["replicas=two", "replicas=9", "image.pullPolicy=Sometimes", "logLevel=LOUD", "surprise=1"],
+    [
+        "replicas=two",
+        "replicas=9",
+        "image.pullPolicy=Sometimes",
+        "logLevel=LOUD",
+        "surprise=1",
+        "connect.url=connect:8083",
+    ],
 )
 def test_the_values_schema_refuses_bad_values(stack: Endpoints, bad: str) -> None:
     done = _helm(
@@ -119,4 +159,12 @@ def test_rbac_names_resources_and_verbs_and_follows_the_watched_namespaces(
     ]
     [deployment] = [doc for doc in scoped if doc["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["--namespace=shop", "--namespace=staging"]
+    assert args == [
+        "--peering-name=commerce-operator",
+        "--namespace=shop",
+        "--namespace=staging",
+    ]
+    peerings = sorted(
+        doc["metadata"]["namespace"] for doc in scoped if doc["kind"] == "KopfPeering"
+    )
+    assert peerings == ["shop", "staging"]
