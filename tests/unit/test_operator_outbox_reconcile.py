@@ -23,8 +23,8 @@ from commerce_operator.outbox_connector.settings import (
 )
 
 ENV = {
-    "COMMERCE_OPERATOR_KAFKA_BOOTSTRAP": "kafka:9092",
-    "COMMERCE_OPERATOR_CONNECT_URL": "http://connect:8083",
+    "OPERATOR_KAFKA_BOOTSTRAP": "kafka:9092",
+    "OPERATOR_CONNECT_URL": "http://connect:8083",
 }
 SPEC: dict[str, Any] = {
     "database": {"host": "db", "name": "commerce_order", "credentialsSecretRef": {"name": "s"}},
@@ -41,8 +41,8 @@ def test_settings_default_to_config_provider_references() -> None:
     literal = OutboxSettings.from_env(
         {
             **ENV,
-            "COMMERCE_OPERATOR_CONNECT_CREDENTIALS": "literal",
-            "COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS": "15",
+            "OPERATOR_CONNECT_CREDENTIALS": "literal",
+            "OPERATOR_OUTBOX_RESYNC_SECONDS": "15",
         }
     )
     assert (literal.credentials, literal.resync_seconds) == (CredentialsMode.LITERAL, 15.0)
@@ -51,10 +51,10 @@ def test_settings_default_to_config_provider_references() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "COMMERCE_OPERATOR_KAFKA_BOOTSTRAP must be set"),
-        ({**ENV, "COMMERCE_OPERATOR_CONNECT_CREDENTIALS": "plain"}, "must be one of"),
-        ({**ENV, "COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS": "0"}, "must be positive"),
-        ({**ENV, "COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS": "soon"}, "must be a number"),
+        ({}, "OPERATOR_KAFKA_BOOTSTRAP must be set"),
+        ({**ENV, "OPERATOR_CONNECT_CREDENTIALS": "plain"}, "must be one of"),
+        ({**ENV, "OPERATOR_OUTBOX_RESYNC_SECONDS": "0"}, "must be positive"),
+        ({**ENV, "OPERATOR_OUTBOX_RESYNC_SECONDS": "soon"}, "must be a number"),
     ],
 )
 def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:

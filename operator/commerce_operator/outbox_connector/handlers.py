@@ -3,7 +3,7 @@
 `register(registry, context)` declares, on the operator run's registry:
 - create, update (spec or annotations: the restart and pause annotations count) and resume
   (operator start): reconcile at once;
-- a timer every `resync_seconds` (the runtime's, or `COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS`)
+- a timer every `resync_seconds` (the runtime's, or `OPERATOR_OUTBOX_RESYNC_SECONDS`)
   that repairs drift: a connector config changed or deleted on Connect, a topic deleted, a
   failed task (restarted with the capped backoff);
 - deletion (Kopf's finalizer): removes the connector, and the topics under

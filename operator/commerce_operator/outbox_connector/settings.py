@@ -1,17 +1,17 @@
 """The OutboxConnector reconciler's operator settings (environment, not spec).
 
-- `COMMERCE_OPERATOR_KAFKA_BOOTSTRAP` (required): Kafka's bootstrap servers, for the admin
+- `OPERATOR_KAFKA_BOOTSTRAP` (required): Kafka's bootstrap servers, for the admin
   API and Debezium's schema history.
-- `COMMERCE_OPERATOR_CONNECT_URL` (required): Kafka Connect's REST API.
-- `COMMERCE_OPERATOR_CONNECT_CREDENTIALS` (`config-provider`): with `config-provider` the
+- `OPERATOR_CONNECT_URL` (required): Kafka Connect's REST API.
+- `OPERATOR_CONNECT_CREDENTIALS` (`config-provider`): with `config-provider` the
   connector config holds `${dir:<root>/<namespace>/<secret>:<key>}` references that the
   Connect workers resolve from the Secret mounted on them; with `literal` the operator reads
   the Secret and writes its values into the connector config. `literal` is for development
   stacks whose Connect has no config provider only: the password is then stored in Connect's
   config topic and readable through its REST API.
-- `COMMERCE_OPERATOR_CONNECT_SECRETS_ROOT` (`/mnt/commerce-secrets`): where the Connect
+- `OPERATOR_CONNECT_SECRETS_ROOT` (`/mnt/commerce-secrets`): where the Connect
   workers mount Secrets (`config-provider` only).
-- `COMMERCE_OPERATOR_OUTBOX_RESYNC_SECONDS` (the runtime's resync interval): how often drift
+- `OPERATOR_OUTBOX_RESYNC_SECONDS` (the runtime's resync interval): how often drift
   (a connector changed or deleted on Connect, a topic deleted, a failed task) is looked for.
 """
 
@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from commerce_operator.outbox_connector.desired import ConnectSettings
 
-PREFIX = "COMMERCE_OPERATOR_"
+PREFIX = "OPERATOR_"
 
 
 class CredentialsMode(StrEnum):
