@@ -6,11 +6,17 @@ fails with a message that says what to run. `make test` brings the stack up firs
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
+import yaml
+from elasticsearch import AsyncElasticsearch
+from kubernetes import client, config
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -23,6 +29,8 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +120,67 @@ async def catalog(
     store = CatalogStore(catalog_db.client, catalog_db.name, CategoryMappings(engine, clock), clock)
     await store.ensure_indexes()
     return store
+
+
+# ---- Kubernetes -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kube(stack: Endpoints) -> client.ApiClient:
+    """A client of the stack's API server, as its admin."""
+    kubeconfig = stack["kube-apiserver"]["kubeconfig"]
+    api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    return cast(client.ApiClient, api)
+
+
+@pytest.fixture(scope="session")
+def commerce_crds(kube: client.ApiClient) -> list[str]:
+    """The three CRDs from crds/, created or replaced, Established. Left installed: they are
+    cluster-wide and shared by every test (and by an operator started by hand)."""
+    extensions = client.ApiextensionsV1Api(kube)
+    names = []
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text())
+        name = manifest["metadata"]["name"]
+        names.append(name)
+        try:
+            extensions.create_custom_resource_definition(cast(Any, manifest))
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            current = extensions.read_custom_resource_definition(name).metadata
+            assert current is not None
+            manifest["metadata"]["resourceVersion"] = current.resource_version
+            extensions.replace_custom_resource_definition(name, cast(Any, manifest))
+    for name in names:
+        deadline = time.monotonic() + 30
+        while True:
+            status = extensions.read_custom_resource_definition(name).status
+            conditions = (status.conditions if status else None) or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"CRD {name} never became Established: {conditions}")
+            time.sleep(0.2)
+    return names
+
+
+# ---- Elasticsearch --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def es(stack: Endpoints) -> AsyncIterator[AsyncElasticsearch]:
+    client = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=30)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def alias(es: AsyncElasticsearch, unique: str) -> AsyncIterator[str]:
+    """A search alias of the test's own; its indices are deleted afterwards."""
+    name = f"search-test-{unique}"
+    yield name
+    # Deleting by wildcard is refused (action.destructive_requires_name): by name, then.
+    created = await es.indices.get(index=f"{name}-*", expand_wildcards="all")
+    if created.body:
+        await es.indices.delete(index=",".join(created.body))

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from commerce_devstack.endpoints import Endpoints
 
@@ -55,41 +53,13 @@ def _as_dict(answer: object) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api(stack: Endpoints) -> client.ApiClient:
-    kubeconfig = stack["kube-apiserver"]["kubeconfig"]
-    api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    return cast(client.ApiClient, api)
+def api(kube: client.ApiClient) -> client.ApiClient:
+    return kube
 
 
 @pytest.fixture(scope="module")
-def crds(api: client.ApiClient) -> list[str]:
-    """Creates or updates the three CRDs from crds/ and waits until they are Established."""
-    extensions = client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        manifest = yaml.safe_load(path.read_text())
-        name = manifest["metadata"]["name"]
-        names.append(name)
-        try:
-            extensions.create_custom_resource_definition(cast(Any, manifest))
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-            current = extensions.read_custom_resource_definition(name).metadata
-            assert current is not None
-            manifest["metadata"]["resourceVersion"] = current.resource_version
-            extensions.replace_custom_resource_definition(name, cast(Any, manifest))
-    for name in names:
-        deadline = time.monotonic() + 30
-        while True:
-            status = extensions.read_custom_resource_definition(name).status
-            conditions = (status.conditions if status else None) or []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"CRD {name} never became Established: {conditions}")
-            time.sleep(0.2)
-    return names
+def crds(commerce_crds: list[str]) -> list[str]:
+    return commerce_crds
 
 
 @pytest.fixture

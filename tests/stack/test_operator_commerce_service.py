@@ -30,7 +30,6 @@ from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.settings import StackSettings
 from tests.stack.processes import free_ports
-from tests.stack.test_crds import api, crds  # noqa: F401 - fixtures
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "commerceservices"
 RESYNC_S = 2
@@ -107,9 +106,9 @@ class Operator:
 
 
 @pytest.fixture
-def namespace(api: client.ApiClient, crds: list[str], unique: str) -> Iterator[str]:  # noqa: F811
+def namespace(kube: client.ApiClient, commerce_crds: list[str], unique: str) -> Iterator[str]:
     name = f"opcs-{unique}"
-    core = client.CoreV1Api(api)
+    core = client.CoreV1Api(kube)
     core.create_namespace(cast(Any, {"metadata": {"name": name}}))
     yield name
     core.delete_namespace(name)
@@ -202,8 +201,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(api: client.ApiClient, namespace: str) -> Cluster:  # noqa: F811
-    return Cluster(api, namespace)
+def cluster(kube: client.ApiClient, namespace: str) -> Cluster:
+    return Cluster(kube, namespace)
 
 
 def _hash_of(deployment: dict[str, Any]) -> str:

@@ -16,13 +16,11 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_operator.outbox_connector.connect_client import ConnectClient
@@ -33,45 +31,18 @@ from commerce_operator.outbox_connector.settings import CredentialsMode, OutboxS
 from commerce_operator.resource import PAUSED_ANNOTATION, RESTART_ANNOTATION
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "outboxconnectors"
-CRD = Path(__file__).resolve().parents[2] / "crds" / "outboxconnectors.yaml"
 SECRET = "order-replication"
 
 
 @pytest.fixture(scope="module")
-def api(stack: Endpoints) -> client.ApiClient:
-    kubeconfig = stack["kube-apiserver"]["kubeconfig"]
-    api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    return cast(client.ApiClient, api)
-
-
-@pytest.fixture(scope="module")
-def crd(api: client.ApiClient) -> None:
-    """Creates or updates the OutboxConnector CRD and waits until it is Established (left
-    installed: it is cluster-wide and shared, as in test_crds.py)."""
-    extensions = client.ApiextensionsV1Api(api)
-    manifest = yaml.safe_load(CRD.read_text())
-    name = manifest["metadata"]["name"]
-    try:
-        extensions.create_custom_resource_definition(cast(Any, manifest))
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
-        current = extensions.read_custom_resource_definition(name).metadata
-        assert current is not None
-        manifest["metadata"]["resourceVersion"] = current.resource_version
-        extensions.replace_custom_resource_definition(name, cast(Any, manifest))
-    deadline = time.monotonic() + 30
-    while True:
-        status = extensions.read_custom_resource_definition(name).status
-        conditions = (status.conditions if status else None) or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
-            return
-        assert time.monotonic() < deadline, f"CRD {name} never became Established"
-        time.sleep(0.2)
+def api(kube: client.ApiClient) -> client.ApiClient:
+    return kube
 
 
 @pytest.fixture
-def namespace(api: client.ApiClient, crd: None, stack: Endpoints, unique: str) -> Iterator[str]:
+def namespace(
+    api: client.ApiClient, commerce_crds: list[str], stack: Endpoints, unique: str
+) -> Iterator[str]:
     """A namespace with the replication user's Secret."""
     name = f"obc-{unique}"
     core = client.CoreV1Api(api)

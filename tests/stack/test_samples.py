@@ -5,17 +5,26 @@ templates carry no value that could be mistaken for a real credential."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pytest
 import yaml
+from kubernetes import client
 
 from commerce_devstack.endpoints import Endpoints
 
-# The fixtures that install the CRDs and make a namespace for the test.
-from tests.stack.test_crds import api, crds, namespace  # noqa: F401
-
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient, commerce_crds: list[str], unique: str) -> Iterator[str]:
+    name = f"samples-{unique}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(cast(Any, {"metadata": {"name": name}}))
+    yield name
+    core.delete_namespace(name)
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -24,7 +33,7 @@ def _documents(path: Path) -> list[dict[str, Any]]:
 
 def test_every_sample_passes_a_server_side_dry_run(
     stack: Endpoints,
-    namespace: str,  # noqa: F811 - the fixture imported above
+    namespace: str,
     tmp_path: Path,
 ) -> None:
     kinds = []

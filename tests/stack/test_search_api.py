@@ -17,7 +17,6 @@ from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_devstack.endpoints import Endpoints
 from commerce_services.product.catalog.model import Price, ProductContent, Variant
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
@@ -51,23 +50,6 @@ PRODUCTS = [
     ("Teapot", "Bodum", "root", 3990, "glass"),
     ("Chef knife", "Wusthof", "other", 8990, "steel"),
 ]
-
-
-@pytest.fixture
-async def es(stack: Endpoints) -> AsyncIterator[AsyncElasticsearch]:
-    client = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=30)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def alias(es: AsyncElasticsearch, unique: str) -> AsyncIterator[str]:
-    name = f"search-test-{unique}"
-    yield name
-    # Deleting by wildcard is refused (action.destructive_requires_name): by name, then.
-    created = await es.indices.get(index=f"{name}-*", expand_wildcards="all")
-    if created.body:
-        await es.indices.delete(index=",".join(created.body))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ alias."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,6 @@ from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_devstack.endpoints import Endpoints
 from commerce_services.product.catalog.model import Price, ProductContent, Variant
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
@@ -40,23 +38,6 @@ def _content(category: int, sku: str, title: str = "Espresso mug") -> ProductCon
         category_ids=(category,),
         primary_category_id=category,
     )
-
-
-@pytest.fixture
-async def es(stack: Endpoints) -> AsyncIterator[AsyncElasticsearch]:
-    client = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=30)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def alias(es: AsyncElasticsearch, unique: str) -> AsyncIterator[str]:
-    name = f"search-test-{unique}"
-    yield name
-    # Deleting by wildcard is refused (action.destructive_requires_name): by name, then.
-    created = await es.indices.get(index=f"{name}-*", expand_wildcards="all")
-    if created.body:
-        await es.indices.delete(index=",".join(created.body))
 
 
 @pytest.fixture
