@@ -1,5 +1,8 @@
-"""`commerce-search run | rebuild`: the catalog sync worker.
+"""`commerce-search serve | run | rebuild`: the search API and the catalog sync worker.
 
+serve    the search API on SEARCH_HTTP_PORT (GET /api/v1/search, /api/v1/search/suggest),
+         answering from MongoDB, marked degraded, while Elasticsearch is unreachable; ready
+         when MongoDB and MariaDB answer (not Elasticsearch: the fallback is the point)
 run      polls the catalog (MongoDB product_revisions) and keeps the index behind
          SEARCH_ALIAS in sync, from its saved checkpoint; serves /health and /metrics on
          SEARCH_HTTP_PORT
@@ -14,20 +17,24 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 from pydantic import ValidationError
 from pymongo import AsyncMongoClient
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from commerce_services.db.engine import database_ready
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
 from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
+from commerce_services.search.fallback import MongoFallback
+from commerce_services.search.http_api import create_app
 from commerce_services.search.settings import SearchSettings
 from commerce_services.search.sync import CatalogSync
 from commerce_services.web.app import service_app
@@ -35,9 +42,16 @@ from commerce_services.web.app import service_app
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Servers:
+    database: AsyncEngine
+    mongo: AsyncMongoClient[dict[str, Any]]
+    engine: ElasticsearchEngine
+
+
 @asynccontextmanager
-async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
-    """A sync wired to the settings' servers, closed afterwards."""
+async def servers(settings: SearchSettings) -> AsyncIterator[Servers]:
+    """Clients of the settings' servers, closed afterwards."""
     database = create_async_engine(settings.database_url(), pool_size=2, pool_pre_ping=True)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
@@ -48,20 +62,45 @@ async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
     engine = ElasticsearchEngine(
         client, bulk_max_bytes=settings.bulk_max_bytes, bulk_attempts=settings.bulk_attempts
     )
-    source = WatermarkPoll(mongo, settings.mongo_database, timedelta(seconds=settings.overlap_s))
     try:
-        yield CatalogSync(
-            source,
-            engine,
-            CatalogReads(database),
-            settings.alias,
-            utc_now,
-            batch_size=settings.batch_size,
-        )
+        yield Servers(database, mongo, engine)
     finally:
         await client.close()
         await mongo.close()
         await database.dispose()
+
+
+@asynccontextmanager
+async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
+    """A sync wired to the settings' servers, closed afterwards."""
+    async with servers(settings) as found:
+        source = WatermarkPoll(
+            found.mongo, settings.mongo_database, timedelta(seconds=settings.overlap_s)
+        )
+        yield CatalogSync(
+            source,
+            found.engine,
+            CatalogReads(found.database),
+            settings.alias,
+            utc_now,
+            batch_size=settings.batch_size,
+        )
+
+
+async def serve_api(settings: SearchSettings) -> None:
+    async with servers(settings) as found:
+
+        async def mongo_ready() -> None:
+            await found.mongo.admin.command("ping")
+
+        fallback = MongoFallback(found.mongo, settings.mongo_database, CatalogReads(found.database))
+        app = create_app(
+            found.engine,
+            settings.alias,
+            fallback,
+            {"mongodb": mongo_ready, "mariadb": database_ready(found.database)},
+        )
+        await serve_until_signalled(app, None, settings.listen_host, settings.http_port)
 
 
 async def run_worker(settings: SearchSettings) -> None:
@@ -88,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["run", "rebuild"])
+    parser.add_argument("command", choices=["serve", "run", "rebuild"])
     parser.add_argument("--keep-old", action="store_true", help="rebuild: keep older indices")
     args = parser.parse_args(argv)
     try:
@@ -102,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alias {settings.alias} -> {index}")
         return 0
     try:
-        asyncio.run(run_worker(settings))
+        asyncio.run(serve_api(settings) if args.command == "serve" else run_worker(settings))
     except BackgroundJobFailed:
         return 1
     return 0

@@ -1,0 +1,3 @@
+from commerce_services.search.main import main
+
+raise SystemExit(main())
