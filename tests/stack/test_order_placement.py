@@ -20,7 +20,13 @@ from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order import migrations as order_migrations
 from commerce_services.order.http_api import create_app
 from commerce_services.order.model import IdempotencyConflict, OrderLine
-from commerce_services.order.placement import OrderPlacement, OutOfStock, UnknownSku, UserRejected
+from commerce_services.order.placement import (
+    AttemptRolledBack,
+    OrderPlacement,
+    OutOfStock,
+    UnknownSku,
+    UserRejected,
+)
 from commerce_services.order.store import Order, OrderStore
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
@@ -138,6 +144,12 @@ async def test_a_failed_order_write_releases_the_reservation(
             user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
         )
     assert await _reserved(store, sku) == 0  # released, not leaked
+    # The key's order id is spent: a retry is told to use a new key, and reserves nothing.
+    with pytest.raises(AttemptRolledBack):
+        await _placement(channel, wired.orders, sku).place(
+            user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+        )
+    assert await _reserved(store, sku) == 0
 
 
 async def test_replays_reserve_once_and_conflicts_change_nothing(

@@ -125,6 +125,9 @@ async def shop(
         inventory_pb2_grpc.InventoryServiceStub(channel),
         orders,
         prices,
+        # Generous: the rush test's 200 calls share this process with the gRPC server; what
+        # is tested here is the saga, not deadlines (test_order_placement covers those).
+        rpc_timeout_s=30.0,
     )
 
     prefix = f"saga{unique}"

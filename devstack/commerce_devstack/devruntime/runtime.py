@@ -92,8 +92,10 @@ class DevRuntime:
             workload = self._workloads.setdefault(key, Workload(*key))
             await self._reconcile(workload, deployment)
         for key in set(self._workloads) - seen:  # deleted, or no longer ours
-            workload = self._workloads.pop(key)
+            # Forgotten only once its processes are gone, so nobody sees it empty too early.
+            workload = self._workloads[key]
             await asyncio.gather(*(asyncio.to_thread(r.stop) for r in workload.replicas))
+            del self._workloads[key]
         self._write_endpoints()
 
     async def shutdown(self) -> None:
@@ -114,8 +116,8 @@ class DevRuntime:
         views = [ReplicaView(r.template, r.ready) for r in workload.replicas]
         plan = plan_replicas(desired, current, views)
         stopping = [workload.replicas[i] for i in plan.stop]
-        workload.replicas = [r for r in workload.replicas if r not in stopping]
         await asyncio.gather(*(asyncio.to_thread(r.stop) for r in stopping))
+        workload.replicas = [r for r in workload.replicas if r not in stopping]
         for replica in stopping:
             workload.ports.pop(replica.name, None)
         for _ in range(plan.start):

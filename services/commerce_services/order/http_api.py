@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from commerce_services.order.model import IdempotencyConflict, OrderNotFound
 from commerce_services.order.placement import (
+    AttemptRolledBack,
     DependencyUnavailable,
     InvalidItems,
     OrderPlacement,
@@ -116,6 +117,13 @@ def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -
             raise ApiError(422, "unknown_sku", str(exc), {"skus": exc.skus}) from exc
         except IdempotencyConflict as exc:
             raise ApiError(409, "idempotency_conflict", str(exc)) from exc
+        except AttemptRolledBack as exc:
+            raise ApiError(
+                409,
+                "idempotency_key_spent",
+                "an earlier attempt with this Idempotency-Key was rolled back; "
+                "send the order again with a new Idempotency-Key",
+            ) from exc
         except InvalidItems as exc:
             raise ApiError(422, "invalid_items", str(exc)) from exc
         except DependencyUnavailable as exc:

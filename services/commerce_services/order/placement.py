@@ -48,6 +48,12 @@ class UnknownSku(Exception):
         self.skus = skus
 
 
+class AttemptRolledBack(Exception):
+    """An earlier attempt under this Idempotency-Key reserved and was rolled back (its write
+    failed, or a call timed out and the reservation was released); the order id it derives is
+    spent, so the client must send a new key."""
+
+
 class InvalidItems(Exception):
     """The product service refused the items as malformed."""
 
@@ -130,6 +136,8 @@ class OrderPlacement:
             short = dict(exc.trailing_metadata() or ()).get(OUT_OF_STOCK_METADATA)
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and short:
                 raise OutOfStock(str(short).split(",")) from exc
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise AttemptRolledBack(order_id) from exc
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidItems(exc.details() or "invalid items") from exc
             if exc.code() in _UNAVAILABLE:
