@@ -65,6 +65,7 @@ class DevRuntime:
         self._proxies: dict[tuple[str, str, int], ServiceProxy] = {}
         self._serial = itertools.count(1)
         self._http = httpx.AsyncClient()
+        self._endpoints_written: str | None = None
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -258,8 +259,12 @@ class DevRuntime:
             f"{ns}/{svc}:{port}": f"127.0.0.1:{proxy.port}"
             for (ns, svc, port), proxy in sorted(self._proxies.items())
         }
+        text = json.dumps(endpoints, indent=2) + "\n"
+        if text == self._endpoints_written:
+            return  # the loop runs every second; the file changes only with the Services
         self._state.mkdir(parents=True, exist_ok=True)
-        (self._state / "services.json").write_text(json.dumps(endpoints, indent=2) + "\n")
+        (self._state / "services.json").write_text(text)
+        self._endpoints_written = text
 
     async def _list(self, kind: str) -> list[Json]:
         if kind == "deployments":

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,10 @@ from opentelemetry.propagate import inject
 from sqlalchemy import CHAR, Column, MetaData, String, Table, delete, insert, select
 from sqlalchemy.dialects.mysql import DATETIME, LONGTEXT
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commerce_services.events.settings import OutboxSettings
+from commerce_services.runtime.clock import utc_now
+from commerce_services.runtime.periodic import every
 
 
 def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
@@ -105,3 +110,20 @@ class Outbox:
                     return removed
                 await conn.execute(delete(self.table).where(self.table.c.id.in_(ids)))
             removed += len(ids)
+
+
+def purge_job(
+    outbox: Outbox, engine: AsyncEngine, settings: OutboxSettings
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The background job of a service with an outbox: purges captured rows older than the
+    retention, every purge interval."""
+
+    async def purge_once() -> int:
+        return await outbox.purge(
+            engine, utc_now() - timedelta(seconds=settings.outbox_retention_s)
+        )
+
+    async def purge_outbox() -> None:
+        await every(settings.outbox_purge_interval_s, "outbox purge", purge_once)
+
+    return purge_outbox

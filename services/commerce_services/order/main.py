@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 
 from commerce_services.db.engine import database_ready, service_engine
-from commerce_services.events.outbox import Outbox
+from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.subscription import Subscription
 from commerce_services.order import migrations
 from commerce_services.order.http_api import create_app
@@ -70,13 +70,7 @@ async def serve(settings: OrderSettings) -> None:
     async def deadline_sweep() -> None:
         await every(settings.deadline_sweep_interval_s, "deadline sweep", cancel_overdue)
 
-    async def purge() -> int:
-        return await Outbox(outbox).purge(
-            engine, utc_now() - timedelta(seconds=settings.outbox_retention_s)
-        )
-
-    async def purge_outbox() -> None:
-        await every(settings.outbox_purge_interval_s, "outbox purge", purge)
+    purge_outbox = purge_job(Outbox(outbox), engine, settings)
 
     app = create_app(
         placement,

@@ -9,10 +9,8 @@ requeue-failed-event  gives a parked event (failed_events row) a fresh retry bud
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from commerce_services.db.engine import database_ready, service_engine
-from commerce_services.events.outbox import Outbox
+from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.subscription import Subscription
 from commerce_services.payment import migrations
 from commerce_services.payment.charging import PaymentProcessor
@@ -22,7 +20,6 @@ from commerce_services.payment.settings import PaymentSettings
 from commerce_services.payment.tables import outbox
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
-from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import serve_until_signalled
 
 CONSUMER_NAME = "payment.order-events"
@@ -42,13 +39,7 @@ async def serve(settings: PaymentSettings) -> None:
         processor.handlers(),
     )
 
-    async def purge() -> int:
-        return await Outbox(outbox).purge(
-            engine, utc_now() - timedelta(seconds=settings.outbox_retention_s)
-        )
-
-    async def purge_outbox() -> None:
-        await every(settings.outbox_purge_interval_s, "outbox purge", purge)
+    purge_outbox = purge_job(Outbox(outbox), engine, settings)
 
     app = create_app(engine, {"mariadb": database_ready(engine), "kafka": subscription.ready})
     try:
