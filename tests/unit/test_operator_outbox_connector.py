@@ -81,6 +81,36 @@ def test_connector_config_reuses_the_services_config_and_references_the_secret()
     assert config["poll.interval.ms"] == "50"
 
 
+@pytest.mark.parametrize(
+    ("host", "secret_keys", "expected"),
+    [
+        ("db.example", {"username", "password", "host", "port"}, ("db.example", "3306")),
+        (
+            None,
+            {"username", "password", "host"},
+            ("${dir:/mnt/commerce-secrets/shop/order-replication:host}", "3306"),
+        ),
+        (
+            None,
+            {"username", "password", "host", "port"},
+            (
+                "${dir:/mnt/commerce-secrets/shop/order-replication:host}",
+                "${dir:/mnt/commerce-secrets/shop/order-replication:port}",
+            ),
+        ),
+    ],
+)
+def test_the_database_address_comes_from_the_spec_else_from_the_secret(
+    host: str | None, secret_keys: set[str], expected: tuple[str, str]
+) -> None:
+    database = {k: v for k, v in RAW["database"].items() if k != "host"}
+    spec = OutboxConnectorSpec.from_dict(
+        {**RAW, "database": database if host is None else {**database, "host": host}}
+    )
+    config = connector_config(spec, META, SETTINGS, secret_keys)
+    assert (config["database.hostname"], config["database.port"]) == expected
+
+
 def test_server_id_from_spec_else_stable_per_uid() -> None:
     assert (
         server_id(

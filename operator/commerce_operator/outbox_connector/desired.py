@@ -11,6 +11,7 @@ credential is ever stored in Connect's config topic or shown by its REST API.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from commerce_operator.outbox_connector.spec import OutboxConnectorSpec
@@ -86,16 +87,32 @@ def secret_reference(settings: ConnectSettings, namespace: str, secret: str, key
     return f"${{{settings.provider}:{settings.secrets_mount_root}/{namespace}/{secret}:{key}}}"
 
 
+def address_keys(spec: OutboxConnectorSpec, secret_keys: Collection[str]) -> dict[str, str]:
+    """Connector settings the credentials Secret supplies besides the user: the database
+    address when the spec names none (the port only if the Secret has one)."""
+    if spec.database_host is not None:
+        return {}
+    keys = {"database.hostname": "host"}
+    if "port" in secret_keys:
+        keys["database.port"] = "port"
+    return keys
+
+
 def connector_config(
-    spec: OutboxConnectorSpec, meta: ResourceMeta, settings: ConnectSettings
+    spec: OutboxConnectorSpec,
+    meta: ResourceMeta,
+    settings: ConnectSettings,
+    secret_keys: Collection[str] = (),
 ) -> dict[str, str]:
+    """`secret_keys`: the keys the credentials Secret has (never its values)."""
+
     def secret(key: str) -> str:
         return secret_reference(settings, meta.namespace, spec.credentials_secret, key)
 
-    return outbox_connector_config(
+    config = outbox_connector_config(
         ConnectorConfigSpec(
             name=connector_name(meta),
-            database_host=spec.database_host,
+            database_host=spec.database_host or secret("host"),
             database_port=spec.database_port,
             database_user=secret(spec.username_key),
             database_password=secret(spec.password_key),
@@ -109,3 +126,6 @@ def connector_config(
             poll_interval_ms=spec.poll_interval_ms,
         )
     )
+    for setting, key in address_keys(spec, secret_keys).items():
+        config[setting] = secret(key)
+    return config

@@ -41,6 +41,7 @@ from commerce_operator.outbox_connector.connector_changes import (
     restart_backoff,
 )
 from commerce_operator.outbox_connector.desired import (
+    address_keys,
     connector_config,
     connector_name,
     desired_topics,
@@ -345,7 +346,10 @@ async def _desired_config(
             KUBERNETES_UNAVAILABLE,
             f"reading Secret {spec.credentials_secret}: {exc.status} {exc.reason}",
         )
-    missing = [k for k in (spec.username_key, spec.password_key) if k not in secret]
+    required = [spec.username_key, spec.password_key] + (
+        ["host"] if spec.database_host is None else []
+    )
+    missing = [k for k in required if k not in secret]
     if missing:
         return None, StepResult(
             "connector",
@@ -354,10 +358,12 @@ async def _desired_config(
             f"Secret {meta.namespace}/{spec.credentials_secret} lacks the key(s) "
             + ", ".join(missing),
         )
-    config = connector_config(spec, meta, clients.settings.connect)
+    config = connector_config(spec, meta, clients.settings.connect, secret.keys())
     if clients.settings.credentials is CredentialsMode.LITERAL:
         config["database.user"] = secret[spec.username_key]
         config["database.password"] = secret[spec.password_key]
+        for setting, key in address_keys(spec, secret.keys()).items():
+            config[setting] = secret[key]
     return config, None
 
 

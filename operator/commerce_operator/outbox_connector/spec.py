@@ -21,7 +21,9 @@ class TopicSettings:
 
 @dataclass(frozen=True)
 class OutboxConnectorSpec:
-    database_host: str
+    # None: the credentials Secret holds the address (keys host and, optionally, port), as
+    # database provisioners publish it, so one spec serves every environment.
+    database_host: str | None
     database_name: str
     credentials_secret: str
     aggregate_types: tuple[str, ...]
@@ -43,7 +45,7 @@ class OutboxConnectorSpec:
         topics = spec.get("topics", {})
         server_id = database.get("serverId")
         return cls(
-            database_host=database["host"],
+            database_host=database.get("host"),
             database_name=database["name"],
             credentials_secret=credentials["name"],
             aggregate_types=tuple(spec["aggregateTypes"]),
