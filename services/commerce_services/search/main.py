@@ -84,6 +84,7 @@ async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
             settings.alias,
             utc_now,
             batch_size=settings.batch_size,
+            create_index=settings.create_index,
         )
 
 

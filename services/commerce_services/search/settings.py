@@ -28,3 +28,6 @@ class SearchSettings(DatabaseSettings, ServingSettings):
     bulk_attempts: int = Field(default=8, ge=1)
     # How far before the checkpoint each poll looks again for writes that landed late.
     overlap_s: float = Field(default=5.0, ge=0)
+    # false: the index behind the alias is created by someone else (a CatalogIndex's operator,
+    # which owns its settings and mapping); the worker waits for the alias instead.
+    create_index: bool = True

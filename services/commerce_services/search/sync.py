@@ -57,6 +57,10 @@ class SyncReport:
         self.rejected += other.rejected
 
 
+class AliasMissing(Exception):
+    """The alias does not exist and this worker is not the one to create its index."""
+
+
 class CatalogSync:
     def __init__(
         self,
@@ -66,6 +70,7 @@ class CatalogSync:
         alias: str,
         clock: Callable[[], datetime],
         batch_size: int = 500,
+        create_index: bool = True,
     ) -> None:
         self._source = source
         self._engine = engine
@@ -73,11 +78,16 @@ class CatalogSync:
         self._alias = alias
         self._now = clock
         self._batch_size = batch_size
+        self._create_index = create_index
 
     async def current_index(self) -> str:
-        """The index behind the alias; on first start, a new first generation behind it."""
+        """The index behind the alias; on first start, a new first generation behind it,
+        unless the index is someone else's to create (a CatalogIndex's operator): then
+        AliasMissing, and the poll is retried until the alias exists."""
         index = await self._engine.resolve_alias(self._alias)
         if index is None:
+            if not self._create_index:
+                raise AliasMissing(f"alias {self._alias} does not exist yet")
             index = await self._new_generation()
             await self._engine.swap_alias(self._alias, index)
             log.info("created %s behind alias %s", index, self._alias)
