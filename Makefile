@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-flash-sale bench-saga shop up status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-flash-sale bench-saga stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -36,20 +36,29 @@ venv: $(VENV)/.installed $(GENERATED)/.stamp ## create .venv with the project, i
 install: venv ## download and build every server into the cache (~/.cache/commerce-stack)
 	$(STACK) install
 
-up: venv ## start the stack (installs on first run), then show where everything listens
+up: venv ## the whole shop: stack, CRDs, operator, samples/ applied and Ready, demo data
+	$(STACK) up
+	$(BIN)/commerce-kube-shop up
+
+demo: venv ## place an order that completes and one that is declined; show their sagas
+	$(BIN)/commerce-kube-shop demo
+
+stack: venv ## only the servers (installs on first run), then show where everything listens
 	$(STACK) up
 
-shop: venv ## run user, product, order and payment against the stack, in the foreground
+shop: venv ## without the operator: the four services as plain processes, in the foreground
 	$(STACK) up
 	$(BIN)/commerce-shop
 
 status: venv ## probe every component; exit 0 only if all are healthy
 	$(STACK) status
 
-down: venv ## stop everything the stack started
+down: venv ## stop everything: the shop's operator and processes, then the stack
+	$(BIN)/commerce-kube-shop down
 	$(STACK) down
 
 reset: venv ## stop everything and delete .stack/ (data, logs, generated credentials)
+	$(BIN)/commerce-kube-shop down
 	$(STACK) reset
 
 env: venv ## print exports for kubectl (eval "$$(make -s env)")

@@ -28,6 +28,11 @@ SERVICE_DATABASES = {
     "payment": "commerce_payment",
     # Used by the stack's own component tests (outbox -> Debezium -> Kafka).
     "stackcheck": "commerce_stackcheck",
+    # The shop `make up` deploys through the operator (namespace shop): databases of its own,
+    # so its outbox connectors never relay the events of the shops tests start.
+    "shop_product": "commerce_shop_product",
+    "shop_order": "commerce_shop_order",
+    "shop_payment": "commerce_shop_payment",
 }
 SERVICE_PRIVILEGES = (
     "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from commerce_services.db.settings import DatabaseSettings
@@ -33,8 +34,16 @@ class ServiceCommands(Generic[S]):
     doc: str
     settings: type[S]
     serve: Callable[[S], Coroutine[Any, Any, None]]
-    migrate: Callable[[S], None] | None = None
+    # Reads only the database settings: an init container or a migration Job has no business
+    # knowing the service's peers or topics.
+    migrate: Callable[[DatabaseSettings], None] | None = None
     consumer: str | None = None  # the consumer whose parked events requeue acts on
+
+
+def _database_settings(service: str) -> type[DatabaseSettings]:
+    """DatabaseSettings read from the service's own prefix (ORDER_DB_HOST, ...)."""
+    config = SettingsConfigDict(env_prefix=f"{service.upper()}_", frozen=True)
+    return type(f"{service.title()}DatabaseSettings", (DatabaseSettings,), {"model_config": config})
 
 
 async def _requeue(settings: DatabaseSettings, consumer: str, record_id: int) -> bool:
@@ -60,16 +69,22 @@ def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
     if service.consumer is not None:
         parser.add_argument("id", nargs="?", type=int, help="failed_events id to requeue")
     args = parser.parse_args(argv)
+    if args.command == "migrate" and service.migrate is not None:
+        try:
+            database = _database_settings(service.name)()  # type: ignore[call-arg]  # from env
+        except ValidationError as exc:
+            print(f"invalid {service.name.upper()}_DB_* configuration:\n{exc}")
+            return 2
+        configure_logging(service.name, "INFO")
+        service.migrate(database)
+        log.info("migrations applied")
+        return 0
     try:
         settings = service.settings()
     except ValidationError as exc:
         print(f"invalid {service.name.upper()}_* configuration:\n{exc}")
         return 2
     configure_logging(service.name, settings.log_level)
-    if args.command == "migrate" and service.migrate is not None:
-        service.migrate(settings)
-        log.info("migrations applied")
-        return 0
     if args.command == "requeue-failed-event" and service.consumer is not None:
         if args.id is None:
             parser.error("requeue-failed-event needs the failed_events id")

@@ -1,0 +1,140 @@
+"""Demo data through the shop's public REST API: a small category tree, products with stock
+and two users. Seeded once: each thing created is recorded at once in .stack/kube-shop/demo.json
+(which lives and dies with the databases under .stack/), so a second `make up`, or one after an
+interrupted seed, creates only what is missing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+# (path of names, products: (sku, title, brand, price, stock, attributes))
+CATALOG: tuple[
+    tuple[tuple[str, ...], tuple[tuple[str, str, str, str, int, dict[str, str]], ...]], ...
+] = (
+    (
+        ("Kitchen", "Mugs"),
+        (
+            ("MUG-ESP-WHITE", "Espresso mug", "Acme", "9.90", 25, {"colour": "white"}),
+            ("MUG-TRAVEL-STEEL", "Travel mug", "Acme", "19.50", 12, {"colour": "steel"}),
+        ),
+    ),
+    (
+        ("Kitchen", "Coffee makers"),
+        (("FRENCH-PRESS-1L", "French press 1 l", "Brewster", "34.00", 8, {"capacity": "1l"}),),
+    ),
+    (
+        ("Books", "Fiction"),
+        (("BOOK-DUNE", "Dune", "Ace", "11.99", 40, {"format": "paperback"}),),
+    ),
+    (
+        ("Books", "Cooking"),
+        (
+            (
+                "BOOK-SALT-FAT",
+                "Salt, Fat, Acid, Heat",
+                "Simon & Schuster",
+                "27.00",
+                5,
+                {"format": "hardcover"},
+            ),
+        ),
+    ),
+)
+USERS = (("ada@example.com", "Ada"), ("grace@example.com", "Grace"))
+CURRENCY = "EUR"
+
+
+@dataclass
+class DemoData:
+    users: dict[str, str] = field(default_factory=dict)  # email -> user id
+    categories: dict[str, int] = field(default_factory=dict)  # "Kitchen/Mugs" -> id
+    skus: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> DemoData | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def _created(response: httpx.Response, already: str | None = None) -> dict[str, object]:
+    """The answer's body; `already`: the error code meaning it exists from an earlier run."""
+    if already is not None and response.status_code == 409:
+        if response.json().get("error", {}).get("code") == already:
+            return {}
+    if response.status_code not in (200, 201):
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url}: "
+            f"{response.status_code} {response.text}"
+        )
+    body: dict[str, object] = response.json()
+    return body
+
+
+def seed(urls: dict[str, str], state: Path) -> tuple[DemoData, bool]:
+    """Returns the demo data and whether it was created now."""
+    demo = DemoData.load(state) or DemoData()
+    if len(demo.skus) == sum(len(p) for _, p in CATALOG) and len(demo.users) == len(USERS):
+        return demo, False
+    with httpx.Client(timeout=30) as http:
+        for path, products in CATALOG:
+            parent: int | None = None
+            for depth in range(1, len(path) + 1):
+                key = "/".join(path[:depth])
+                if key not in demo.categories:
+                    body = _created(
+                        http.post(
+                            f"{urls['product']}/api/v1/categories",
+                            json={"name": path[depth - 1], "parent_id": parent},
+                        )
+                    )
+                    demo.categories[key] = int(str(body["id"]))
+                    demo.save(state)
+                parent = demo.categories[key]
+            assert parent is not None
+            for sku, title, brand, price, stock, attributes in products:
+                if sku in demo.skus:
+                    continue
+                _created(
+                    http.post(
+                        f"{urls['product']}/api/v1/products",
+                        json={
+                            "title": title,
+                            "brand": brand,
+                            "category_ids": [parent],
+                            "primary_category_id": parent,
+                            "variants": [
+                                {
+                                    "sku": sku,
+                                    "price": {"amount": price, "currency": CURRENCY},
+                                    "attributes": attributes,
+                                }
+                            ],
+                        },
+                    ),
+                    # An interrupted seed may have created it before recording it.
+                    already="duplicate_sku",
+                )
+                _created(
+                    http.put(f"{urls['product']}/api/v1/inventory/{sku}", json={"stock": stock})
+                )
+                demo.skus.append(sku)
+                demo.save(state)
+        for email, name in USERS:
+            if email in demo.users:
+                continue
+            body = _created(
+                http.post(f"{urls['user']}/api/v1/users", json={"email": email, "name": name})
+            )
+            demo.users[email] = str(body["user_id"])
+            demo.save(state)
+    return demo, True
