@@ -33,6 +33,7 @@ from commerce_operator.context import OperatorContext
 HANDLER_MODULES = (
     "commerce_operator.commerce_service.handlers",
     "commerce_operator.outbox_connector.handlers",
+    "commerce_operator.catalog_index.handlers",
 )
 
 # Kopf's own bookkeeping on the resources (progress of retried handlers, the last handled spec)

@@ -1,23 +1,45 @@
-"""CatalogIndex: versioned index names, retention, in-place vs new-version changes."""
+"""CatalogIndex: versioned index names, retention, in-place vs new-version changes, which
+version is current and resuming a version change, the sync worker's objects, the sample's
+mapping, the operator's Elasticsearch settings."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from commerce_operator.catalog_index.desired import (
+    SecretInfo,
     index_body,
     index_name,
     index_version,
     indices_to_delete,
     next_index,
+    worker_objects,
+    worker_problems,
 )
+from commerce_operator.catalog_index.elasticsearch_indices import ObservedIndex, ObservedIndices
 from commerce_operator.catalog_index.mapping_changes import (
     ChangeKind,
     flatten_settings,
     plan_index_change,
 )
+from commerce_operator.catalog_index.migration import (
+    Phase,
+    abandoned_target,
+    current_index,
+    migration_record,
+    resume_target,
+)
+from commerce_operator.catalog_index.settings import ElasticsearchSettings, SettingsError
+from commerce_operator.catalog_index.spec import CatalogIndexSpec
+from commerce_operator.resource import ResourceMeta
+from commerce_services.search.mapping import MAPPING, SETTINGS
+from commerce_services.search.settings import SearchSettings
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 @pytest.mark.parametrize(
@@ -208,3 +230,230 @@ def test_in_place_change_says_what_to_put() -> None:
         {"number_of_replicas": 1}, LIVE_MAPPING, LIVE_SETTINGS, LIVE_MAPPING
     )
     assert not settings_only.mapping_changed
+
+
+# ---- what Elasticsearch answers for a mapping it was given --------------------------------
+
+
+def test_defaults_elasticsearch_writes_or_leaves_out_are_no_change() -> None:
+    # The completion mapper answers with its defaults; a spec may spell out a default that
+    # Elasticsearch then leaves out. Neither may start a new version at every reconcile.
+    desired = {"properties": {"s": {"type": "completion"}, "k": {"type": "keyword", "index": True}}}
+    answered = {
+        "properties": {
+            "s": {
+                "type": "completion",
+                "analyzer": "simple",
+                "preserve_separators": True,
+                "preserve_position_increments": True,
+                "max_input_length": 50,
+            },
+            "k": {"type": "keyword"},
+        }
+    }
+    assert plan_index_change({}, desired, {}, answered).kind is ChangeKind.NONE
+    changed = {"properties": {**desired["properties"], "k": {"type": "keyword", "index": False}}}
+    assert plan_index_change({}, changed, {}, answered).kind is ChangeKind.NEW_VERSION
+
+
+# ---- the sample is what the sync writes ---------------------------------------------------
+
+
+def test_the_sample_carries_the_mapping_and_settings_the_sync_writes() -> None:
+    sample = yaml.safe_load((SAMPLES / "30-catalog-index.yaml").read_text())
+    assert sample["spec"]["mappings"] == MAPPING
+    assert sample["spec"]["settings"] == SETTINGS
+
+
+# ---- which version is current, resuming a version change ----------------------------------
+
+
+def _observed(targets: tuple[str, ...], *versions: tuple[int, dict[str, Any]]) -> ObservedIndices:
+    return ObservedIndices(
+        "p",
+        targets,
+        {
+            f"p-v{v}": ObservedIndex(f"p-v{v}", v, {"index": {"number_of_shards": "1"}}, m)
+            for v, m in versions
+        },
+    )
+
+
+OLD = {"properties": {"a": {"type": "keyword"}}}
+NEW = {"properties": {"a": {"type": "text"}}}
+
+
+@pytest.mark.parametrize(
+    ("observed", "last", "migrating_to", "current"),
+    [
+        (_observed(("p-v1",), (1, OLD)), None, None, "p-v1"),
+        (_observed(("p-v2",), (1, OLD), (2, OLD)), "p-v1", None, "p-v2"),  # the alias decides
+        (_observed((), (1, OLD), (2, OLD)), "p-v1", None, "p-v1"),  # alias removed: the last
+        (_observed((), (1, OLD), (2, OLD)), None, None, "p-v2"),  # else the newest...
+        (_observed((), (1, OLD), (2, NEW)), None, "p-v2", "p-v1"),  # ...but not half-built
+        (_observed(("p-v1", "p-v2"), (1, OLD), (2, OLD)), "p-v2", None, "p-v2"),  # two targets
+        (_observed(("other",), (1, OLD)), None, None, "p-v1"),  # a foreign target
+        (_observed(()), None, None, None),  # nothing: create one
+        (_observed((), (2, NEW)), None, "p-v2", None),  # only a half-built one
+    ],
+)
+def test_current_index(
+    observed: ObservedIndices, last: str | None, migrating_to: str | None, current: str | None
+) -> None:
+    assert current_index(observed, last, migrating_to) == current
+
+
+@pytest.mark.parametrize(
+    ("observed", "migrating_to", "mappings", "resumed", "abandoned"),
+    [
+        (_observed(("p-v1",), (1, OLD), (2, NEW)), "p-v2", NEW, "p-v2", None),
+        # The spec changed again meanwhile: the half-built version goes.
+        (_observed(("p-v1",), (1, OLD), (2, NEW)), "p-v2", OLD, None, "p-v2"),
+        (_observed(("p-v1",), (1, OLD)), "p-v2", NEW, None, None),  # deleted meanwhile
+        (_observed(("p-v2",), (1, OLD), (2, NEW)), "p-v1", NEW, None, None),  # never older
+        (_observed(("p-v1",), (1, OLD), (2, NEW)), None, NEW, None, None),
+    ],
+)
+def test_resume_or_abandon_an_interrupted_version_change(
+    observed: ObservedIndices,
+    migrating_to: str | None,
+    mappings: dict[str, Any],
+    resumed: str | None,
+    abandoned: str | None,
+) -> None:
+    current = observed.alias_targets[0]
+    settings = {"number_of_shards": 1}
+    target = resume_target(observed, current, migrating_to, settings, mappings)
+    assert target == resumed
+    assert abandoned_target(observed, current, migrating_to, keep=target) == abandoned
+
+
+def test_migration_record() -> None:
+    assert migration_record(
+        Phase.COPYING, "p-v1", "p-v2", copied=5, total=9, started_at="2026-01-01T00:00:00Z"
+    ) == {
+        "phase": "Copying",
+        "fromIndex": "p-v1",
+        "toIndex": "p-v2",
+        "copiedDocuments": 5,
+        "totalDocuments": 9,
+        "startedAt": "2026-01-01T00:00:00Z",
+    }
+
+
+# ---- the sync worker ----------------------------------------------------------------------
+
+META = ResourceMeta("CatalogIndex", "products", "shop", "uid-9", 2, {})
+SPEC = CatalogIndexSpec.from_dict(
+    {
+        "alias": "products",
+        "mappings": MAPPING,
+        "source": {
+            "database": "catalog",
+            "documentStore": {"secretName": "catalog-mongo"},
+            "productDatabase": {"secretName": "product-db"},
+        },
+        "syncWorker": {"image": "registry.local/commerce:1.0", "resources": {"limits": {"cpu": 1}}},
+    }
+)
+SECRETS = {
+    "catalog-mongo": SecretInfo(frozenset({"uri"}), "4"),
+    "product-db": SecretInfo(frozenset({"host", "port", "database", "username", "password"}), "7"),
+}
+
+
+def test_the_worker_runs_the_sync_without_creating_indices_and_secrets_stay_references() -> None:
+    account, deployment = worker_objects(SPEC, META, "http://es:9200", SECRETS)
+    assert account["kind"] == "ServiceAccount"
+    assert account["automountServiceAccountToken"] is False
+    assert deployment["metadata"]["name"] == "products-sync"
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "uid-9"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "commerce-operator"
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["commerce-search", "run"]
+    assert container["resources"] == {"limits": {"cpu": 1}}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    values = {e["name"]: e.get("value") for e in container["env"] if "value" in e}
+    assert values == {
+        "SEARCH_ALIAS": "products",
+        "SEARCH_CREATE_INDEX": "false",
+        "SEARCH_ELASTICSEARCH_URL": "http://es:9200",
+        "SEARCH_HTTP_PORT": "8080",
+        "SEARCH_LISTEN_HOST": "0.0.0.0",
+        "SEARCH_MONGO_DATABASE": "catalog",
+    }
+    references = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    assert references == {
+        "SEARCH_MONGO_URI": {"name": "catalog-mongo", "key": "uri"},
+        "SEARCH_DB_HOST": {"name": "product-db", "key": "host"},
+        "SEARCH_DB_PORT": {"name": "product-db", "key": "port"},
+        "SEARCH_DB_NAME": {"name": "product-db", "key": "database"},
+        "SEARCH_DB_USER": {"name": "product-db", "key": "username"},
+        "SEARCH_DB_PASSWORD": {"name": "product-db", "key": "password"},
+    }
+    # The settings the worker reads are exactly these names.
+    fields = {f"SEARCH_{name.upper()}" for name in SearchSettings.model_fields}
+    assert set(values) | set(references) <= fields
+
+
+def test_a_rotated_secret_rolls_the_worker() -> None:
+    def config_hash(secrets: dict[str, SecretInfo]) -> str:
+        deployment = worker_objects(SPEC, META, "http://es:9200", secrets)[1]
+        return str(
+            deployment["spec"]["template"]["metadata"]["annotations"]["commerce.io/config-hash"]
+        )
+
+    rotated = {**SECRETS, "product-db": SecretInfo(SECRETS["product-db"].keys, "8")}
+    assert config_hash(SECRETS) == config_hash(dict(SECRETS))
+    assert config_hash(SECRETS) != config_hash(rotated)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "reasons"),
+    [
+        (SECRETS, []),
+        ({"catalog-mongo": SECRETS["catalog-mongo"]}, ["BindingNotFound"]),
+        (
+            {**SECRETS, "catalog-mongo": SecretInfo(frozenset({"url"}), "1")},
+            ["BindingInvalid"],
+        ),
+        ({}, ["BindingNotFound", "BindingNotFound"]),
+    ],
+)
+def test_worker_problems(secrets: dict[str, SecretInfo], reasons: list[str]) -> None:
+    assert [p.reason for p in worker_problems(SPEC, secrets)] == reasons
+
+
+# ---- operator settings --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"OPERATOR_ELASTICSEARCH_URL": "http://es:9200"}, ElasticsearchSettings("http://es:9200")),
+        (
+            {
+                "OPERATOR_ELASTICSEARCH_URL": " https://es:9200 ",
+                "OPERATOR_ELASTICSEARCH_TIMEOUT_SECONDS": "5",
+                "OPERATOR_CATALOG_COPY_BATCH": "200",
+            },
+            ElasticsearchSettings("https://es:9200", 5.0, 200),
+        ),
+        ({}, "OPERATOR_ELASTICSEARCH_URL must be set"),
+        ({"OPERATOR_ELASTICSEARCH_URL": "es:9200"}, "must be an http"),
+        (
+            {"OPERATOR_ELASTICSEARCH_URL": "http://es", "OPERATOR_CATALOG_COPY_BATCH": "0"},
+            "must be positive",
+        ),
+    ],
+)
+def test_elasticsearch_settings(env: dict[str, str], expected: ElasticsearchSettings | str) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(SettingsError, match=expected):
+            ElasticsearchSettings.from_env(env)
+    else:
+        assert ElasticsearchSettings.from_env(env) == expected

@@ -48,8 +48,15 @@ ORDER: dict[str, Any] = {
 }
 
 
-def _build(spec: dict[str, Any], view: ClusterView = VIEW) -> DesiredState:
-    return desired_state(CommerceServiceSpec.from_dict(spec), META, view)
+ELASTICSEARCH = "http://elasticsearch.search.svc:9200"
+
+
+def _build(
+    spec: dict[str, Any], view: ClusterView = VIEW, elasticsearch_url: str | None = ELASTICSEARCH
+) -> DesiredState:
+    return desired_state(
+        CommerceServiceSpec.from_dict(spec), META, view, elasticsearch_url=elasticsearch_url
+    )
 
 
 def _kinds(state: DesiredState) -> dict[str, dict[str, Any]]:
@@ -287,6 +294,7 @@ def test_rollout_result(deployment: dict[str, Any] | None, outcome: Outcome, rea
     [
         ("product", ["commerce-product", "serve"], "PRODUCT_SEARCH_ALIAS", "PRODUCT_DB_HOST"),
         ("catalog-sync", ["commerce-search", "run"], "SEARCH_ALIAS", "SEARCH_DB_HOST"),
+        ("search", ["commerce-search", "serve"], "SEARCH_ALIAS", "SEARCH_DB_HOST"),
     ],
 )
 def test_settings_follow_each_roles_settings_class(
@@ -305,3 +313,40 @@ def test_settings_follow_each_roles_settings_class(
     assert container["command"] == command
     assert objects["ConfigMap"]["data"][alias_setting] == "products"
     assert db_setting in {e["name"] for e in container["env"]}
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "url", "setting"),
+    [
+        ("search", [], ELASTICSEARCH, ELASTICSEARCH),
+        ("catalog-sync", [], ELASTICSEARCH, ELASTICSEARCH),
+        # spec.env wins over the operator's address, as over every derived setting.
+        (
+            "search",
+            [{"name": "SEARCH_ELASTICSEARCH_URL", "value": "http://other:9200"}],
+            ELASTICSEARCH,
+            "http://other:9200",
+        ),
+        (
+            "search",
+            [{"name": "SEARCH_ELASTICSEARCH_URL", "value": "http://x:9200"}],
+            None,
+            "http://x:9200",
+        ),
+        ("order", [], ELASTICSEARCH, None),
+    ],
+)
+def test_the_roles_that_use_elasticsearch_get_the_operators_address(
+    role: str, env: list[dict[str, str]], url: str | None, setting: str | None
+) -> None:
+    state = _build({"role": role, "image": "i", "env": env}, elasticsearch_url=url)
+    data = _kinds(state)["ConfigMap"]["data"]
+    assert data.get("SEARCH_ELASTICSEARCH_URL") == setting
+
+
+def test_a_search_role_without_an_elasticsearch_address_is_reported() -> None:
+    state = _build({"role": "search", "image": "i"}, elasticsearch_url=None)
+    assert state.objects == ()
+    result = bindings_result(state)
+    assert (result.outcome, result.reason) == (Outcome.RETRYING, "OperatorSettingMissing")
+    assert "OPERATOR_ELASTICSEARCH_URL" in result.message

@@ -1,5 +1,6 @@
 """CatalogIndex -> versioned Elasticsearch index names behind the alias, the body of a new
-index version, and which old versions the retention setting lets go.
+index version, which old versions the retention setting lets go, and the sync worker's
+ServiceAccount and Deployment (pure).
 
 Documents live in `<alias>-v<N>`; searches use the alias, so a new version is filled while
 the old one keeps answering, then one atomic alias swap moves every search over.
@@ -7,9 +8,20 @@ the old one keeps answering, then one atomic alias swap moves every search over.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from commerce_operator.catalog_index.spec import CatalogIndexSpec
+from commerce_operator.resource import MANAGED_BY, ResourceMeta, object_meta
+
+BINDING_NOT_FOUND = "BindingNotFound"
+BINDING_INVALID = "BindingInvalid"
+# On the worker's pod template: a config or Secret change rolls it.
+CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
 
 
 def index_name(alias: str, version: int) -> str:
@@ -48,3 +60,167 @@ def indices_to_delete(
     )
     older = [v for v in older if v < current_version]
     return [index_name(alias, v) for v in older[keep_previous:]]
+
+
+# ---- the sync worker ----------------------------------------------------------------------
+
+# Secret key -> setting of the worker (commerce_services.search.settings.SearchSettings), per
+# source Secret; the same keys as a CommerceService's database and documentStore bindings.
+DOCUMENT_STORE_KEYS = {"uri": "SEARCH_MONGO_URI"}
+PRODUCT_DATABASE_KEYS = {
+    "host": "SEARCH_DB_HOST",
+    "port": "SEARCH_DB_PORT",
+    "database": "SEARCH_DB_NAME",
+    "username": "SEARCH_DB_USER",
+    "password": "SEARCH_DB_PASSWORD",
+}
+WORKER_ROLE = "catalog-sync"
+HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    keys: frozenset[str]
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class WorkerProblem:
+    reason: str  # BINDING_NOT_FOUND or BINDING_INVALID
+    message: str
+
+
+def worker_name(meta: ResourceMeta) -> str:
+    return f"{meta.name}-sync"
+
+
+def worker_labels(meta: ResourceMeta) -> dict[str, str]:
+    return {**worker_selector(meta), "app.kubernetes.io/part-of": "commerce"}
+
+
+def worker_selector(meta: ResourceMeta) -> dict[str, str]:
+    # Only labels that never change: a Deployment's selector is immutable. managed-by makes the
+    # development runtime run it as a local process (docs/dev-runtime.md).
+    return {
+        "app.kubernetes.io/name": WORKER_ROLE,
+        "app.kubernetes.io/instance": meta.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def worker_problems(
+    spec: CatalogIndexSpec, secrets: Mapping[str, SecretInfo]
+) -> list[WorkerProblem]:
+    """A source Secret missing or lacking a key: the worker would crash on a missing setting,
+    so nothing is applied until it is there (it may be created later: retried)."""
+    problems = []
+    for field_name, secret_name, keys in (
+        ("source.documentStore", spec.document_store_secret, DOCUMENT_STORE_KEYS),
+        ("source.productDatabase", spec.product_database_secret, PRODUCT_DATABASE_KEYS),
+    ):
+        secret = secrets.get(secret_name)
+        if secret is None:
+            problems.append(
+                WorkerProblem(BINDING_NOT_FOUND, f"{field_name}: Secret {secret_name!r} not found")
+            )
+            continue
+        missing = sorted(set(keys) - secret.keys)
+        if missing:
+            problems.append(
+                WorkerProblem(
+                    BINDING_INVALID,
+                    f"{field_name}: Secret {secret_name!r} lacks key(s) {', '.join(missing)}",
+                )
+            )
+    return problems
+
+
+def worker_objects(
+    spec: CatalogIndexSpec,
+    meta: ResourceMeta,
+    elasticsearch_url: str,
+    secrets: Mapping[str, SecretInfo],
+) -> list[dict[str, Any]]:
+    """The worker's ServiceAccount (no API token) and Deployment running `commerce-search run`
+    with SEARCH_CREATE_INDEX=false: the operator creates every index version with the spec's
+    settings and mappings; the worker only fills the one behind the alias."""
+    config = {
+        "SEARCH_ALIAS": spec.alias,
+        "SEARCH_ELASTICSEARCH_URL": elasticsearch_url,
+        "SEARCH_MONGO_DATABASE": spec.mongo_database,
+        "SEARCH_CREATE_INDEX": "false",
+        "SEARCH_LISTEN_HOST": "0.0.0.0",
+        "SEARCH_HTTP_PORT": str(HTTP_PORT),
+    }
+    secret_env = [
+        {"name": setting, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+        for secret_name, keys in (
+            (spec.document_store_secret, DOCUMENT_STORE_KEYS),
+            (spec.product_database_secret, PRODUCT_DATABASE_KEYS),
+        )
+        for key, setting in keys.items()
+    ]
+    versions = {
+        name: secrets[name].resource_version
+        for name in (spec.document_store_secret, spec.product_database_secret)
+        if name in secrets
+    }
+    # A rotated Secret changes the hash and so rolls the worker (env is read at start).
+    config_hash = hashlib.sha256(
+        json.dumps([config, secret_env, versions], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    container: dict[str, Any] = {
+        "name": "sync",
+        "image": spec.worker.image,
+        # The entry point itself: runs under any image layout and the development runtime.
+        "command": ["commerce-search", "run"],
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "env": [{"name": k, "value": v} for k, v in sorted(config.items())] + secret_env,
+        "readinessProbe": {
+            "httpGet": {"path": "/health/ready", "port": "http"},
+            "periodSeconds": 5,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    if spec.worker.resources:
+        container["resources"] = dict(spec.worker.resources)
+    name = worker_name(meta)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": object_meta(meta, name, worker_labels(meta)),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": object_meta(meta, name, worker_labels(meta)),
+            "spec": {
+                "replicas": spec.worker.replicas,
+                # One worker owns the checkpoint: the old pod stops before the new one starts.
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": worker_selector(meta)},
+                "template": {
+                    "metadata": {
+                        "labels": worker_labels(meta),
+                        "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                    },
+                    "spec": {
+                        "serviceAccountName": name,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+    ]

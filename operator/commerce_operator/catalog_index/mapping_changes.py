@@ -35,6 +35,21 @@ STATIC_SETTINGS = frozenset(
     }
 )
 STATIC_SETTING_PREFIXES = ("analysis.", "sort.", "similarity.")
+# Parameters Elasticsearch answers with although the mapping did not set them (the completion
+# mapper always writes its defaults), or that a spec may spell out although they are the
+# default (which Elasticsearch then leaves out of its answer): either way the same mapping, so
+# they are compared as if absent.
+DEFAULT_FIELD_PARAMETERS: Mapping[str, Mapping[str, Any]] = {
+    "*": {"index": True, "doc_values": True, "store": False},
+    "text": {"norms": True},
+    "completion": {
+        "analyzer": "simple",
+        "search_analyzer": "simple",
+        "preserve_separators": True,
+        "preserve_position_increments": True,
+        "max_input_length": 50,
+    },
+}
 
 
 class ChangeKind(StrEnum):
@@ -127,8 +142,15 @@ def _compare_fields(
                 f"field {path}{name} changes type ({_field_type(have)} -> {_field_type(wanted)})"
             )
             continue
+        defaults = {
+            **DEFAULT_FIELD_PARAMETERS["*"],
+            **DEFAULT_FIELD_PARAMETERS.get(_field_type(wanted), {}),
+        }
         for parameter in sorted((set(wanted) | set(have)) - {"type", "properties", "fields"}):
-            if _normalized(wanted.get(parameter)) == _normalized(have.get(parameter)):
+            default = defaults.get(parameter)
+            if _normalized(wanted.get(parameter, default)) == _normalized(
+                have.get(parameter, default)
+            ):
                 continue
             if parameter in UPDATABLE_FIELD_PARAMETERS:
                 added = True  # an in-place mapping update

@@ -23,13 +23,15 @@ from typing import Any
 from commerce_operator.commerce_service.spec import ROLES, Autoscaling, CommerceServiceSpec
 from commerce_operator.conditions import Outcome, StepResult
 from commerce_operator.resource import API_VERSION, MANAGED_BY, ResourceMeta, object_meta
+from commerce_operator.rollout import rollout_result as deployment_rollout
 
 CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
 
 BINDING_NOT_FOUND = "BindingNotFound"
 BINDING_INVALID = "BindingInvalid"
-ROLLOUT_IN_PROGRESS = "RolloutInProgress"
-PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+# The operator lacks a setting a role needs (OPERATOR_ELASTICSEARCH_URL): fixed by configuring
+# the operator, so retried rather than stalled.
+OPERATOR_SETTING_MISSING = "OperatorSettingMissing"
 
 # Secret key -> setting (after the role's prefix) for each kind of Secret binding; the
 # settings are those of commerce_services' settings classes (DatabaseSettings, ...).
@@ -70,7 +72,7 @@ class ClusterView:
 
 @dataclass(frozen=True)
 class BindingProblem:
-    reason: str  # BINDING_NOT_FOUND or BINDING_INVALID
+    reason: str  # BINDING_NOT_FOUND, BINDING_INVALID or OPERATOR_SETTING_MISSING
     message: str
 
 
@@ -95,8 +97,16 @@ def selector_labels(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, 
     }
 
 
-def desired_state(spec: CommerceServiceSpec, meta: ResourceMeta, view: ClusterView) -> DesiredState:
-    config, secret_env, problems, versions = _resolve(spec, meta, view)
+def desired_state(
+    spec: CommerceServiceSpec,
+    meta: ResourceMeta,
+    view: ClusterView,
+    *,
+    elasticsearch_url: str | None = None,
+) -> DesiredState:
+    """`elasticsearch_url`: the operator's OPERATOR_ELASTICSEARCH_URL, for the roles that use
+    Elasticsearch."""
+    config, secret_env, problems, versions = _resolve(spec, meta, view, elasticsearch_url)
     config_hash = _hash(config, secret_env, versions)
     selector = ",".join(f"{k}={v}" for k, v in sorted(selector_labels(spec, meta).items()))
     if problems:
@@ -127,31 +137,7 @@ def bindings_result(state: DesiredState) -> StepResult:
 
 def rollout_result(spec: CommerceServiceSpec, deployment: Mapping[str, Any] | None) -> StepResult:
     """Whether the Deployment runs the current pod template on every wanted replica."""
-    if deployment is None:
-        return StepResult("rollout", Outcome.PROGRESSING, ROLLOUT_IN_PROGRESS, "no Deployment yet")
-    status = deployment.get("status") or {}
-    for condition in status.get("conditions") or ():
-        if condition.get("type") == "Progressing" and condition.get("reason") == (
-            "ProgressDeadlineExceeded"
-        ):
-            return StepResult(
-                "rollout", Outcome.STALLED, PROGRESS_DEADLINE_EXCEEDED, condition.get("message", "")
-            )
-    generation = deployment.get("metadata", {}).get("generation", 0)
-    wanted = spec.replicas
-    updated = status.get("updatedReplicas", 0)
-    available = status.get("availableReplicas", 0)
-    total = status.get("replicas", 0)
-    if status.get("observedGeneration", 0) < generation or not (
-        updated == wanted and available == wanted and total == wanted
-    ):
-        return StepResult(
-            "rollout",
-            Outcome.PROGRESSING,
-            ROLLOUT_IN_PROGRESS,
-            f"{updated} updated, {available} available of {wanted} replicas",
-        )
-    return StepResult("rollout", Outcome.DONE)
+    return deployment_rollout("rollout", spec.replicas, deployment)
 
 
 def status_fields(
@@ -177,7 +163,10 @@ def status_fields(
 
 
 def _resolve(
-    spec: CommerceServiceSpec, meta: ResourceMeta, view: ClusterView
+    spec: CommerceServiceSpec,
+    meta: ResourceMeta,
+    view: ClusterView,
+    elasticsearch_url: str | None,
 ) -> tuple[dict[str, str], list[dict[str, Any]], list[BindingProblem], dict[str, str]]:
     """The ConfigMap's data, the secretKeyRef env vars, the problems, and the bound Secrets'
     resource versions (for the hash)."""
@@ -273,6 +262,19 @@ def _resolve(
             )
         else:
             config[f"{prefix}_{spec.role.alias_setting}"] = alias
+
+    if spec.role.uses_elasticsearch:
+        setting = f"{prefix}_ELASTICSEARCH_URL"
+        if elasticsearch_url is not None:
+            config[setting] = elasticsearch_url
+        elif setting not in dict(spec.env):
+            problems.append(
+                BindingProblem(
+                    OPERATOR_SETTING_MISSING,
+                    f"role {spec.role.name} needs Elasticsearch: set OPERATOR_ELASTICSEARCH_URL "
+                    f"on the operator (or {setting} in spec.env)",
+                )
+            )
 
     # Explicit settings win over what bindings derive (e.g. another consumer group or topic).
     config.update(dict(spec.env))

@@ -29,10 +29,10 @@ import urllib3
 from kubernetes import client
 
 from commerce_operator import metrics
+from commerce_operator.catalog_index.settings import SettingsError, elasticsearch_url
 from commerce_operator.commerce_service.client import CommerceServiceClient
 from commerce_operator.commerce_service.desired import (
     CONFIG_HASH_ANNOTATION,
-    ROLLOUT_IN_PROGRESS,
     bindings_result,
     desired_state,
     rollout_result,
@@ -49,6 +49,7 @@ from commerce_operator.conditions import (
 )
 from commerce_operator.context import OperatorContext
 from commerce_operator.resource import GROUP, MANAGED_BY, VERSION, ResourceMeta
+from commerce_operator.rollout import ROLLOUT_IN_PROGRESS
 from commerce_operator.timers import timer_without_finalizer
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,13 @@ Json = dict[str, Any]
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
-    reconciler = Reconciler(CommerceServiceClient(context.api), context)
+    try:
+        search_url = elasticsearch_url()
+    except SettingsError as exc:
+        # Only the roles that use Elasticsearch need it; they report it in their conditions.
+        log.error("%s", exc)
+        search_url = None
+    reconciler = Reconciler(CommerceServiceClient(context.api), context, search_url)
 
     async def on_change(body: kopf.Body, retry: int, **_: Any) -> None:
         try:
@@ -133,9 +140,15 @@ def _controller(body: Mapping[str, Any], kind: str) -> dict[str, str] | None:
 
 
 class Reconciler:
-    def __init__(self, commerce_client: CommerceServiceClient, context: OperatorContext) -> None:
+    def __init__(
+        self,
+        commerce_client: CommerceServiceClient,
+        context: OperatorContext,
+        elasticsearch_url: str | None = None,
+    ) -> None:
         self.client = commerce_client
         self._context = context
+        self._elasticsearch_url = elasticsearch_url
 
     async def reconcile(self, body: Mapping[str, Any]) -> StepResult | None:
         """One reconcile of the resource `body`; answers the worst step
@@ -162,7 +175,7 @@ class Reconciler:
     async def _reconcile(self, body: Mapping[str, Any], meta: ResourceMeta) -> StepResult | None:
         spec = CommerceServiceSpec.from_dict(body["spec"])
         view = await asyncio.to_thread(self.client.cluster_view, spec, meta)
-        state = desired_state(spec, meta, view)
+        state = desired_state(spec, meta, view, elasticsearch_url=self._elasticsearch_url)
         steps = [bindings_result(state)]
         applied = False
         pruned: list[str] = []

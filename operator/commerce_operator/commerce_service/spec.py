@@ -15,8 +15,11 @@ class Role:
     serves_grpc: bool
     # The prefix of the service's settings class (ORDER_DB_HOST, SEARCH_ALIAS, ...).
     env_prefix: str
-    # The setting a catalogIndex binding fills: the sync worker's own is SEARCH_ALIAS.
+    # The setting a catalogIndex binding fills: the search package's own is SEARCH_ALIAS.
     alias_setting: str = "SEARCH_ALIAS"
+    # Talks to Elasticsearch: gets <prefix>_ELASTICSEARCH_URL from the operator's
+    # OPERATOR_ELASTICSEARCH_URL (one address per cluster, like Kafka's for OutboxConnectors).
+    uses_elasticsearch: bool = False
 
 
 ROLES: Mapping[str, Role] = {
@@ -26,13 +29,24 @@ ROLES: Mapping[str, Role] = {
         Role("product", ("commerce-product", "serve"), serves_grpc=True, env_prefix="PRODUCT"),
         Role("order", ("commerce-order", "serve"), serves_grpc=False, env_prefix="ORDER"),
         Role("payment", ("commerce-payment", "serve"), serves_grpc=False, env_prefix="PAYMENT"),
-        # The catalog sync worker of the search package (commerce_services.search.main).
+        # The catalog sync worker of the search package (commerce_services.search.main); a
+        # CatalogIndex runs its own, this role is for a worker outside of one.
         Role(
             "catalog-sync",
             ("commerce-search", "run"),
             serves_grpc=False,
             env_prefix="SEARCH",
             alias_setting="ALIAS",
+            uses_elasticsearch=True,
+        ),
+        # The search API (GET /api/v1/search), answering from MongoDB while Elasticsearch is away.
+        Role(
+            "search",
+            ("commerce-search", "serve"),
+            serves_grpc=False,
+            env_prefix="SEARCH",
+            alias_setting="ALIAS",
+            uses_elasticsearch=True,
         ),
     )
 }
