@@ -40,7 +40,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "CatalogIndex": {
         "alias": "products",
         "mappings": {"properties": {"title": {"type": "text"}}},
-        "source": {"documentStore": {"secretName": "catalog-mongo"}},
+        "source": {
+            "documentStore": {"secretName": "catalog-mongo"},
+            "productDatabase": {"secretName": "product-db"},
+        },
         "syncWorker": {"image": "registry.local/commerce:1.0"},
     },
 }
@@ -191,7 +194,7 @@ def test_a_valid_sample_is_accepted_with_defaults(
             "passwordKey": "password",
         }
     if kind == "CatalogIndex":
-        assert spec["source"]["collection"] == "products"
+        assert spec["source"]["database"] == "commerce_catalog"
         assert spec["syncWorker"]["replicas"] == 1
 
 
@@ -257,6 +260,17 @@ def _spec(kind: str, **changes: Any) -> dict[str, Any]:
         ("CatalogIndex", _spec("CatalogIndex", alias="_products"), "must not start with"),
         ("CatalogIndex", _spec("CatalogIndex", alias="prod,ucts"), "alias must not contain"),
         ("CatalogIndex", _spec("CatalogIndex", alias="a\\b"), "alias must not contain"),
+        ("CatalogIndex", _spec("CatalogIndex", alias="products-v2"), "must not end in -v<N>"),
+        (
+            "CatalogIndex",
+            _spec("CatalogIndex", alias="products-sync-checkpoints"),
+            "must not end in -sync-checkpoints",
+        ),
+        (
+            "CatalogIndex",
+            _spec("CatalogIndex", source={"documentStore": {"secretName": "catalog-mongo"}}),
+            "spec.source.productDatabase: Required value",
+        ),
         (
             "CatalogIndex",
             _spec("CatalogIndex", syncWorker={"image": "i", "replicas": 2}),

@@ -72,7 +72,7 @@ def test_every_sample_passes_a_server_side_dry_run(
         "Namespace",
         "OutboxConnector",
     ]
-    assert kinds.count("CommerceService") == 4
+    assert kinds.count("CommerceService") == 5
 
 
 def test_secret_templates_name_every_bound_secret_and_hold_no_password() -> None:
@@ -88,6 +88,7 @@ def test_secret_templates_name_every_bound_secret_and_hold_no_password() -> None
                 bound.add(spec["database"]["credentialsSecretRef"]["name"])
             if doc["kind"] == "CatalogIndex":
                 bound.add(spec["source"]["documentStore"]["secretName"])
+                bound.add(spec["source"]["productDatabase"]["secretName"])
     assert bound <= names
     for doc in templates:
         data = doc["stringData"]
