@@ -10,6 +10,7 @@ from commerce_devstack.devruntime.plan import (
     ServicePort,
     deployment_status,
     local_env,
+    missing_services,
     plan_replicas,
     template_hash,
 )
@@ -65,6 +66,22 @@ SERVICES = [
 )
 def test_env_points_at_loopback(name: str, value: str, expected: str) -> None:
     assert local_env({name: value}, "shop", {8080: 31000}, SERVICES) == {name: expected}
+
+
+@pytest.mark.parametrize(
+    ("value", "missing"),
+    [
+        ("commerce-user.shop.svc:50051", []),
+        ("commerce-user.shop.svc.cluster.local:50051", []),
+        ("product.shop.svc:50051", ["product.shop.svc:50051"]),  # not created yet
+        ("http://search.shop.svc:8080/api", ["search.shop.svc:8080"]),
+        ("commerce-user.shop.svc:8080", ["commerce-user.shop.svc:8080"]),  # no such port
+        ("product:50051", []),  # a bare name may be outside the cluster: never waited for
+        ("kafka.example.com:9092", []),
+    ],
+)
+def test_a_replica_waits_for_the_services_its_env_names(value: str, missing: list[str]) -> None:
+    assert missing_services({"TARGET": value}, "shop", SERVICES) == missing
 
 
 def test_template_hash_follows_content_not_key_order() -> None:

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", help="only this namespace (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # One readiness probe per replica a second: not worth a log line each.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(_run(args.namespace))
     except StackNotRunning as exc:

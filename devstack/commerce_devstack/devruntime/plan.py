@@ -70,6 +70,24 @@ def _service_key(host: str, namespace: str) -> tuple[str, str] | None:
     return None  # an outside host name, e.g. a database
 
 
+def missing_services(
+    env: Mapping[str, str], namespace: str, services: Sequence[ServicePort]
+) -> list[str]:
+    """Service addresses in `svc.ns.svc[...]` form (unmistakably in-cluster) that no proxy serves
+    yet. A pod resolves such a name when it connects; a local process gets it rewritten once at
+    start, so a replica waits until every Service it names exists."""
+    known = {(s.namespace, s.service, s.port) for s in services}
+    missing = []
+    for value in env.values():
+        match = _ADDRESS.match(value)
+        if match is None or ".svc" not in match["host"]:
+            continue
+        key = _service_key(match["host"], namespace)
+        if key is not None and (*key, int(match["port"])) not in known:
+            missing.append(f"{match['host']}:{match['port']}")
+    return sorted(set(missing))
+
+
 def local_env(
     env: Mapping[str, str],
     namespace: str,

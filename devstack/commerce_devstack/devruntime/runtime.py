@@ -28,6 +28,7 @@ from commerce_devstack.devruntime.plan import (
     ServicePort,
     deployment_status,
     local_env,
+    missing_services,
     plan_replicas,
     template_hash,
 )
@@ -50,6 +51,7 @@ class Workload:
     # containerPort -> local port, per replica name
     ports: dict[str, dict[int, int]] = field(default_factory=dict)
     last_status: Json | None = None
+    waiting_for: list[str] = field(default_factory=list)  # Services its env names, not there yet
 
 
 class DevRuntime:
@@ -122,8 +124,10 @@ class DevRuntime:
         for replica in stopping:
             workload.ports.pop(replica.name, None)
         for _ in range(plan.start):
-            replica = await self._new_replica(workload, deployment, current)
-            workload.replicas.append(replica)
+            started = await self._new_replica(workload, deployment, current)
+            if started is None:
+                break
+            workload.replicas.append(started)
         now = time.monotonic()
         for replica in workload.replicas:
             await replica.tend(now, self._http)
@@ -146,13 +150,23 @@ class DevRuntime:
             )
             workload.last_status = status
 
-    async def _new_replica(self, workload: Workload, deployment: Json, current: str) -> Replica:
+    async def _new_replica(
+        self, workload: Workload, deployment: Json, current: str
+    ) -> Replica | None:
+        """A replica to start, or None while a Service its env names does not exist yet."""
         container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = await self._container_env(workload.namespace, deployment, container)
+        missing = missing_services(env, workload.namespace, self._service_ports())
+        if missing:
+            if workload.waiting_for != missing:
+                log.info("%s/%s waits for %s", workload.namespace, workload.name, missing)
+                workload.waiting_for = missing
+            return None
+        workload.waiting_for = []
         name = f"{workload.name}-{current[:5]}-{next(self._serial)}"
         declared = [p["containerPort"] for p in container.get("ports", [])]
         mapped = dict(zip(declared, free_ports(len(declared)), strict=True))
         workload.ports[name] = mapped
-        env = await self._container_env(workload.namespace, deployment, container)
         env = local_env(env, workload.namespace, mapped, self._service_ports())
         # The image's entry points are this virtualenv's console scripts.
         env["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"

@@ -94,7 +94,7 @@ class Shop:
         ):
             self.console.print("  " + control_plane.ensure_running(background, self.stack_settings))
         self.step("kubectl apply --server-side -f samples/")
-        self.console.print(
+        print(
             self.run_kubectl("apply", "--server-side", f"-f={self.settings.samples_dir}").rstrip()
         )
         wanted = commerce_resources(self.docs)
@@ -121,9 +121,8 @@ class Shop:
         self.console.print("\n[bold]The shop[/bold] (each service through its Service proxy):")
         for name, url in sorted(urls.items()):
             self.console.print(f"  {name:<10} {url}")
-        self.console.print(
-            "\n" + self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip()
-        )
+        # Plain print: a table must not be wrapped or read as markup.
+        print("\n" + self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
         user = next(iter(demo.users.values()), "<user id>")
         self.console.print("\n[bold]Place an order[/bold]:")
         print(
@@ -156,7 +155,7 @@ class Shop:
         ):
             pid = control_plane.managed(background, self.stack_settings).pid()
             self.console.print(f"{background.name:<11} {'pid ' + str(pid) if pid else 'stopped'}")
-        self.console.print(self.run_kubectl("get", "commerce", "-n", self.settings.namespace))
+        print(self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
         return 0
 
     def down(self) -> int:

@@ -68,9 +68,12 @@ class DemoData:
 
 def _created(response: httpx.Response, already: str | None = None) -> dict[str, object]:
     """The answer's body; `already`: the error code meaning it exists from an earlier run."""
-    if already is not None and response.status_code == 409:
-        if response.json().get("error", {}).get("code") == already:
-            return {}
+    if (
+        already is not None
+        and response.status_code == 409
+        and response.json().get("error", {}).get("code") == already
+    ):
+        return {}
     if response.status_code not in (200, 201):
         raise RuntimeError(
             f"{response.request.method} {response.request.url}: "

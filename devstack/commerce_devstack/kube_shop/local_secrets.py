@@ -16,8 +16,9 @@ DATABASE_ACCOUNTS = {
     "order-db": "shop_order",
     "payment-db": "shop_payment",
 }
-# MongoDB databases the shop's services and CatalogIndex use: the services' defaults.
-DOCUMENT_STORES = ("user-mongo", "catalog-mongo")
+# MongoDB Secret -> the database its URI names: the shop's own, apart from every other user of
+# the stack's FerretDB (tests, `make shop`), since the services take the URI's database.
+DOCUMENT_STORES = {"user-mongo": "shop_user", "catalog-mongo": "shop_catalog"}
 
 
 class NoLocalValue(Exception):
@@ -45,7 +46,7 @@ def _values(name: str, stack: Endpoints) -> dict[str, str]:
     if name == "kafka":
         return {"bootstrapServers": str(stack["kafka"]["bootstrap_servers"])}
     if name in DOCUMENT_STORES:
-        return {"uri": str(stack["ferretdb"]["uri"])}
+        return {"uri": str(stack["ferretdb"]["uri"]).rstrip("/") + "/" + DOCUMENT_STORES[name]}
     raise NoLocalValue(f"no local value for Secret {name!r}; teach kube_shop/local_secrets.py")
 
 

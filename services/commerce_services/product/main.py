@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from pymongo import AsyncMongoClient
 
+from commerce_services.db.document_store import document_database
 from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.subscription import Subscription
 from commerce_services.product import migrations
@@ -44,7 +45,10 @@ async def serve(settings: ProductSettings) -> None:
         settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
     )
     catalog = CatalogStore(
-        mongo, settings.mongo_database, CategoryMappings(engine, utc_now), utc_now
+        mongo,
+        document_database(settings.mongo_uri, settings.mongo_database),
+        CategoryMappings(engine, utc_now),
+        utc_now,
     )
     subscription = Subscription(
         CONSUMER_NAME,

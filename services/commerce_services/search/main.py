@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from commerce_services.db.document_store import document_database
 from commerce_services.db.engine import database_ready
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
@@ -75,7 +76,9 @@ async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
     """A sync wired to the settings' servers, closed afterwards."""
     async with servers(settings) as found:
         source = WatermarkPoll(
-            found.mongo, settings.mongo_database, timedelta(seconds=settings.overlap_s)
+            found.mongo,
+            document_database(settings.mongo_uri, settings.mongo_database),
+            timedelta(seconds=settings.overlap_s),
         )
         yield CatalogSync(
             source,
@@ -94,7 +97,11 @@ async def serve_api(settings: SearchSettings) -> None:
         async def mongo_ready() -> None:
             await found.mongo.admin.command("ping")
 
-        fallback = MongoFallback(found.mongo, settings.mongo_database, CatalogReads(found.database))
+        fallback = MongoFallback(
+            found.mongo,
+            document_database(settings.mongo_uri, settings.mongo_database),
+            CatalogReads(found.database),
+        )
         app = create_app(
             found.engine,
             settings.alias,

@@ -11,6 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from commerce_services.db.document_store import document_database
 from commerce_services.rpc.commerce.v1 import users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
@@ -29,7 +30,9 @@ async def serve(settings: UserSettings) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
     )
-    store = UserStore(client, settings.mongo_database, utc_now)
+    store = UserStore(
+        client, document_database(settings.mongo_uri, settings.mongo_database), utc_now
+    )
     await store.ensure_indexes()
 
     async def mongo_ready() -> None:

@@ -1,0 +1,141 @@
+"""`make up`'s pure parts: the samples' Secrets filled from the stack, readiness of a resource,
+the migration env, and which MongoDB database a URI selects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.kube_shop.local_secrets import NoLocalValue, local_secrets
+from commerce_devstack.kube_shop.manifests import documents, sample_documents
+from commerce_devstack.kube_shop.readiness import state_of
+from commerce_devstack.kube_shop.schemas import migration_env
+from commerce_devstack.kube_shop.settings import KubeShopSettings
+from commerce_services.db.document_store import document_database
+
+STACK = Endpoints(
+    components={
+        "mariadb": {
+            "host": "127.0.0.1",
+            "port": 3307,
+            "databases": {
+                f"shop_{s}": {
+                    "database": f"commerce_shop_{s}",
+                    "user": f"shop_{s}_svc",
+                    "password_ref": f"mariadb.shop_{s}",
+                }
+                for s in ("product", "order", "payment")
+            },
+            "replication": {"user": "debezium", "password_ref": "mariadb.debezium"},
+        },
+        "kafka": {"bootstrap_servers": "127.0.0.1:9092"},
+        "ferretdb": {"uri": "mongodb://127.0.0.1:27017/"},
+    },
+    secrets={
+        "mariadb": {
+            "shop_product": "p-secret",
+            "shop_order": "o-secret",
+            "shop_payment": "y-secret",
+            "debezium": "d-secret",
+        }
+    },
+)
+
+
+def test_every_template_secret_is_filled_with_exactly_its_keys() -> None:
+    templates = documents(KubeShopSettings().secret_templates)
+    filled = {s["metadata"]["name"]: s for s in local_secrets(templates, STACK)}
+    assert set(filled) == {t["metadata"]["name"] for t in templates}
+    for template in templates:
+        name = template["metadata"]["name"]
+        assert set(filled[name]["stringData"]) == set(template["stringData"])
+        assert filled[name]["metadata"]["namespace"] == template["metadata"]["namespace"]
+    assert filled["order-db"]["stringData"] == {
+        "host": "127.0.0.1",
+        "port": "3307",
+        "database": "commerce_shop_order",
+        "username": "shop_order_svc",
+        "password": "o-secret",
+    }
+    assert filled["debezium-replication"]["stringData"]["password"] == "d-secret"
+    assert filled["catalog-mongo"]["stringData"]["uri"] == "mongodb://127.0.0.1:27017/shop_catalog"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ({"kind": "Secret", "metadata": {"name": "vault", "namespace": "shop"}}, "'vault'"),
+        (
+            {
+                "kind": "Secret",
+                "metadata": {"name": "kafka", "namespace": "shop"},
+                "stringData": {"bootstrapServers": "", "saslPassword": ""},
+            },
+            "saslPassword",
+        ),
+    ],
+)
+def test_a_secret_or_key_without_a_local_value_is_an_error(
+    template: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(NoLocalValue, match=message):
+        local_secrets([template], STACK)
+
+
+def _resource(generation: int, observed: int | None, ready: str | None) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if observed is not None:
+        status["observedGeneration"] = observed
+    if ready is not None:
+        status["conditions"] = [
+            {"type": "Ready", "status": ready, "reason": "Why", "message": "because"}
+        ]
+    return {"metadata": {"generation": generation}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("body", "ready", "reason"),
+    [
+        (None, False, "NotFound"),
+        (_resource(1, None, None), False, "Pending"),
+        (_resource(2, 2, "True"), True, "Why"),
+        (_resource(2, 1, "True"), False, "Why"),  # Ready for an older spec
+        (_resource(2, 2, "False"), False, "Why"),
+    ],
+)
+def test_ready_means_ready_for_the_current_generation(
+    body: dict[str, Any] | None, ready: bool, reason: str
+) -> None:
+    state = state_of("CommerceService", "order", body)
+    assert (state.ready, state.reason) == (ready, reason)
+
+
+def test_migrations_get_the_database_settings_of_the_bound_secret() -> None:
+    order = next(
+        d
+        for d in sample_documents(KubeShopSettings().samples_dir)
+        if d["kind"] == "CommerceService" and d["spec"]["role"] == "order"
+    )
+    values = {"host": "h", "port": "1", "database": "d", "username": "u", "password": "p"}
+    assert migration_env(order, {"order-db": values}) == {
+        "ORDER_DB_HOST": "h",
+        "ORDER_DB_PORT": "1",
+        "ORDER_DB_NAME": "d",
+        "ORDER_DB_USER": "u",
+        "ORDER_DB_PASSWORD": "p",
+    }
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("mongodb://127.0.0.1:27017/", "commerce_catalog"),
+        ("mongodb://127.0.0.1:27017", "commerce_catalog"),
+        ("mongodb://u:p@db:27017/shop_catalog?authSource=admin", "shop_catalog"),
+    ],
+)
+def test_the_uri_names_the_database_else_the_setting(uri: str, expected: str) -> None:
+    assert document_database(SecretStr(uri), "commerce_catalog") == expected
