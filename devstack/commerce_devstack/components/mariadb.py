@@ -20,19 +20,21 @@ from commerce_devstack.install import debian
 from commerce_devstack.install.commands import run
 from commerce_devstack.process import LaunchSpec
 
-# service -> database; each service's user may touch only its own database.
+# account -> database; each account may touch only its own database.
 SERVICE_DATABASES = {
+    # For tests, benchmarks and `make shop` (services started without the operator).
     "user": "commerce_user",
-    "product": "commerce_product",
-    "order": "commerce_order",
-    "payment": "commerce_payment",
+    "product": "dev_product",
+    "order": "dev_order",
+    "payment": "dev_payment",
     # Used by the stack's own component tests (outbox -> Debezium -> Kafka).
     "stackcheck": "commerce_stackcheck",
-    # The shop `make up` deploys through the operator (namespace shop): databases of its own,
-    # so its outbox connectors never relay the events of the shops tests start.
-    "shop_product": "commerce_shop_product",
-    "shop_order": "commerce_shop_order",
-    "shop_payment": "commerce_shop_payment",
+    # The shop `make up` deploys through the operator (namespace shop), under the names
+    # samples/ gives them. Apart from the ones above, so its outbox connectors never relay the
+    # events of the shops tests start, nor theirs its own.
+    "shop_product": "commerce_product",
+    "shop_order": "commerce_order",
+    "shop_payment": "commerce_payment",
 }
 SERVICE_PRIVILEGES = (
     "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "

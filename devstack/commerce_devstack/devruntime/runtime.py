@@ -277,7 +277,7 @@ class DevRuntime:
         if text == self._endpoints_written:
             return  # the loop runs every second; the file changes only with the Services
         self._state.mkdir(parents=True, exist_ok=True)
-        (self._state / "services.json").write_text(text)
+        services_file(self._state.parent, self._namespace).write_text(text)
         self._endpoints_written = text
 
     async def _list(self, kind: str) -> list[Json]:
@@ -307,6 +307,13 @@ class DevRuntime:
     def service_address(self, namespace: str, service: str, port: int) -> str | None:
         proxy = self._proxies.get((namespace, service, port))
         return f"127.0.0.1:{proxy.port}" if proxy else None
+
+
+def services_file(state_dir: Path, namespace: str | None) -> Path:
+    """Where a runtime writes its Service addresses: one file per scope, so runtimes watching
+    different namespaces (a test's, the shop's) never overwrite each other's."""
+    name = "services.json" if namespace is None else f"services.{namespace}.json"
+    return state_dir / "devruntime" / name
 
 
 def _probe(container: Json, mapped: dict[int, int]) -> tuple[int, str] | None:

@@ -1,5 +1,6 @@
 """Where the shop's services answer on this machine: the development runtime's Service proxies
-(.stack/devruntime/services.json, `<namespace>/<service>:<port>` -> `127.0.0.1:<local port>`)."""
+(.stack/devruntime/services.<namespace>.json, `<namespace>/<service>:<port>` ->
+`127.0.0.1:<local port>`)."""
 
 from __future__ import annotations
 

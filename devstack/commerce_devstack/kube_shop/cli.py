@@ -14,6 +14,7 @@ from kubernetes import client, config
 from rich.console import Console
 
 from commerce_devstack import endpoints
+from commerce_devstack.devruntime.runtime import services_file
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
 from commerce_devstack.kube_shop import control_plane, schemas
 from commerce_devstack.kube_shop.addresses import service_urls
@@ -55,7 +56,7 @@ class Shop:
 
     def urls(self) -> dict[str, str]:
         return service_urls(
-            self.stack_settings.state_dir / "devruntime" / "services.json",
+            services_file(self.stack_settings.state_dir, self.settings.namespace),
             self.settings.namespace,
             self.docs,
         )
