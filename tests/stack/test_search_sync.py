@@ -1,13 +1,14 @@
 """The catalog sync against the real FerretDB, MariaDB and Elasticsearch: catalog writes reach
 the index, an older version never overwrites a newer one, a restart resumes from the checkpoint
 (counting what it reads), equal timestamps and late writes are not lost, a rebuild swaps the
-alias."""
+alias and keeps what was written while it scanned."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,14 +16,15 @@ from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_services.product.catalog.model import Price, ProductContent, Variant
+from commerce_services.product.catalog.model import Price, Product, ProductContent, Variant
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import WatermarkPoll
-from commerce_services.search.documents import Delete, Upsert
+from commerce_services.search.documents import Delete, Revision, Upsert
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
+from commerce_services.search.engine import Checkpoint
 from commerce_services.search.sync import CatalogSync
 from tests.stack.conftest import Clock
 
@@ -245,3 +247,76 @@ async def test_a_product_in_a_subcategory_carries_every_ancestor(
     assert doc is not None
     assert doc["_source"]["category_ancestors"] == sorted([root.id, child.id, leaf.id])
     assert doc["_source"]["breadcrumbs"] == [f"Kitchen {unique}", "Cups", leaf.name]
+
+
+class _WritesDuringScan:
+    """The catalog's source, with catalog writes landing right after the scan's first batch
+    was read (the rebuild reads one cursor, so they are behind it)."""
+
+    def __init__(self, source: WatermarkPoll, writes: Callable[[], Awaitable[None]]) -> None:
+        self._source = source
+        self._writes = writes
+
+    async def after(self, checkpoint: Checkpoint, limit: int) -> list[Revision]:
+        return await self._source.after(checkpoint, limit)
+
+    async def late_arrivals(self, checkpoint: Checkpoint) -> list[Revision]:
+        return await self._source.late_arrivals(checkpoint)
+
+    def resume_point(self, scan_started: datetime) -> Checkpoint:
+        return self._source.resume_point(scan_started)
+
+    async def scan(self, batch_size: int) -> AsyncIterator[list[Revision]]:
+        async for batch in self._source.scan(batch_size):
+            yield batch
+            await self._writes()
+
+
+async def test_writes_landing_during_a_rebuild_scan_are_not_lost(
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    catalog: CatalogStore,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    scanned = [await catalog.create(_content(category, f"D{n}-{unique}")) for n in range(3)]
+    scan_started = clock.now
+    landed: list[Product] = []
+
+    async def writes() -> None:
+        clock.now = scan_started + timedelta(seconds=1)
+        # An update of a product the scan has already read, and a new product.
+        landed.append(
+            await catalog.replace(
+                scanned[0].product_id, _content(category, f"D0-{unique}", "Ristretto mug")
+            )
+        )
+        landed.append(await catalog.create(_content(category, f"DN-{unique}", "Cortado cup")))
+        # A writer that took its time 2 s before the scan began and lands only now.
+        clock.now = scan_started - timedelta(seconds=2)
+        landed.append(await catalog.create(_content(category, f"DL-{unique}", "Late latte")))
+        clock.now = scan_started + timedelta(seconds=1)
+
+    sync = CatalogSync(
+        _WritesDuringScan(
+            WatermarkPoll(catalog_db.client, catalog_db.name, timedelta(seconds=5)), writes
+        ),
+        ElasticsearchEngine(es),
+        CatalogReads(engine),
+        alias,
+        clock,
+    )
+    assert await sync.rebuild() == f"{alias}-v1"
+    assert len(landed) == 3
+    for product in [*scanned[1:], *landed]:
+        doc = await _indexed(es, alias, product.product_id)
+        assert doc is not None, product.content.title
+        assert (doc["_version"], doc["_source"]["title"]) == (
+            product.version,
+            product.content.title,
+        )
+    # The worker goes on from after the writes: nothing is left to read.
+    assert (await sync.run_once()).read == 0

@@ -1,12 +1,14 @@
 """Where the sync learns about catalog changes.
 
 FerretDB has no change streams, so the source here is a watermark poll on (updated_at, _id)
-over `product_revisions`; a change-stream source would implement the same two methods (its
-`late_arrivals` returning nothing, since a stream delivers in commit order).
+over `product_revisions`; a change-stream source would implement the same methods (its
+`late_arrivals` returning nothing, since a stream delivers in commit order, and its
+`resume_point` the stream position taken before the scan).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,6 +38,15 @@ class ChangeSource(Protocol):
 
     async def late_arrivals(self, checkpoint: Checkpoint) -> list[Revision]:
         """Changes at or before `checkpoint` that were not visible when it was passed."""
+        ...
+
+    def scan(self, batch_size: int) -> AsyncIterator[list[Revision]]:
+        """Every current revision, in batches, in no particular order (a rebuild's read)."""
+        ...
+
+    def resume_point(self, scan_started: datetime) -> Checkpoint:
+        """Where polling continues after a scan that started at `scan_started`, so that
+        whatever changed during the scan is read again."""
         ...
 
 
@@ -81,6 +92,26 @@ class WatermarkPoll:
         ).to_list()
         self._remember(found, revision_key(found[-1]) if found else checkpoint)
         return found
+
+    async def scan(self, batch_size: int) -> AsyncIterator[list[Revision]]:
+        """One cursor over the whole collection, unsorted: FerretDB answers every filtered or
+        sorted query with a full scan, so paging by re-querying would read the collection once
+        per batch (hours at a million revisions)."""
+        batch: list[Revision] = []
+        async for revision in self._revisions.find(
+            {"superseded": {"$ne": True}}, _PROJECTION, batch_size=batch_size
+        ):
+            batch.append(revision)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def resume_point(self, scan_started: datetime) -> Checkpoint:
+        # The overlap before the start: a write that took its time before the scan began but
+        # landed after the cursor passed its place is read again, as late_arrivals would.
+        return Checkpoint(epoch_ms(scan_started) - self._overlap_ms, "")
 
     async def late_arrivals(self, checkpoint: Checkpoint) -> list[Revision]:
         if checkpoint.updated_at_ms == 0 or self._overlap_ms == 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +39,10 @@ from commerce_services.search.metrics import (
 )
 
 log = logging.getLogger(__name__)
+
+# Revisions per batch of a rebuild's scan: one MariaDB lookup and one write per batch, which
+# the engine cuts into bulks of at most its byte limit (5,000 documents are about 4 MB).
+_SCAN_BATCH = 5000
 
 
 @dataclass
@@ -115,10 +119,16 @@ class CatalogSync:
 
     async def rebuild(self, keep_old: bool = False) -> str:
         """Reads the whole catalog into a new index generation, swaps the alias to it in one
-        atomic request, then deletes the older generations (unless `keep_old`)."""
+        atomic request, then deletes the older generations (unless `keep_old`).
+
+        The catalog is read in one pass (`_scan`); then the generation's checkpoint is set at
+        the scan's start (minus the source's overlap) and polled from there like the worker
+        does, so what changed during the scan is in the index before the swap. Interrupted, a
+        rebuild starts again in a generation of its own; the alias never saw the half one."""
         index = await self._new_generation()
         log.info("rebuilding into %s", index)
-        report = await self._sync(index, via_alias=False)
+        report = await self._scan(index)
+        report.add(await self._sync(index, via_alias=False))
         await self._engine.refresh(index)
         await self._engine.swap_alias(self._alias, index)
         log.info("alias %s -> %s after %s", self._alias, index, report)
@@ -127,6 +137,20 @@ class CatalogSync:
                 if old != index:
                     await self._engine.delete_index(old)
         return index
+
+    async def _scan(self, index: str) -> SyncReport:
+        """Every current revision into `index` through the source's single cursor, the next
+        batch read while the current one is written; then the checkpoint where polling must
+        resume to catch what the scan may have missed. Replays are harmless: the writes carry
+        external versions."""
+        resume = self._source.resume_point(self._now())
+        report = SyncReport()
+        async for batch in _read_ahead(self._source.scan(_SCAN_BATCH)):
+            report.add(await self._apply(index, batch, via_alias=False))
+            report.read += len(batch)
+        await self._engine.save_checkpoint(self._alias, index, resume)
+        log.info("scanned %d revisions into %s; polling on from %s", report.read, index, resume)
+        return report
 
     async def _new_generation(self) -> str:
         generations = [
@@ -183,3 +207,15 @@ class CatalogSync:
         SYNC_DOCUMENTS.labels("rejected").inc(report.rejected)
         SYNC_DOCUMENTS.labels("skipped").inc(len(batch) - len(ops))
         return report
+
+
+async def _read_ahead(batches: AsyncIterator[list[Revision]]) -> AsyncIterator[list[Revision]]:
+    """`batches`, with the next one already being read while the caller handles the current
+    one: the source and the engine are separate servers, so reading and writing overlap."""
+    upcoming = asyncio.ensure_future(anext(batches, None))
+    try:
+        while (batch := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(anext(batches, None))
+            yield batch
+    finally:
+        upcoming.cancel()
