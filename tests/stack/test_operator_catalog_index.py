@@ -1,0 +1,540 @@
+"""The CatalogIndex reconciler against the real kube-apiserver and Elasticsearch (no reindex
+module: version changes copy documents in the operator's own code).
+
+Most tests call the reconcile and finalize functions the Kopf handlers call, with the resource
+as the API server returns it, so every step is observable; they write status and Events to the
+API server as the handlers do, and the development runtime stands in for the kubelet and the
+Deployment controller (it runs the sync worker, `commerce-search run`, as a local process). The
+last test runs the operator as a process, with a real catalog being written while the index
+changes version. Every resource and index is named after the `unique` fixture and removed
+afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from elasticsearch import AsyncElasticsearch
+from kubernetes import client
+
+from commerce_devstack.devruntime.runtime import DevRuntime
+from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.settings import StackSettings
+from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
+from commerce_operator.catalog_index.kube import KubeApi
+from commerce_operator.catalog_index.reconcile import Clients, Report, finalize, reconcile
+from commerce_operator.catalog_index.settings import ElasticsearchSettings
+from commerce_operator.resource import PAUSED_ANNOTATION
+from commerce_services.search.engine import Checkpoint
+from commerce_services.search.mapping import checkpoint_index
+
+GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "catalogindexes"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "30-catalog-index.yaml"
+SAMPLE_SPEC: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())["spec"]
+# Small pages, so that a copy of a few hundred documents takes many bulk requests.
+COPY_BATCH = 40
+
+
+@pytest.fixture
+def namespace(
+    kube: client.ApiClient, commerce_crds: list[str], stack: Endpoints, unique: str
+) -> Iterator[str]:
+    """A namespace with the catalog's MongoDB Secret and the product database's Secret."""
+    name = f"cidx-{unique}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(cast(Any, {"metadata": {"name": name}}))
+    dsn = stack.mariadb_dsn("product")
+    for secret, data in (
+        ("catalog-mongo", {"uri": stack["ferretdb"]["uri"]}),
+        (
+            "product-db",
+            {
+                "host": dsn["host"],
+                "port": str(dsn["port"]),
+                "database": dsn["database"],
+                "username": dsn["user"],
+                "password": dsn["password"],
+            },
+        ),
+    ):
+        body = {"metadata": {"name": secret}, "stringData": data}
+        core.create_namespaced_secret(name, cast(Any, body))
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+async def runtime(kube: client.ApiClient, namespace: str) -> AsyncIterator[DevRuntime]:
+    """The development runtime on the test's namespace: runs the worker, writes Deployment
+    status as the Deployment controller would."""
+    runtime = DevRuntime(kube, StackSettings().state_dir, namespace)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop, interval_s=0.3))
+    yield runtime
+    stop.set()
+    await task
+
+
+@pytest.fixture
+async def clients(stack: Endpoints, kube: client.ApiClient) -> AsyncIterator[Clients]:
+    settings = ElasticsearchSettings(url=stack["elasticsearch"]["url"], copy_batch_size=COPY_BATCH)
+    clients = Clients(settings, ElasticsearchIndices.for_settings(settings), KubeApi(kube))
+    yield clients
+    await clients.close()
+
+
+@pytest.fixture
+def objects(kube: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube)
+
+
+class Resource:
+    """One CatalogIndex on the API server and the operations the tests do on it."""
+
+    def __init__(
+        self,
+        objects: client.CustomObjectsApi,
+        clients: Clients,
+        namespace: str,
+        name: str,
+        spec: dict[str, Any],
+    ) -> None:
+        self.objects, self.clients, self.namespace, self.name = objects, clients, namespace, name
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CatalogIndex",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        # Every status written, in order (a copy writes its progress before the end).
+        self.statuses: list[dict[str, Any]] = []
+        kube = clients.kube
+        original = kube.patch_status
+
+        async def recording(namespace: str, name: str, status: Any) -> None:
+            self.statuses.append(json.loads(json.dumps(status)))
+            await original(namespace, name, status)
+
+        kube.patch_status = recording  # type: ignore[method-assign]
+
+    def body(self) -> dict[str, Any]:
+        answer = self.objects.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.name
+        )
+        assert isinstance(answer, dict)
+        return answer
+
+    def status(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self.body()["status"])
+
+    def patch(self, patch: dict[str, Any]) -> None:
+        self.objects.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.name, patch
+        )
+
+    def set_mappings(self, mappings: dict[str, Any]) -> None:
+        """The whole mapping replaced (a merge patch would keep the fields it leaves out)."""
+        self.objects.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            self.name,
+            [{"op": "replace", "path": "/spec/mappings", "value": mappings}],
+            _content_type="application/json-patch+json",
+        )
+
+    def condition(self, kind: str = "Ready") -> dict[str, Any]:
+        return cast(dict[str, Any], {c["type"]: c for c in self.status()["conditions"]}[kind])
+
+    async def reconcile(self) -> Report:
+        return await reconcile(self.body(), self.clients)
+
+    async def converge(self, done: Callable[[Report], bool], timeout_s: float = 60) -> Report:
+        """Reconciles, as the handlers' retries and the Deployment's events would, until
+        `done`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            report = await self.reconcile()
+            if done(report):
+                return report
+            assert time.monotonic() < deadline, f"never converged: {report.summary()}"
+            await asyncio.sleep(0.5)
+
+    def events(self) -> list[str]:
+        answer = client.CoreV1Api(self.objects.api_client).list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={self.name}"
+        )
+        return [e.reason or "" for e in answer.items]
+
+
+def _spec(alias: str, catalog: str, **changes: Any) -> dict[str, Any]:
+    source = {**SAMPLE_SPEC["source"], "database": catalog}
+    return {**SAMPLE_SPEC, "alias": alias, "source": source, **changes}
+
+
+def _mappings(**fields: Any) -> dict[str, Any]:
+    """The sample's mapping with some fields replaced or added."""
+    mappings = json.loads(json.dumps(SAMPLE_SPEC["mappings"]))
+    mappings["properties"].update(fields)
+    return cast(dict[str, Any], mappings)
+
+
+async def _aliased(es: AsyncElasticsearch, alias: str) -> list[str]:
+    answer = await es.options(ignore_status=404).indices.get_alias(name=alias)
+    return [] if answer.meta.status == 404 else sorted(answer.body)
+
+
+async def _versions(es: AsyncElasticsearch, alias: str) -> list[str]:
+    found = await es.indices.get(index=f"{alias}-v*", expand_wildcards="all")
+    return sorted(found.body)
+
+
+async def _seed(es: AsyncElasticsearch, index: str, count: int) -> None:
+    """Documents as the sync writes them: the mapping's fields, external versions."""
+    operations: list[dict[str, Any]] = []
+    for n in range(count):
+        operations.append(
+            {
+                "index": {
+                    "_index": index,
+                    "_id": f"p{n}",
+                    "version": 1000 + n,
+                    "version_type": "external",
+                }
+            }
+        )
+        operations.append(
+            {
+                "product_id": f"p{n}",
+                "title": f"mug number {n}",
+                "brand": "Acme",
+                "prices": [990],
+                "price_min": 990,
+                "price_max": 990,
+                "currency": ["EUR"],
+                "available": True,
+                "suggest": {"input": [f"mug number {n}"]},
+            }
+        )
+    answer = await es.bulk(operations=operations, refresh=True)
+    assert not answer["errors"]
+
+
+async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and_pause(
+    namespace: str,
+    runtime: DevRuntime,
+    clients: Clients,
+    objects: client.CustomObjectsApi,
+    es: AsyncElasticsearch,
+    alias: str,
+    unique: str,
+) -> None:
+    resource = Resource(objects, clients, namespace, "products", _spec(alias, f"cidx_{unique}"))
+    index = f"{alias}-v1"
+
+    # The first version behind the alias, the worker running: Ready.
+    report = await resource.converge(lambda r: r.ready)
+    assert await _aliased(es, alias) == [index]
+    live = (await es.indices.get_mapping(index=index))[index]["mappings"]
+    assert live["dynamic"] == "strict"
+    assert live["properties"]["suggest"]["type"] == "completion"
+    settings = (await es.indices.get_settings(index=index))[index]["settings"]["index"]
+    assert (settings["number_of_shards"], settings["refresh_interval"]) == ("1", "1s")
+    # The operator set the worker's checkpoint: from the start of the catalog.
+    assert await clients.indices.checkpoint(alias, index) == Checkpoint(0, "")
+    status = resource.status()
+    assert status["observedGeneration"] == resource.body()["metadata"]["generation"]
+    assert (status["alias"], status["currentIndex"], status["currentVersion"]) == (alias, index, 1)
+    assert (status["documentCount"], status["previousIndices"]) == (0, [])
+    assert "migration" not in status
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    assert {"IndexCreated", "Reconciled"} <= set(resource.events())
+    assert report.ready
+
+    deployment = client.AppsV1Api(objects.api_client).read_namespaced_deployment(
+        "products-sync", namespace
+    )
+    assert deployment.metadata.labels["app.kubernetes.io/managed-by"] == "commerce-operator"
+    [owner] = deployment.metadata.owner_references
+    assert (owner.kind, owner.name, owner.controller) == ("CatalogIndex", "products", True)
+    [container] = deployment.spec.template.spec.containers
+    assert container.command == ["commerce-search", "run"]
+    assert container.readiness_probe.http_get.path == "/health/ready"
+    env = {e.name: e for e in container.env}
+    assert env["SEARCH_CREATE_INDEX"].value == "false"
+    assert env["SEARCH_ALIAS"].value == alias
+    assert env["SEARCH_ELASTICSEARCH_URL"].value == clients.settings.url
+    assert env["SEARCH_DB_PASSWORD"].value_from.secret_key_ref.name == "product-db"
+    assert env["SEARCH_MONGO_URI"].value_from.secret_key_ref.key == "uri"
+    [replica] = runtime.replicas(namespace, "products-sync")
+    assert replica.ready  # a real `commerce-search run`, waiting for catalog changes
+
+    # Another reconcile with nothing to do changes nothing, not even the status.
+    written = len(resource.statuses)
+    assert (await resource.reconcile()).ready
+    assert len(resource.statuses) == written
+
+    # A compatible change (a new field, a dynamic setting) is applied to the same index.
+    resource.patch(
+        {
+            "spec": {
+                "mappings": _mappings(color={"type": "keyword"}),
+                "settings": {"refresh_interval": "2s"},
+            }
+        }
+    )
+    await resource.converge(lambda r: r.ready)
+    assert await _versions(es, alias) == [index]
+    live = (await es.indices.get_mapping(index=index))[index]["mappings"]
+    assert live["properties"]["color"] == {"type": "keyword"}
+    settings = (await es.indices.get_settings(index=index))[index]["settings"]["index"]
+    assert settings["refresh_interval"] == "2s"
+    assert "IndexUpdated" in resource.events()
+
+    # Drift: the alias removed, then the index deleted: both come back.
+    await _seed(es, index, 3)
+    await es.indices.delete_alias(index=index, name=alias)
+    await resource.converge(lambda r: r.ready)
+    assert await _aliased(es, alias) == [index]
+    assert "AliasRepaired" in resource.events()
+    await es.indices.delete(index=index)
+    await resource.converge(lambda r: r.ready)
+    assert await _aliased(es, alias) == [index]
+    # Empty again, and its checkpoint back at the start: the worker refills it.
+    assert await clients.indices.checkpoint(alias, index) == Checkpoint(0, "")
+    assert resource.status()["documentCount"] == 0
+
+    # Paused: nothing is repaired; the conditions say so. Resumed: repaired.
+    resource.patch({"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}})
+    await es.indices.delete_alias(index=index, name=alias)
+    report = await resource.reconcile()
+    assert report.paused
+    assert await _aliased(es, alias) == []
+    reconciling = resource.condition("Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("False", "Paused")
+    assert resource.condition()["status"] == "True"  # the index is still there
+    resource.patch({"metadata": {"annotations": {PAUSED_ANNOTATION: None}}})
+    await resource.converge(lambda r: r.ready)
+    assert await _aliased(es, alias) == [index]
+    assert {"Paused", "Resumed"} <= set(resource.events())
+
+    # Retain: deleting keeps the index and the alias.
+    assert await finalize(resource.body(), clients) == []
+    assert await _aliased(es, alias) == [index]
+
+
+async def test_an_incompatible_change_copies_every_document_and_swaps_while_searches_go_on(
+    namespace: str,
+    runtime: DevRuntime,
+    clients: Clients,
+    objects: client.CustomObjectsApi,
+    es: AsyncElasticsearch,
+    alias: str,
+    unique: str,
+) -> None:
+    spec = _spec(alias, f"cidx_{unique}", syncWorker={"image": "i", "replicas": 0})
+    resource = Resource(objects, clients, namespace, "products", spec)
+    await resource.converge(lambda r: r.ready)
+    v1, v2, v3 = (f"{alias}-v{n}" for n in (1, 2, 3))
+    documents = 400
+    await _seed(es, v1, documents)
+    # Where the worker had got to in v1: v2 must start from there.
+    worker_checkpoint = Checkpoint(1_700_000_000_000, "rev-42")
+    await clients.indices.save_checkpoint(alias, v1, worker_checkpoint)
+
+    # Searches through the alias, all along: never an error, never an empty answer.
+    stop = asyncio.Event()
+    answers: list[int] = []
+    errors: list[str] = []
+
+    async def search_loop() -> None:
+        while not stop.is_set():
+            try:
+                answer = await es.search(index=alias, size=0, track_total_hits=True)
+                answers.append(int(answer["hits"]["total"]["value"]))
+            except Exception as exc:  # counted, then asserted on
+                errors.append(repr(exc))
+            await asyncio.sleep(0.005)
+
+    searching = asyncio.create_task(search_loop())
+    try:
+        # brand: text -> keyword cannot be changed in place.
+        resource.set_mappings(_mappings(brand={"type": "keyword"}))
+        report = await resource.converge(lambda r: r.ready)
+        await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await searching
+    assert errors == []
+    assert answers
+    assert min(answers) == documents
+
+    assert await _aliased(es, alias) == [v2]
+    live = (await es.indices.get_mapping(index=v2))[v2]["mappings"]
+    assert live["properties"]["brand"] == {"type": "keyword"}
+    # Every document, with its own version (the sync's external version).
+    copied = await es.search(index=v2, size=documents, version=True, query={"match_all": {}})
+    versions = {h["_id"]: h["_version"] for h in copied["hits"]["hits"]}
+    assert versions == {f"p{n}": 1000 + n for n in range(documents)}
+    assert await clients.indices.checkpoint(alias, v2) == worker_checkpoint
+    status = resource.status()
+    assert (status["currentIndex"], status["currentVersion"]) == (v2, 2)
+    assert (status["documentCount"], status["previousIndices"]) == (documents, [v1])
+    assert "migration" not in status
+    phases = [s["migration"]["phase"] for s in resource.statuses if s.get("migration")]
+    assert (phases[0], phases[-1]) == ("Creating", "CleaningUp")
+    assert {"Copying", "Swapping"} <= set(phases)
+    copying = [s["migration"] for s in resource.statuses if s.get("migration")]
+    assert copying[-1]["copiedDocuments"] == copying[-1]["totalDocuments"] == documents
+    assert {"MigrationStarted", "IndexMigrated", "MigrationInProgress"} <= set(resource.events())
+    assert any("brand changes type" in change for change in report.changes)
+
+    # The next version deletes the oldest (one previous version kept)...
+    resource.patch({"spec": {"settings": {**SAMPLE_SPEC["settings"], "number_of_shards": 2}}})
+    await resource.converge(lambda r: r.ready)
+    assert await _versions(es, alias) == [v2, v3]
+    assert await _aliased(es, alias) == [v3]
+    assert (await es.count(index=alias))["count"] == documents
+    assert "IndexDeleted" in resource.events()
+    # ...and with none kept, only the current one stays; its checkpoints are gone with them.
+    resource.patch({"spec": {"retention": {"previousVersions": 0}}})
+    await resource.converge(lambda r: r.status.get("previousIndices") == [])
+    assert await _versions(es, alias) == [v3]
+    await es.indices.refresh(index=checkpoint_index(alias))
+    held = await es.search(index=checkpoint_index(alias), query={"match_all": {}})
+    assert sorted(h["_id"] for h in held["hits"]["hits"]) == [v3]
+
+
+async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
+    namespace: str,
+    runtime: DevRuntime,
+    clients: Clients,
+    objects: client.CustomObjectsApi,
+    es: AsyncElasticsearch,
+    alias: str,
+    unique: str,
+) -> None:
+    spec = _spec(alias, f"cidx_{unique}", syncWorker={"image": "i", "replicas": 0})
+    resource = Resource(objects, clients, namespace, "products", spec)
+    await resource.converge(lambda r: r.ready)
+    v1, v2 = f"{alias}-v1", f"{alias}-v2"
+    await _seed(es, v1, 50)
+    new_mappings = _mappings(brand={"type": "keyword"})
+    # What an operator stopped half-way leaves: the target with part of the documents, its
+    # checkpoint, and status.migration naming it.
+    await clients.indices.create(v2, spec["settings"], new_mappings)
+    await clients.indices.save_checkpoint(alias, v2, Checkpoint(5, "early"))
+    await _seed(es, v2, 20)
+    migration = {
+        "phase": "Copying",
+        "fromIndex": v1,
+        "toIndex": v2,
+        "copiedDocuments": 20,
+        "totalDocuments": 50,
+        "startedAt": "2026-01-01T00:00:00Z",
+    }
+    await clients.kube.patch_status(namespace, "products", {"migration": migration})
+    resource.set_mappings(new_mappings)
+
+    await resource.converge(lambda r: r.ready)
+    assert await _versions(es, alias) == [v1, v2]
+    assert await _aliased(es, alias) == [v2]
+    assert (await es.count(index=v2))["count"] == 50
+    # The checkpoint of the first attempt is kept: it is older than anything either missed.
+    assert await clients.indices.checkpoint(alias, v2) == Checkpoint(5, "early")
+    assert "MigrationResumed" in resource.events()
+    assert "migration" not in resource.status()
+
+
+async def test_refusals_stall_and_delete_removes_indices_alias_and_checkpoints(
+    namespace: str,
+    runtime: DevRuntime,
+    clients: Clients,
+    objects: client.CustomObjectsApi,
+    es: AsyncElasticsearch,
+    alias: str,
+    unique: str,
+) -> None:
+    spec = _spec(
+        alias,
+        f"cidx_{unique}",
+        syncWorker={"image": "i", "replicas": 0},
+        mappings={"properties": {"title": {"type": "txt"}}},
+        deletionPolicy="Delete",
+    )
+    resource = Resource(objects, clients, namespace, "products", spec)
+    # A mapping Elasticsearch refuses: Stalled, with its reason; nothing is created.
+    report = await resource.reconcile()
+    assert report.stalled
+    assert report.retry_after is None
+    ready = resource.condition()
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "The mapper type [txt] declared on" in ready["message"]
+    assert resource.condition("Stalled")["status"] == "True"
+    assert await _aliased(es, alias) == []
+
+    resource.set_mappings(SAMPLE_SPEC["mappings"])
+    await resource.converge(lambda r: r.ready)
+    await _seed(es, f"{alias}-v1", 5)
+    # A change whose documents the new version refuses stalls too; searches stay on v1.
+    resource.set_mappings(_mappings(title={"type": "long"}))
+    report = await resource.reconcile()
+    assert report.stalled
+    assert "refused document" in resource.condition()["message"]
+    assert await _aliased(es, alias) == [f"{alias}-v1"]
+    # Back to a good spec: the unfinished version is deleted.
+    resource.set_mappings(SAMPLE_SPEC["mappings"])
+    await resource.converge(lambda r: r.ready)
+    assert await _versions(es, alias) == [f"{alias}-v1"]
+
+    # A missing source Secret is reported, retried.
+    client.CoreV1Api(objects.api_client).delete_namespaced_secret("product-db", namespace)
+    report = await resource.reconcile()
+    assert report.retry_after is not None
+    ready = resource.condition()
+    assert (ready["reason"], ready["status"]) == ("BindingNotFound", "False")
+    assert "'product-db' not found" in ready["message"]
+
+    # Delete: every version, the alias and the checkpoints; twice is no error.
+    removed = await finalize(resource.body(), clients)
+    assert f"deleted index {alias}-v1" in removed
+    assert f"deleted the sync checkpoints of {alias}" in removed
+    assert await _aliased(es, alias) == []
+    assert await _versions(es, alias) == []
+    assert not await es.indices.exists(index=checkpoint_index(alias))
+    assert await finalize(resource.body(), clients) == []
+
+
+def test_an_invalid_spec_is_refused_by_the_api_server(
+    namespace: str, objects: client.CustomObjectsApi, alias: str
+) -> None:
+    for spec, message in (
+        (_spec("Products", "c"), "alias must be lowercase"),
+        (_spec(f"{alias}-v3", "c"), "alias must not end in -v<N>"),
+        (_spec(alias, "c", syncWorker={"image": "i", "replicas": 2}), "spec.syncWorker.replicas"),
+        (
+            _spec(alias, "c", retention={"previousVersions": 11}),
+            "spec.retention.previousVersions",
+        ),
+        (_spec(alias, "c", deletionPolicy="Purge"), "spec.deletionPolicy"),
+    ):
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CatalogIndex",
+            "metadata": {"name": "invalid"},
+            "spec": spec,
+        }
+        with pytest.raises(client.ApiException) as refused:
+            objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        assert refused.value.status == 422
+        assert message in json.loads(refused.value.body)["message"]
