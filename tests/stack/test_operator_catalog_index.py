@@ -31,7 +31,7 @@ from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchI
 from commerce_operator.catalog_index.kube import KubeApi
 from commerce_operator.catalog_index.reconcile import Clients, Report, finalize, reconcile
 from commerce_operator.catalog_index.settings import ElasticsearchSettings
-from commerce_operator.resource import PAUSED_ANNOTATION
+from commerce_operator.resource import PAUSED_ANNOTATION, ResourceMeta
 from commerce_services.search.engine import Checkpoint
 from commerce_services.search.mapping import checkpoint_index
 
@@ -261,21 +261,23 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     assert {"IndexCreated", "Reconciled"} <= set(resource.events())
     assert report.ready
 
-    deployment = client.AppsV1Api(objects.api_client).read_namespaced_deployment(
-        "products-sync", namespace
+    deployment = await clients.kube.deployment(
+        ResourceMeta.from_body(resource.body()), "products-sync"
     )
-    assert deployment.metadata.labels["app.kubernetes.io/managed-by"] == "commerce-operator"
-    [owner] = deployment.metadata.owner_references
-    assert (owner.kind, owner.name, owner.controller) == ("CatalogIndex", "products", True)
-    [container] = deployment.spec.template.spec.containers
-    assert container.command == ["commerce-search", "run"]
-    assert container.readiness_probe.http_get.path == "/health/ready"
-    env = {e.name: e for e in container.env}
-    assert env["SEARCH_CREATE_INDEX"].value == "false"
-    assert env["SEARCH_ALIAS"].value == alias
-    assert env["SEARCH_ELASTICSEARCH_URL"].value == clients.settings.url
-    assert env["SEARCH_DB_PASSWORD"].value_from.secret_key_ref.name == "product-db"
-    assert env["SEARCH_MONGO_URI"].value_from.secret_key_ref.key == "uri"
+    assert deployment is not None
+    meta = deployment["metadata"]
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "commerce-operator"
+    [owner] = meta["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("CatalogIndex", "products", True)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["commerce-search", "run"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env["SEARCH_CREATE_INDEX"] == "false"
+    assert env["SEARCH_ALIAS"] == alias
+    assert env["SEARCH_ELASTICSEARCH_URL"] == clients.settings.url
+    assert env["SEARCH_DB_PASSWORD"] == {"name": "product-db", "key": "password"}
+    assert env["SEARCH_MONGO_URI"] == {"name": "catalog-mongo", "key": "uri"}
     [replica] = runtime.replicas(namespace, "products-sync")
     assert replica.ready  # a real `commerce-search run`, waiting for catalog changes
 
@@ -537,4 +539,4 @@ def test_an_invalid_spec_is_refused_by_the_api_server(
         with pytest.raises(client.ApiException) as refused:
             objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         assert refused.value.status == 422
-        assert message in json.loads(refused.value.body)["message"]
+        assert message in json.loads(refused.value.body or "{}")["message"]
