@@ -6,7 +6,8 @@
 - apiGroups: [commerce.io]
   resources: [commerceservices/status, outboxconnectors/status, catalogindexes/status]
   verbs: [patch]
-# Owned objects, written by server-side apply (create + patch); GC deletes them with their owner.
+# Owned objects (a CommerceService's, a CatalogIndex's sync worker), written by server-side
+# apply (create + patch); GC deletes them with their owner. The watch follows their rollouts.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
@@ -20,7 +21,8 @@
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, create, patch, delete]
-# Bindings are read by name; values never leave the Secret except as secretKeyRef.
+# Bindings and a CatalogIndex's source Secrets are read by name (keys and resourceVersion only);
+# values never leave the Secret except as secretKeyRef.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
