@@ -1,0 +1,3 @@
+from commerce_devstack.dataset.cli import main
+
+raise SystemExit(main())

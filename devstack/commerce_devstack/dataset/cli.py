@@ -1,0 +1,99 @@
+"""`commerce-dataset load | drop | env`: the benchmark catalog on the local stack.
+
+load   replaces the target's data with --products live products (one deleted per hundred more),
+       their categories, stock, category mapping and search index; deterministic per --seed
+drop   deletes the target's MongoDB and MariaDB databases and its indices
+env    prints the exports that point `commerce-search` or `commerce-product` at the target
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from commerce_devstack import endpoints
+from commerce_devstack.dataset.loader import LoadReport, load
+from commerce_devstack.dataset.products import DELETED_EVERY
+from commerce_devstack.dataset.target import Target, drop
+from commerce_devstack.endpoints import Endpoints, StackNotRunning
+
+
+def _load(stack: Endpoints, target: Target, count: int, seed: int, batch: int) -> LoadReport:
+    console = Console()
+    total = count + count // DELETED_EVERY
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    # Not on a terminal (nohup, CI): a line per tenth instead of a redrawn bar.
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"loading {target.name}", total=total)
+        done = 0
+        step = max(total // 10, 1)
+
+        def advance(products: int) -> None:
+            nonlocal done
+            progress.advance(task, products)
+            if not console.is_terminal and (done + products) // step > done // step:
+                elapsed = progress.tasks[0].elapsed or 0.0
+                rate = (done + products) / elapsed if elapsed else 0.0
+                eta = (total - done - products) / rate if rate else 0.0
+                print(
+                    f"{done + products}/{total} products, {rate:.0f}/s, ETA {eta:.0f} s",
+                    flush=True,
+                )
+            done += products
+
+        return asyncio.run(load(stack, target, count, seed, batch_size=batch, on_batch=advance))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="commerce-dataset",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["load", "drop", "env"])
+    parser.add_argument("--target", default="bench", help="names of its databases and alias")
+    parser.add_argument("--products", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=2000, help="products per write")
+    args = parser.parse_args(argv)
+    try:
+        target = Target(args.target)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        stack = endpoints.load()
+    except StackNotRunning as exc:
+        print(exc)
+        return 1
+    if args.command == "drop":
+        asyncio.run(drop(stack, target))
+        print(f"dropped {target.name}")
+    elif args.command == "env":
+        for prefix in ("SEARCH", "PRODUCT"):
+            for key, value in target.service_env(stack, prefix).items():
+                print(f"export {key}={shlex.quote(value)}")
+    else:
+        report = _load(stack, target, args.products, args.seed, args.batch)
+        print(json.dumps(report.summary(), indent=2))
+    return 0

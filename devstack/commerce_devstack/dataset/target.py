@@ -1,0 +1,128 @@
+"""Where a data set lives: a MongoDB database, a MariaDB database and a search alias of its own,
+so a million products never slow down the services' or the tests' databases (FerretDB's SQLite
+backend keeps one file per database and scans whole collections).
+
+The MariaDB database is created with the stack's admin account (unix socket) and granted to the
+product service's user, so the services run against it with their usual credentials; its schema
+comes from the product service's migrations, as in production.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+from elasticsearch import AsyncElasticsearch
+from pymongo import AsyncMongoClient
+
+from commerce_devstack.components.mariadb import SERVICE_PRIVILEGES
+from commerce_devstack.endpoints import Endpoints
+from commerce_services.db.settings import DatabaseSettings
+from commerce_services.product.migrations import upgrade
+from commerce_services.search.mapping import checkpoint_index
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"a target name is [a-z][a-z0-9_]{{0,30}}, not {self.name!r}")
+
+    @property
+    def mongo_database(self) -> str:
+        return f"catalog_{self.name}"
+
+    @property
+    def mariadb_database(self) -> str:
+        return f"commerce_catalog_{self.name}"
+
+    @property
+    def alias(self) -> str:
+        return f"{self.name.replace('_', '-')}-products"
+
+    def database_settings(self, stack: Endpoints) -> DatabaseSettings:
+        """The product service's user on the target's MariaDB database."""
+        return DatabaseSettings.from_values(
+            {**stack.service_settings("product"), "db_name": self.mariadb_database}
+        )
+
+    def service_env(self, stack: Endpoints, prefix: str) -> dict[str, str]:
+        """`<PREFIX>_*` settings that point a service (product, search) at the target."""
+        values = {
+            **stack.service_settings("product"),
+            "db_name": self.mariadb_database,
+            "mongo_database": self.mongo_database,
+        }
+        if prefix == "SEARCH":
+            values |= {"alias": self.alias, "elasticsearch_url": stack["elasticsearch"]["url"]}
+        return {f"{prefix}_{key.upper()}": value for key, value in values.items()}
+
+
+def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
+    mariadb = stack["mariadb"]
+    return pymysql.connect(
+        unix_socket=mariadb["admin_socket"],
+        user=mariadb["admin_user"],
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
+def _grantee(stack: Endpoints) -> str:
+    user = stack["mariadb"]["databases"]["product"]["user"]
+    return f"'{user}'@'{stack['mariadb']['host']}'"
+
+
+def _scope(database: str) -> str:
+    # "_" is a wildcard in database grants; escaped, the grant names exactly this database.
+    return "`{}`.*".format(database.replace("_", "\\_"))
+
+
+def create_mariadb(stack: Endpoints, target: Target) -> None:
+    """An empty database at the product service's latest schema, usable by its user."""
+    with _admin(stack) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
+        cur.execute(f"CREATE DATABASE `{target.mariadb_database}`")
+        cur.execute(
+            f"GRANT {SERVICE_PRIVILEGES} ON {_scope(target.mariadb_database)} TO {_grantee(stack)}"
+        )
+    upgrade(target.database_settings(stack))
+
+
+async def drop(stack: Endpoints, target: Target) -> None:
+    """Deletes everything of the target; what is already gone is no error."""
+    with _admin(stack) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
+        cur.execute(
+            "SELECT COUNT(*) FROM mysql.db WHERE Db = %s",
+            (target.mariadb_database.replace("_", "\\_"),),
+        )
+        if cur.fetchone()[0]:
+            cur.execute(
+                f"REVOKE ALL PRIVILEGES ON {_scope(target.mariadb_database)} FROM {_grantee(stack)}"
+            )
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        stack["ferretdb"]["uri"], serverSelectionTimeoutMS=5000
+    )
+    try:
+        await mongo.drop_database(target.mongo_database)
+    finally:
+        await mongo.close()
+    es = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=60)
+    try:
+        # By name: deleting by wildcard is refused (action.destructive_requires_name).
+        found = await es.indices.get(
+            index=f"{target.alias}-v*,{checkpoint_index(target.alias)}",
+            expand_wildcards="all",
+            ignore_unavailable=True,
+        )
+        if found.body:
+            await es.indices.delete(index=",".join(found.body))
+    finally:
+        await es.close()
