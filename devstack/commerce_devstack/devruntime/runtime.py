@@ -104,11 +104,43 @@ class DevRuntime:
     async def shutdown(self) -> None:
         for workload in self._workloads.values():
             await asyncio.gather(*(asyncio.to_thread(r.stop) for r in workload.replicas))
+            await self._report_stopped(workload)
         self._workloads.clear()
         for proxy in self._proxies.values():
             await proxy.stop()
         self._proxies.clear()
+        # Its addresses die with it; a reader must not find them.
+        services_file(self._state.parent, self._namespace).unlink(missing_ok=True)
+        self._endpoints_written = ""
         await self._http.aclose()
+
+    async def _report_stopped(self, workload: Workload) -> None:
+        """No replica runs any more: the status says so, as a node going away makes its pods
+        unready, instead of claiming ready replicas until the runtime comes back."""
+        if workload.last_status is None:
+            return
+        status = {
+            **workload.last_status,
+            "replicas": 0,
+            "updatedReplicas": 0,
+            "readyReplicas": 0,
+            "availableReplicas": 0,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "False",
+                    "reason": "MinimumReplicasUnavailable",
+                    "message": "the development runtime stopped",
+                }
+            ],
+        }
+        with contextlib.suppress(client.ApiException):
+            await asyncio.to_thread(
+                self._apps.patch_namespaced_deployment_status,
+                workload.name,
+                workload.namespace,
+                {"status": status},
+            )
 
     # ---- one Deployment ---------------------------------------------------------------------
 

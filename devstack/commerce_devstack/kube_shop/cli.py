@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -61,6 +62,16 @@ class Shop:
             self.docs,
         )
 
+    def wait_urls(self, timeout_s: float = 60) -> dict[str, str]:
+        """Every CommerceService's address, once the runtime has written them all."""
+        wanted = {d["metadata"]["name"] for d in self.docs if d.get("kind") == "CommerceService"}
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= set(urls := self.urls()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no local address for {sorted(wanted - set(urls))}")
+            time.sleep(0.5)
+        return urls
+
     # ---- the commands ----------------------------------------------------------------------
 
     def up(self) -> int:
@@ -109,7 +120,7 @@ class Shop:
             )
             return 1
         self.step("demo data")
-        demo, created = seed(self.urls(), self.state / "demo.json")
+        demo, created = seed(self.wait_urls(), self.state / "demo.json")
         self.console.print(
             f"  {'seeded' if created else 'already there'}: {len(demo.categories)} categories, "
             f"{len(demo.skus)} products with stock, {len(demo.users)} users"

@@ -88,7 +88,7 @@ def seed(urls: dict[str, str], state: Path) -> tuple[DemoData, bool]:
     demo = DemoData.load(state) or DemoData()
     if len(demo.skus) == sum(len(p) for _, p in CATALOG) and len(demo.users) == len(USERS):
         return demo, False
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=5)) as http:
         for path, products in CATALOG:
             parent: int | None = None
             for depth in range(1, len(path) + 1):

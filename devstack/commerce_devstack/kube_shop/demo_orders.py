@@ -27,7 +27,7 @@ class OrderStory:
 def place_and_follow(
     urls: dict[str, str], user_id: str, sku: str, token: str, timeout_s: float = 60
 ) -> OrderStory:
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=5)) as http:
         answer = http.post(
             f"{urls['order']}/api/v1/orders",
             headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"},
