@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +23,8 @@ import pytest
 import yaml
 from elasticsearch import AsyncElasticsearch
 from kubernetes import client
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
@@ -32,8 +34,14 @@ from commerce_operator.catalog_index.kube import KubeApi
 from commerce_operator.catalog_index.reconcile import Clients, Report, finalize, reconcile
 from commerce_operator.catalog_index.settings import ElasticsearchSettings
 from commerce_operator.resource import PAUSED_ANNOTATION, ResourceMeta
+from commerce_services.product.catalog.mappings import CategoryMappings
+from commerce_services.product.catalog.store import CatalogStore, Document
+from commerce_services.product.categories.store import CategoryStore
+from commerce_services.runtime.clock import utc_now
 from commerce_services.search.engine import Checkpoint
 from commerce_services.search.mapping import checkpoint_index
+from tests.stack.test_operator_commerce_service import Operator
+from tests.stack.test_search_sync import _content
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "catalogindexes"
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "30-catalog-index.yaml"
@@ -540,3 +548,144 @@ def test_an_invalid_spec_is_refused_by_the_api_server(
             objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         assert refused.value.status == 422
         assert message in json.loads(refused.value.body or "{}")["message"]
+
+
+async def _eventually(
+    what: str, probe: Callable[[], Awaitable[bool]], timeout_s: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.3)
+
+
+async def test_the_operator_process_indexes_a_catalog_written_during_a_version_change(
+    stack: Endpoints,
+    namespace: str,
+    runtime: DevRuntime,
+    objects: client.CustomObjectsApi,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    unique: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPERATOR_ELASTICSEARCH_URL", stack["elasticsearch"]["url"])
+    monkeypatch.setenv("OPERATOR_CATALOG_COPY_BATCH", "10")
+    operator = Operator(stack, namespace, tmp_path / "operator.log")
+    operator.start()
+    store = CatalogStore(
+        catalog_db.client, catalog_db.name, CategoryMappings(engine, utc_now), utc_now
+    )
+    await store.ensure_indexes()
+    category = (await CategoryStore(engine, utc_now).create(f"Mugs {unique}", None)).id
+    written = [
+        (await store.create(_content(category, f"A{n}-{unique}"))).product_id for n in range(30)
+    ]
+
+    def get() -> dict[str, Any]:
+        found = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "products")
+        return cast(dict[str, Any], found)
+
+    def status() -> dict[str, Any]:
+        return cast(dict[str, Any], get().get("status") or {})
+
+    def ready() -> bool:
+        conditions = {c["type"]: c for c in status().get("conditions", [])}
+        return bool(conditions.get("Ready", {}).get("status") == "True")
+
+    async def indexed() -> set[str]:
+        """What searches through the alias find (nothing while there is no alias yet)."""
+        if not await _aliased(es, alias):
+            return set()
+        await es.indices.refresh(index=alias)
+        found = await es.search(index=alias, size=1000, source=False, query={"match_all": {}})
+        return {h["_id"] for h in found["hits"]["hits"]}
+
+    try:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CatalogIndex",
+            "metadata": {"name": "products"},
+            "spec": _spec(alias, catalog_db.name),
+        }
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        # The real worker fills the index the operator created, through the alias.
+        await _eventually(
+            "Ready and every product indexed",
+            lambda: _all_of(asyncio.to_thread(ready), _equal(indexed(), set(written))),
+        )
+        assert not get()["metadata"].get("finalizers")  # Retain: deleting never waits for us
+
+        # The catalog keeps changing while the index changes version.
+        stop = asyncio.Event()
+
+        async def write_products() -> None:
+            n = 0
+            while not stop.is_set():
+                product = await store.create(_content(category, f"B{n}-{unique}"))
+                written.append(product.product_id)
+                n += 1
+                await asyncio.sleep(0.05)
+
+        writing = asyncio.create_task(write_products())
+        try:
+            await asyncio.sleep(0.5)
+            objects.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                "products",
+                [
+                    {
+                        "op": "replace",
+                        "path": "/spec/mappings",
+                        "value": _mappings(brand={"type": "keyword"}),
+                    }
+                ],
+                _content_type="application/json-patch+json",
+            )
+            await _eventually(
+                "the alias on v2, Ready",
+                lambda: asyncio.to_thread(
+                    lambda: status().get("currentIndex") == f"{alias}-v2" and ready()
+                ),
+            )
+            await asyncio.sleep(1)
+        finally:
+            stop.set()
+            await writing
+        # Every product, those written during the copy and after the swap included.
+        await _eventually("every product indexed", lambda: _equal(indexed(), set(written)), 30)
+        assert "IndexMigrated" in [
+            e.reason
+            for e in client.CoreV1Api(objects.api_client)
+            .list_namespaced_event(namespace, field_selector="involvedObject.name=products")
+            .items
+        ]
+
+        # Delete: the finalizer comes with the policy, and the indices go with the resource.
+        objects.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "products", {"spec": {"deletionPolicy": "Delete"}}
+        )
+        await _eventually(
+            "the finalizer",
+            lambda: asyncio.to_thread(lambda: bool(get()["metadata"].get("finalizers"))),
+            30,
+        )
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "products")
+        await _eventually("the indices deleted", lambda: _equal(_versions(es, alias), []), 30)
+        assert await _aliased(es, alias) == []
+    finally:
+        operator.stop()
+
+
+async def _equal(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
+async def _all_of(*checks: Awaitable[bool]) -> bool:
+    return all([await check for check in checks])
