@@ -1,0 +1,306 @@
+"""End to end on the shop `make up` builds: samples/ applied to the real API server, the
+operator reconciling, the development runtime running the Deployments as processes.
+
+Orders go through the public REST API only; the cluster is changed the way a user would, with
+kubectl. The module brings the shop up with the same command as `make up` (a no-op when it
+already runs) and stops its operator and processes afterwards if it started them. Each test
+uses products of its own, so the demo data's stock is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from commerce_devstack.devruntime.runtime import services_file
+from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.kube_shop.addresses import service_urls
+from commerce_devstack.kube_shop.demo_data import DemoData
+from commerce_devstack.kube_shop.manifests import sample_documents
+from commerce_devstack.kube_shop.settings import KubeShopSettings
+from commerce_devstack.settings import StackSettings
+
+BIN = Path(sys.executable).parent
+NAMESPACE = KubeShopSettings().namespace
+TERMINAL = {"COMPLETED", "CANCELLED"}
+
+
+@dataclass(frozen=True)
+class Shop:
+    stack: Endpoints
+    demo: DemoData
+
+    def urls(self) -> dict[str, str]:
+        docs = sample_documents(KubeShopSettings().samples_dir)
+        return service_urls(services_file(StackSettings().state_dir, NAMESPACE), NAMESPACE, docs)
+
+    def url(self, service: str) -> str:
+        return self.urls()[service]
+
+    def kubectl(self, *args: str) -> str:
+        kube = self.stack["kube-apiserver"]
+        done = subprocess.run(
+            [kube["kubectl"], "--kubeconfig", kube["kubeconfig"], "-n", NAMESPACE, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+def _running(command: str) -> bool:
+    done = subprocess.run(
+        [str(BIN / "commerce-kube-shop"), "status"], capture_output=True, text=True, timeout=60
+    )
+    return f"{command:<11} pid" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def shop(stack: Endpoints) -> Iterator[Shop]:
+    started_here = not _running("operator")
+    done = subprocess.run(
+        [str(BIN / "commerce-kube-shop"), "up"], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    demo = DemoData.load(StackSettings().state_dir / "kube-shop" / "demo.json")
+    assert demo is not None
+    yield Shop(stack, demo)
+    if started_here:
+        subprocess.run([str(BIN / "commerce-kube-shop"), "down"], timeout=180, check=True)
+
+
+def _product(shop: Shop, stock: int) -> str:
+    """A product of this test's own with `stock` units; returns its SKU."""
+    sku = f"E2E-{uuid.uuid4().hex[:10].upper()}"
+    category = next(iter(shop.demo.categories.values()))
+    with httpx.Client(timeout=30) as http:
+        created = http.post(
+            f"{shop.url('product')}/api/v1/products",
+            json={
+                "title": f"End-to-end {sku}",
+                "category_ids": [category],
+                "primary_category_id": category,
+                "variants": [{"sku": sku, "price": {"amount": "5.00", "currency": "EUR"}}],
+            },
+        )
+        assert created.status_code == 201, created.text
+        stocked = http.put(f"{shop.url('product')}/api/v1/inventory/{sku}", json={"stock": stock})
+        assert stocked.status_code == 200, stocked.text
+    return sku
+
+
+def _user(shop: Shop) -> str:
+    return next(iter(shop.demo.users.values()))
+
+
+async def _place(
+    http: httpx.AsyncClient, shop: Shop, sku: str, quantity: int, token: str, key: str
+) -> httpx.Response:
+    return await http.post(
+        f"{shop.url('order')}/api/v1/orders",
+        headers={"Idempotency-Key": key},
+        json={
+            "user_id": _user(shop),
+            "items": [{"sku": sku, "quantity": quantity}],
+            "payment": {"token": token},
+        },
+    )
+
+
+async def _settled(http: httpx.AsyncClient, shop: Shop, order_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(90):
+        while True:
+            try:
+                answer = await http.get(f"{shop.url('order')}/api/v1/orders/{order_id}")
+            except httpx.TransportError:  # a replica being replaced
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                order: dict[str, Any] = answer.json()
+                if order["status"] in TERMINAL:
+                    return order
+            await asyncio.sleep(0.1)
+
+
+async def _stock(http: httpx.AsyncClient, shop: Shop, sku: str) -> tuple[int, int]:
+    body = (await http.get(f"{shop.url('product')}/api/v1/inventory/{sku}")).json()
+    return int(body["stock"]), int(body["reserved"])
+
+
+async def _payments(http: httpx.AsyncClient, shop: Shop, order_id: str) -> list[dict[str, Any]]:
+    answer = await http.get(f"{shop.url('payment')}/api/v1/payments", params={"order_id": order_id})
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def _replica_pids(role: str, database: str) -> list[int]:
+    """The shop's processes of a role: this entry point, with the shop's database."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            environ = Path(entry.path, "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            len(cmdline) > 2
+            and cmdline[1].endswith(f"commerce-{role}".encode())
+            and cmdline[2] == b"serve"
+            and f"{role.upper()}_DB_NAME={database}".encode() in environ
+        ):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def _wait_for(condition: Any, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+async def test_a_paid_order_completes_and_confirms_its_stock(shop: Shop) -> None:
+    sku = _product(shop, stock=5)
+    async with httpx.AsyncClient(timeout=30) as http:
+        placed = await _place(http, shop, sku, 2, "tok_visa", f"e2e-{uuid.uuid4()}")
+        assert placed.status_code == 201, placed.text
+        assert placed.headers["x-trace-id"]
+        order = await _settled(http, shop, placed.json()["order_id"])
+        assert order["status"] == "COMPLETED"
+        assert await _stock(http, shop, sku) == (3, 0)
+        assert [p["status"] for p in await _payments(http, shop, order["order_id"])] == [
+            "SUCCEEDED"
+        ]
+
+
+async def test_a_declined_order_is_cancelled_and_releases_its_stock(shop: Shop) -> None:
+    sku = _product(shop, stock=5)
+    async with httpx.AsyncClient(timeout=30) as http:
+        placed = await _place(http, shop, sku, 2, "tok_declined", f"e2e-{uuid.uuid4()}")
+        assert placed.status_code == 201, placed.text
+        order = await _settled(http, shop, placed.json()["order_id"])
+        assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "payment_declined")
+        async with asyncio.timeout(30):
+            while await _stock(http, shop, sku) != (5, 0):  # noqa: ASYNC110 - the saga moves it
+                await asyncio.sleep(0.1)
+
+
+async def test_out_of_stock_is_refused_and_changes_nothing(shop: Shop) -> None:
+    sku = _product(shop, stock=1)
+    async with httpx.AsyncClient(timeout=30) as http:
+        refused = await _place(http, shop, sku, 2, "tok_visa", f"e2e-{uuid.uuid4()}")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "out_of_stock"
+        assert await _stock(http, shop, sku) == (1, 0)
+
+
+async def test_a_retried_request_places_one_order(shop: Shop) -> None:
+    sku = _product(shop, stock=5)
+    key = f"e2e-{uuid.uuid4()}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(
+            *(_place(http, shop, sku, 1, "tok_visa", key) for _ in range(3))
+        )
+        accepted = [a for a in answers if a.status_code in (200, 201)]
+        assert accepted, [a.text for a in answers]
+        assert {a.json()["order_id"] for a in accepted} == {accepted[0].json()["order_id"]}
+        # A retry that raced the first attempt may be told so; none places a second order.
+        assert all(a.status_code in (200, 201, 409) for a in answers), [a.text for a in answers]
+        order = await _settled(http, shop, accepted[0].json()["order_id"])
+        assert order["status"] == "COMPLETED"
+        again = await _place(http, shop, sku, 1, "tok_visa", key)
+        assert again.json()["order_id"] == order["order_id"]
+        assert await _stock(http, shop, sku) == (4, 0)
+        assert len(await _payments(http, shop, order["order_id"])) == 1
+
+
+def test_kubectl_scale_changes_the_number_of_processes(shop: Shop) -> None:
+    assert len(_replica_pids("payment", "commerce_payment")) == 1
+    shop.kubectl("scale", "commerceservice/payment", "--replicas=2")
+    try:
+        _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 2)
+        _wait_for(
+            lambda: (
+                "2" in shop.kubectl("get", "csvc", "payment", "-o=jsonpath={.status.readyReplicas}")
+            )
+        )
+    finally:
+        shop.kubectl("scale", "commerceservice/payment", "--replicas=1")
+    _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 1)
+
+
+def test_a_config_change_rolls_the_processes(shop: Shop) -> None:
+    before = _replica_pids("payment", "commerce_payment")
+    assert len(before) == 1
+    level = "WARNING" if b"PAYMENT_LOG_LEVEL=WARNING" not in _environ(before[0]) else "INFO"
+    patch = {"spec": {"env": [{"name": "PAYMENT_LOG_LEVEL", "value": level}]}}
+    shop.kubectl("patch", "commerceservice/payment", "--type=merge", f"-p={json.dumps(patch)}")
+
+    def rolled() -> bool:
+        now = _replica_pids("payment", "commerce_payment")
+        return (
+            len(now) == 1
+            and now != before
+            and f"PAYMENT_LOG_LEVEL={level}".encode() in _environ(now[0])
+        )
+
+    _wait_for(rolled)
+    _wait_for(
+        lambda: (
+            "True"
+            in shop.kubectl(
+                "get",
+                "csvc",
+                "payment",
+                "-o=jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            )
+        )
+    )
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(shop: Shop) -> None:
+    sku = _product(shop, stock=50)
+    _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 1)  # no rollout left
+    victims = _replica_pids("payment", "commerce_payment")
+    async with httpx.AsyncClient(timeout=30) as http:
+        first = [
+            await _place(http, shop, sku, 1, "tok_visa", f"e2e-{uuid.uuid4()}") for _ in range(5)
+        ]
+        os.kill(victims[0], signal.SIGKILL)
+        # Orders keep coming while payment is down; their events wait in Kafka.
+        second = [
+            await _place(http, shop, sku, 1, "tok_visa", f"e2e-{uuid.uuid4()}") for _ in range(5)
+        ]
+        placed = first + second
+        assert all(p.status_code == 201 for p in placed), [p.text for p in placed]
+        _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 1)
+        assert _replica_pids("payment", "commerce_payment") != victims
+        orders = [await _settled(http, shop, p.json()["order_id"]) for p in placed]
+        assert [o["status"] for o in orders] == ["COMPLETED"] * 10
+        for order in orders:
+            assert [p["status"] for p in await _payments(http, shop, order["order_id"])] == [
+                "SUCCEEDED"
+            ]
+        assert await _stock(http, shop, sku) == (40, 0)
