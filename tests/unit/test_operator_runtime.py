@@ -104,6 +104,12 @@ def test_the_registry_holds_the_commerce_service_handlers_and_no_finalizer_timer
     # Deleting a CommerceService never waits for the operator: its objects go with the GC.
     assert timers["commerceservice-resync"] is False
     assert "commerceservice-deployment" in {h.id for h in registry._watching.get_all_handlers()}
+    # Nor deleting a CatalogIndex, unless its deletionPolicy asks for a clean-up.
+    assert timers["catalogindex-resync"] is False
+    [delete] = [h for h in registry._changing.get_all_handlers() if h.id == "catalogindex-delete"]
+    assert delete.when is not None
+    assert delete.when(spec={"deletionPolicy": "Delete"}) is True
+    assert delete.when(spec={"deletionPolicy": "Retain"}) is False
     assert registry._activities.get_all_handlers()  # the login handler
 
 
