@@ -4,7 +4,8 @@ registry built from the handler modules, the retry backoff, metrics, API error m
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -107,9 +108,9 @@ def test_the_registry_holds_the_commerce_service_handlers_and_no_finalizer_timer
     # Nor deleting a CatalogIndex, unless its deletionPolicy asks for a clean-up.
     assert timers["catalogindex-resync"] is False
     [delete] = [h for h in registry._changing.get_all_handlers() if h.id == "catalogindex-delete"]
-    assert delete.when is not None
-    assert delete.when(spec={"deletionPolicy": "Delete"}) is True
-    assert delete.when(spec={"deletionPolicy": "Retain"}) is False
+    when = cast(Callable[..., bool], delete.when)
+    assert when(spec={"deletionPolicy": "Delete"}) is True
+    assert when(spec={"deletionPolicy": "Retain"}) is False
     assert registry._activities.get_all_handlers()  # the login handler
 
 
