@@ -304,3 +304,24 @@ async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(sho
                 "SUCCEEDED"
             ]
         assert await _stock(http, shop, sku) == (40, 0)
+
+
+async def test_the_public_address_routes_each_path_to_its_service(shop: Shop) -> None:
+    """samples/40-ingress.yaml, served by the development runtime: the catalog written through
+    the product service is found through the search service, both at the one public address."""
+    public = KubeShopSettings().public_url
+    sku = _product(shop, stock=1)
+    async with httpx.AsyncClient(base_url=public, timeout=30) as http:
+        product = await http.get(f"/api/v1/inventory/{sku}")
+        assert product.status_code == 200, product.text
+        async with asyncio.timeout(60):  # the sync worker indexes it within a poll or two
+            while True:
+                found = await http.get("/api/v1/search", params={"q": sku.lower()})
+                assert found.status_code == 200, found.text
+                if found.json()["total"]:
+                    break
+                await asyncio.sleep(0.5)
+        assert found.json()["hits"][0]["title"] == f"End-to-end {sku}"
+        unknown = await http.get("/api/v1/nothing-here")
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "not_found"

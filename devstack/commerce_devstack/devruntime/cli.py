@@ -17,7 +17,7 @@ from commerce_devstack.endpoints import StackNotRunning
 from commerce_devstack.settings import StackSettings
 
 
-async def _run(namespace: str | None) -> None:
+async def _run(namespace: str | None, ingress_port: int | None) -> None:
     stack = endpoints.load()
     api = cast(
         client.ApiClient,
@@ -27,18 +27,23 @@ async def _run(namespace: str | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await DevRuntime(api, StackSettings().state_dir, namespace).run(stop)
+    await DevRuntime(api, StackSettings().state_dir, namespace, ingress_port).run(stop)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="commerce-devruntime", description=__doc__)
     parser.add_argument("--namespace", help="only this namespace (default: all)")
+    parser.add_argument(
+        "--ingress-port",
+        type=int,
+        help="serve the Ingresses' paths on this loopback port (default: no Ingress)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # One readiness probe per replica a second: not worth a log line each.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(_run(args.namespace))
+        asyncio.run(_run(args.namespace, args.ingress_port))
     except StackNotRunning as exc:
         print(exc)
         return 1

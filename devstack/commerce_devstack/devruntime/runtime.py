@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 from kubernetes import client
 
+from commerce_devstack.devruntime.ingress_gateway import IngressGateway
+from commerce_devstack.devruntime.ingress_routes import IngressRoute, ingress_routes
 from commerce_devstack.devruntime.plan import (
     ReplicaView,
     ServicePort,
@@ -56,9 +58,22 @@ class Workload:
 
 class DevRuntime:
     def __init__(
-        self, api: client.ApiClient, state_dir: Path, namespace: str | None = None
+        self,
+        api: client.ApiClient,
+        state_dir: Path,
+        namespace: str | None = None,
+        ingress_port: int | None = None,
     ) -> None:
+        """`ingress_port`: where the Ingresses' paths are served (None: they are not)."""
         self._api = api
+        self._networking = client.NetworkingV1Api(api)
+        self._ingress_routes: list[IngressRoute] = []
+        self._port_names: dict[tuple[str, str, str], int] = {}
+        self._gateway = (
+            None
+            if ingress_port is None
+            else IngressGateway(ingress_port, lambda: self._ingress_routes, self._route_backend)
+        )
         self._apps = client.AppsV1Api(api)
         self._core = client.CoreV1Api(api)
         self._state = state_dir / "devruntime"
@@ -72,6 +87,8 @@ class DevRuntime:
     # ---- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        if self._gateway is not None:
+            await self._gateway.start()
         try:
             while not stop.is_set():
                 try:
@@ -88,6 +105,8 @@ class DevRuntime:
         services = await self._list("services")
         # Proxies first: a replica's env names the Services it talks to by their proxies.
         await self._sync_proxies(deployments, services)
+        if self._gateway is not None:
+            self._ingress_routes = ingress_routes(await self._list("ingresses"))
         seen = set()
         for deployment in deployments:
             key = (deployment["metadata"]["namespace"], deployment["metadata"]["name"])
@@ -109,6 +128,8 @@ class DevRuntime:
         for proxy in self._proxies.values():
             await proxy.stop()
         self._proxies.clear()
+        if self._gateway is not None:
+            await self._gateway.stop()
         # Its addresses die with it; a reader must not find them.
         services_file(self._state.parent, self._namespace).unlink(missing_ok=True)
         self._endpoints_written = ""
@@ -277,6 +298,9 @@ class DevRuntime:
                     for port in service["spec"].get("ports", []):
                         key = (ns, service["metadata"]["name"], int(port["port"]))
                         wanted[key] = (port, deployment)
+                        if port.get("name"):
+                            named = (ns, service["metadata"]["name"], port["name"])
+                            self._port_names[named] = int(port["port"])
         for key in set(self._proxies) - set(wanted):
             await self._proxies.pop(key).stop()
         for key, (port, deployment) in wanted.items():
@@ -286,6 +310,15 @@ class DevRuntime:
                 proxy = ServiceProxy(free_ports(1)[0], self._backends(workload_key, target))
                 await proxy.start()
                 self._proxies[key] = proxy
+
+    def _route_backend(self, route: IngressRoute) -> int | None:
+        port = (
+            route.port
+            if isinstance(route.port, int)
+            else self._port_names.get((route.namespace, route.service, route.port))
+        )
+        proxy = None if port is None else self._proxies.get((route.namespace, route.service, port))
+        return None if proxy is None else proxy.port
 
     def _backends(self, key: tuple[str, str], container_port: int) -> Callable[[], list[int]]:
         def ready_ports() -> list[int]:
@@ -322,6 +355,12 @@ class DevRuntime:
                 else await asyncio.to_thread(
                     self._apps.list_deployment_for_all_namespaces, label_selector=MANAGED
                 )
+            )
+        elif kind == "ingresses":
+            answer = (
+                await asyncio.to_thread(self._networking.list_namespaced_ingress, self._namespace)
+                if self._namespace
+                else await asyncio.to_thread(self._networking.list_ingress_for_all_namespaces)
             )
         else:
             answer = (

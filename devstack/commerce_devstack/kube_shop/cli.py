@@ -100,11 +100,14 @@ class Shop:
         migrated = schemas.migrate_all(self.docs, values, control_plane.BIN)
         self.console.print(f"  migrated: {', '.join(migrated)}")
         self.step("operator and development runtime")
-        for background in (
+        backgrounds = (
             control_plane.operator(self.stack, self.settings),
             control_plane.devruntime(self.settings),
-        ):
+        )
+        for background in backgrounds:
             self.console.print("  " + control_plane.ensure_running(background, self.stack_settings))
+        for background in backgrounds:
+            control_plane.check_alive(background, self.stack_settings)
         self.step("kubectl apply --server-side -f samples/")
         print(
             self.run_kubectl("apply", "--server-side", f"-f={self.settings.samples_dir}").rstrip()
@@ -128,10 +131,28 @@ class Shop:
         self.summary(demo)
         return 0
 
+    def public_urls(self) -> dict[str, str]:
+        """Each service through the Ingress when it routes there (the runtime serves it on
+        the public address), else through its Service proxy."""
+        ingress = [d for d in self.docs if d.get("kind") == "Ingress"]
+        routed = {
+            path["backend"]["service"]["name"]
+            for d in ingress
+            for rule in d["spec"].get("rules", [])
+            for path in rule.get("http", {}).get("paths", [])
+        }
+        return {
+            name: self.settings.public_url if name in routed else url
+            for name, url in self.urls().items()
+        }
+
     def summary(self, demo: DemoData) -> None:
-        urls = self.urls()
-        self.console.print("\n[bold]The shop[/bold] (each service through its Service proxy):")
-        for name, url in sorted(urls.items()):
+        urls = self.public_urls()
+        self.console.print(
+            f"\n[bold]The shop[/bold]: {self.settings.public_url}/api/v1/... (samples/"
+            "40-ingress.yaml); each service also answers on its Service proxy:"
+        )
+        for name, url in sorted(self.urls().items()):
             self.console.print(f"  {name:<10} {url}")
         # Plain print: a table must not be wrapped or read as markup.
         print("\n" + self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
@@ -143,17 +164,19 @@ class Shop:
             f'-d \'{{"user_id": "{user}", "items": [{{"sku": "{demo.skus[0]}", '
             '"quantity": 1}], "payment": {"token": "tok_visa"}}\''
         )
-        self.console.print(
-            f"then: curl -s {urls.get('order', '<order url>')}/api/v1/orders/<order_id>"
-            "   # COMPLETED a moment later;  `make demo` does both and shows the saga"
+        print(
+            f"curl -s {urls.get('order', '<order url>')}/api/v1/orders/<order_id>"
+            "   # COMPLETED a moment later; `make demo` does both and shows the saga"
         )
+        if "search" in urls:
+            print(f"curl -s '{urls['search']}/api/v1/search?q=mug'   # the catalog, searched")
 
     def demo(self) -> int:
         demo = DemoData.load(self.state / "demo.json")
         if demo is None:
             self.console.print("no demo data: run `make up` first")
             return 1
-        for title, story in run_demo(self.urls(), demo):
+        for title, story in run_demo(self.public_urls(), demo):
             self.console.print(f"\n[bold]order {story.order_id}[/bold] ({title})")
             for ms, what in story.transitions:
                 self.console.print(f"  +{ms:>5} ms  {what}")

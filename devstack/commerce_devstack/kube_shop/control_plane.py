@@ -10,12 +10,13 @@ worker has no mounted Secrets to read them from.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop.settings import KubeShopSettings
-from commerce_devstack.process import LaunchSpec, ManagedProcess
+from commerce_devstack.process import LaunchSpec, ManagedProcess, tail
 from commerce_devstack.settings import StackSettings
 
 BIN = Path(sys.executable).parent
@@ -62,7 +63,15 @@ def devruntime(shop: KubeShopSettings) -> Background:
     # It stops its replicas on SIGTERM, each given 10 s.
     return Background(
         "devruntime",
-        LaunchSpec([str(BIN / "commerce-devruntime"), "--namespace", shop.namespace]),
+        LaunchSpec(
+            [
+                str(BIN / "commerce-devruntime"),
+                "--namespace",
+                shop.namespace,
+                "--ingress-port",
+                str(shop.ingress_port),
+            ]
+        ),
         stop_timeout_s=60,
     )
 
@@ -85,6 +94,19 @@ def ensure_running(background: Background, settings: StackSettings) -> str:
         process.stop(background.stop_timeout_s)
     pid = process.start(background.launch, fingerprint)
     return f"{background.name} started (pid {pid}, log {process.log_file})"
+
+
+def check_alive(background: Background, settings: StackSettings, grace_s: float = 3) -> None:
+    """Raises with the log's end when the process ended within `grace_s` (a port taken, a bad
+    setting), instead of leaving a wait for Ready to time out without a hint."""
+    process = managed(background, settings)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if process.pid() is None:
+            raise RuntimeError(
+                f"{background.name} stopped right after starting:\n{tail(process.log_file)}"
+            )
+        time.sleep(0.2)
 
 
 def stop(background: Background, settings: StackSettings) -> bool:

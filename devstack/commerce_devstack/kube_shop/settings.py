@@ -20,9 +20,15 @@ class KubeShopSettings(BaseSettings):
     # The operator's own endpoints, away from the services' usual 8080/8081.
     operator_metrics_port: Port = 8180
     operator_health_port: Port = 8181
+    # The shop's public address: the development runtime serves samples/' Ingress here.
+    ingress_port: Port = 8080
     # How often the operator re-reads every resource (drift repair, a Secret appearing).
     resync_seconds: float = Field(default=10.0, gt=0)
 
     @property
     def secret_templates(self) -> Path:
         return self.samples_dir / "secrets" / "secrets.template.yaml"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingress_port}"
