@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import shlex
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=2000, help="products per write")
+    parser.add_argument("--report", type=Path, help="load: also write the summary (JSON) here")
     args = parser.parse_args(argv)
     try:
         target = Target(args.target)
@@ -95,5 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"export {key}={shlex.quote(value)}")
     else:
         report = _load(stack, target, args.products, args.seed, args.batch)
-        print(json.dumps(report.summary(), indent=2))
+        summary = json.dumps(report.summary(), indent=2) + "\n"
+        print(summary, end="")
+        if args.report is not None:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(summary)
     return 0
