@@ -73,11 +73,17 @@ def _table(states: list[ResourceState], elapsed_s: float) -> Table:
     table = Table(
         title=f"waiting for the shop to be Ready ({elapsed_s:.0f} s)", title_justify="left"
     )
-    for column in ("kind", "name", "ready", "reason", "message"):
-        table.add_column(column, overflow="fold")
+    # The identifying columns keep their width; only the message gives way on a narrow terminal.
+    for column in ("kind", "name", "ready", "reason"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    for state in states:
+        for column, text in (("kind", state.kind), ("name", state.name), ("reason", state.reason)):
+            found = next(c for c in table.columns if c.header == column)
+            found.min_width = max(found.min_width or 0, len(text))
+    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
     for s in states:
         mark = "[green]yes[/green]" if s.ready else "[yellow]no[/yellow]"
-        table.add_row(s.kind, s.name, mark, s.reason, s.message[:120])
+        table.add_row(s.kind, s.name, mark, s.reason, s.message)
     return table
 
 
