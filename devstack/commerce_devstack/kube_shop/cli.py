@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
@@ -157,10 +158,14 @@ class Shop:
         # Plain print: a table must not be wrapped or read as markup.
         print("\n" + self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
         user = next(iter(demo.users.values()), "<user id>")
-        self.console.print("\n[bold]Place an order[/bold]:")
+        self.console.print(
+            "\n[bold]Place an order[/bold] (run it twice: the same Idempotency-Key gets the same "
+            "order back):"
+        )
         print(
             f"curl -s -X POST {urls.get('order', '<order url>')}/api/v1/orders "
-            "-H 'content-type: application/json' -H \"Idempotency-Key: $(uuidgen || date +%s%N)\" "
+            "-H 'content-type: application/json' "
+            f"-H 'Idempotency-Key: try-{uuid.uuid4().hex[:12]}' "
             f'-d \'{{"user_id": "{user}", "items": [{{"sku": "{demo.skus[0]}", '
             '"quantity": 1}], "payment": {"token": "tok_visa"}}\''
         )
