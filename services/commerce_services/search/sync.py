@@ -111,6 +111,9 @@ class CatalogSync:
         while not stop.is_set():
             try:
                 await self.run_once()
+            except AliasMissing as exc:
+                # Expected while the operator has not created the index yet: no traceback.
+                log.info("%s; polling again in %ss", exc, poll_interval_s)
             except Exception:
                 SYNC_ERRORS.inc()
                 log.exception("catalog sync poll failed; retrying in %ss", poll_interval_s)
