@@ -38,6 +38,8 @@ def test_the_benchmark_makes_every_kind_ready_measures_and_cleans_up(
             str(results),
             "--doc",
             str(doc),
+            "--log-dir",
+            str(tmp_path),
         ],
         capture_output=True,
         text=True,
