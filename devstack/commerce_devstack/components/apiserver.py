@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import StackSettings
 
 SERVICE_CIDR = "10.0.0.0/24"
+# A /24 holds about 250 ClusterIPs: too few for the operator benchmark's hundreds of Services
+# plus the tests' namespaces. More room comes as a second ServiceCIDR object, since changing the
+# flag's range of an existing cluster is not supported in place.
+EXTRA_SERVICE_CIDR = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "ServiceCIDR",
+    "metadata": {"name": "commerce-dev-extra"},
+    "spec": {"cidrs": ["10.1.0.0/16"]},
+}
 
 
 def pki_dir(settings: StackSettings) -> Path:
@@ -70,10 +80,13 @@ def write_kubeconfig(settings: StackSettings) -> Path:
 
 def admin_client(settings: StackSettings) -> httpx.Client:
     pki = pki_dir(settings)
+    # One SSL context with the CA and the client certificate: httpx ignores `cert=` next to a
+    # `verify=` path, and the API server would take the request as anonymous.
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     return httpx.Client(
         base_url=f"https://{settings.host}:{settings.apiserver_port}",
-        verify=str(pki / "ca.crt"),
-        cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+        verify=context,
         timeout=5.0,
     )
 
@@ -131,6 +144,12 @@ class KubeApiServer(Component):
         if ready.status_code != 200:
             raise ProbeError(f"/readyz answered {ready.status_code}: {ready.text[-300:]}")
         return f"ready, {version.json().get('gitVersion')}"
+
+    def configure(self) -> None:
+        with admin_client(self.settings) as client:
+            answer = client.post("/apis/networking.k8s.io/v1/servicecidrs", json=EXTRA_SERVICE_CIDR)
+        if answer.status_code not in (201, 409):  # 409: there from an earlier start
+            raise ProbeError(f"creating ServiceCIDR: {answer.status_code} {answer.text[-300:]}")
 
     def endpoint(self) -> dict[str, Any]:
         return {
