@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-flash-sale bench-saga stack shop up demo status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-flash-sale bench-saga bench-search bench-operator catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,3 +93,15 @@ bench-flash-sale: venv ## flash-sale benchmark: conditional UPDATE vs SELECT FOR
 bench-saga: venv ## saga latency, order accepted -> COMPLETED through Debezium and Kafka (docs/benchmarks)
 	$(STACK) up
 	$(BIN)/python bench/saga_latency.py
+
+catalog-dataset: venv ## load the deterministic 1,000,000-product catalog (target bench; ~20 min)
+	$(STACK) up
+	$(BIN)/commerce-dataset load --products 1000000 --target bench
+
+bench-search: venv ## search latency: Elasticsearch vs the MongoDB fallback at 1M products (docs/benchmarks)
+	$(STACK) up
+	$(BIN)/python bench/search_latency.py
+
+bench-operator: venv ## operator load: 500 resources to Ready, CPU, memory, API requests (docs/benchmarks)
+	$(STACK) up
+	$(BIN)/python bench/operator_load.py --count 500
