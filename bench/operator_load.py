@@ -1213,18 +1213,19 @@ def _markdown(doc: Json) -> str:
         "period): Kopf's timer interval runs from the end of the previous reconcile, and the "
         "timers of resources created together fire together, so every reconcile of a burst "
         "waits for most of the burst; the effective period is the interval plus that wait. "
-        "During the bursts the operator used a fraction of a core while the API server answered "
-        "it at the rate shown: the reconciles' blocking API calls run in asyncio's default thread "
-        "pool (min(32, cores + 4) threads, 6 here), so at most 6 requests are in flight, which "
-        "likely bounds its throughput more than CPU does (not yet profiled). OutboxConnector "
+        "Even when it falls behind, the operator uses a fraction of a core: it waits rather "
+        "than computes. Its reconciles' blocking API calls run in asyncio's default thread pool "
+        "(min(32, cores + 4) threads, 6 here), so at most 6 of its requests are in flight; with "
+        "the API server's latency on a busy machine that likely bounds its throughput (not yet "
+        "profiled). OutboxConnector "
         "reconciles are not in the operator's reconcile metric, so the per-reconcile figure "
         "divides every request by the CommerceService and CatalogIndex reconciles only.",
         "",
-        "Limits of this setup: the stack's API server has a /24 Service range (about 250 "
-        "ClusterIPs in the whole cluster) and every CommerceService owns a Service, so 500 "
-        "resources of this mix (450 CommerceServices) do not fit; the benchmark checks the free "
-        "addresses first and says so. Everything shares two cores with the rest of the stack, "
-        "so the ramp's times are the machine's as much as the operator's.",
+        "Limits of this setup: every CommerceService owns a ClusterIP Service, so the API "
+        "server's Service ranges must hold them all; the benchmark checks the free addresses "
+        "first and says so (a local stack's first range is a /24, about 250 addresses; the "
+        "second ServiceCIDR, 10.1.0.0/16, gives room). Everything shares two cores with the "
+        "rest of the stack, so the ramp's times are the machine's as much as the operator's.",
         "",
         f"Cleanup: every resource deleted through the operator in {doc['cleanup']['seconds']} s, "
         f"then the namespace; left over: {', '.join(doc['cleanup']['leftovers']) or 'nothing'}.",
