@@ -202,6 +202,10 @@ async def test_topics_connector_drift_partitions_state_and_retain(
         reasons = {reason for reason, _ in resource.events()}
         assert {"TopicCreated", "ConnectorCreated", "Reconciled"} <= reasons
         assert report.ready
+        # Nothing changed: a resync writes nothing (the resource version stays).
+        version = resource.body()["metadata"]["resourceVersion"]
+        assert (await resource.reconcile()).ready
+        assert resource.body()["metadata"]["resourceVersion"] == version
 
         # A config changed behind the operator's back is restored.
         config = await clients.connect.get_config(resource.connector)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import kopf
 from kubernetes import client
 
+from commerce_operator import metrics
 from commerce_operator.outbox_connector.connect_client import ConnectError
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopicsError
 from commerce_operator.outbox_connector.kube import PLURAL
@@ -33,6 +34,8 @@ from commerce_operator.outbox_connector.settings import OutboxSettings, Settings
 from commerce_operator.resource import GROUP, VERSION
 
 log = logging.getLogger(__name__)
+
+KIND = "OutboxConnector"
 
 TEMPORARY = (client.ApiException, KafkaTopicsError, ConnectError, OSError)
 
@@ -77,14 +80,20 @@ class _Handlers:
         uid = body["metadata"]["uid"]
         failures = self._failures.get(uid, 0)
         async with self.context.lock(uid):
-            try:
-                report = await reconcile(
-                    body, clients, retry=failures, backoff=self.context.retry_delay
-                )
-            except TEMPORARY as exc:
-                self._failures[uid] = failures + 1
-                delay = self.context.retry_delay(failures)
-                raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=delay) from exc
+            with metrics.observe(KIND) as observation:
+                try:
+                    report = await reconcile(
+                        body, clients, retry=failures, backoff=self.context.retry_delay
+                    )
+                except TEMPORARY as exc:
+                    self._failures[uid] = failures + 1
+                    delay = self.context.retry_delay(failures)
+                    raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=delay) from exc
+                if report.paused:
+                    observation.finish(None)
+                else:
+                    worst = max(report.results, key=lambda r: r.outcome)
+                    observation.finish(worst.outcome, worst.reason)
         self._failures[uid] = 0 if report.retry_after is None else failures + 1
         if report.stalled:
             raise kopf.PermanentError(report.summary())

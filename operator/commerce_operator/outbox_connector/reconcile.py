@@ -418,5 +418,12 @@ async def _write(
     if (before.get("status"), before.get("reason")) != (after["status"], after["reason"]):
         kind = "Warning" if report.worst >= Outcome.RETRYING and not report.paused else "Normal"
         await clients.kube.event(body, kind, after["reason"], after["message"])
-    await clients.kube.patch_status(meta["namespace"], meta["name"], report.status)
+    # Only a change is written: every resync would otherwise cost a request per resource.
+    if not _same_status(body.get("status") or {}, report.status):
+        await clients.kube.patch_status(meta["namespace"], meta["name"], report.status)
     log.info("OutboxConnector %s/%s: %s", meta["namespace"], meta["name"], report.summary())
+
+
+def _same_status(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether patching `wanted` onto `current` would change nothing."""
+    return all(current.get(key) == value for key, value in wanted.items())
