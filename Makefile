@@ -96,7 +96,7 @@ bench-saga: venv ## saga latency, order accepted -> COMPLETED through Debezium a
 
 catalog-dataset: venv ## load the deterministic 1,000,000-product catalog (target bench; ~20 min)
 	$(STACK) up
-	$(BIN)/commerce-dataset load --products 1000000 --target bench
+	$(BIN)/commerce-dataset load --products 1000000 --target bench --report bench/results/search_dataset.json
 
 bench-search: venv ## search latency: Elasticsearch vs the MongoDB fallback at 1M products (docs/benchmarks)
 	$(STACK) up
