@@ -1012,7 +1012,6 @@ def _steady(
         "by_request_per_resource_per_minute": per_resource,
         "reconciles_per_minute": reconciles,
         "operator": usage,
-        # The OutboxConnectors' requests are in the numerator, their reconciles not counted.
         "requests_per_reconcile": round(total / reconciles_total, 2) if reconciles_total else None,
     }
 
@@ -1122,12 +1121,12 @@ def _markdown(doc: Json) -> str:
         "operator-attributable = window minus the baselines' mean.",
         "",
         "| resync | window req/min | baseline req/min | operator req/min | per resource per "
-        "minute | reconciles/min (CS, CI) | timers kept up | req per reconcile | operator CPU "
+        "minute | reconciles/min (CS, CI, OC) | timers kept up | req per reconcile | operator CPU "
         "| avg cores | peak RSS | machine busy |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     first = doc["steady_state"][0]["operator_requests_per_resource_per_minute"]
-    timed = res["CommerceService"] + res["CatalogIndex"]
+    timed = res["total"]
     for s in doc["steady_state"]:
         rec = s["reconciles_per_minute"]
         u = s["operator"]
@@ -1137,7 +1136,8 @@ def _markdown(doc: Json) -> str:
             f"| {s['resync_seconds']:g} s | {s['window']['requests_per_minute']} "
             f"| {s['baseline_requests_per_minute']} | {s['operator_requests_per_minute']} "
             f"| **{s['operator_requests_per_resource_per_minute']}** "
-            f"| {rec.get('CommerceService', 0)}, {rec.get('CatalogIndex', 0)} "
+            f"| {rec.get('CommerceService', 0)}, {rec.get('CatalogIndex', 0)}, "
+            f"{rec.get('OutboxConnector', 0)} "
             f"| {_percent(kept_up)} | {s['requests_per_reconcile']} | {u['cpu_seconds']} s "
             f"| {u['avg_cores']} | {u['peak_rss_mb']} MB "
             f"| {_percent(u.get('machine_busy_fraction'))} |"

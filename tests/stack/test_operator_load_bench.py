@@ -81,7 +81,11 @@ def test_the_benchmark_makes_every_kind_ready_measures_and_cleans_up(
     ):
         assert key in steady, key
     # The operator reconciled both instrumented kinds in the window: its timers ran.
-    assert set(steady["reconciles_per_minute"]) == {"CommerceService", "CatalogIndex"}
+    assert set(steady["reconciles_per_minute"]) == {
+        "CommerceService",
+        "CatalogIndex",
+        "OutboxConnector",
+    }
     assert steady["operator"]["peak_rss_mb"] is not None
     assert document["cleanup"]["leftovers"] == []
     assert "# Operator load" in doc.read_text()
