@@ -266,6 +266,9 @@ class _WritesDuringScan:
     def resume_point(self, scan_started: datetime) -> Checkpoint:
         return self._source.resume_point(scan_started)
 
+    def forget(self) -> None:
+        self._source.forget()
+
     async def scan(self, batch_size: int) -> AsyncIterator[list[Revision]]:
         async for batch in self._source.scan(batch_size):
             yield batch

@@ -44,6 +44,11 @@ class ChangeSource(Protocol):
         """Every current revision, in batches, in no particular order (a rebuild's read)."""
         ...
 
+    def forget(self) -> None:
+        """Forget what was returned: the next `late_arrivals` sends its whole window again (for
+        another index generation, which has not seen what the previous one was sent)."""
+        ...
+
     def resume_point(self, scan_started: datetime) -> Checkpoint:
         """Where polling continues after a scan that started at `scan_started`, so that
         whatever changed during the scan is read again."""
@@ -68,6 +73,9 @@ class WatermarkPoll:
         self._revisions: AsyncCollection[dict[str, Any]] = client[database]["product_revisions"]
         self._overlap_ms = int(overlap.total_seconds() * 1000)
         self._seen: dict[str, int] = {}  # revision id -> updated_at ms, within the window
+
+    def forget(self) -> None:
+        self._seen.clear()
 
     def _remember(self, revisions: list[Revision], checkpoint: Checkpoint) -> None:
         for revision in revisions:

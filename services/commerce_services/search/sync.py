@@ -77,6 +77,8 @@ class CatalogSync:
         create_index: bool = True,
     ) -> None:
         self._source = source
+        # The generation the source's memory of late arrivals belongs to.
+        self._synced_index: str | None = None
         self._engine = engine
         self._reads = reads
         self._alias = alias
@@ -166,6 +168,11 @@ class CatalogSync:
 
     async def _sync(self, index: str, *, via_alias: bool) -> SyncReport:
         target = self._alias if via_alias else index
+        if index != self._synced_index:
+            # A revision that turned visible late went to the old generation after a version
+            # change had copied it; the new one must be sent it again.
+            self._source.forget()
+            self._synced_index = index
         checkpoint = await self._engine.load_checkpoint(self._alias, index) or START
         report = SyncReport()
         late = await self._source.late_arrivals(checkpoint)
