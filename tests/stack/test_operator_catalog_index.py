@@ -31,8 +31,9 @@ from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.settings import StackSettings
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
 from commerce_operator.catalog_index.kube import KubeApi
-from commerce_operator.catalog_index.reconcile import Clients, Report, finalize, reconcile
+from commerce_operator.catalog_index.reconcile import Clients, finalize, reconcile
 from commerce_operator.catalog_index.settings import ElasticsearchSettings
+from commerce_operator.conditions import Report
 from commerce_operator.resource import PAUSED_ANNOTATION, ResourceMeta
 from commerce_services.product.catalog.mappings import CategoryMappings
 from commerce_services.product.catalog.store import CatalogStore, Document

@@ -23,10 +23,11 @@ import pytest
 from kubernetes import client
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_operator.conditions import Report
 from commerce_operator.outbox_connector.connect_client import ConnectClient
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
 from commerce_operator.outbox_connector.kube import KubeApi
-from commerce_operator.outbox_connector.reconcile import Clients, Report, finalize, reconcile
+from commerce_operator.outbox_connector.reconcile import Clients, finalize, reconcile
 from commerce_operator.outbox_connector.settings import CredentialsMode, OutboxSettings
 from commerce_operator.resource import PAUSED_ANNOTATION, RESTART_ANNOTATION
 

@@ -33,10 +33,10 @@ from kubernetes import client
 from commerce_operator import metrics
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchUnavailable
 from commerce_operator.catalog_index.kube import PLURAL
-from commerce_operator.catalog_index.reconcile import Clients, Report, finalize, reconcile
+from commerce_operator.catalog_index.reconcile import Clients, finalize, reconcile
 from commerce_operator.catalog_index.settings import ElasticsearchSettings, SettingsError
 from commerce_operator.catalog_index.spec import DELETE
-from commerce_operator.conditions import Outcome
+from commerce_operator.conditions import Outcome, Report
 from commerce_operator.resource import API_VERSION, GROUP, MANAGED_BY, VERSION
 from commerce_operator.timers import timer_without_finalizer
 

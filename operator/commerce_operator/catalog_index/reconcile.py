@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ from commerce_operator.catalog_index.migration import (
 )
 from commerce_operator.catalog_index.settings import ElasticsearchSettings
 from commerce_operator.catalog_index.spec import DELETE, RETAIN, CatalogIndexSpec
-from commerce_operator.conditions import READY, Outcome, StepResult, summarize
+from commerce_operator.conditions import READY, Outcome, Report, StepResult, summarize
 from commerce_operator.resource import ResourceMeta
 from commerce_operator.rollout import rollout_result
 from commerce_services.search.engine import START
@@ -109,33 +109,6 @@ class Clients:
 
     async def close(self) -> None:
         await self.indices.close()
-
-
-@dataclass(frozen=True)
-class Report:
-    results: tuple[StepResult, ...]
-    status: dict[str, Any]
-    paused: bool = False
-    # When to reconcile again (seconds) if not everything is done; None: done, or stalled.
-    retry_after: float | None = None
-    changes: tuple[str, ...] = field(default=())
-
-    @property
-    def worst(self) -> Outcome:
-        return max((r.outcome for r in self.results), default=Outcome.DONE)
-
-    @property
-    def ready(self) -> bool:
-        return not self.paused and self.worst is Outcome.DONE
-
-    @property
-    def stalled(self) -> bool:
-        return not self.paused and self.worst is Outcome.STALLED
-
-    def summary(self) -> str:
-        conditions = {c["type"]: c for c in self.status.get("conditions", [])}
-        ready = conditions.get(READY, {})
-        return f"{ready.get('reason', '?')}: {ready.get('message', '')}"
 
 
 def parse_spec(body: Mapping[str, Any]) -> CatalogIndexSpec:

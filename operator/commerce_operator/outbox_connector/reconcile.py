@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from kubernetes import client
 from commerce_operator.conditions import (
     READY,
     Outcome,
+    Report,
     StepResult,
     summarize,
 )
@@ -98,33 +99,6 @@ class Clients:
     async def close(self) -> None:
         await self.kafka.close()
         await self.connect.close()
-
-
-@dataclass(frozen=True)
-class Report:
-    results: tuple[StepResult, ...]
-    status: dict[str, Any]
-    paused: bool = False
-    # When to reconcile again (seconds) if not everything is done; None: done, or stalled.
-    retry_after: float | None = None
-    changes: tuple[str, ...] = field(default=())
-
-    @property
-    def worst(self) -> Outcome:
-        return max((r.outcome for r in self.results), default=Outcome.DONE)
-
-    @property
-    def ready(self) -> bool:
-        return not self.paused and self.worst is Outcome.DONE
-
-    @property
-    def stalled(self) -> bool:
-        return not self.paused and self.worst is Outcome.STALLED
-
-    def summary(self) -> str:
-        conditions = {c["type"]: c for c in self.status.get("conditions", [])}
-        ready = conditions.get(READY, {})
-        return f"{ready.get('reason', '?')}: {ready.get('message', '')}"
 
 
 def parse_spec(body: Mapping[str, Any]) -> OutboxConnectorSpec:
