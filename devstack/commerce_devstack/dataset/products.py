@@ -21,6 +21,7 @@ from commerce_services.product.catalog.model import (
     ProductContent,
     Variant,
 )
+from commerce_services.product.catalog.store import revision_document as store_revision
 
 DELETED_EVERY = 100  # one tombstone after this many live products
 BRANDS_PER_DEPARTMENT = 30
@@ -194,28 +195,17 @@ def revision_document(product: GeneratedProduct) -> dict[str, Any]:
         "deleted": product.deleted,
         "updated_at": product.updated_at,
     }
-    content = product.content
-    if content is None:
+    if product.content is None:
         return base
-    return {
-        **base,
-        "created_at": product.created_at,
-        "title": content.title,
-        "description": content.description,
-        "brand": content.brand,
-        "attributes": dict(content.attributes),
-        "variants": [
-            {
-                "sku": v.sku,
-                "price": {"amount_minor": v.price.minor, "currency": v.price.currency},
-                "attributes": dict(v.attributes),
-            }
-            for v in content.variants
-        ],
-        "images": list(content.images),
-        "category_ids": list(content.category_ids),
-        "primary_category_id": content.primary_category_id,
-    }
+    document = store_revision(
+        product.product_id,
+        product.version,
+        product.content,
+        product.created_at,
+        product.updated_at,
+    )
+    del document["mapping_pending"]  # settled: the category mapping is written with it
+    return document
 
 
 def claim_documents(product: GeneratedProduct) -> list[dict[str, Any]]:

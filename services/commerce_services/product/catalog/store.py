@@ -97,7 +97,7 @@ class _Superseded(Exception):
     """Another write took the version this one was about to write."""
 
 
-def _revision(
+def revision_document(
     product_id: str,
     version: int,
     content: ProductContent,
@@ -282,7 +282,7 @@ class CatalogStore:
         await self._check(content)
         product_id = uuid.uuid4().hex
         now = self._clock()
-        revision = _revision(product_id, 1, content, now, now)
+        revision = revision_document(product_id, 1, content, now, now)
         async with self._claimed(product_id, 1, content.skus):
             await self._revisions.insert_one(revision)
         await self._follow_up(revision)
@@ -297,7 +297,7 @@ class CatalogStore:
         for _ in range(WRITE_ATTEMPTS):
             current = await self._live(product_id, if_match)
             version, now = int(current["version"]) + 1, self._successor_time(current)
-            revision = _revision(product_id, version, content, current["created_at"], now)
+            revision = revision_document(product_id, version, content, current["created_at"], now)
             try:
                 async with self._claimed(product_id, version, content.skus):
                     await self._insert(revision)
