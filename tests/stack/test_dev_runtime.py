@@ -1,6 +1,6 @@
 """The development runtime against the real API server: a managed Deployment becomes local
 processes with Secret-fed env and Service addresses pointed at loopback; its status is written;
-scaling, a crash, a template change and deletion are followed."""
+scaling, a crash, a template change and deletion are followed; init containers run first."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -177,6 +178,74 @@ async def test_a_managed_deployment_runs_scales_heals_rolls_and_stops(
                 assert pid is not None
                 with pytest.raises(ProcessLookupError):
                     os.kill(pid, 0)
+    finally:
+        stop.set()
+        await task
+
+
+# An init container that fails on its first attempt (the attempts are lines in a file), then
+# writes the marker the service needs: the service exits at once without it.
+FLAKY_INIT = """
+import os, sys
+attempts = open(sys.argv[1], "a+")
+attempts.seek(0)
+first = not attempts.read()
+attempts.write(os.environ["DEMO_SECRET"] + "\\n")
+attempts.close()
+if first:
+    sys.exit(1)
+open(sys.argv[2], "w").close()
+"""
+NEEDS_MARKER = "import os, sys\nif not os.path.exists(sys.argv[1]): sys.exit(3)\n" + ECHO
+
+
+async def test_init_containers_run_first_until_they_succeed_and_only_once(
+    cluster: tuple[client.ApiClient, str], unique: str, tmp_path: Path
+) -> None:
+    api, namespace = cluster
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    name = f"init{unique}"
+    attempts, marker = tmp_path / "attempts", tmp_path / "marker"
+    core.create_namespaced_secret(
+        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
+    )
+    deployment = _deployment(name, "1")
+    pod = deployment["spec"]["template"]["spec"]
+    service = pod["containers"][0]
+    service["command"] = [sys.executable, "-c", NEEDS_MARKER, str(marker)]
+    pod["initContainers"] = [
+        {
+            "name": "prepare",
+            "image": "commerce:dev",
+            "command": [sys.executable, "-c", FLAKY_INIT, str(attempts), str(marker)],
+            "env": [e for e in service["env"] if e["name"] == "DEMO_SECRET"],
+        }
+    ]
+    apps.create_namespaced_deployment(namespace, cast(Any, deployment))
+    runtime = DevRuntime(api, StackSettings().state_dir, namespace)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop, interval_s=0.3))
+    try:
+
+        async def ready() -> bool:
+            status = apps.read_namespaced_deployment_status(name, namespace).status
+            return status is not None and status.ready_replicas == 1
+
+        await _until("ready after the init container succeeded", ready)
+        [replica] = runtime.replicas(namespace, name)
+        # Two attempts with the Secret's value; the one restart was the init container's (the
+        # service never started before the marker existed, or it would have exited too).
+        assert attempts.read_text() == "s3cret\ns3cret\n"
+        assert replica.restarts == 1
+
+        assert replica.pid is not None
+        os.killpg(replica.pid, signal.SIGKILL)
+
+        async def healed() -> bool:
+            return replica.restarts == 2 and replica.ready and await ready()
+
+        await _until("the service restarted", healed)
+        assert attempts.read_text() == "s3cret\ns3cret\n"  # init did not run again
     finally:
         stop.set()
         await task

@@ -1,13 +1,17 @@
 """`commerce-<service> migrate` needs only the database settings, as an init container or a
-migration Job has them; a bad one exits 2 naming the setting, never echoing a password."""
+migration Job has them; a bad one exits 2 naming the setting, never echoing a password; replicas
+starting together on an empty database migrate it once, none fails."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pymysql
 import pytest
 
 from commerce_devstack.endpoints import Endpoints
@@ -51,3 +55,46 @@ def test_migrate_without_a_password_exits_2_naming_the_setting(stack: Endpoints)
     assert "ORDER_DB_" in done.stdout
     assert "db_password" in done.stdout
     assert password not in done.stdout + done.stderr
+
+
+def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
+    mariadb = stack["mariadb"]
+    return pymysql.connect(
+        unix_socket=mariadb["admin_socket"], user=mariadb["admin_user"], autocommit=True
+    )
+
+
+@pytest.fixture
+def empty_order_database(stack: Endpoints, unique: str) -> Iterator[str]:
+    """A new empty database that the order service's account may use."""
+    name = f"migrate_race_{unique}"
+    user = stack["mariadb"]["databases"]["order"]["user"]
+    grant_scope = "`{}`.*".format(name.replace("_", "\\_"))
+    with _admin(stack) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(f"GRANT ALL ON {grant_scope} TO '{user}'@'{stack['mariadb']['host']}'")
+    yield name
+    with _admin(stack) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE `{name}`")
+        cur.execute(f"REVOKE ALL ON {grant_scope} FROM '{user}'@'{stack['mariadb']['host']}'")
+
+
+def test_replicas_migrating_an_empty_database_at_once_all_succeed(
+    stack: Endpoints, empty_order_database: str
+) -> None:
+    env = {**_database_env(stack, "order"), "ORDER_DB_NAME": empty_order_database}
+    racers = [
+        subprocess.Popen(
+            [str(BIN / "commerce-order"), "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [racer.communicate(timeout=180)[0] for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * 4, "\n".join(outputs)
+    with _admin(stack) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM `{empty_order_database}`.alembic_version")
+        assert cur.fetchone() == (1,)

@@ -10,9 +10,8 @@ from pydantic import SecretStr
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop.local_secrets import NoLocalValue, local_secrets
-from commerce_devstack.kube_shop.manifests import documents, sample_documents
+from commerce_devstack.kube_shop.manifests import documents
 from commerce_devstack.kube_shop.readiness import state_of
-from commerce_devstack.kube_shop.schemas import migration_env
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 from commerce_services.db.document_store import document_database
 
@@ -111,22 +110,6 @@ def test_ready_means_ready_for_the_current_generation(
 ) -> None:
     state = state_of("CommerceService", "order", body)
     assert (state.ready, state.reason) == (ready, reason)
-
-
-def test_migrations_get_the_database_settings_of_the_bound_secret() -> None:
-    order = next(
-        d
-        for d in sample_documents(KubeShopSettings().samples_dir)
-        if d["kind"] == "CommerceService" and d["spec"]["role"] == "order"
-    )
-    values = {"host": "h", "port": "1", "database": "d", "username": "u", "password": "p"}
-    assert migration_env(order, {"order-db": values}) == {
-        "ORDER_DB_HOST": "h",
-        "ORDER_DB_PORT": "1",
-        "ORDER_DB_NAME": "d",
-        "ORDER_DB_USER": "u",
-        "ORDER_DB_PASSWORD": "p",
-    }
 
 
 @pytest.mark.parametrize(

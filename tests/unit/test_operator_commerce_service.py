@@ -106,6 +106,51 @@ def test_bindings_become_config_and_secret_references() -> None:
 
 
 @pytest.mark.parametrize(
+    ("role", "bindings", "command"),
+    [
+        ("order", ORDER["bindings"], ["commerce-order", "migrate"]),
+        ("product", {"database": {"secretName": "order-db"}}, ["commerce-product", "migrate"]),
+        ("payment", {"database": {"secretName": "order-db"}}, ["commerce-payment", "migrate"]),
+        # No database bound: nothing to migrate.
+        ("order", {"broker": {"secretName": "kafka"}}, None),
+        # Roles without migrations (MongoDB or Elasticsearch only).
+        ("user", {"database": {"secretName": "order-db"}}, None),
+        ("search", {"database": {"secretName": "order-db"}}, None),
+    ],
+)
+def test_the_database_is_migrated_by_an_init_container_with_the_database_settings_only(
+    role: str, bindings: dict[str, Any], command: list[str] | None
+) -> None:
+    spec = {"role": role, "image": "img:1", "bindings": bindings, "resources": {"limits": {}}}
+    pod = _kinds(_build(spec))["Deployment"]["spec"]["template"]["spec"]
+    if command is None:
+        assert "initContainers" not in pod
+        return
+    [init] = pod["initContainers"]
+    prefix = role.upper()
+    assert (init["name"], init["image"], init["command"]) == ("migrate", "img:1", command)
+    assert init["env"] == [
+        {
+            "name": f"{prefix}_{setting}",
+            "valueFrom": {"secretKeyRef": {"name": "order-db", "key": key}},
+        }
+        for key, setting in (
+            ("host", "DB_HOST"),
+            ("port", "DB_PORT"),
+            ("database", "DB_NAME"),
+            ("username", "DB_USER"),
+            ("password", "DB_PASSWORD"),
+        )
+    ]
+    assert "envFrom" not in init  # no peers, topics or ports: `migrate` reads none
+    service = pod["containers"][0]
+    assert (init["securityContext"], init["resources"]) == (
+        service["securityContext"],
+        service["resources"],
+    )
+
+
+@pytest.mark.parametrize(
     ("role", "service_ports", "container_ports"),
     [
         ("order", ["http"], ["http"]),

@@ -1,9 +1,12 @@
-"""One replica of a Deployment as a local process: started with its container's command, args
-and env; probed for readiness like the kubelet would (HTTP GET on its mapped port); restarted
-with capped exponential backoff when it exits; stopped with SIGTERM, then SIGKILL."""
+"""One replica of a Deployment as a local process: its init containers run first, one after
+the other, each to a successful exit; then the container's command, args and env, probed for
+readiness like the kubelet would (HTTP GET on its mapped port). A process that exits (or an init
+container that fails) is restarted with capped exponential backoff; a restarted service does not
+run its init containers again. Stopped with SIGTERM, then SIGKILL."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +20,17 @@ BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 30.0
 STOP_GRACE_S = 10.0
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InitStep:
+    """An init container: run to a successful exit before the service starts."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -24,7 +38,8 @@ class Launch:
     env: dict[str, str]
     # The port and path of the readiness probe, mapped to loopback; None: ready once started.
     probe: tuple[int, str] | None
-    log: Path
+    log: Path  # the init containers' output too, before the service's
+    init: tuple[InitStep, ...] = ()
 
 
 @dataclass
@@ -36,13 +51,22 @@ class Replica:
     ready: bool = False
     restarts: int = 0
     next_start: float = 0.0
+    initialized: int = 0  # init containers that succeeded
+
+    @property
+    def initializing(self) -> InitStep | None:
+        """The init container to run (or running), None once all succeeded."""
+        init = self.launch.init
+        return init[self.initialized] if self.initialized < len(init) else None
 
     def start(self) -> None:
+        step = self.initializing
+        argv, env = (self.launch.argv, self.launch.env) if step is None else (step.argv, step.env)
         self.launch.log.parent.mkdir(parents=True, exist_ok=True)
         with self.launch.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                list(self.launch.argv),
-                env=self.launch.env,
+                list(argv),
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: stop() reaches its children too
@@ -50,18 +74,34 @@ class Replica:
         self.ready = False
 
     async def tend(self, now: float, http: httpx.AsyncClient) -> None:
-        """Restarts a process that exited (after its backoff) and refreshes readiness."""
-        if self.proc is not None and self.proc.poll() is not None:
-            self.restarts += 1
-            delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** (self.restarts - 1))
-            self.next_start = now + delay
+        """Moves on from a finished init container, restarts a process that failed (after its
+        backoff) and refreshes readiness."""
+        code = None if self.proc is None else self.proc.poll()
+        if code is not None:
+            step = self.initializing
             self.proc = None
             self.ready = False
+            if step is not None and code == 0:
+                self.initialized += 1
+                self.next_start = now  # the next one, or the service, at once
+            else:
+                self.restarts += 1
+                delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** (self.restarts - 1))
+                self.next_start = now + delay
+                if step is not None:
+                    log.warning(
+                        "%s: init container %s exited %s, again in %.0f s (log: %s)",
+                        self.name,
+                        step.name,
+                        code,
+                        delay,
+                        self.launch.log,
+                    )
         if self.proc is None:
             if now >= self.next_start:
                 self.start()
             return
-        self.ready = await self._probe(http)
+        self.ready = self.initializing is None and await self._probe(http)
 
     async def _probe(self, http: httpx.AsyncClient) -> bool:
         if self.launch.probe is None:

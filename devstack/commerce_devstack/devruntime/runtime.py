@@ -35,7 +35,7 @@ from commerce_devstack.devruntime.plan import (
     template_hash,
 )
 from commerce_devstack.devruntime.proxy import ServiceProxy
-from commerce_devstack.devruntime.replica import Launch, Replica
+from commerce_devstack.devruntime.replica import InitStep, Launch, Replica
 from commerce_devstack.local_shop import free_ports
 
 log = logging.getLogger(__name__)
@@ -223,17 +223,21 @@ class DevRuntime:
         env = local_env(env, workload.namespace, mapped, self._service_ports())
         # The image's entry points are this virtualenv's console scripts.
         env["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-        argv = (*container.get("command", []), *container.get("args", []))
-        if not argv:
-            raise ValueError(f"{workload.namespace}/{workload.name}: the container has no command")
+        init = []
+        for init_container in deployment["spec"]["template"]["spec"].get("initContainers", []):
+            init_env = await self._container_env(workload.namespace, deployment, init_container)
+            init_env = local_env(init_env, workload.namespace, {}, self._service_ports())
+            init_env["PATH"] = env["PATH"]
+            init.append(InitStep(init_container["name"], _argv(workload, init_container), init_env))
         return Replica(
             name,
             current,
             Launch(
-                argv=tuple(argv),
+                argv=_argv(workload, container),
                 env=env,
                 probe=_probe(container, mapped),
                 log=self._state / "logs" / workload.namespace / workload.name / f"{name}.log",
+                init=tuple(init),
             ),
         )
 
@@ -385,6 +389,16 @@ def services_file(state_dir: Path, namespace: str | None) -> Path:
     different namespaces (a test's, the shop's) never overwrite each other's."""
     name = "services.json" if namespace is None else f"services.{namespace}.json"
     return state_dir / "devruntime" / name
+
+
+def _argv(workload: Workload, container: Json) -> tuple[str, ...]:
+    argv = (*container.get("command", []), *container.get("args", []))
+    if not argv:
+        raise ValueError(
+            f"{workload.namespace}/{workload.name}: container {container.get('name')!r} has no "
+            "command (the development runtime runs commands, not images)"
+        )
+    return tuple(argv)
 
 
 def _probe(container: Json, mapped: dict[int, int]) -> tuple[int, str] | None:

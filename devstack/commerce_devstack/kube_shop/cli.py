@@ -18,7 +18,7 @@ from rich.console import Console
 from commerce_devstack import endpoints
 from commerce_devstack.devruntime.runtime import services_file
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
-from commerce_devstack.kube_shop import control_plane, schemas
+from commerce_devstack.kube_shop import control_plane
 from commerce_devstack.kube_shop.addresses import service_urls
 from commerce_devstack.kube_shop.demo_data import DemoData, seed
 from commerce_devstack.kube_shop.demo_orders import run_demo
@@ -96,10 +96,6 @@ class Shop:
             "-f=-",
             stdin=yaml.safe_dump_all(secrets),
         )
-        self.step("database migrations")
-        values = {s["metadata"]["name"]: s["stringData"] for s in secrets}
-        migrated = schemas.migrate_all(self.docs, values, control_plane.BIN)
-        self.console.print(f"  migrated: {', '.join(migrated)}")
         self.step("operator and development runtime")
         backgrounds = (
             control_plane.operator(self.stack, self.settings),

@@ -1,4 +1,5 @@
-"""CommerceService -> ServiceAccount, ConfigMap, Deployment, Service, optional HPA and PDB.
+"""CommerceService -> ServiceAccount, ConfigMap, Deployment (with an init container that
+migrates the bound database, for the roles that have migrations), Service, optional HPA and PDB.
 
 Pure: the objects are a function of the spec, the resource's metadata and a `ClusterView` of
 what its bindings name (read by the reconciler beforehand). Bindings become env vars: Secret
@@ -352,6 +353,19 @@ def _deployment(
     }
     if spec.resources:
         container["resources"] = dict(spec.resources)
+    pod: dict[str, Any] = {
+        "serviceAccountName": meta.name,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # SIGTERM drains REST, gRPC and consumers (runtime/serving.py).
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+    }
+    migrations = _migrations(spec, container, secret_env)
+    if migrations is not None:
+        pod["initContainers"] = [migrations]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -364,19 +378,33 @@ def _deployment(
                     "labels": labels(spec, meta),
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
                 },
-                "spec": {
-                    "serviceAccountName": meta.name,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    # SIGTERM drains REST, gRPC and consumers (runtime/serving.py).
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                },
+                "spec": pod,
             },
         },
     }
+
+
+def _migrations(
+    spec: CommerceServiceSpec, service: Mapping[str, Any], secret_env: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The init container that migrates the bound database before the service starts: the
+    same image, only the database settings (`migrate` reads nothing else). Every replica runs
+    it; a run that finds the schema current changes nothing, and concurrent runs queue on a
+    lock in the database (commerce_services.db.alembic_env)."""
+    if spec.role.migrate_command is None or spec.bindings.database is None:
+        return None
+    database_settings = {f"{spec.role.env_prefix}_{s}" for s in DATABASE_KEYS.values()}
+    container = {
+        "name": "migrate",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": list(spec.role.migrate_command),
+        "env": [var for var in secret_env if var["name"] in database_settings],
+        "securityContext": service["securityContext"],
+    }
+    if "resources" in service:
+        container["resources"] = service["resources"]
+    return container
 
 
 def _service(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, Any]:

@@ -20,15 +20,36 @@ class Role:
     # Talks to Elasticsearch: gets <prefix>_ELASTICSEARCH_URL from the operator's
     # OPERATOR_ELASTICSEARCH_URL (one address per cluster, like Kafka's for OutboxConnectors).
     uses_elasticsearch: bool = False
+    # Applies the role's database migrations (reads only <prefix>_DB_*): the Deployment runs it
+    # as an init container, so a replica never serves an older schema than its code expects.
+    migrate_command: tuple[str, ...] | None = None
 
 
 ROLES: Mapping[str, Role] = {
     role.name: role
     for role in (
         Role("user", ("commerce-user", "serve"), serves_grpc=True, env_prefix="USER"),
-        Role("product", ("commerce-product", "serve"), serves_grpc=True, env_prefix="PRODUCT"),
-        Role("order", ("commerce-order", "serve"), serves_grpc=False, env_prefix="ORDER"),
-        Role("payment", ("commerce-payment", "serve"), serves_grpc=False, env_prefix="PAYMENT"),
+        Role(
+            "product",
+            ("commerce-product", "serve"),
+            serves_grpc=True,
+            env_prefix="PRODUCT",
+            migrate_command=("commerce-product", "migrate"),
+        ),
+        Role(
+            "order",
+            ("commerce-order", "serve"),
+            serves_grpc=False,
+            env_prefix="ORDER",
+            migrate_command=("commerce-order", "migrate"),
+        ),
+        Role(
+            "payment",
+            ("commerce-payment", "serve"),
+            serves_grpc=False,
+            env_prefix="PAYMENT",
+            migrate_command=("commerce-payment", "migrate"),
+        ),
         # The catalog sync worker of the search package (commerce_services.search.main); a
         # CatalogIndex runs its own, this role is for a worker outside of one.
         Role(
