@@ -10,8 +10,9 @@ watching a fresh namespace `opbench-<random>`, and measures:
   every second from /proc, during the ramp and the steady-state windows;
 - the API server's load in steady state: the delta of kube-apiserver's own
   `apiserver_request_total` over a window (watches and other long-running verbs excluded), with
-  the operator at each `--resync-seconds`, minus baseline windows of the same length without it
-  (one before it starts, one after it is stopped), per resource and minute.
+  the operator at each `--resync-seconds` setting (`SECONDS` or `SECONDS:API_THREADS`, the
+  operator's `--api-threads`), minus baseline windows of the same length without it (one before
+  it starts, one after it is stopped), per resource and minute.
 
 Nobody runs pods here: every Deployment has 0 replicas and a stand-in of the Deployment
 controller in this process writes the status the real one writes for a Deployment scaled to
@@ -53,6 +54,7 @@ from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import free_ports
 from commerce_devstack.settings import StackSettings
+from commerce_operator.main import OperatorOptions
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +63,10 @@ DOC = ROOT / "docs" / "benchmarks" / "operator-load.md"
 BIN = Path(sys.executable).parent
 
 GROUP_VERSION = "commerce.io/v1alpha1"
+# The windows `make bench-operator` measures: resync 60 s and 10 s with the operator's thread
+# pool, and 10 s with as many threads as asyncio's default pool has on 2 cores.
+DEFAULT_SETTINGS = ("60", "10", "10:6")
+
 KINDS = {  # short name -> (kind, plural)
     "csvc": ("CommerceService", "commerceservices"),
     "cidx": ("CatalogIndex", "catalogindexes"),
@@ -494,13 +500,14 @@ class Operator:
     namespace: str
     log: Path
     resync_seconds: float = 60.0
+    api_threads: int = OperatorOptions.api_threads
     proc: asyncio.subprocess.Process | None = None
     metrics_port: int = 0
     samples: list[Sample] = field(default_factory=list)
     _sampler: asyncio.Task[None] | None = None
 
-    async def start(self, resync_seconds: float) -> None:
-        self.resync_seconds = resync_seconds
+    async def start(self, setting: SteadySetting) -> None:
+        self.resync_seconds, self.api_threads = setting.resync_seconds, setting.api_threads
         liveness_port, self.metrics_port = free_ports(2)
         kube = self.stack["kube-apiserver"]
         argv = [
@@ -515,7 +522,9 @@ class Operator:
             "--liveness-port",
             str(liveness_port),
             "--resync-seconds",
-            str(resync_seconds),
+            str(setting.resync_seconds),
+            "--api-threads",
+            str(setting.api_threads),
         ]
         env = {
             **os.environ,
@@ -716,10 +725,30 @@ async def background(*coroutines: Awaitable[None]) -> AsyncIterator[None]:
 
 
 @dataclass(frozen=True)
+class SteadySetting:
+    """One steady-state window's operator: its resync period and its API threads."""
+
+    resync_seconds: float
+    api_threads: int = OperatorOptions.api_threads
+
+    @classmethod
+    def parse(cls, token: str) -> SteadySetting:
+        """`SECONDS` or `SECONDS:API_THREADS`."""
+        resync, _, threads = token.partition(":")
+        setting = cls(float(resync), int(threads) if threads else OperatorOptions.api_threads)
+        if setting.resync_seconds <= 0 or setting.api_threads < 1:
+            raise ValueError(f"{token!r}: resync seconds and API threads must be positive")
+        return setting
+
+    def label(self) -> str:
+        return f"resync {self.resync_seconds:g}s, {self.api_threads} API threads"
+
+
+@dataclass(frozen=True)
 class Options:
     count: int
     mix: Mix
-    resync_seconds: tuple[float, ...]
+    settings: tuple[SteadySetting, ...]
     steady_seconds: float
     settle_seconds: float
     ready_timeout_seconds: float
@@ -871,7 +900,7 @@ async def run(options: Options) -> Json:
             print(f"[{namespace}] baseline before: {options.steady_seconds:.0f}s, no operator")
             baseline_before, _ = await measure(kube, "baseline before", options.steady_seconds)
 
-            await operator.start(options.resync_seconds[0])
+            await operator.start(options.settings[0])
             watchers = [
                 kube.watch(_path(namespace, plural), plural, tracker.watcher(kind))
                 for kind, plural in KINDS.values()
@@ -896,22 +925,22 @@ async def run(options: Options) -> Json:
                 )
 
             steady = []
-            for position, resync in enumerate(options.resync_seconds):
+            for position, setting in enumerate(options.settings):
                 if position:
                     await operator.stop()
-                    await operator.start(resync)
+                    await operator.start(setting)
                     # A restart resumes every resource at once; its timers start a period later.
-                    await asyncio.sleep(max(options.settle_seconds, resync))
+                    await asyncio.sleep(max(options.settle_seconds, setting.resync_seconds))
                 else:
                     await asyncio.sleep(options.settle_seconds)
-                print(f"[{namespace}] steady state, resync {resync:g}s")
+                print(f"[{namespace}] steady state, {setting.label()}")
                 began = time.monotonic()
                 window, reconciles = await measure(
-                    kube, f"resync {resync:g}s", options.steady_seconds, operator.reconciles
+                    kube, setting.label(), options.steady_seconds, operator.reconciles
                 )
                 steady.append(
                     (
-                        resync,
+                        setting,
                         window,
                         operator.usage(began, began + window.seconds),
                         {k: round(v * 60 / window.seconds, 1) for k, v in reconciles.items()},
@@ -922,22 +951,22 @@ async def run(options: Options) -> Json:
             await operator.stop()
             print(f"[{namespace}] baseline after: {options.steady_seconds:.0f}s, no operator")
             baseline_after, _ = await measure(kube, "baseline after", options.steady_seconds)
-            await operator.start(options.resync_seconds[-1])  # its finalizers clean up
+            await operator.start(options.settings[-1])  # its finalizers clean up
             result["baselines"] = [_window(baseline_before), _window(baseline_after)]
             result["steady_state"] = [
                 _steady(
-                    resync,
+                    setting,
                     window,
                     usage,
                     reconciles,
                     (baseline_before, baseline_after),
                     len(bodies),
                 )
-                for resync, window, usage, reconciles in steady
+                for setting, window, usage, reconciles in steady
             ]
     finally:
         if created and operator.proc is None:
-            await operator.start(options.resync_seconds[-1])
+            await operator.start(options.settings[-1])
         try:
             result["cleanup"] = await _cleanup(
                 kube, stack, namespace, mix, options.create_concurrency
@@ -981,7 +1010,7 @@ def _window(window: Window) -> Json:
 
 
 def _steady(
-    resync: float,
+    setting: SteadySetting,
     window: Window,
     usage: Json,
     reconciles: dict[str, float],
@@ -1003,7 +1032,8 @@ def _steady(
     }
     reconciles_total = sum(reconciles.values())
     return {
-        "resync_seconds": resync,
+        "resync_seconds": setting.resync_seconds,
+        "api_threads": setting.api_threads,
         "window": _window(window),
         "baseline_requests_per_minute": round(sum(base.values()), 1),
         "operator_requests_per_minute": round(total, 1),
@@ -1109,7 +1139,7 @@ def _markdown(doc: Json) -> str:
         "## Steady state: API server requests, CPU, memory",
         "",
         f"After all are Ready and {options['settle_seconds']:g} s of settling, a window of "
-        f"{options['steady_seconds']:g} s per resync setting (the operator restarted with the "
+        f"{options['steady_seconds']:g} s per setting (the operator restarted with the "
         "next one, then a settle of at least one period). The count is kube-apiserver's own "
         "`apiserver_request_total` (its `/metrics`, scraped at the window's start and end), "
         "every verb except the long-running WATCH, WATCHLIST and CONNECT, and except the "
@@ -1120,25 +1150,25 @@ def _markdown(doc: Json) -> str:
         "resources yet) and once after it is stopped (all resources still there); "
         "operator-attributable = window minus the baselines' mean.",
         "",
-        "| resync | window req/min | baseline req/min | operator req/min | per resource per "
-        "minute | reconciles/min (CS, CI, OC) | timers kept up | req per reconcile | operator CPU "
-        "| avg cores | peak RSS | machine busy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| resync | API threads | window req/min | baseline req/min | operator req/min | per "
+        "resource per minute | reconciles/min (CS, CI, OC) | timers kept up | req per reconcile "
+        "| operator CPU | avg cores | peak RSS | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     first = doc["steady_state"][0]["operator_requests_per_resource_per_minute"]
     timed = res["total"]
     for s in doc["steady_state"]:
         rec = s["reconciles_per_minute"]
         u = s["operator"]
-        # Reconciles done against one per resource and period (the timers' nominal rate).
-        kept_up = sum(rec.values()) / (timed * 60 / s["resync_seconds"])
         lines.append(
-            f"| {s['resync_seconds']:g} s | {s['window']['requests_per_minute']} "
+            f"| {s['resync_seconds']:g} s | {s.get('api_threads', '-')} "
+            f"| {s['window']['requests_per_minute']} "
             f"| {s['baseline_requests_per_minute']} | {s['operator_requests_per_minute']} "
             f"| **{s['operator_requests_per_resource_per_minute']}** "
             f"| {rec.get('CommerceService', 0)}, {rec.get('CatalogIndex', 0)}, "
             f"{rec.get('OutboxConnector', 0)} "
-            f"| {_percent(kept_up)} | {s['requests_per_reconcile']} | {u['cpu_seconds']} s "
+            f"| {_percent(_kept_up(s, timed))} | {s['requests_per_reconcile']} "
+            f"| {u['cpu_seconds']} s "
             f"| {u['avg_cores']} | {u['peak_rss_mb']} MB "
             f"| {_percent(u.get('machine_busy_fraction'))} |"
         )
@@ -1175,19 +1205,19 @@ def _markdown(doc: Json) -> str:
         ]
     if len(doc["steady_state"]) > 1:
         ratios = ", ".join(
-            f"{s['resync_seconds']:g} s: "
-            f"{s['operator_requests_per_resource_per_minute'] / first:.2f}x"
+            f"{_setting(s)}: {s['operator_requests_per_resource_per_minute'] / first:.2f}x"
             for s in doc["steady_state"][1:]
         )
         lines += [
-            f"Against resync {doc['steady_state'][0]['resync_seconds']:g} s, requests per "
-            f"resource per minute: {ratios}.",
+            f"Against {_setting(doc['steady_state'][0])}, requests per resource per minute: "
+            f"{ratios}.",
             "",
         ]
+    lines += _thread_comparison(doc["steady_state"], timed)
     for s in doc["steady_state"]:
         lines += [
-            f"Operator requests per resource per minute by request, resync "
-            f"{s['resync_seconds']:g} s (at least 0.005; `APPLY` is a server-side apply):",
+            f"Operator requests per resource per minute by request, {_setting(s)} (at least "
+            "0.005; `APPLY` is a server-side apply):",
             "",
             "| request | per resource per minute |",
             "|---|---|",
@@ -1214,12 +1244,10 @@ def _markdown(doc: Json) -> str:
         "timers of resources created together fire together, so every reconcile of a burst "
         "waits for most of the burst; the effective period is the interval plus that wait. "
         "Even when it falls behind, the operator uses a fraction of a core: it waits rather "
-        "than computes. Its reconciles' blocking API calls run in asyncio's default thread pool "
-        "(min(32, cores + 4) threads, 6 here), so at most 6 of its requests are in flight; with "
-        "the API server's latency on a busy machine that likely bounds its throughput (not yet "
-        "profiled). OutboxConnector "
-        "reconciles are not in the operator's reconcile metric, so the per-reconcile figure "
-        "divides every request by the CommerceService and CatalogIndex reconciles only.",
+        "than computes. Its reconciles' blocking API calls run in a thread pool "
+        "(`--api-threads`), so at most that many of its requests are in flight; asyncio's "
+        "default pool would have min(32, cores + 4) threads, 6 on this machine, which is why "
+        "the operator sets its own and why one window runs with 6.",
         "",
         "Limits of this setup: every CommerceService owns a ClusterIP Service, so the API "
         "server's Service ranges must hold them all; the benchmark checks the free addresses "
@@ -1231,11 +1259,53 @@ def _markdown(doc: Json) -> str:
         f"then the namespace; left over: {', '.join(doc['cleanup']['leftovers']) or 'nothing'}.",
         "",
         f"Rerun: `make bench-operator` (here: `--count {res['total']} --resync-seconds "
-        f"{' '.join(f'{r:g}' for r in options['resync_seconds'])} --steady-seconds "
+        f"{' '.join(str(r) for r in options['resync_seconds'])} --steady-seconds "
         f"{options['steady_seconds']:g}`; every option: `.venv/bin/python bench/operator_load.py "
         "--help`). The stack must be up; the benchmark touches only its own namespace.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _setting(steady: Json) -> str:
+    threads = steady.get("api_threads")
+    return f"resync {steady['resync_seconds']:g} s" + (
+        f" with {threads} API threads" if threads else ""
+    )
+
+
+def _kept_up(steady: Json, resources: int) -> float:
+    """Reconciles done against one per resource and period (the timers' nominal rate)."""
+    done = float(sum(steady["reconciles_per_minute"].values()))
+    return done / (resources * 60 / float(steady["resync_seconds"]))
+
+
+def _thread_comparison(steady: list[Json], resources: int) -> list[str]:
+    """For each resync period measured with more than one thread count: what the threads
+    changed, in the same run."""
+    lines = []
+    by_resync: dict[float, list[Json]] = {}
+    for s in steady:
+        if s.get("api_threads"):
+            by_resync.setdefault(s["resync_seconds"], []).append(s)
+    for resync, runs in by_resync.items():
+        if len(runs) < 2:
+            continue
+        runs = sorted(runs, key=lambda s: s["api_threads"])
+        fewest = runs[0]
+        rest = "; ".join(
+            f"{s['api_threads']} threads {_percent(_kept_up(s, resources))} "
+            f"({s['operator_requests_per_resource_per_minute']} req per resource per minute, "
+            f"{s['operator']['avg_cores']} cores)"
+            for s in runs[1:]
+        )
+        lines += [
+            f"API threads at resync {resync:g} s, same run: timers kept up with "
+            f"{fewest['api_threads']} threads {_percent(_kept_up(fewest, resources))} "
+            f"({fewest['operator_requests_per_resource_per_minute']} req per resource per "
+            f"minute, {fewest['operator']['avg_cores']} cores); {rest}.",
+            "",
+        ]
+    return lines
 
 
 def _percent(fraction: float | None) -> str:
@@ -1252,10 +1322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--resync-seconds",
-        type=float,
+        type=SteadySetting.parse,
         nargs="+",
-        default=[60.0, 10.0],
-        help="the operator's --resync-seconds, one steady-state window each (default 60 10)",
+        default=[SteadySetting.parse(t) for t in DEFAULT_SETTINGS],
+        metavar="SECONDS[:API_THREADS]",
+        help="one steady-state window each, the operator run with this --resync-seconds (and "
+        f"--api-threads, default {OperatorOptions.api_threads}); default "
+        f"{' '.join(DEFAULT_SETTINGS)}: the 10 s period with the operator's thread pool and "
+        "with asyncio's default one on 2 cores",
     )
     parser.add_argument(
         "--steady-seconds",
@@ -1284,7 +1358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(
         count=args.count,
         mix=parse_mix(args.mix, args.count),
-        resync_seconds=tuple(args.resync_seconds),
+        settings=tuple(args.resync_seconds),
         steady_seconds=args.steady_seconds,
         settle_seconds=args.settle_seconds,
         ready_timeout_seconds=args.ready_timeout_seconds,
@@ -1299,7 +1373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "options": {
             "count": options.count,
             "mix": args.mix,
-            "resync_seconds": list(options.resync_seconds),
+            "resync_seconds": [f"{s.resync_seconds:g}:{s.api_threads}" for s in options.settings],
             "steady_seconds": options.steady_seconds,
             "settle_seconds": options.settle_seconds,
             "create_concurrency": options.create_concurrency,

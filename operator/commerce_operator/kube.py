@@ -71,9 +71,9 @@ def kind_of(api_version: str, kind: str) -> Kind:
     return KINDS[(api_version, kind)]
 
 
-def new_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+def new_api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.ApiClient:
     """In-cluster credentials (the operator's ServiceAccount), else the kubeconfig file named
-    (or $KUBECONFIG, or ~/.kube/config)."""
+    (or $KUBECONFIG, or ~/.kube/config); `pool_size` connections, one per thread that may call."""
     configuration = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -81,8 +81,7 @@ def new_api_client(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration
         )
-    # Reconciles of many resources run in threads at once.
-    configuration.connection_pool_maxsize = 32
+    configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
 
 

@@ -7,6 +7,9 @@ Runs Kopf embedded (`kopf.operator` in our own event loop) with:
   `--standalone` for development;
 - watches of the namespaces given by `--namespace` (repeatable), cluster-wide without one;
 - JSON logs (one object a line, with the resource's namespace and name);
+- `--api-threads` threads for the reconciles' blocking Kubernetes calls (`asyncio.to_thread`),
+  and as many pooled connections: asyncio's default pool has min(32, cores + 4), which on a
+  small node caps the requests in flight well below what many resources need;
 - Kopf's liveness endpoint (`/healthz`) and Prometheus metrics (`/metrics`, `metrics.py`);
 - the handlers of every module in `HANDLER_MODULES`, each registered through its
   `register(registry, context)` into a registry of this run only (`context.py`).
@@ -21,6 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +58,7 @@ class OperatorOptions:
     liveness_port: int | None = 8081
     metrics_port: int | None = 8080
     resync_seconds: float = 60.0
+    api_threads: int = 32
     handler_modules: tuple[str, ...] = HANDLER_MODULES
 
 
@@ -100,8 +105,16 @@ def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
         default=float(env.get("OPERATOR_RESYNC_SECONDS", "60")),
         help="reconcile every resource at least this often (drift, rotated Secrets)",
     )
+    parser.add_argument(
+        "--api-threads",
+        type=int,
+        default=int(env.get("OPERATOR_API_THREADS", "32")),
+        help="Kubernetes API calls in flight at most (env OPERATOR_API_THREADS; default 32)",
+    )
     parser.add_argument("--log-level", default=env.get("OPERATOR_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
+    if args.api_threads < 1:
+        parser.error("--api-threads must be at least 1")
     logging.getLogger().setLevel(args.log_level.upper())
     return OperatorOptions(
         namespaces=() if args.all_namespaces else tuple(dict.fromkeys(args.namespace)),
@@ -112,6 +125,7 @@ def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
         liveness_port=args.liveness_port or None,
         metrics_port=args.metrics_port or None,
         resync_seconds=args.resync_seconds,
+        api_threads=args.api_threads,
     )
 
 
@@ -165,15 +179,19 @@ async def run_operator(
     ready_flag: asyncio.Event | None = None,
 ) -> None:
     """Runs until `stop_flag` is set (or SIGINT/SIGTERM in the main thread)."""
-    api = kube.new_api_client(options.kubeconfig)
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(options.api_threads, thread_name_prefix="kube-api")
+    )
+    api = kube.new_api_client(options.kubeconfig, pool_size=options.api_threads)
     context = OperatorContext(api, resync_seconds=options.resync_seconds)
     registry = build_registry(context, options.handler_modules)
     settings = build_settings(options)
     log.info(
-        "starting: namespaces %s, %s, resync every %ss",
+        "starting: namespaces %s, %s, resync every %ss, %d API threads",
         ", ".join(options.namespaces) or "all",
         "standalone" if options.standalone else f"peering {options.peering_name!r}",
         options.resync_seconds,
+        options.api_threads,
     )
     try:
         await kopf.operator(

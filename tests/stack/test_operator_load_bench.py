@@ -27,7 +27,7 @@ def test_the_benchmark_makes_every_kind_ready_measures_and_cleans_up(
             "--mix",
             "csvc=2,cidx=2,obc=2",
             "--resync-seconds",
-            "5",
+            "5:4",
             "--steady-seconds",
             "12",
             "--settle-seconds",
@@ -71,7 +71,7 @@ def test_the_benchmark_makes_every_kind_ready_measures_and_cleans_up(
     }
     assert [b["label"] for b in document["baselines"]] == ["baseline before", "baseline after"]
     (steady,) = document["steady_state"]
-    assert steady["resync_seconds"] == 5
+    assert (steady["resync_seconds"], steady["api_threads"]) == (5, 4)
     for key in (
         "baseline_requests_per_minute",
         "operator_requests_per_minute",

@@ -37,8 +37,10 @@ def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
     monkeypatch.delenv("OPERATOR_STANDALONE", raising=False)
     monkeypatch.delenv("OPERATOR_METRICS_PORT", raising=False)
     monkeypatch.delenv("OPERATOR_HEALTH_PORT", raising=False)
+    monkeypatch.delenv("OPERATOR_API_THREADS", raising=False)
     options = parse_options([])
     assert options.namespaces == ()
+    assert options.api_threads == 32
     assert not options.standalone
     assert (options.liveness_port, options.metrics_port) == (8081, 8080)
     assert options.handler_modules == HANDLER_MODULES
@@ -51,6 +53,8 @@ def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
     assert parse_options(["--all-namespaces"]).namespaces == ()
     with pytest.raises(SystemExit):
         parse_options(["--all-namespaces", "--namespace", "a"])
+    with pytest.raises(SystemExit):
+        parse_options(["--api-threads", "0"])
 
 
 def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +62,9 @@ def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPERATOR_RESYNC_SECONDS", "15")
     monkeypatch.setenv("OPERATOR_METRICS_PORT", "9100")
     monkeypatch.setenv("OPERATOR_HEALTH_PORT", "9101")
+    monkeypatch.setenv("OPERATOR_API_THREADS", "64")
     options = parse_options([])
+    assert options.api_threads == 64
     assert options.namespaces == ("shop", "staging")
     assert options.resync_seconds == 15
     assert (options.metrics_port, options.liveness_port) == (9100, 9101)
