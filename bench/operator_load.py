@@ -1189,7 +1189,7 @@ def _markdown(doc: Json) -> str:
         # reconcile are the steadiest figure, and the reconcile counter covers every burst.
         per_reconcile = shortest["requests_per_reconcile"]
         estimates = ", ".join(
-            f"{s['resync_seconds']:g} s: "
+            f"{_setting(s)}: "
             f"{per_reconcile * sum(s['reconciles_per_minute'].values()) / res['total']:.1f}"
             for s in doc["steady_state"]
         )
