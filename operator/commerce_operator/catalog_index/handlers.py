@@ -21,10 +21,9 @@ progress returns (the Deployment's events bring the next reconcile).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import kopf
 from elasticsearch import ApiError
@@ -34,9 +33,10 @@ from commerce_operator import metrics
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchUnavailable
 from commerce_operator.catalog_index.kube import PLURAL
 from commerce_operator.catalog_index.reconcile import Clients, finalize, reconcile
-from commerce_operator.catalog_index.settings import ElasticsearchSettings, SettingsError
+from commerce_operator.catalog_index.settings import ElasticsearchSettings
 from commerce_operator.catalog_index.spec import DELETE
 from commerce_operator.conditions import Outcome, Report
+from commerce_operator.external_handlers import Context, ExternalHandlers
 from commerce_operator.resource import API_VERSION, GROUP, MANAGED_BY, VERSION
 from commerce_operator.timers import timer_without_finalizer
 
@@ -46,44 +46,19 @@ KIND = "CatalogIndex"
 TEMPORARY = (client.ApiException, ElasticsearchUnavailable, ApiError, OSError)
 
 
-class Context(Protocol):
-    """What this module needs of the runtime's `OperatorContext`."""
+class _Handlers(ExternalHandlers[Clients]):
+    kind = KIND
+    temporary = TEMPORARY
 
-    api: client.ApiClient
-    resync_seconds: float
+    def make_clients(self) -> Clients:
+        return Clients.create(ElasticsearchSettings.from_env(), self.context.api)
 
-    def lock(self, uid: str) -> asyncio.Lock: ...
-
-    def forget(self, uid: str) -> None: ...
-
-    def retry_delay(self, retry: int) -> float: ...
-
-
-class _Handlers:
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        self._clients: Clients | None = None
-        # Passes in a row that did not finish, per resource: Kopf counts retries for change
-        # handlers but not for timers, and both share one backoff.
-        self._failures: dict[str, int] = {}
-
-    def clients(self) -> Clients:
-        if self._clients is None:
-            try:
-                settings = ElasticsearchSettings.from_env()
-            except SettingsError as exc:
-                raise kopf.TemporaryError(f"operator settings: {exc}", delay=60) from exc
-            self._clients = Clients.create(settings, self.context.api)
-        return self._clients
-
-    async def close(self) -> None:
-        if self._clients is not None:
-            await self._clients.close()
-            self._clients = None
+    async def finalize(self, body: Mapping[str, Any], clients: Clients) -> list[str]:
+        return await finalize(body, clients)
 
     async def run(self, namespace: str, name: str, uid: str) -> None:
         clients = self.clients()
-        failures = self._failures.get(uid, 0)
+        failures = self.failures.get(uid, 0)
         async with self.context.lock(uid):
             with metrics.observe(KIND) as observation:
                 try:
@@ -99,39 +74,15 @@ class _Handlers:
                         body, clients, retry=failures, backoff=self.context.retry_delay
                     )
                 except TEMPORARY as exc:
-                    self._failures[uid] = failures + 1
+                    self.failures[uid] = failures + 1
                     delay = self.context.retry_delay(failures)
                     raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=delay) from exc
                 _finish(observation, report)
-        self._failures[uid] = 0 if report.worst < Outcome.RETRYING else failures + 1
+        self.failures[uid] = 0 if report.worst < Outcome.RETRYING else failures + 1
         if report.stalled:
             raise kopf.PermanentError(report.summary())
         if report.worst is Outcome.RETRYING and report.retry_after is not None:
             raise kopf.TemporaryError(report.summary(), delay=report.retry_after)
-
-    async def delete(self, body: kopf.Body, retry: int) -> None:
-        """Also when paused: deleting the resource is an explicit request, and a paused
-        resource must not wedge its namespace's deletion."""
-        clients = self.clients()
-        uid = body["metadata"]["uid"]
-        try:
-            async with self.context.lock(uid):
-                removed = await finalize(body, clients)
-        except TEMPORARY as exc:
-            delay = self.context.retry_delay(retry)
-            raise kopf.TemporaryError(f"clean-up failed: {exc}", delay=delay) from exc
-        self.forget(uid)
-        meta = body["metadata"]
-        log.info(
-            "CatalogIndex %s/%s removed: %s",
-            meta["namespace"],
-            meta["name"],
-            "; ".join(removed) or "nothing was left",
-        )
-
-    def forget(self, uid: str) -> None:
-        self.context.forget(uid)
-        self._failures.pop(uid, None)
 
 
 def _finish(observation: metrics.Observation, report: Report) -> None:

@@ -18,14 +18,14 @@ a resource at a time (the runtime's lock per uid).
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 from kubernetes import client
 
 from commerce_operator import metrics
+from commerce_operator.external_handlers import Context, ExternalHandlers
 from commerce_operator.outbox_connector.connect_client import ConnectError
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopicsError
 from commerce_operator.outbox_connector.kube import PLURAL
@@ -33,52 +33,25 @@ from commerce_operator.outbox_connector.reconcile import Clients, finalize, reco
 from commerce_operator.outbox_connector.settings import OutboxSettings, SettingsError
 from commerce_operator.resource import GROUP, VERSION
 
-log = logging.getLogger(__name__)
-
 KIND = "OutboxConnector"
 
 TEMPORARY = (client.ApiException, KafkaTopicsError, ConnectError, OSError)
 
 
-class Context(Protocol):
-    """What this module needs of the runtime's `OperatorContext`."""
+class _Handlers(ExternalHandlers[Clients]):
+    kind = KIND
+    temporary = TEMPORARY
 
-    api: client.ApiClient
-    resync_seconds: float
+    def make_clients(self) -> Clients:
+        return Clients.create(OutboxSettings.from_env(), self.context.api)
 
-    def lock(self, uid: str) -> asyncio.Lock: ...
-
-    def forget(self, uid: str) -> None: ...
-
-    def retry_delay(self, retry: int) -> float: ...
-
-
-class _Handlers:
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        self._clients: Clients | None = None
-        # Passes in a row that did not finish, per resource: Kopf counts retries for change
-        # handlers but not for timers, and both share one backoff.
-        self._failures: dict[str, int] = {}
-
-    def clients(self) -> Clients:
-        if self._clients is None:
-            try:
-                settings = OutboxSettings.from_env()
-            except SettingsError as exc:
-                raise kopf.TemporaryError(f"operator settings: {exc}", delay=60) from exc
-            self._clients = Clients.create(settings, self.context.api)
-        return self._clients
-
-    async def close(self) -> None:
-        if self._clients is not None:
-            await self._clients.close()
-            self._clients = None
+    async def finalize(self, body: Mapping[str, Any], clients: Clients) -> list[str]:
+        return await finalize(body, clients)
 
     async def run(self, body: kopf.Body) -> None:
         clients = self.clients()
         uid = body["metadata"]["uid"]
-        failures = self._failures.get(uid, 0)
+        failures = self.failures.get(uid, 0)
         async with self.context.lock(uid):
             with metrics.observe(KIND) as observation:
                 try:
@@ -86,7 +59,7 @@ class _Handlers:
                         body, clients, retry=failures, backoff=self.context.retry_delay
                     )
                 except TEMPORARY as exc:
-                    self._failures[uid] = failures + 1
+                    self.failures[uid] = failures + 1
                     delay = self.context.retry_delay(failures)
                     raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=delay) from exc
                 if report.paused:
@@ -94,32 +67,11 @@ class _Handlers:
                 else:
                     worst = max(report.results, key=lambda r: r.outcome)
                     observation.finish(worst.outcome, worst.reason)
-        self._failures[uid] = 0 if report.retry_after is None else failures + 1
+        self.failures[uid] = 0 if report.retry_after is None else failures + 1
         if report.stalled:
             raise kopf.PermanentError(report.summary())
         if report.retry_after is not None:
             raise kopf.TemporaryError(report.summary(), delay=report.retry_after)
-
-    async def delete(self, body: kopf.Body, retry: int) -> None:
-        """Also when paused: deleting the resource is an explicit request, and a paused
-        resource must not wedge its namespace's deletion."""
-        clients = self.clients()
-        uid = body["metadata"]["uid"]
-        try:
-            async with self.context.lock(uid):
-                removed = await finalize(body, clients)
-        except TEMPORARY as exc:
-            delay = self.context.retry_delay(retry)
-            raise kopf.TemporaryError(f"clean-up failed: {exc}", delay=delay) from exc
-        self.context.forget(uid)
-        self._failures.pop(uid, None)
-        meta = body["metadata"]
-        log.info(
-            "OutboxConnector %s/%s removed: %s",
-            meta["namespace"],
-            meta["name"],
-            "; ".join(removed) or "nothing was left",
-        )
 
 
 def register(registry: kopf.OperatorRegistry, context: Context) -> None:
