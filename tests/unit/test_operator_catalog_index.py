@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from commerce_operator.bindings import SecretInfo
 from commerce_operator.catalog_index.desired import (
-    SecretInfo,
     index_body,
     index_name,
     index_version,

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
+from commerce_operator.bindings import SecretInfo
 from commerce_operator.commerce_service.desired import (
     CONFIG_HASH_ANNOTATION,
     ClusterView,
     DesiredState,
     PeerService,
-    SecretInfo,
     bindings_result,
     desired_state,
     rollout_result,

@@ -12,14 +12,12 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from commerce_operator.bindings import BindingProblem, SecretInfo, secret_key_refs, secret_problem
 from commerce_operator.catalog_index.spec import CatalogIndexSpec
 from commerce_operator.resource import MANAGED_BY, ResourceMeta, object_meta
 
-BINDING_NOT_FOUND = "BindingNotFound"
-BINDING_INVALID = "BindingInvalid"
 # On the worker's pod template: a config or Secret change rolls it.
 CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
 
@@ -78,18 +76,6 @@ WORKER_ROLE = "catalog-sync"
 HTTP_PORT = 8080
 
 
-@dataclass(frozen=True)
-class SecretInfo:
-    keys: frozenset[str]
-    resource_version: str
-
-
-@dataclass(frozen=True)
-class WorkerProblem:
-    reason: str  # BINDING_NOT_FOUND or BINDING_INVALID
-    message: str
-
-
 def worker_name(meta: ResourceMeta) -> str:
     return f"{meta.name}-sync"
 
@@ -110,29 +96,18 @@ def worker_selector(meta: ResourceMeta) -> dict[str, str]:
 
 def worker_problems(
     spec: CatalogIndexSpec, secrets: Mapping[str, SecretInfo]
-) -> list[WorkerProblem]:
+) -> list[BindingProblem]:
     """A source Secret missing or lacking a key: the worker would crash on a missing setting,
     so nothing is applied until it is there (it may be created later: retried)."""
-    problems = []
-    for field_name, secret_name, keys in (
-        ("source.documentStore", spec.document_store_secret, DOCUMENT_STORE_KEYS),
-        ("source.productDatabase", spec.product_database_secret, PRODUCT_DATABASE_KEYS),
-    ):
-        secret = secrets.get(secret_name)
-        if secret is None:
-            problems.append(
-                WorkerProblem(BINDING_NOT_FOUND, f"{field_name}: Secret {secret_name!r} not found")
-            )
-            continue
-        missing = sorted(set(keys) - secret.keys)
-        if missing:
-            problems.append(
-                WorkerProblem(
-                    BINDING_INVALID,
-                    f"{field_name}: Secret {secret_name!r} lacks key(s) {', '.join(missing)}",
-                )
-            )
-    return problems
+    problems = (
+        secret_problem(
+            "source.documentStore", spec.document_store_secret, secrets, DOCUMENT_STORE_KEYS
+        ),
+        secret_problem(
+            "source.productDatabase", spec.product_database_secret, secrets, PRODUCT_DATABASE_KEYS
+        ),
+    )
+    return [problem for problem in problems if problem is not None]
 
 
 def worker_objects(
@@ -152,14 +127,9 @@ def worker_objects(
         "SEARCH_LISTEN_HOST": "0.0.0.0",
         "SEARCH_HTTP_PORT": str(HTTP_PORT),
     }
-    secret_env = [
-        {"name": setting, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
-        for secret_name, keys in (
-            (spec.document_store_secret, DOCUMENT_STORE_KEYS),
-            (spec.product_database_secret, PRODUCT_DATABASE_KEYS),
-        )
-        for key, setting in keys.items()
-    ]
+    env = secret_key_refs(spec.document_store_secret, DOCUMENT_STORE_KEYS) + secret_key_refs(
+        spec.product_database_secret, PRODUCT_DATABASE_KEYS
+    )
     versions = {
         name: secrets[name].resource_version
         for name in (spec.document_store_secret, spec.product_database_secret)
@@ -167,7 +137,7 @@ def worker_objects(
     }
     # A rotated Secret changes the hash and so rolls the worker (env is read at start).
     config_hash = hashlib.sha256(
-        json.dumps([config, secret_env, versions], sort_keys=True).encode()
+        json.dumps([config, env, versions], sort_keys=True).encode()
     ).hexdigest()[:16]
     container: dict[str, Any] = {
         "name": "sync",
@@ -175,7 +145,7 @@ def worker_objects(
         # The entry point itself: runs under any image layout and the development runtime.
         "command": ["commerce-search", "run"],
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
-        "env": [{"name": k, "value": v} for k, v in sorted(config.items())] + secret_env,
+        "env": [{"name": k, "value": v} for k, v in sorted(config.items())] + env,
         "readinessProbe": {
             "httpGet": {"path": "/health/ready", "port": "http"},
             "periodSeconds": 5,

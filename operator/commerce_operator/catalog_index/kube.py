@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 
 from commerce_operator import kube
-from commerce_operator.catalog_index.desired import SecretInfo
+from commerce_operator.bindings import SecretInfo
 from commerce_operator.resource import API_VERSION, ResourceMeta
 
 PLURAL = "catalogindexes"

@@ -14,7 +14,8 @@ from typing import Any
 from kubernetes import client
 
 from commerce_operator import kube
-from commerce_operator.commerce_service.desired import ClusterView, PeerService, SecretInfo
+from commerce_operator.bindings import SecretInfo
+from commerce_operator.commerce_service.desired import ClusterView, PeerService
 from commerce_operator.commerce_service.spec import CommerceServiceSpec
 from commerce_operator.outbox_connector.desired import topics_by_aggregate
 from commerce_operator.outbox_connector.spec import OutboxConnectorSpec

@@ -21,6 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from commerce_operator.bindings import (
+    BINDING_INVALID,
+    BINDING_NOT_FOUND,
+    BindingProblem,
+    SecretInfo,
+    secret_key_refs,
+    secret_problem,
+)
 from commerce_operator.commerce_service.spec import ROLES, Autoscaling, CommerceServiceSpec
 from commerce_operator.conditions import Outcome, StepResult
 from commerce_operator.resource import API_VERSION, MANAGED_BY, ResourceMeta, object_meta
@@ -28,8 +36,6 @@ from commerce_operator.rollout import rollout_result as deployment_rollout
 
 CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
 
-BINDING_NOT_FOUND = "BindingNotFound"
-BINDING_INVALID = "BindingInvalid"
 # The operator lacks a setting a role needs (OPERATOR_ELASTICSEARCH_URL): fixed by configuring
 # the operator, so retried rather than stalled.
 OPERATOR_SETTING_MISSING = "OperatorSettingMissing"
@@ -48,12 +54,6 @@ DOCUMENT_STORE_KEYS = {"uri": "MONGO_URI"}
 
 
 @dataclass(frozen=True)
-class SecretInfo:
-    keys: frozenset[str]
-    resource_version: str
-
-
-@dataclass(frozen=True)
 class PeerService:
     role: str
     grpc_port: int
@@ -69,12 +69,6 @@ class ClusterView:
     services: Mapping[str, PeerService] = field(default_factory=dict)
     # CatalogIndex name -> alias.
     catalog_aliases: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BindingProblem:
-    reason: str  # BINDING_NOT_FOUND, BINDING_INVALID or OPERATOR_SETTING_MISSING
-    message: str
 
 
 @dataclass(frozen=True)
@@ -187,29 +181,14 @@ def _resolve(
     ):
         if secret_name is None:
             continue
-        secret = view.secrets.get(secret_name)
-        if secret is None:
-            problems.append(
-                BindingProblem(BINDING_NOT_FOUND, f"{binding}: Secret {secret_name!r} not found")
-            )
+        problem = secret_problem(binding, secret_name, view.secrets, keys)
+        if problem is not None:
+            problems.append(problem)
             continue
-        missing = sorted(set(keys) - secret.keys)
-        if missing:
-            problems.append(
-                BindingProblem(
-                    BINDING_INVALID,
-                    f"{binding}: Secret {secret_name!r} lacks key(s) {', '.join(missing)}",
-                )
-            )
-            continue
-        versions[secret_name] = secret.resource_version
-        secret_env += [
-            {
-                "name": f"{prefix}_{setting}",
-                "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}},
-            }
-            for key, setting in keys.items()
-        ]
+        versions[secret_name] = view.secrets[secret_name].resource_version
+        secret_env += secret_key_refs(
+            secret_name, {key: f"{prefix}_{s}" for key, s in keys.items()}
+        )
 
     for event in bindings.events:
         topics = view.outbox_topics.get(event.outbox_connector)

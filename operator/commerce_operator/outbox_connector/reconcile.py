@@ -22,6 +22,7 @@ from typing import Any
 
 from kubernetes import client
 
+from commerce_operator.bindings import BINDING_INVALID, BINDING_NOT_FOUND
 from commerce_operator.conditions import (
     READY,
     Outcome,
@@ -61,8 +62,6 @@ CONNECT_UNAVAILABLE = "ConnectUnavailable"
 # Connect's validation refused the config (e.g. Debezium cannot log in with the Secret's user).
 CONNECTOR_CONFIG_REJECTED = "ConnectorConfigRejected"
 KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
-BINDING_NOT_FOUND = "BindingNotFound"
-BINDING_INVALID = "BindingInvalid"
 INVALID_SPEC = "InvalidSpec"
 WAITING_FOR_TOPICS = "WaitingForTopics"
 
