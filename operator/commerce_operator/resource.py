@@ -78,3 +78,16 @@ def object_meta(
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
+
+
+def controlling_owner(body: Mapping[str, Any], kind: str) -> dict[str, str] | None:
+    """The name and uid of the object's controller when it is one of our resources of `kind`
+    (an owned Deployment's events lead back to the resource that made it)."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or ():
+        if (
+            ref.get("controller")
+            and ref.get("kind") == kind
+            and ref.get("apiVersion", "") == API_VERSION
+        ):
+            return {"name": str(ref["name"]), "uid": str(ref["uid"])}
+    return None

@@ -17,7 +17,6 @@ from commerce_operator.commerce_service.handlers import (
     INVALID_SPEC,
     KUBERNETES_API_ERROR,
     _api_error,
-    _controller,
 )
 from commerce_operator.conditions import Outcome
 from commerce_operator.context import OperatorContext
@@ -28,6 +27,7 @@ from commerce_operator.main import (
     build_settings,
     parse_options,
 )
+from commerce_operator.resource import controlling_owner
 
 
 def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
@@ -178,13 +178,15 @@ def test_api_errors_are_stalled_only_when_the_server_refused_the_object(
 def test_only_a_commerce_service_controller_owns_a_deployment() -> None:
     ref: dict[str, Any] = {"apiVersion": "commerce.io/v1alpha1", "kind": "CommerceService"}
     ref |= {"name": "a", "uid": "u1", "controller": True}
-    assert _controller({"metadata": {"ownerReferences": [ref]}}, "CommerceService") == {
+    assert controlling_owner({"metadata": {"ownerReferences": [ref]}}, "CommerceService") == {
         "name": "a",
         "uid": "u1",
     }
     for other in ({**ref, "controller": False}, {**ref, "apiVersion": "other.io/v1"}):
-        assert _controller({"metadata": {"ownerReferences": [other]}}, "CommerceService") is None
-    assert _controller({"metadata": {}}, "CommerceService") is None
+        assert (
+            controlling_owner({"metadata": {"ownerReferences": [other]}}, "CommerceService") is None
+        )
+    assert controlling_owner({"metadata": {}}, "CommerceService") is None
 
 
 def test_paths_of_core_grouped_and_custom_kinds() -> None:

@@ -37,7 +37,7 @@ from commerce_operator.catalog_index.settings import ElasticsearchSettings
 from commerce_operator.catalog_index.spec import DELETE
 from commerce_operator.conditions import Outcome, Report
 from commerce_operator.external_handlers import Context, ExternalHandlers
-from commerce_operator.resource import API_VERSION, GROUP, MANAGED_BY, VERSION
+from commerce_operator.resource import GROUP, MANAGED_BY, VERSION, controlling_owner
 from commerce_operator.timers import timer_without_finalizer
 
 log = logging.getLogger(__name__)
@@ -93,18 +93,6 @@ def _finish(observation: metrics.Observation, report: Report) -> None:
     observation.finish(worst.outcome, worst.reason)
 
 
-def _controller(body: Mapping[str, Any]) -> dict[str, str] | None:
-    """The name and uid of the object's controlling CatalogIndex, if any."""
-    for ref in body.get("metadata", {}).get("ownerReferences") or ():
-        if (
-            ref.get("controller")
-            and ref.get("kind") == KIND
-            and ref.get("apiVersion") == (API_VERSION)
-        ):
-            return {"name": str(ref["name"]), "uid": str(ref["uid"])}
-    return None
-
-
 def _deletion_policy_is_delete(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("deletionPolicy") == DELETE
 
@@ -143,7 +131,7 @@ def register(registry: kopf.OperatorRegistry, context: Context) -> None:
     )
 
     async def worker_event(body: kopf.Body, **_: Any) -> None:
-        owner = _controller(body)
+        owner = controlling_owner(body, KIND)
         if owner is not None:
             try:
                 await handlers.run(str(body.metadata.namespace), owner["name"], owner["uid"])

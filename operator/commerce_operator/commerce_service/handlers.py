@@ -48,7 +48,7 @@ from commerce_operator.conditions import (
     summarize,
 )
 from commerce_operator.context import OperatorContext
-from commerce_operator.resource import GROUP, MANAGED_BY, VERSION, ResourceMeta
+from commerce_operator.resource import GROUP, MANAGED_BY, VERSION, ResourceMeta, controlling_owner
 from commerce_operator.rollout import ROLLOUT_IN_PROGRESS
 from commerce_operator.timers import timer_without_finalizer
 
@@ -111,7 +111,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     )
 
     async def on_deployment_event(body: kopf.Body, **_: Any) -> None:
-        owner = _controller(body, KIND)
+        owner = controlling_owner(body, KIND)
         if owner is not None:
             # The reconcile reads the owner itself; its identity is all it needs.
             meta = {**owner, "namespace": str(body.metadata.namespace)}
@@ -125,18 +125,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         labels={"app.kubernetes.io/managed-by": MANAGED_BY},
         id="commerceservice-deployment",
     )(on_deployment_event)
-
-
-def _controller(body: Mapping[str, Any], kind: str) -> dict[str, str] | None:
-    """The name and uid of the object's controller of `kind`, if any."""
-    for ref in body.get("metadata", {}).get("ownerReferences") or ():
-        if (
-            ref.get("controller")
-            and ref.get("kind") == kind
-            and ref.get("apiVersion", "") == f"{GROUP}/{VERSION}"
-        ):
-            return {"name": str(ref["name"]), "uid": str(ref["uid"])}
-    return None
 
 
 class Reconciler:
