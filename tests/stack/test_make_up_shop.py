@@ -320,22 +320,37 @@ async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(sho
         assert await _stock_becomes(http, shop, sku, (40, 0)) == (40, 0)
 
 
+async def _search_hit(http: httpx.AsyncClient, sku: str, available: bool) -> dict[str, Any]:
+    """The product's search hit once it says `available`; the sync worker follows catalog
+    writes and stock changes within a poll or two."""
+    hits: list[dict[str, Any]] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            while not (hits and hits[0]["available"] is available):
+                await asyncio.sleep(0.5)
+                found = await http.get("/api/v1/search", params={"q": sku.lower()})
+                assert found.status_code == 200, found.text
+                hits = found.json()["hits"]
+    assert hits, f"{sku} never reached the index"
+    assert hits[0]["available"] is available
+    return hits[0]
+
+
 async def test_the_public_address_routes_each_path_to_its_service(shop: Shop) -> None:
     """samples/40-ingress.yaml, served by the development runtime: the catalog written through
-    the product service is found through the search service, both at the one public address."""
+    the product service is found through the search service, both at the one public address;
+    stock set after the product, then its last unit sold, show in the hit's availability."""
     public = KubeShopSettings().public_url
     sku = _product(shop, stock=1)
     async with httpx.AsyncClient(base_url=public, timeout=30) as http:
         product = await http.get(f"/api/v1/inventory/{sku}")
         assert product.status_code == 200, product.text
-        async with asyncio.timeout(60):  # the sync worker indexes it within a poll or two
-            while True:
-                found = await http.get("/api/v1/search", params={"q": sku.lower()})
-                assert found.status_code == 200, found.text
-                if found.json()["total"]:
-                    break
-                await asyncio.sleep(0.5)
-        assert found.json()["hits"][0]["title"] == f"End-to-end {sku}"
+        hit = await _search_hit(http, sku, available=True)
+        assert hit["title"] == f"End-to-end {sku}"
+        placed = await _place(http, shop, sku, 1, "tok_visa", f"e2e-{uuid.uuid4()}")
+        assert placed.status_code == 201, placed.text
+        assert (await _settled(http, shop, placed.json()["order_id"]))["status"] == "COMPLETED"
+        await _search_hit(http, sku, available=False)
         unknown = await http.get("/api/v1/nothing-here")
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "not_found"

@@ -1,12 +1,13 @@
 """The catalog sync against the real FerretDB, MariaDB and Elasticsearch: catalog writes reach
 the index, an older version never overwrites a newer one, a restart resumes from the checkpoint
 (counting what it reads), equal timestamps and late writes are not lost, a rebuild swaps the
-alias and keeps what was written while it scanned."""
+alias and keeps what was written while it scanned; availability follows stock, reservations
+and releases, across a restart, behind the watermark, and never over a newer revision."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commerce_services.product.catalog.model import Price, Product, ProductContent, Variant
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
+from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.documents import Delete, Revision, Upsert
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
-from commerce_services.search.engine import Checkpoint
+from commerce_services.search.engine import Checkpoint, IndexedProduct
 from commerce_services.search.sync import CatalogSync
 from tests.stack.conftest import Clock
 
@@ -64,6 +66,7 @@ def _sync(
         alias,
         clock,
         batch_size=batch_size,
+        overlap=overlap,
     )
 
 
@@ -323,3 +326,152 @@ async def test_writes_landing_during_a_rebuild_scan_are_not_lost(
         )
     # The worker goes on from after the writes: nothing is left to read.
     assert (await sync.run_once()).read == 0
+
+
+async def _available(es: AsyncElasticsearch, alias: str, product_id: str) -> tuple[int, bool]:
+    doc = await _indexed(es, alias, product_id)
+    assert doc is not None
+    return int(doc["_version"]), bool(doc["_source"]["available"])
+
+
+async def test_availability_follows_stock_reservations_and_releases(
+    sync: CatalogSync,
+    catalog: CatalogStore,
+    store: InventoryStore,
+    es: AsyncElasticsearch,
+    alias: str,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    sku = f"AV-{unique}"
+    product = await catalog.create(_content(category, sku))
+    await sync.run_once()
+    assert await _available(es, alias, product.product_id) == (1, False)  # no stock yet
+
+    # None of these makes a catalog revision: the document keeps its version.
+    clock.now += timedelta(seconds=1)
+    await store.set_stock(sku, 2)
+    report = await sync.run_once()
+    assert (report.read, report.availability) == (0, 1)
+    assert await _available(es, alias, product.product_id) == (1, True)
+
+    clock.now += timedelta(seconds=1)
+    await store.reserve(f"order-{unique}", [(sku, 2)], timedelta(minutes=5))
+    assert (await sync.run_once()).availability == 1
+    assert await _available(es, alias, product.product_id) == (1, False)
+
+    clock.now += timedelta(seconds=1)
+    await store.release(f"order-{unique}")
+    assert (await sync.run_once()).availability == 1
+    assert await _available(es, alias, product.product_id) == (1, True)
+    # Polling again re-reads the last rows and rewrites nothing.
+    assert (await sync.run_once()).availability == 0
+
+
+async def test_stock_changed_while_the_worker_was_stopped_is_followed_after_a_restart(
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    catalog: CatalogStore,
+    store: InventoryStore,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    sku = f"AR-{unique}"
+    product = await catalog.create(_content(category, sku))
+    await _sync(catalog_db, engine, es, alias, clock).run_once()
+    clock.now += timedelta(seconds=1)
+    await store.set_stock(sku, 1)
+    # A new process: only the saved stock checkpoint tells it where to look from.
+    report = await _sync(catalog_db, engine, es, alias, clock).run_once()
+    assert (report.read, report.availability) == (0, 1)
+    assert await _available(es, alias, product.product_id) == (1, True)
+
+
+async def test_a_stock_write_that_commits_behind_the_watermark_is_followed_by_the_overlap(
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    catalog: CatalogStore,
+    store: InventoryStore,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    sku = f"AL-{unique}"
+    product = await catalog.create(_content(category, sku))
+    sync = _sync(catalog_db, engine, es, alias, clock, overlap=timedelta(seconds=5))
+    await sync.run_once()
+    # Another SKU's change moves the stock checkpoint 10 s on...
+    clock.now += timedelta(seconds=10)
+    await store.set_stock(f"AO-{unique}", 1)
+    await sync.run_once()
+    # ...then a write that took its time 2 s before that commits.
+    clock.now -= timedelta(seconds=2)
+    await store.set_stock(sku, 4)
+    assert (await sync.run_once()).availability == 1
+    assert await _available(es, alias, product.product_id) == (1, True)
+
+
+class _RevisionLandsAfterLookup(ElasticsearchEngine):
+    """Writes a newer revision of the product right after the stock follower looked it up,
+    before it rewrites the version it read."""
+
+    def __init__(self, es: AsyncElasticsearch, land: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(es)
+        self._land: Callable[[], Awaitable[None]] | None = land
+
+    async def find_by_skus(self, target: str, skus: Sequence[str]) -> list[IndexedProduct]:
+        found = await super().find_by_skus(target, skus)
+        if found and self._land is not None:
+            land, self._land = self._land, None
+            await land()
+        return found
+
+
+async def test_an_availability_rewrite_never_overwrites_a_newer_revision(
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    catalog: CatalogStore,
+    store: InventoryStore,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    sku = f"AN-{unique}"
+    product = await catalog.create(_content(category, sku))
+    await _sync(catalog_db, engine, es, alias, clock).run_once()
+    v1 = await _indexed(es, alias, product.product_id)
+    assert v1 is not None
+
+    async def newer_revision() -> None:
+        # Another writer (a rebuild, a second worker) indexes version 2, read before the
+        # stock change, so it still says unavailable.
+        v2 = Upsert(product.product_id, 2, {**v1["_source"], "title": "Lungo mug"})
+        outcome = await ElasticsearchEngine(es).write(alias, [v2], require_alias=True)
+        assert outcome.written == 1
+
+    sync = CatalogSync(
+        WatermarkPoll(catalog_db.client, catalog_db.name, timedelta(0)),
+        _RevisionLandsAfterLookup(es, newer_revision),
+        CatalogReads(engine),
+        alias,
+        clock,
+    )
+    clock.now += timedelta(seconds=1)
+    await store.set_stock(sku, 3)
+    # The rewrite of version 1 loses to version 2; the follower looks again and rewrites 2.
+    assert (await sync.run_once()).availability == 1
+    doc = await _indexed(es, alias, product.product_id)
+    assert doc is not None
+    assert (doc["_version"], doc["_source"]["title"], doc["_source"]["available"]) == (
+        2,
+        "Lungo mug",
+        True,
+    )

@@ -1,5 +1,6 @@
-"""Pure logic of catalog search: revision -> index operation, bulk sizing and item outcomes,
-query-string parsing, cursors, and the filters a query becomes."""
+"""Pure logic of catalog search: revision -> index operation, availability rewrites after stock
+changes, bulk sizing and item outcomes, checkpoint ids, query-string parsing, cursors, and the
+filters a query becomes."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from commerce_services.search.availability import availability_rewrites
 from commerce_services.search.bulk import bulk_lines, byte_chunks, item_outcome
 from commerce_services.search.documents import CategoryInfo, Delete, Upsert, index_op
-from commerce_services.search.engine import SearchQuery
+from commerce_services.search.elasticsearch_engine import checkpoint_id
+from commerce_services.search.engine import IndexedProduct, SearchQuery
 from commerce_services.search.fallback import typed_values
 from commerce_services.search.mapping import generation_of, index_name
 from commerce_services.search.queries import filters
@@ -73,6 +76,7 @@ def test_a_revision_becomes_a_document_with_ancestors_facets_and_prices() -> Non
         "price_min": 990,
         "price_max": 1290,
         "currency": ["EUR"],
+        "skus": ["A", "B"],
         "available": True,
         "created_at": 1735787045678,
         "updated_at": 1735787045678,
@@ -125,6 +129,51 @@ def test_bulk_lines_carry_the_external_version() -> None:
     upsert = bulk_lines("products", Upsert("p1", 2, {"title": "x"}))
     assert upsert[0]["index"]["version_type"] == "external"
     assert upsert[1] == {"title": "x"}
+    # An availability rewrite keeps the version it read: equal accepted, older still refused.
+    rewrite = bulk_lines("products", Upsert("p1", 2, {"title": "x"}, same_version=True))
+    assert rewrite[0]["index"] == {
+        "_index": "products",
+        "_id": "p1",
+        "version": 2,
+        "version_type": "external_gte",
+    }
+
+
+def _indexed(product_id: str, skus: list[str], available: bool) -> IndexedProduct:
+    document = {"title": product_id, "skus": skus, "available": available}
+    return IndexedProduct(product_id, 7, document)
+
+
+@pytest.mark.parametrize(
+    ("indexed", "sellable", "rewritten"),
+    [
+        ([_indexed("p1", ["A", "B"], False)], {"B": 1}, {"p1": True}),  # restocked
+        ([_indexed("p1", ["A", "B"], True)], {"A": 0, "B": 0}, {"p1": False}),  # sold out
+        ([_indexed("p1", ["A"], True)], {}, {"p1": False}),  # inventory row gone
+        ([_indexed("p1", ["A"], True)], {"A": 3}, {}),  # unchanged: nothing written
+        ([_indexed("p1", ["A"], False)], {"A": 0}, {}),
+        ([_indexed("p1", [], False)], {"A": 3}, {}),  # no SKUs: never available
+        (
+            [_indexed("p1", ["A"], False), _indexed("p2", ["B"], False)],
+            {"A": 2, "B": 0},
+            {"p1": True},
+        ),
+    ],
+)
+def test_availability_rewrites_only_what_stock_changed(
+    indexed: list[IndexedProduct], sellable: dict[str, int], rewritten: dict[str, bool]
+) -> None:
+    rewrites = availability_rewrites(indexed, sellable)
+    assert {r.product_id: r.document["available"] for r in rewrites} == rewritten
+    for rewrite in rewrites:
+        before = next(i for i in indexed if i.product_id == rewrite.product_id)
+        assert (rewrite.version, rewrite.same_version) == (before.version, True)
+        assert rewrite.document == {**before.document, "available": rewrite.document["available"]}
+
+
+def test_each_stream_has_its_own_checkpoint_and_revisions_keep_the_old_id() -> None:
+    assert checkpoint_id("products-v2", "revisions") == "products-v2"
+    assert checkpoint_id("products-v2", "stock") == "products-v2:stock"
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from commerce_services.product.categories.tables import categories
 from commerce_services.product.inventory.tables import inventory
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.changes import revision_key
-from commerce_services.search.documents import CategoryInfo, IndexOp, index_op
+from commerce_services.search.documents import CategoryInfo, IndexOp, epoch_ms, index_op
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.engine import START, Checkpoint
 from commerce_services.search.mapping import SETTINGS, index_name
@@ -251,6 +251,10 @@ async def load(
         await engine.refresh(index)
         await engine.swap_alias(target.alias, index)
         await engine.save_checkpoint(target.alias, index, checkpoint)
+        # The documents read the stock this load wrote: the sync follows stock from here.
+        await engine.save_checkpoint(
+            target.alias, index, Checkpoint(epoch_ms(utc_now()), ""), "stock"
+        )
         report.index, report.checkpoint = index, checkpoint
     finally:
         await es.close()

@@ -28,8 +28,12 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, Transport
 from commerce_operator.catalog_index.desired import index_version
 from commerce_operator.catalog_index.settings import ElasticsearchSettings
 from commerce_services.search.bulk import item_outcome
-from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
-from commerce_services.search.engine import Checkpoint, EngineUnavailable
+from commerce_services.search.elasticsearch_engine import (
+    STREAMS,
+    ElasticsearchEngine,
+    checkpoint_id,
+)
+from commerce_services.search.engine import Checkpoint, EngineUnavailable, Stream
 from commerce_services.search.mapping import checkpoint_index
 
 log = logging.getLogger(__name__)
@@ -181,12 +185,13 @@ class ElasticsearchIndices:
             raise IndexRefused(_refusal(exc)) from exc
 
     async def delete(self, alias: str, index: str) -> bool:
-        """The index and its sync checkpoint; False when the index was gone already."""
+        """The index and its sync checkpoints; False when the index was gone already."""
         async with _answering():
             answer = await self._es.options(ignore_status=404).indices.delete(index=index)
-            await self._es.options(ignore_status=404).delete(
-                index=checkpoint_index(alias), id=index
-            )
+            for stream in STREAMS:
+                await self._es.options(ignore_status=404).delete(
+                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+                )
         return answer.meta.status != 404
 
     async def delete_checkpoints(self, alias: str) -> bool:
@@ -206,13 +211,17 @@ class ElasticsearchIndices:
 
     # ---- the sync worker's checkpoints ---------------------------------------------------
 
-    async def checkpoint(self, alias: str, index: str) -> Checkpoint | None:
+    async def checkpoint(
+        self, alias: str, index: str, stream: Stream = "revisions"
+    ) -> Checkpoint | None:
         async with _answering():
-            return await self._checkpoints.load_checkpoint(alias, index)
+            return await self._checkpoints.load_checkpoint(alias, index, stream)
 
-    async def save_checkpoint(self, alias: str, index: str, checkpoint: Checkpoint) -> None:
+    async def save_checkpoint(
+        self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
+    ) -> None:
         async with _answering():
-            await self._checkpoints.save_checkpoint(alias, index, checkpoint)
+            await self._checkpoints.save_checkpoint(alias, index, checkpoint, stream)
 
     # ---- copy ---------------------------------------------------------------------------
 

@@ -394,8 +394,12 @@ class _Run:
         await indices.create(target, spec.settings, spec.mappings)
         if await indices.checkpoint(alias, target) is None:
             # Taken before the first document is copied: after the swap the worker replays
-            # from here whatever the copy could have missed.
+            # from here whatever the copy could have missed (revisions and stock changes; a
+            # source without a stock checkpoint leaves the worker to look at all stock once).
             checkpoint = await indices.checkpoint(alias, source) or START
+            stock = await indices.checkpoint(alias, source, "stock")
+            if stock is not None:
+                await indices.save_checkpoint(alias, target, stock, "stock")
             await indices.save_checkpoint(alias, target, checkpoint)
 
         await phase(Phase.COPYING)

@@ -14,11 +14,13 @@ Outcome = Literal["written", "stale", "retry", "rejected"]
 
 def bulk_lines(index: str, op: IndexOp) -> list[dict[str, Any]]:
     """`version_type: external`: the engine keeps a document only if its version is higher
-    than the stored one (deletes too), so replays and out-of-order writes are harmless."""
+    than the stored one (deletes too), so replays and out-of-order writes are harmless. An
+    availability rewrite uses `external_gte`: same version accepted, an older one still not."""
     meta = {"_index": index, "_id": op.product_id, "version": op.version}
     if isinstance(op, Delete):
         return [{"delete": {**meta, "version_type": "external"}}]
-    return [{"index": {**meta, "version_type": "external"}}, op.document]
+    version_type = "external_gte" if op.same_version else "external"
+    return [{"index": {**meta, "version_type": version_type}}, op.document]
 
 
 def encoded_size(lines: Sequence[dict[str, Any]]) -> int:

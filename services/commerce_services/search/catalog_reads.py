@@ -1,11 +1,13 @@
 """What an index document needs from the product service's MariaDB besides the revision: the
-category tree (ancestors, breadcrumb names, subtrees) and stock per SKU. Read-only."""
+category tree (ancestors, breadcrumb names, subtrees), stock per SKU and which SKUs' stock
+changed. Read-only."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.product.categories.model import ancestor_ids, subtree_prefix
@@ -82,3 +84,22 @@ class CatalogReads:
                 )
             )
             return {str(sku): int(units) for sku, units in rows}
+
+    async def stock_changes(
+        self, after: datetime, after_sku: str, limit: int
+    ) -> list[tuple[datetime, str]]:
+        """Up to `limit` inventory rows written after (`after`, `after_sku`), in (updated_at,
+        sku) order: stock set, reserved or released (ix_inventory_changes)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(inventory.c.updated_at, inventory.c.sku)
+                .where(
+                    or_(
+                        inventory.c.updated_at > after,
+                        and_(inventory.c.updated_at == after, inventory.c.sku > after_sku),
+                    )
+                )
+                .order_by(inventory.c.updated_at, inventory.c.sku)
+                .limit(limit)
+            )
+            return [(r.updated_at, str(r.sku)) for r in rows]

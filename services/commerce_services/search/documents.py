@@ -27,6 +27,9 @@ class Upsert:
     product_id: str
     version: int
     document: dict[str, Any]
+    # Rewrites the document at the version it already has (a stock change does not make a new
+    # revision); a newer version still wins.
+    same_version: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def index_op(
         "price_min": min(prices),
         "price_max": max(prices),
         "currency": currencies,
+        "skus": sorted({str(v["sku"]) for v in revision["variants"]}),
         "available": any(sellable.get(v["sku"], 0) > 0 for v in revision["variants"]),
         "created_at": epoch_ms(revision["created_at"]),
         "updated_at": epoch_ms(revision["updated_at"]),

@@ -20,8 +20,10 @@ from commerce_services.search.documents import IndexOp
 from commerce_services.search.engine import (
     Checkpoint,
     EngineUnavailable,
+    IndexedProduct,
     SearchPage,
     SearchQuery,
+    Stream,
     WriteOutcome,
 )
 from commerce_services.search.mapping import MAPPING, SETTINGS, checkpoint_index, generation_of
@@ -108,6 +110,10 @@ class ElasticsearchEngine:
         async with _answering():
             await self._es.indices.create(index=index, settings=SETTINGS, mappings=MAPPING)
 
+    async def ensure_mapping(self, index: str) -> None:
+        async with _answering():
+            await self._es.indices.put_mapping(index=index, body=MAPPING)
+
     async def swap_alias(self, alias: str, index: str) -> None:
         """One request, applied atomically: readers see the old index or the new one."""
         try:
@@ -125,9 +131,10 @@ class ElasticsearchEngine:
     async def delete_index(self, index: str) -> None:
         async with _answering():
             await self._es.indices.delete(index=index, ignore_unavailable=True)
-            await self._es.options(ignore_status=404).delete(
-                index=checkpoint_index(_alias_of(index)), id=index
-            )
+            for stream in STREAMS:
+                await self._es.options(ignore_status=404).delete(
+                    index=checkpoint_index(_alias_of(index)), id=checkpoint_id(index, stream)
+                )
 
     async def refresh(self, index: str) -> None:
         async with _answering():
@@ -188,18 +195,40 @@ class ElasticsearchEngine:
                         raise EngineUnavailable(f"{len(pending)} bulk items refused for now")
         return WriteOutcome(written, stale, rejected)
 
+    async def find_by_skus(self, target: str, skus: Sequence[str]) -> list[IndexedProduct]:
+        if not skus:
+            return []
+        async with _answering():
+            response = await self._es.search(
+                index=target,
+                query={"terms": {"skus": list(skus)}},
+                # A SKU belongs to one product, so there are at most as many hits as SKUs.
+                size=len(skus),
+                version=True,
+            )
+        return [
+            IndexedProduct(str(hit["_id"]), int(hit["_version"]), dict(hit["_source"]))
+            for hit in response["hits"]["hits"]
+        ]
+
     # ---- checkpoints ------------------------------------------------------------------------
 
-    async def load_checkpoint(self, alias: str, index: str) -> Checkpoint | None:
+    async def load_checkpoint(
+        self, alias: str, index: str, stream: Stream = "revisions"
+    ) -> Checkpoint | None:
         try:
             async with _answering():
-                found = await self._es.get(index=checkpoint_index(alias), id=index)
+                found = await self._es.get(
+                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+                )
         except NotFoundError:
             return None
         source = found["_source"]
         return Checkpoint(int(source["updated_at_ms"]), str(source["revision_id"]))
 
-    async def save_checkpoint(self, alias: str, index: str, checkpoint: Checkpoint) -> None:
+    async def save_checkpoint(
+        self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
+    ) -> None:
         async with _answering():
             if not await self._es.indices.exists(index=checkpoint_index(alias)):
                 # 400 when a concurrent save created it first: it exists, which is the point.
@@ -210,13 +239,21 @@ class ElasticsearchEngine:
                 )
             await self._es.index(
                 index=checkpoint_index(alias),
-                id=index,
+                id=checkpoint_id(index, stream),
                 document={
                     "index": index,
                     "updated_at_ms": checkpoint.updated_at_ms,
                     "revision_id": checkpoint.revision_id,
                 },
             )
+
+
+STREAMS: tuple[Stream, ...] = ("revisions", "stock")
+
+
+def checkpoint_id(index: str, stream: Stream) -> str:
+    """The revisions checkpoint keeps the id it always had: the index name."""
+    return index if stream == "revisions" else f"{index}:{stream}"
 
 
 def _alias_of(index: str) -> str:

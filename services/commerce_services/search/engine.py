@@ -78,16 +78,29 @@ class SearchPage:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The last revision the index reflects, in (updated_at, _id) order."""
+    """How far the index reflects a stream of changes: the last revision in (updated_at, _id)
+    order, or for the stock stream the last inventory row in (updated_at, sku) order."""
 
     updated_at_ms: int
-    revision_id: str
+    revision_id: str  # the revision's _id; the SKU in the stock stream
 
     def key(self) -> tuple[int, str]:
         return (self.updated_at_ms, self.revision_id)
 
 
 START = Checkpoint(0, "")
+
+# Each index generation has one checkpoint per stream of changes the sync follows.
+Stream = Literal["revisions", "stock"]
+
+
+@dataclass(frozen=True)
+class IndexedProduct:
+    """A product's document as the index holds it, with the version it was written at."""
+
+    product_id: str
+    version: int
+    document: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,18 @@ class SearchEngine(Protocol):
 
     async def refresh(self, index: str) -> None: ...
 
-    async def load_checkpoint(self, alias: str, index: str) -> Checkpoint | None: ...
+    async def ensure_mapping(self, index: str) -> None:
+        """Adds the fields the current mapping has and `index` lacks (a compatible change)."""
+        ...
 
-    async def save_checkpoint(self, alias: str, index: str, checkpoint: Checkpoint) -> None: ...
+    async def find_by_skus(self, target: str, skus: Sequence[str]) -> list[IndexedProduct]:
+        """The documents of the products that have any of `skus`, as searchable now."""
+        ...
+
+    async def load_checkpoint(
+        self, alias: str, index: str, stream: Stream = "revisions"
+    ) -> Checkpoint | None: ...
+
+    async def save_checkpoint(
+        self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
+    ) -> None: ...

@@ -88,6 +88,7 @@ async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
             utc_now,
             batch_size=settings.batch_size,
             create_index=settings.create_index,
+            overlap=timedelta(seconds=settings.overlap_s),
         )
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# Bump when the mapping changes: a running index with another version needs `rebuild`.
-MAPPING_VERSION = 1
+# Bump when the mapping changes. 2 added `skus` (a new field: applied to a running index in
+# place; documents written before carry it after their next revision or a rebuild).
+MAPPING_VERSION = 2
 
 _GENERATION = re.compile(r"^(?P<alias>.+)-v(?P<generation>[0-9]+)$")
 
@@ -51,6 +52,8 @@ MAPPING: dict[str, Any] = {
         "price_min": {"type": "long"},
         "price_max": {"type": "long"},
         "currency": {"type": "keyword"},
+        # Which products a stock change touches (the sync looks them up here, not in MongoDB).
+        "skus": {"type": "keyword"},
         "available": {"type": "boolean"},
         "created_at": {"type": "date", "format": "epoch_millis"},
         "updated_at": {"type": "date", "format": "epoch_millis"},

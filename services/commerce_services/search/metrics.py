@@ -13,6 +13,10 @@ SYNC_DOCUMENTS = Counter(
     "Catalog revisions the sync handled (rate() gives documents per second)",
     ["outcome"],  # written | stale | rejected | skipped
 )
+SYNC_AVAILABILITY = Counter(
+    "search_sync_availability_rewrites_total",
+    "Documents rewritten because their SKUs' stock changed whether the product can be bought",
+)
 SYNC_ERRORS = Counter("search_sync_errors_total", "Sync cycles that failed and will be retried")
 SYNC_CHECKPOINT = Gauge(
     "search_sync_checkpoint_timestamp_seconds", "updated_at of the last revision the index reflects"

@@ -8,6 +8,7 @@ Guarantees:
   409 from the engine, which counts as done (`stale`), and deletes carry their version too.
 - Resumable: a restart reads on from the saved checkpoint; only `rebuild` reads everything,
   into a new index generation, and swaps the alias when it has caught up.
+- Availability follows stock changes, which make no revision (availability.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from commerce_services.search.availability import StockFollower
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import ChangeSource, revision_key
 from commerce_services.search.documents import (
@@ -52,6 +54,7 @@ class SyncReport:
     written: int = 0
     stale: int = 0
     rejected: int = 0
+    availability: int = 0  # documents rewritten because their stock changed
 
     def add(self, other: SyncReport) -> None:
         self.read += other.read
@@ -59,6 +62,7 @@ class SyncReport:
         self.written += other.written
         self.stale += other.stale
         self.rejected += other.rejected
+        self.availability += other.availability
 
 
 class AliasMissing(Exception):
@@ -75,7 +79,10 @@ class CatalogSync:
         clock: Callable[[], datetime],
         batch_size: int = 500,
         create_index: bool = True,
+        overlap: timedelta = timedelta(0),
     ) -> None:
+        """`overlap`: how late an inventory write may commit after taking its `updated_at`
+        and still be followed (the revisions' source has its own)."""
         self._source = source
         # The generation the source's memory of late arrivals belongs to.
         self._synced_index: str | None = None
@@ -85,6 +92,8 @@ class CatalogSync:
         self._now = clock
         self._batch_size = batch_size
         self._create_index = create_index
+        self._stock = StockFollower(engine, reads, alias, clock, overlap, batch_size)
+        self._mapping_checked: str | None = None
 
     async def current_index(self) -> str:
         """The index behind the alias; on first start, a new first generation behind it,
@@ -97,6 +106,11 @@ class CatalogSync:
             index = await self._new_generation()
             await self._engine.swap_alias(self._alias, index)
             log.info("created %s behind alias %s", index, self._alias)
+        elif self._create_index and index != self._mapping_checked:
+            # An index this worker created under an older mapping gets the new fields; under a
+            # CatalogIndex the operator applies the spec's mapping instead.
+            await self._engine.ensure_mapping(index)
+            self._mapping_checked = index
         return index
 
     async def run_once(self) -> SyncReport:
@@ -164,6 +178,7 @@ class CatalogSync:
         index = index_name(self._alias, max(generations, default=0) + 1)
         await self._engine.create_index(index)
         await self._engine.save_checkpoint(self._alias, index, START)
+        await self._stock.start_now(index)
         return index
 
     async def _sync(self, index: str, *, via_alias: bool) -> SyncReport:
@@ -174,6 +189,7 @@ class CatalogSync:
             self._source.forget()
             self._synced_index = index
         checkpoint = await self._engine.load_checkpoint(self._alias, index) or START
+        await self._stock.prepare(index, revisions_started=checkpoint != START)
         report = SyncReport()
         late = await self._source.late_arrivals(checkpoint)
         if late:
@@ -192,6 +208,7 @@ class CatalogSync:
             SYNC_CHECKPOINT.set(checkpoint.updated_at_ms / 1000)
             if len(batch) < self._batch_size:
                 break
+        report.availability = await self._stock.follow(index, target, via_alias=via_alias)
         SYNC_LAG.set(0)
         return report
 
