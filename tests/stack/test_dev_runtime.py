@@ -1,12 +1,14 @@
 """The development runtime against the real API server: a managed Deployment becomes local
 processes with Secret-fed env and Service addresses pointed at loopback; its status is written;
-scaling, a crash, a template change and deletion are followed; init containers run first."""
+scaling, a crash, a template change and deletion are followed; init containers run first; a
+runtime killed with SIGKILL leaves no processes behind."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -249,3 +251,65 @@ async def test_init_containers_run_first_until_they_succeed_and_only_once(
     finally:
         stop.set()
         await task
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (nothing may reap an orphan's zombie in a container)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+async def test_a_runtime_killed_with_sigkill_leaves_no_processes_behind(
+    cluster: tuple[client.ApiClient, str], unique: str, tmp_path: Path
+) -> None:
+    api, namespace = cluster
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    name = f"orphan{unique}"
+    core.create_namespaced_secret(
+        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
+    )
+    apps.create_namespaced_deployment(namespace, cast(Any, _deployment(name, "1")))
+    with (tmp_path / "runtime.log").open("wb") as log:
+        runtime = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "commerce-devruntime"),
+            "--namespace",
+            namespace,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    replicas: list[int] = []
+    try:
+
+        async def ready() -> bool:
+            status = apps.read_namespaced_deployment_status(name, namespace).status
+            return status is not None and status.ready_replicas == 1
+
+        await _until("the replica ready", ready)
+        replicas = _children(runtime.pid)
+        assert len(replicas) == 1, replicas
+        runtime.kill()
+        await runtime.wait()
+
+        async def stopped() -> bool:
+            return not _running(replicas[0])
+
+        # The kernel sends the replica SIGTERM when the runtime that started it dies.
+        await _until("the orphaned replica stopped", stopped, timeout_s=15)
+    finally:
+        if runtime.returncode is None:
+            runtime.kill()
+            await runtime.wait()
+        for pid in replicas:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -2,15 +2,19 @@
 the other, each to a successful exit; then the container's command, args and env, probed for
 readiness like the kubelet would (HTTP GET on its mapped port). A process that exits (or an init
 container that fails) is restarted with capped exponential backoff; a restarted service does not
-run its init containers again. Stopped with SIGTERM, then SIGKILL."""
+run its init containers again. Stopped with SIGTERM, then SIGKILL; and sent SIGTERM by the
+kernel if the runtime itself dies without stopping it (Linux parent-death signal), so a
+runtime killed with SIGKILL leaves no orphans behind."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,17 @@ BACKOFF_MAX_S = 30.0
 STOP_GRACE_S = 10.0
 
 log = logging.getLogger(__name__)
+
+# util-linux's setpriv sets the parent-death signal and then execs the command, so the process
+# keeps its pid; it runs on the runtime's event-loop thread, whose end the signal is tied to.
+# Without it (not Linux) processes still stop with the runtime, only not when it is SIGKILLed.
+_SETPRIV = shutil.which("setpriv")
+
+
+def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    if _SETPRIV is None:
+        return list(argv)
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,7 @@ class Replica:
         self.launch.log.parent.mkdir(parents=True, exist_ok=True)
         with self.launch.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                list(argv),
+                with_parent_death_signal(argv),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
