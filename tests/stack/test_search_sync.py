@@ -27,6 +27,7 @@ from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.documents import Delete, Revision, Upsert
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.engine import Checkpoint, IndexedProduct
+from commerce_services.search.mapping import MAPPING, SETTINGS
 from commerce_services.search.sync import CatalogSync
 from tests.stack.conftest import Clock
 
@@ -475,3 +476,26 @@ async def test_an_availability_rewrite_never_overwrites_a_newer_revision(
         "Lungo mug",
         True,
     )
+
+
+async def test_an_index_from_before_skus_gets_the_field_and_its_documents_are_written(
+    sync: CatalogSync,
+    catalog: CatalogStore,
+    es: AsyncElasticsearch,
+    alias: str,
+    category: int,
+    unique: str,
+) -> None:
+    # The first generation as an older worker created it: mapping version 1, no `skus`.
+    old_mapping = {**MAPPING, "properties": dict(MAPPING["properties"])}
+    del old_mapping["properties"]["skus"]
+    await es.indices.create(index=f"{alias}-v1", settings=SETTINGS, mappings=old_mapping)
+    await es.indices.put_alias(index=f"{alias}-v1", name=alias)
+    product = await catalog.create(_content(category, f"U-{unique}"))
+    # `dynamic: strict` would refuse every new document without the field.
+    assert (await sync.run_once()).written == 1
+    doc = await _indexed(es, alias, product.product_id)
+    assert doc is not None
+    assert doc["_source"]["skus"] == [f"U-{unique}"]
+    mapping = await es.indices.get_mapping(index=f"{alias}-v1")
+    assert mapping[f"{alias}-v1"]["mappings"]["properties"]["skus"] == {"type": "keyword"}
