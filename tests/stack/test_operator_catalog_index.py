@@ -362,6 +362,8 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
     # Where the worker had got to in v1: v2 must start from there.
     worker_checkpoint = Checkpoint(1_700_000_000_000, "rev-42")
     await clients.indices.save_checkpoint(alias, v1, worker_checkpoint)
+    stock_checkpoint = Checkpoint(1_700_000_000_500, "SKU-7")
+    await clients.indices.save_checkpoint(alias, v1, stock_checkpoint, "stock")
 
     # Searches through the alias, all along: never an error, never an empty answer.
     stop = asyncio.Event()
@@ -398,6 +400,7 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
     versions = {h["_id"]: h["_version"] for h in copied["hits"]["hits"]}
     assert versions == {f"p{n}": 1000 + n for n in range(documents)}
     assert await clients.indices.checkpoint(alias, v2) == worker_checkpoint
+    assert await clients.indices.checkpoint(alias, v2, "stock") == stock_checkpoint
     status = resource.status()
     assert (status["currentIndex"], status["currentVersion"]) == (v2, 2)
     assert (status["documentCount"], status["previousIndices"]) == (documents, [v1])
@@ -423,7 +426,7 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
     assert await _versions(es, alias) == [v3]
     await es.indices.refresh(index=checkpoint_index(alias))
     held = await es.search(index=checkpoint_index(alias), query={"match_all": {}})
-    assert sorted(h["_id"] for h in held["hits"]["hits"]) == [v3]
+    assert sorted(h["_id"] for h in held["hits"]["hits"]) == [v3, f"{v3}:stock"]
 
 
 async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
