@@ -89,6 +89,13 @@ async def cluster(stack: Endpoints, unique: str) -> AsyncIterator[tuple[client.A
     core.delete_namespace(namespace)
 
 
+def _token_secret(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    """The Secret `_deployment`'s DEMO_SECRET reads."""
+    core.create_namespaced_secret(
+        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
+    )
+
+
 async def _until(what: str, probe: Callable[[], Any], timeout_s: float = 60) -> Any:
     async with asyncio.timeout(timeout_s):
         while not (found := await probe()):  # noqa: ASYNC110 - other processes change it
@@ -103,9 +110,7 @@ async def test_a_managed_deployment_runs_scales_heals_rolls_and_stops(
     api, namespace = cluster
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     name = f"echo{unique}"
-    core.create_namespaced_secret(
-        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
-    )
+    _token_secret(core, namespace, name)
     core.create_namespaced_service(
         namespace,
         cast(
@@ -208,9 +213,7 @@ async def test_init_containers_run_first_until_they_succeed_and_only_once(
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     name = f"init{unique}"
     attempts, marker = tmp_path / "attempts", tmp_path / "marker"
-    core.create_namespaced_secret(
-        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
-    )
+    _token_secret(core, namespace, name)
     deployment = _deployment(name, "1")
     pod = deployment["spec"]["template"]["spec"]
     service = pod["containers"][0]
@@ -276,9 +279,7 @@ async def test_a_runtime_killed_with_sigkill_leaves_no_processes_behind(
     api, namespace = cluster
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     name = f"orphan{unique}"
-    core.create_namespaced_secret(
-        namespace, cast(Any, {"metadata": {"name": name}, "stringData": {"token": "s3cret"}})
-    )
+    _token_secret(core, namespace, name)
     apps.create_namespaced_deployment(namespace, cast(Any, _deployment(name, "1")))
     with (tmp_path / "runtime.log").open("wb") as log:
         runtime = await asyncio.create_subprocess_exec(

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _SETPRIV = shutil.which("setpriv")
 
 
-def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
     if _SETPRIV is None:
         return list(argv)
     return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
@@ -80,7 +80,7 @@ class Replica:
         self.launch.log.parent.mkdir(parents=True, exist_ok=True)
         with self.launch.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                with_parent_death_signal(argv),
+                _with_parent_death_signal(argv),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

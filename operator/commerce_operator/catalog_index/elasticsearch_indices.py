@@ -28,11 +28,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, Transport
 from commerce_operator.catalog_index.desired import index_version
 from commerce_operator.catalog_index.settings import ElasticsearchSettings
 from commerce_services.search.bulk import item_outcome
-from commerce_services.search.elasticsearch_engine import (
-    STREAMS,
-    ElasticsearchEngine,
-    checkpoint_id,
-)
+from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.engine import Checkpoint, EngineUnavailable, Stream
 from commerce_services.search.mapping import checkpoint_index
 
@@ -188,10 +184,7 @@ class ElasticsearchIndices:
         """The index and its sync checkpoints; False when the index was gone already."""
         async with _answering():
             answer = await self._es.options(ignore_status=404).indices.delete(index=index)
-            for stream in STREAMS:
-                await self._es.options(ignore_status=404).delete(
-                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
-                )
+            await self._checkpoints.delete_checkpoints(alias, index)
         return answer.meta.status != 404
 
     async def delete_checkpoints(self, alias: str) -> bool:

@@ -48,7 +48,9 @@ def availability_rewrites(
         available = any(sellable.get(sku, 0) > 0 for sku in product.document.get("skus", ()))
         if product.document.get("available") != available:
             document = {**product.document, "available": available}
-            rewrites.append(Upsert(product.product_id, product.version, document, True))
+            rewrites.append(
+                Upsert(product.product_id, product.version, document, same_version=True)
+            )
     return rewrites
 
 
@@ -69,27 +71,30 @@ class StockFollower:
         self._overlap_ms = int(overlap.total_seconds() * 1000)
         self._batch_size = batch_size
 
-    async def start_now(self, index: str) -> None:
+    async def start_now(self, index: str) -> Checkpoint:
         """For a generation about to be filled: its documents will read stock as it is from
         now on, so only changes from now (minus the overlap) need following."""
         start = Checkpoint(epoch_ms(self._now()) - self._overlap_ms, "")
         await self._engine.save_checkpoint(self._alias, index, start, "stock")
+        return start
 
-    async def prepare(self, index: str, *, revisions_started: bool) -> None:
-        """A generation without a stock checkpoint: one not filled yet starts now; one already
-        holding documents (written before stock was followed, or copied without it) looks at
-        every inventory row once."""
-        if await self._engine.load_checkpoint(self._alias, index, "stock") is not None:
-            return
+    async def checkpoint(self, index: str, *, revisions_started: bool) -> Checkpoint:
+        """The generation's stock checkpoint, read before its revisions are synced. Without
+        one, a generation not filled yet starts now; one already holding documents (written
+        before stock was followed, or copied without it) looks at every inventory row once."""
+        found = await self._engine.load_checkpoint(self._alias, index, "stock")
+        if found is not None:
+            return found
         if revisions_started:
             await self._engine.save_checkpoint(self._alias, index, START, "stock")
-        else:
-            await self.start_now(index)
+            return START
+        return await self.start_now(index)
 
-    async def follow(self, index: str, target: str, *, via_alias: bool) -> int:
-        """Rewrites the availability of the products whose SKUs changed since the checkpoint;
+    async def follow(
+        self, index: str, target: str, checkpoint: Checkpoint, *, via_alias: bool
+    ) -> int:
+        """Rewrites the availability of the products whose SKUs changed since `checkpoint`;
         returns how many documents were rewritten."""
-        checkpoint = await self._engine.load_checkpoint(self._alias, index, "stock") or START
         after, after_sku = moment(max(0, checkpoint.updated_at_ms - self._overlap_ms)), ""
         rewritten = 0
         while True:

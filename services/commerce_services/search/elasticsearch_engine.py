@@ -131,10 +131,7 @@ class ElasticsearchEngine:
     async def delete_index(self, index: str) -> None:
         async with _answering():
             await self._es.indices.delete(index=index, ignore_unavailable=True)
-            for stream in STREAMS:
-                await self._es.options(ignore_status=404).delete(
-                    index=checkpoint_index(_alias_of(index)), id=checkpoint_id(index, stream)
-                )
+        await self.delete_checkpoints(_alias_of(index), index)
 
     async def refresh(self, index: str) -> None:
         async with _answering():
@@ -226,6 +223,14 @@ class ElasticsearchEngine:
         source = found["_source"]
         return Checkpoint(int(source["updated_at_ms"]), str(source["revision_id"]))
 
+    async def delete_checkpoints(self, alias: str, index: str) -> None:
+        """Every stream's checkpoint of the generation `index`; gone already is fine."""
+        async with _answering():
+            for stream in _STREAMS:
+                await self._es.options(ignore_status=404).delete(
+                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+                )
+
     async def save_checkpoint(
         self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
     ) -> None:
@@ -248,7 +253,7 @@ class ElasticsearchEngine:
             )
 
 
-STREAMS: tuple[Stream, ...] = ("revisions", "stock")
+_STREAMS: tuple[Stream, ...] = ("revisions", "stock")
 
 
 def checkpoint_id(index: str, stream: Stream) -> str:

@@ -189,7 +189,7 @@ class CatalogSync:
             self._source.forget()
             self._synced_index = index
         checkpoint = await self._engine.load_checkpoint(self._alias, index) or START
-        await self._stock.prepare(index, revisions_started=checkpoint != START)
+        stock = await self._stock.checkpoint(index, revisions_started=checkpoint != START)
         report = SyncReport()
         late = await self._source.late_arrivals(checkpoint)
         if late:
@@ -208,7 +208,7 @@ class CatalogSync:
             SYNC_CHECKPOINT.set(checkpoint.updated_at_ms / 1000)
             if len(batch) < self._batch_size:
                 break
-        report.availability = await self._stock.follow(index, target, via_alias=via_alias)
+        report.availability = await self._stock.follow(index, target, stock, via_alias=via_alias)
         SYNC_LAG.set(0)
         return report
 
