@@ -2,7 +2,8 @@
 the index, an older version never overwrites a newer one, a restart resumes from the checkpoint
 (counting what it reads), equal timestamps and late writes are not lost, a rebuild swaps the
 alias and keeps what was written while it scanned; availability follows stock, reservations
-and releases, across a restart, behind the watermark, and never over a newer revision."""
+and releases, across a restart, behind the watermark, after a failed rewrite, and never over a
+newer revision."""
 
 from __future__ import annotations
 
@@ -24,9 +25,14 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import WatermarkPoll
-from commerce_services.search.documents import Delete, Revision, Upsert
+from commerce_services.search.documents import Delete, IndexOp, Revision, Upsert
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
-from commerce_services.search.engine import Checkpoint, IndexedProduct
+from commerce_services.search.engine import (
+    Checkpoint,
+    EngineUnavailable,
+    IndexedProduct,
+    WriteOutcome,
+)
 from commerce_services.search.mapping import MAPPING, SETTINGS
 from commerce_services.search.sync import CatalogSync
 from tests.stack.conftest import Clock
@@ -59,10 +65,11 @@ def _sync(
     *,
     overlap: timedelta = timedelta(0),
     batch_size: int = 500,
+    search_engine: ElasticsearchEngine | None = None,
 ) -> CatalogSync:
     return CatalogSync(
         WatermarkPoll(catalog_db.client, catalog_db.name, overlap),
-        ElasticsearchEngine(es),
+        search_engine or ElasticsearchEngine(es),
         CatalogReads(engine),
         alias,
         clock,
@@ -458,12 +465,13 @@ async def test_an_availability_rewrite_never_overwrites_a_newer_revision(
         outcome = await ElasticsearchEngine(es).write(alias, [v2], require_alias=True)
         assert outcome.written == 1
 
-    sync = CatalogSync(
-        WatermarkPoll(catalog_db.client, catalog_db.name, timedelta(0)),
-        _RevisionLandsAfterLookup(es, newer_revision),
-        CatalogReads(engine),
+    sync = _sync(
+        catalog_db,
+        engine,
+        es,
         alias,
         clock,
+        search_engine=_RevisionLandsAfterLookup(es, newer_revision),
     )
     clock.now += timedelta(seconds=1)
     await store.set_stock(sku, 3)
@@ -476,6 +484,48 @@ async def test_an_availability_rewrite_never_overwrites_a_newer_revision(
         "Lungo mug",
         True,
     )
+
+
+class _FirstRewriteFails(ElasticsearchEngine):
+    """The engine gives up on the first availability rewrite (as after its last retry)."""
+
+    failed = False
+
+    async def write(
+        self, target: str, ops: Sequence[IndexOp], *, require_alias: bool
+    ) -> WriteOutcome:
+        if not self.failed and any(isinstance(op, Upsert) and op.same_version for op in ops):
+            self.failed = True
+            raise EngineUnavailable("engine away")
+        return await super().write(target, ops, require_alias=require_alias)
+
+
+async def test_a_failed_availability_rewrite_is_done_by_the_next_poll(
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    catalog: CatalogStore,
+    store: InventoryStore,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    sku = f"AF-{unique}"
+    product = await catalog.create(_content(category, sku))
+    failing = _FirstRewriteFails(es)
+    sync = _sync(catalog_db, engine, es, alias, clock, search_engine=failing)
+    await sync.run_once()
+    clock.now += timedelta(seconds=1)
+    await store.set_stock(sku, 2)
+    with pytest.raises(EngineUnavailable):
+        await sync.run_once()
+    assert failing.failed
+    assert await _available(es, alias, product.product_id) == (1, False)
+    # The stock checkpoint did not move past the row: the next poll (here a new process)
+    # reads it again.
+    assert (await _sync(catalog_db, engine, es, alias, clock).run_once()).availability == 1
+    assert await _available(es, alias, product.product_id) == (1, True)
 
 
 async def test_an_index_from_before_skus_gets_the_field_and_its_documents_are_written(
