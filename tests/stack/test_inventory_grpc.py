@@ -7,12 +7,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from commerce_services.product.inventory.grpc_service import (
-    OUT_OF_STOCK_METADATA,
-    InventoryServicer,
-)
+from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
+from commerce_services.rpc.trailers import OUT_OF_STOCK_SKUS
 from tests.stack.conftest import TTL
 
 DEADLINE_S = 5.0
@@ -67,7 +65,7 @@ async def test_out_of_stock_is_failed_precondition_naming_the_skus(
         await call
     assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     trailing = dict(failed.value.trailing_metadata() or ())
-    assert trailing[OUT_OF_STOCK_METADATA] == b
+    assert trailing[OUT_OF_STOCK_SKUS] == b
     level = await store.stock_level(a)
     assert level is not None
     assert level.reserved == 0

@@ -1,8 +1,11 @@
 """Placing orders over real gRPC to the user and product services: nothing is reserved when the
-user or the stock says no, and a reservation is released when writing the order fails."""
+user or the stock says no; concurrent requests with one Idempotency-Key never release what the
+winner reserved; a failed write releases (or, after an outage, lets a retry continue); the
+sweep releases the stock of placements whose owner died."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,15 +22,23 @@ from commerce_devstack.endpoints import Endpoints
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order import migrations as order_migrations
 from commerce_services.order.http_api import create_app
-from commerce_services.order.model import IdempotencyConflict, OrderLine
-from commerce_services.order.placement import (
+from commerce_services.order.inventory_client import GrpcReservations
+from commerce_services.order.model import (
     AttemptRolledBack,
-    OrderPlacement,
+    IdempotencyConflict,
+    OrderLine,
+    PlacementInProgress,
+    request_hash,
+)
+from commerce_services.order.placement import OrderPlacement
+from commerce_services.order.ports import (
+    DependencyUnavailable,
     OutOfStock,
     UnknownSku,
     UserRejected,
 )
-from commerce_services.order.store import Order, OrderStore
+from commerce_services.order.store import Claim, Order, OrderStore
+from commerce_services.order.users_client import GrpcUsers
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
@@ -38,19 +49,20 @@ from tests.stack.conftest import TTL, Clock
 from tests.stack.error_shape import api_error
 from tests.stack.processes import free_ports
 
+LEASE = timedelta(seconds=30)
+
 
 class BrokenOrderStore(OrderStore):
-    """Fails when writing the order, after the stock was reserved."""
+    """Fails when writing the order, after the stock was reserved, with `error`."""
+
+    def __init__(self, engine: AsyncEngine, error: Exception) -> None:
+        super().__init__(engine, utc_now, timedelta(minutes=15))
+        self._error = error
 
     async def place(
-        self,
-        user_id: str,
-        idempotency_key: str,
-        lines: tuple[OrderLine, ...],
-        currency: str,
-        payment_token: str,
+        self, claim: Claim, lines: tuple[OrderLine, ...], currency: str, payment_token: str
     ) -> Order:
-        raise ConnectionError("order database went away")
+        raise self._error
 
 
 @dataclass(frozen=True)
@@ -85,15 +97,22 @@ async def wired(
     await engine.dispose()
 
 
-def _placement(channel: grpc.aio.Channel, orders: OrderStore, sku: str) -> OrderPlacement:
+def _placement(
+    channel: grpc.aio.Channel,
+    orders: OrderStore,
+    sku: str,
+    inventory: grpc.aio.Channel | None = None,
+    timeout_s: float = 3.0,
+) -> OrderPlacement:
     async def prices(skus: list[str]) -> dict[str, Decimal]:
         return {s: Decimal("9.99") for s in skus if s == sku}
 
     return OrderPlacement(
-        users_pb2_grpc.UserServiceStub(channel),
-        inventory_pb2_grpc.InventoryServiceStub(channel),
-        orders,
+        GrpcUsers(users_pb2_grpc.UserServiceStub(channel), timeout_s),
         prices,
+        GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(inventory or channel), timeout_s),
+        orders,
+        LEASE,
     )
 
 
@@ -138,8 +157,8 @@ async def test_a_failed_order_write_releases_the_reservation(
     users, channel = wired.users, wired.channel
     await store.set_stock(sku, 3)
     user = await users.create(f"{sku.lower()}@example.com", "Buyer")
-    broken = BrokenOrderStore(wired.order_engine, utc_now, timedelta(minutes=15))
-    with pytest.raises(ConnectionError):
+    broken = BrokenOrderStore(wired.order_engine, ValueError("a bug in writing the order"))
+    with pytest.raises(ValueError, match="a bug"):
         await _placement(channel, broken, sku).place(
             user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
         )
@@ -150,6 +169,102 @@ async def test_a_failed_order_write_releases_the_reservation(
             user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
         )
     assert await _reserved(store, sku) == 0
+
+
+async def test_an_order_database_outage_keeps_the_stock_for_a_retry_with_the_same_key(
+    wired: Wired,
+    store: InventoryStore,
+    sku: str,
+) -> None:
+    users, channel = wired.users, wired.channel
+    await store.set_stock(sku, 3)
+    user = await users.create(f"{sku.lower()}@example.com", "Buyer")
+    broken = BrokenOrderStore(wired.order_engine, ConnectionError("order database went away"))
+    with pytest.raises(DependencyUnavailable):
+        await _placement(channel, broken, sku).place(
+            user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+        )
+    assert await _reserved(store, sku) == 2  # held for the retry, not released
+    order = await _placement(channel, wired.orders, sku).place(
+        user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+    )
+    assert order.status == "PENDING"
+    assert await _reserved(store, sku) == 2  # the same reservation, not a second one
+
+
+async def test_concurrent_requests_with_one_key_and_different_bodies_never_release_the_winner(
+    wired: Wired,
+    store: InventoryStore,
+    sku: str,
+) -> None:
+    """Issue 13, defect 1: the requests that lost with 409 released the winner's reservation,
+    so paid orders never decremented the stock."""
+    await store.set_stock(sku, 50)
+    user = await wired.users.create(f"{sku.lower()}@example.com", "Buyer")
+    placement = _placement(wired.channel, wired.orders, sku)
+    tokens = [f"tok_visa_{n}" for n in range(8)]
+    results = await asyncio.gather(
+        *(placement.place(user.user_id, "race", [(sku, 3)], "EUR", t) for t in tokens),
+        return_exceptions=True,
+    )
+    placed = [r for r in results if isinstance(r, Order)]
+    refused = [r for r in results if isinstance(r, IdempotencyConflict | PlacementInProgress)]
+    assert len(placed) == 1, results
+    assert len(refused) == len(tokens) - 1, results
+    assert await _reserved(store, sku) == 3  # the winner's reservation is intact
+    reservation = await store.confirm(placed[0].order_id)  # and the sale can go through
+    assert [(i.sku, i.quantity) for i in reservation.items] == [(sku, 3)]
+
+
+async def test_the_sweep_releases_the_stock_of_a_placement_whose_owner_died(
+    wired: Wired,
+    store: InventoryStore,
+    sku: str,
+) -> None:
+    await store.set_stock(sku, 3)
+    user = await wired.users.create(f"{sku.lower()}@example.com", "Buyer")
+    clock = Clock()
+    orders = OrderStore(wired.order_engine, clock, timedelta(minutes=15))
+    placement = _placement(wired.channel, orders, sku)
+    # A process claims the key and reserves, then dies before writing the order.
+    claimed = await orders.claim(
+        user.user_id, "crash", request_hash(user.user_id, [(sku, 2)], "tok_visa"), LEASE
+    )
+    assert isinstance(claimed, Claim)
+    await store.reserve(claimed.order_id, [(sku, 2)], TTL)
+    await placement.sweep()
+    assert await _reserved(store, sku) == 2  # within its lease: still its owner's
+    clock.now += LEASE + timedelta(seconds=1)
+    assert claimed.order_id in await placement.sweep()
+    assert await _reserved(store, sku) == 0
+    assert claimed.order_id not in await placement.sweep()  # once
+    with pytest.raises(AttemptRolledBack):
+        await placement.place(user.user_id, "crash", [(sku, 2)], "EUR", "tok_visa")
+
+
+async def test_a_retry_after_the_lease_continues_a_placement_whose_owner_died(
+    wired: Wired,
+    store: InventoryStore,
+    sku: str,
+) -> None:
+    await store.set_stock(sku, 3)
+    user = await wired.users.create(f"{sku.lower()}@example.com", "Buyer")
+    clock = Clock()
+    orders = OrderStore(wired.order_engine, clock, timedelta(minutes=15))
+    placement = _placement(wired.channel, orders, sku)
+    claimed = await orders.claim(
+        user.user_id, "died", request_hash(user.user_id, [(sku, 2)], "tok_visa"), LEASE
+    )
+    assert isinstance(claimed, Claim)
+    await store.reserve(claimed.order_id, [(sku, 2)], TTL)
+    with pytest.raises(PlacementInProgress):  # its owner may still be at work
+        await placement.place(user.user_id, "died", [(sku, 2)], "EUR", "tok_visa")
+    clock.now += LEASE + timedelta(seconds=1)
+    order = await placement.place(user.user_id, "died", [(sku, 2)], "EUR", "tok_visa")
+    assert order.order_id == claimed.order_id
+    assert await _reserved(store, sku) == 2
+    # The dead owner, were it to come back, can no longer write or release anything.
+    assert not await orders.abandon(claimed)
 
 
 async def test_replays_reserve_once_and_conflicts_change_nothing(
@@ -305,11 +420,11 @@ async def test_an_unreachable_service_is_503_and_reserves_nothing(
         return dict.fromkeys(skus, Decimal("1.00"))
 
     placement = OrderPlacement(
-        users_pb2_grpc.UserServiceStub(wired.channel),
-        inventory_pb2_grpc.InventoryServiceStub(dead),
-        wired.orders,
+        GrpcUsers(users_pb2_grpc.UserServiceStub(wired.channel), 1.0),
         prices,
-        rpc_timeout_s=1.0,
+        GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(dead), 1.0),
+        wired.orders,
+        LEASE,
     )
     app = create_app(placement, wired.orders, "EUR", {"mariadb": _ok})
     async with httpx.AsyncClient(

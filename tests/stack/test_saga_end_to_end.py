@@ -26,10 +26,13 @@ from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
 from commerce_services.events.dead_letters import DeadLetters
 from commerce_services.order import migrations as order_migrations
+from commerce_services.order.inventory_client import GrpcReservations
 from commerce_services.order.model import OrderStatus
 from commerce_services.order.payment_events import payment_event_handlers
-from commerce_services.order.placement import OrderPlacement, OutOfStock
+from commerce_services.order.placement import OrderPlacement
+from commerce_services.order.ports import OutOfStock
 from commerce_services.order.store import OrderStore
+from commerce_services.order.users_client import GrpcUsers
 from commerce_services.payment import migrations as payment_migrations
 from commerce_services.payment.charging import PaymentProcessor
 from commerce_services.payment.gateway import FakeGateway
@@ -120,14 +123,14 @@ async def shop(
     async def prices(skus: list[str]) -> dict[str, Decimal]:
         return {sku: PRICE for sku in skus if sku.startswith("SAGA-")}
 
+    # Generous deadlines: the rush test's 200 calls share this process with the gRPC server;
+    # what is tested here is the saga, not deadlines (test_order_placement covers those).
     placement = OrderPlacement(
-        users_pb2_grpc.UserServiceStub(channel),
-        inventory_pb2_grpc.InventoryServiceStub(channel),
-        orders,
+        GrpcUsers(users_pb2_grpc.UserServiceStub(channel), 30.0),
         prices,
-        # Generous: the rush test's 200 calls share this process with the gRPC server; what
-        # is tested here is the saga, not deadlines (test_order_placement covers those).
-        rpc_timeout_s=30.0,
+        GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(channel), 30.0),
+        orders,
+        timedelta(minutes=5),
     )
 
     prefix = f"saga{unique}"

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from commerce_services.order.model import (
+    ClaimDecision,
+    ClaimState,
+    ClaimView,
     OrderLine,
     OrderStatus,
+    decide_claim,
     next_status,
     order_id_for,
     request_hash,
@@ -47,7 +52,38 @@ def test_order_ids_follow_user_and_key() -> None:
 
 
 def test_request_hash_ignores_line_order_but_not_content() -> None:
-    a, b = OrderLine("A", 1, Decimal("1.00")), OrderLine("B", 2, Decimal("2.00"))
-    assert request_hash("u", (a, b), "tok") == request_hash("u", (b, a), "tok")
-    assert request_hash("u", (a, b), "tok") != request_hash("u", (a, b), "tok_other")
-    assert request_hash("u", (a,), "tok") != request_hash("u", (a, b), "tok")
+    a, b = ("A", 1), ("B", 2)
+    assert request_hash("u", [a, b], "tok") == request_hash("u", [b, a], "tok")
+    assert request_hash("u", [a, b], "tok") != request_hash("u", [a, b], "tok_other")
+    assert request_hash("u", [a], "tok") != request_hash("u", [a, b], "tok")
+    assert request_hash("u", [a], "tok") != request_hash("u2", [a], "tok")
+    assert request_hash("u", [("A", 1)], "tok") != request_hash("u", [("A", 2)], "tok")
+
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+FRESH, STALE = NOW - timedelta(seconds=5), NOW - timedelta(seconds=31)
+IN_PROGRESS, PLACED, ABANDONED = ClaimState.IN_PROGRESS, ClaimState.PLACED, ClaimState.ABANDONED
+D = ClaimDecision
+
+
+@pytest.mark.parametrize(
+    ("state", "same_body", "owner", "claimed_at", "expected"),
+    [
+        (PLACED, True, None, FRESH, D.REPLAY),
+        (PLACED, False, None, FRESH, D.CONFLICT),
+        (ABANDONED, True, None, FRESH, D.SPENT),
+        (ABANDONED, False, None, FRESH, D.CONFLICT),
+        (IN_PROGRESS, True, "a", FRESH, D.WAIT),  # its owner is at work
+        (IN_PROGRESS, False, "a", FRESH, D.CONFLICT),  # never touches the winner's stock
+        (IN_PROGRESS, True, "a", STALE, D.TAKE_OVER),  # its owner died
+        (IN_PROGRESS, False, "a", STALE, D.CONFLICT),
+        (IN_PROGRESS, True, None, FRESH, D.TAKE_OVER),  # given up for a retry
+        (IN_PROGRESS, False, None, FRESH, D.CONFLICT),
+    ],
+)
+def test_what_a_request_does_with_a_claimed_key(
+    state: ClaimState, same_body: bool, owner: str | None, claimed_at: datetime, expected: D
+) -> None:
+    seen = ClaimView(state, "h1", owner, claimed_at)
+    assert decide_claim(seen, "h1" if same_body else "h2", NOW, LEASE) == expected

@@ -3,9 +3,9 @@ only after a commit."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
@@ -27,7 +27,9 @@ def mysql_code(exc: BaseException) -> int | None:
     return None
 
 
-def retry_transaction(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def retry_transaction(
+    fn: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
     """Runs `fn` (which must open and commit its own transaction) again when InnoDB aborted it."""
 
     @wraps(fn)

@@ -10,12 +10,16 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from commerce_services.order.model import IdempotencyConflict, OrderNotFound
-from commerce_services.order.placement import (
+from commerce_services.order.model import (
     AttemptRolledBack,
+    IdempotencyConflict,
+    OrderNotFound,
+    PlacementInProgress,
+)
+from commerce_services.order.placement import OrderPlacement
+from commerce_services.order.ports import (
     DependencyUnavailable,
     InvalidItems,
-    OrderPlacement,
     OutOfStock,
     UnknownSku,
     UserRejected,
@@ -117,6 +121,13 @@ def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -
             raise ApiError(422, "unknown_sku", str(exc), {"skus": exc.skus}) from exc
         except IdempotencyConflict as exc:
             raise ApiError(409, "idempotency_conflict", str(exc)) from exc
+        except PlacementInProgress as exc:
+            raise ApiError(
+                409,
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is being processed; "
+                "send it again shortly to get its result",
+            ) from exc
         except AttemptRolledBack as exc:
             raise ApiError(
                 409,

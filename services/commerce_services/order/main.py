@@ -4,8 +4,9 @@ migrate               applies the database migrations
 serve                 REST on ORDER_HTTP_PORT (placing and reading orders); gRPC clients of the
                       user service (ValidateUser) and the product service (prices, stock
                       reservations); the payment-event consumer that moves the saga on, the
-                      failed-events retry worker, the deadline sweep that cancels stuck orders
-                      and the outbox purge
+                      failed-events retry worker, the deadline sweep that cancels stuck orders,
+                      the placement sweep that releases the stock of abandoned placements and
+                      the outbox purge
 requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
 """
 
@@ -19,12 +20,14 @@ from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.subscription import Subscription
 from commerce_services.order import migrations
 from commerce_services.order.http_api import create_app
+from commerce_services.order.inventory_client import GrpcReservations
 from commerce_services.order.payment_events import payment_event_handlers
 from commerce_services.order.placement import OrderPlacement
 from commerce_services.order.pricing import CatalogPrices
 from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import OrderStore
 from commerce_services.order.tables import outbox
+from commerce_services.order.users_client import GrpcUsers
 from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
@@ -51,16 +54,26 @@ async def serve(settings: OrderSettings) -> None:
     users_channel = traced_channel(settings.user_grpc_target)
     product_channel = traced_channel(settings.product_grpc_target)
     placement = OrderPlacement(
-        users_pb2_grpc.UserServiceStub(users_channel),
-        inventory_pb2_grpc.InventoryServiceStub(product_channel),
-        store,
+        GrpcUsers(users_pb2_grpc.UserServiceStub(users_channel), settings.rpc_timeout_s),
         CatalogPrices(
             catalog_pb2_grpc.CatalogServiceStub(product_channel),
             settings.currency,
             settings.rpc_timeout_s,
         ),
-        settings.rpc_timeout_s,
+        GrpcReservations(
+            inventory_pb2_grpc.InventoryServiceStub(product_channel), settings.rpc_timeout_s
+        ),
+        store,
+        timedelta(seconds=settings.placement_lease_s),
     )
+
+    async def release_abandoned() -> None:
+        released = await placement.sweep()
+        if released:
+            log.warning("stock of abandoned placements released", extra={"orders": released})
+
+    async def placement_sweep() -> None:
+        await every(settings.placement_sweep_interval_s, "placement sweep", release_abandoned)
 
     async def cancel_overdue() -> None:
         cancelled = await store.cancel_overdue()
@@ -76,7 +89,9 @@ async def serve(settings: OrderSettings) -> None:
         placement,
         store,
         settings.currency,
-        {"mariadb": database_ready(engine), "kafka": subscription.ready},
+        # Placing and reading orders need MariaDB only (the outbox absorbs a Kafka outage);
+        # the consumer's trouble shows in its own metrics, not as a checkout outage.
+        {"mariadb": database_ready(engine)},
     )
     try:
         async with subscription:
@@ -89,6 +104,7 @@ async def serve(settings: OrderSettings) -> None:
                     subscription.consume,
                     subscription.retry_failed,
                     deadline_sweep,
+                    placement_sweep,
                     purge_outbox,
                 ],
             )

@@ -1,4 +1,5 @@
-"""Pure order rules: statuses, the transitions the saga may make, totals in exact decimals."""
+"""Pure order rules: statuses, the transitions the saga may make, totals in exact decimals, and
+who may act on a placement claimed under an Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -29,6 +31,32 @@ class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different request."""
 
 
+class PlacementInProgress(Exception):
+    """Another request with this Idempotency-Key and the same body is being placed right now;
+    the client retries it shortly and gets that request's answer."""
+
+
+class AttemptRolledBack(Exception):
+    """An earlier attempt under this Idempotency-Key was abandoned and its reservation released;
+    the order id it derives is spent, so the client must send a new key."""
+
+
+class ClaimLost(Exception):
+    """This request no longer owns its placement: another request took it over after the
+    lease ran out, or the sweep abandoned it. It must neither write the order nor release."""
+
+
+class ClaimState(StrEnum):
+    """A placement claimed under an Idempotency-Key (the `placements` row):
+    IN_PROGRESS  a request owns it (or owned it and gave it up for a retry to take over);
+    PLACED       the order was written, in the same transaction as this state;
+    ABANDONED    it will never be written; its reservation is (being) released."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    PLACED = "PLACED"
+    ABANDONED = "ABANDONED"
+
+
 class OrderNotFound(LookupError):
     pass
 
@@ -48,14 +76,11 @@ def total(lines: tuple[OrderLine, ...]) -> Decimal:
     return sum((line.amount for line in lines), Decimal("0"))
 
 
-def request_hash(user_id: str, lines: tuple[OrderLine, ...], payment_token: str) -> str:
-    """What an Idempotency-Key replay must match: same user, items and payment."""
+def request_hash(user_id: str, items: list[tuple[str, int]], payment_token: str) -> str:
+    """What an Idempotency-Key replay must match: same user, items and payment. Prices are not
+    part of it: a replay after a price change is the same request and gets the same order."""
     canonical = json.dumps(
-        [
-            user_id,
-            sorted([line.sku, line.quantity, str(line.unit_price)] for line in lines),
-            payment_token,
-        ],
+        [user_id, sorted([sku, quantity] for sku, quantity in items), payment_token],
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -68,6 +93,41 @@ def order_id_for(user_id: str, idempotency_key: str) -> str:
     """The same request retried (same user, same key) gets the same order id, so its stock
     reservation, made before the order row exists, is found again instead of made twice."""
     return uuid.uuid5(ORDER_IDS, f"{user_id}\n{idempotency_key}").hex
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """A placement row as a later request with the same key reads it."""
+
+    state: ClaimState
+    request_hash: str
+    owner: str | None
+    claimed_at: datetime
+
+
+class ClaimDecision(StrEnum):
+    REPLAY = "replay"  # answer with the order that was written
+    TAKE_OVER = "take_over"  # its owner gave it up or died: this request continues it
+    WAIT = "wait"  # its owner is still at work
+    SPENT = "spent"  # abandoned: the key cannot be used again
+    CONFLICT = "conflict"  # the key was used for another request
+
+
+def decide_claim(
+    existing: ClaimView, request_digest: str, now: datetime, lease: timedelta
+) -> ClaimDecision:
+    """What a request does when its Idempotency-Key is already claimed. A different body is
+    always a conflict, whatever the state, so a racing request never touches what the winner
+    reserved; the same body replays, waits, or continues a claim whose owner is gone."""
+    if existing.request_hash != request_digest:
+        return ClaimDecision.CONFLICT
+    if existing.state == ClaimState.PLACED:
+        return ClaimDecision.REPLAY
+    if existing.state == ClaimState.ABANDONED:
+        return ClaimDecision.SPENT
+    if existing.owner is None or existing.claimed_at <= now - lease:
+        return ClaimDecision.TAKE_OVER
+    return ClaimDecision.WAIT
 
 
 def next_status(current: OrderStatus, event: str) -> OrderStatus | None:

@@ -1,85 +1,88 @@
-"""Placing an order: validate the user, reserve the stock, then write the order and its event.
+"""Placing an order: claim the Idempotency-Key, validate the user, price the lines, reserve
+the stock, then write the order and its event.
 
-The stock is reserved (gRPC, product service) before the order row exists, under an order id
-derived from the Idempotency-Key, so a retried request finds its reservation instead of making
-a second one. If anything fails after the reservation, it is released before the error is
-returned; should even the release fail, the product service's expiry releases it later. Every
-call carries a deadline.
+The policy, against ports (users, prices, reservations) and the order store:
+- The key is claimed first (one INSERT), so a replay is answered from the database, and of
+  concurrent requests with the same key exactly one goes on; the others replay its order,
+  are told it is in progress, or conflict. None of them touches its reservation.
+- A request refused before anything was reserved (user, price, stock, malformed items)
+  withdraws its claim: the key is free again.
+- A request that may have reserved and then hit an outage (a dependency or the order
+  database did not answer) gives its claim up: a retry with the same key continues it (the
+  reservation is idempotent per order id); without a retry, the sweep abandons it after the
+  lease and releases its stock.
+- Any other failure after the reservation abandons the claim and releases the stock. Only
+  the request that still owns its claim releases, and only after marking it ABANDONED, so no
+  request ever releases stock that an order written by another holds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from decimal import Decimal
+from datetime import timedelta
+from typing import Protocol
 
-import grpc
-
-from commerce_services.order.model import OrderLine, order_id_for
-from commerce_services.order.store import Order, OrderStore
-from commerce_services.rpc.commerce.v1 import (
-    inventory_pb2,
-    inventory_pb2_grpc,
-    users_pb2,
-    users_pb2_grpc,
+from commerce_services.db.outages import is_outage
+from commerce_services.order.model import (
+    AttemptRolledBack,
+    ClaimLost,
+    OrderLine,
+    PlacementInProgress,
+    request_hash,
 )
+from commerce_services.order.ports import (
+    DependencyUnavailable,
+    InvalidItems,
+    OutOfStock,
+    Prices,
+    ReservationRefused,
+    Reservations,
+    UnknownSku,
+    Users,
+)
+from commerce_services.order.store import Claim, Order
 
 log = logging.getLogger(__name__)
 
-OUT_OF_STOCK_METADATA = "commerce-out-of-stock"
-PriceLookup = Callable[[list[str]], Awaitable[dict[str, Decimal]]]
 
+class Placements(Protocol):
+    """The order store's side of placing (OrderStore in production)."""
 
-class UserRejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code  # "user_not_found" or "user_dormant"
+    async def claim(
+        self, user_id: str, idempotency_key: str, request_digest: str, lease: timedelta
+    ) -> Claim | Order: ...
 
+    async def withdraw(self, claim: Claim) -> None: ...
 
-class OutOfStock(Exception):
-    def __init__(self, skus: list[str]) -> None:
-        super().__init__(f"insufficient stock for {', '.join(skus)}")
-        self.skus = skus
+    async def relinquish(self, claim: Claim) -> None: ...
 
+    async def abandon(self, claim: Claim) -> bool: ...
 
-class UnknownSku(Exception):
-    def __init__(self, skus: list[str]) -> None:
-        super().__init__(f"no price for {', '.join(skus)}")
-        self.skus = skus
+    async def abandon_stale(self, lease: timedelta) -> list[str]: ...
 
+    async def unreleased(self) -> list[str]: ...
 
-class AttemptRolledBack(Exception):
-    """An earlier attempt under this Idempotency-Key reserved and was rolled back (its write
-    failed, or a call timed out and the reservation was released); the order id it derives is
-    spent, so the client must send a new key."""
+    async def mark_released(self, order_id: str) -> None: ...
 
-
-class InvalidItems(Exception):
-    """The product service refused the items as malformed."""
-
-
-class DependencyUnavailable(Exception):
-    """A service the placement needs did not answer in time; retrying with the same
-    Idempotency-Key is safe."""
-
-
-_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    async def place(
+        self, claim: Claim, lines: tuple[OrderLine, ...], currency: str, payment_token: str
+    ) -> Order: ...
 
 
 class OrderPlacement:
     def __init__(
         self,
-        users: users_pb2_grpc.UserServiceAsyncStub,
-        inventory: inventory_pb2_grpc.InventoryServiceAsyncStub,
-        store: OrderStore,
-        prices: PriceLookup,
-        rpc_timeout_s: float = 3.0,
+        users: Users,
+        prices: Prices,
+        reservations: Reservations,
+        store: Placements,
+        lease: timedelta,
     ) -> None:
         self._users = users
-        self._inventory = inventory
-        self._store = store
         self._prices = prices
-        self._timeout = rpc_timeout_s
+        self._reservations = reservations
+        self._store = store
+        self._lease = lease
 
     async def place(
         self,
@@ -89,19 +92,28 @@ class OrderPlacement:
         currency: str,
         payment_token: str,
     ) -> Order:
-        order_id = order_id_for(user_id, idempotency_key)
-        if await self._store.exists(order_id):
-            # A replay: the store compares the request and returns the order, or refuses.
-            return await self._store.place(
-                user_id, idempotency_key, await self._lines(items), currency, payment_token
-            )
-        await self._validate_user(user_id)
-        lines = await self._lines(items)
-        await self._reserve(order_id, items)
+        claimed = await self._store.claim(
+            user_id, idempotency_key, request_hash(user_id, items, payment_token), self._lease
+        )
+        if isinstance(claimed, Order):
+            return claimed  # a replay
         try:
-            return await self._store.place(user_id, idempotency_key, lines, currency, payment_token)
+            await self._users.validate(user_id)
+            lines = await self._lines(items)
         except BaseException:
-            await self._release(order_id)
+            await self._withdraw(claimed)
+            raise
+        await self._reserve(claimed, items)
+        try:
+            return await self._store.place(claimed, lines, currency, payment_token)
+        except ClaimLost as exc:
+            # Taken over or abandoned while we worked: its new owner or the sweep decides.
+            raise PlacementInProgress(claimed.order_id) from exc
+        except Exception as exc:
+            if is_outage(exc):
+                await self._relinquish(claimed)
+                raise DependencyUnavailable("the order database did not answer") from exc
+            await self._abandon(claimed)
             raise
 
     async def _lines(self, items: list[tuple[str, int]]) -> tuple[OrderLine, ...]:
@@ -111,45 +123,61 @@ class OrderPlacement:
             raise UnknownSku(missing)
         return tuple(OrderLine(sku, quantity, prices[sku]) for sku, quantity in items)
 
-    async def _validate_user(self, user_id: str) -> None:
+    async def _reserve(self, claimed: Claim, items: list[tuple[str, int]]) -> None:
         try:
-            await self._users.ValidateUser(
-                users_pb2.ValidateUserRequest(user_id=user_id), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                raise UserRejected("user_not_found", f"no user {user_id}") from exc
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                raise UserRejected("user_dormant", exc.details() or "account is dormant") from exc
-            if exc.code() in _UNAVAILABLE:
-                raise DependencyUnavailable("the user service did not answer") from exc
+            await self._reservations.reserve(claimed.order_id, items)
+        except (OutOfStock, InvalidItems):
+            await self._withdraw(claimed)  # all-or-nothing: nothing is held
+            raise
+        except ReservationRefused as exc:
+            # Released before (an earlier attempt was abandoned): the order id is spent.
+            await self._abandon(claimed)
+            raise AttemptRolledBack(claimed.order_id) from exc
+        except DependencyUnavailable:
+            await self._relinquish(claimed)  # perhaps reserved: a retry continues
+            raise
+        except BaseException:
+            await self._abandon(claimed)
             raise
 
-    async def _reserve(self, order_id: str, items: list[tuple[str, int]]) -> None:
-        request = inventory_pb2.ReserveStockRequest(
-            order_id=order_id,
-            items=[inventory_pb2.StockLine(sku=sku, quantity=q) for sku, q in items],
-        )
+    async def _withdraw(self, claimed: Claim) -> None:
         try:
-            await self._inventory.ReserveStock(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            short = dict(exc.trailing_metadata() or ()).get(OUT_OF_STOCK_METADATA)
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and short:
-                raise OutOfStock(str(short).split(",")) from exc
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                raise AttemptRolledBack(order_id) from exc
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise InvalidItems(exc.details() or "invalid items") from exc
-            if exc.code() in _UNAVAILABLE:
-                # The reservation may have been made after all: never leave it behind.
-                await self._release(order_id)
-                raise DependencyUnavailable("the product service did not answer") from exc
-            raise
+            await self._store.withdraw(claimed)
+        except Exception:
+            log.warning("could not withdraw the claim of %s; the sweep will", claimed.order_id)
 
-    async def _release(self, order_id: str) -> None:
+    async def _relinquish(self, claimed: Claim) -> None:
         try:
-            await self._inventory.ReleaseReservation(
-                inventory_pb2.ReservationRef(order_id=order_id), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError:
-            log.critical("could not release the reservation of %s; its expiry will", order_id)
+            await self._store.relinquish(claimed)
+        except Exception:
+            log.warning("could not give up the claim of %s; its lease will", claimed.order_id)
+
+    async def _abandon(self, claimed: Claim) -> None:
+        try:
+            owned = await self._store.abandon(claimed)
+        except Exception:
+            log.warning("could not abandon the claim of %s; the sweep will", claimed.order_id)
+            return
+        if owned:
+            await self.release_abandoned(claimed.order_id)
+
+    async def release_abandoned(self, order_id: str) -> bool:
+        """Releases the reservation of an ABANDONED placement and records it; False when the
+        product service did not answer (the sweep tries again)."""
+        try:
+            await self._reservations.release(order_id)
+        except DependencyUnavailable:
+            log.warning("could not release the reservation of %s; the sweep will", order_id)
+            return False
+        await self._store.mark_released(order_id)
+        return True
+
+    async def sweep(self) -> list[str]:
+        """Abandons claims held past the lease and releases every abandoned placement's
+        reservation not yet released; returns the order ids released."""
+        await self._store.abandon_stale(self._lease)
+        released = []
+        for order_id in await self._store.unreleased():
+            if await self.release_abandoned(order_id):
+                released.append(order_id)
+        return released

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 import grpc
 
-from commerce_services.order.placement import DependencyUnavailable, InvalidItems
+from commerce_services.order.ports import DependencyUnavailable, InvalidItems
 from commerce_services.rpc.commerce.v1 import catalog_pb2, catalog_pb2_grpc
 
 

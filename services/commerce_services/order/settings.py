@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
@@ -25,8 +25,20 @@ class OrderSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingS
     rpc_timeout_s: float = Field(default=3.0, gt=0)
     currency: str = "EUR"
 
+    # How long a request owns the placement it claimed under its Idempotency-Key; a claim held
+    # longer (its process died) is continued by a retry or abandoned by the sweep, which
+    # releases its stock. Longer than a placement's calls can take: three gRPC deadlines.
+    placement_lease_s: float = Field(default=30.0, gt=0)
+    placement_sweep_interval_s: float = Field(default=10.0, gt=0)
+
     payment_events_topic: str = "commerce.payment.events"
     consumer_group: str = "order-payment-events"
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_placement(self) -> OrderSettings:
+        if self.placement_lease_s < 4 * self.rpc_timeout_s:
+            raise ValueError("placement_lease_s must be at least 4 x rpc_timeout_s")
+        return self
 
     @field_validator("currency")
     @classmethod

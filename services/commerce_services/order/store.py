@@ -1,9 +1,15 @@
 """Orders in MariaDB, each change with its event in the same transaction (the outbox).
 
 Guarantees:
-- place: the order, its items and `order_created` are one transaction; an Idempotency-Key
-  replay with the same request returns the same order (one row, one event, also when the
-  replays race); with a different request it is an IdempotencyConflict and changes nothing.
+- claim: an Idempotency-Key is claimed (one `placements` row) before anything is reserved, so
+  of concurrent requests with the same key exactly one owns the placement; the others replay
+  its order, wait, or conflict, and never touch its reservation.
+- place: the order, its items, `order_created` and the claim turning PLACED are one
+  transaction, conditional on the claim still being the caller's; a caller that lost its claim
+  (taken over after the lease, or abandoned by the sweep) writes nothing.
+- abandon: a claim turns ABANDONED only while its owner holds it, or by the sweep once the
+  lease ran out; only then is its reservation released, so a release never hits an order that
+  was written.
 - apply: a saga event moves a PENDING order once; the order row is locked first, so a late or
   duplicate event never moves a terminal order, and the resulting `order_completed` or
   `order_cancelled` is written with the change.
@@ -11,6 +17,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,17 +37,23 @@ from commerce_services.db.transactions import (
 )
 from commerce_services.events.outbox import Outbox, OutboxEvent
 from commerce_services.order.model import (
+    AttemptRolledBack,
     CancelReason,
+    ClaimDecision,
+    ClaimLost,
+    ClaimState,
+    ClaimView,
     IdempotencyConflict,
     OrderLine,
     OrderNotFound,
     OrderStatus,
+    PlacementInProgress,
+    decide_claim,
     next_status,
     order_id_for,
-    request_hash,
     total,
 )
-from commerce_services.order.tables import order_items, orders, outbox
+from commerce_services.order.tables import order_items, orders, outbox, placements
 
 AGGREGATE = "order"
 
@@ -60,6 +73,24 @@ class Order:
     lines: tuple[OrderLine, ...]
     deadline: datetime
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request's ownership of the placement of one order (its `placements` row)."""
+
+    order_id: str
+    user_id: str
+    idempotency_key: str
+    owner: str
+
+
+def _owned(claim: Claim) -> tuple[ColumnElement[bool], ...]:
+    return (
+        placements.c.order_id == claim.order_id,
+        placements.c.owner == claim.owner,
+        placements.c.state == ClaimState.IN_PROGRESS,
+    )
 
 
 def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:  # a row of `orders`
@@ -85,21 +116,165 @@ class OrderStore:
         self._deadline = deadline
         self._outbox = Outbox(outbox)
 
+    # ---- placements: the claim an Idempotency-Key makes before anything is reserved ------
+
+    async def claim(
+        self, user_id: str, idempotency_key: str, request_digest: str, lease: timedelta
+    ) -> Claim | Order:
+        """Claims the order id the key derives for this request, or answers from an earlier
+        claim of it: the written Order for a replay. Raises IdempotencyConflict (another body),
+        PlacementInProgress (the same body, its owner still at work) or AttemptRolledBack
+        (abandoned). One INSERT when the key is new."""
+        order_id = order_id_for(user_id, idempotency_key)
+        owner = uuid.uuid4().hex
+        for _ in range(3):  # the row may change between our INSERT and our read
+            now = self._clock()
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        insert(placements).values(
+                            order_id=order_id,
+                            request_hash=request_digest,
+                            state=ClaimState.IN_PROGRESS,
+                            owner=owner,
+                            claimed_at=now,
+                            released_at=None,
+                            updated_at=now,
+                        )
+                    )
+                return Claim(order_id, user_id, idempotency_key, owner)
+            except IntegrityError as exc:
+                if mysql_code(exc) != DUPLICATE_KEY:
+                    raise
+            async with self._engine.begin() as conn:
+                row = (
+                    await conn.execute(select(placements).where(placements.c.order_id == order_id))
+                ).one_or_none()
+                if row is None:
+                    continue  # withdrawn meanwhile: claim it afresh
+                seen = ClaimView(ClaimState(row.state), row.request_hash, row.owner, row.claimed_at)
+                decision = decide_claim(seen, request_digest, now, lease)
+                if decision == ClaimDecision.CONFLICT:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was used for a different request"
+                    )
+                if decision == ClaimDecision.SPENT:
+                    raise AttemptRolledBack(order_id)
+                if decision == ClaimDecision.WAIT:
+                    raise PlacementInProgress(order_id)
+                if decision == ClaimDecision.TAKE_OVER:
+                    taken = await conn.execute(
+                        update(placements)
+                        .where(
+                            placements.c.order_id == order_id,
+                            placements.c.state == ClaimState.IN_PROGRESS,
+                            placements.c.claimed_at == row.claimed_at,
+                            placements.c.owner.is_(None)
+                            if row.owner is None
+                            else placements.c.owner == row.owner,
+                        )
+                        .values(owner=owner, claimed_at=now, updated_at=now)
+                    )
+                    if taken.rowcount == 1:
+                        return Claim(order_id, user_id, idempotency_key, owner)
+                    continue
+            return await self.get(order_id)  # REPLAY
+        raise PlacementInProgress(order_id)
+
+    async def withdraw(self, claim: Claim) -> None:
+        """Deletes a claim that reserved nothing (the request was refused), so the key is free."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(placements).where(*_owned(claim)))
+
+    async def relinquish(self, claim: Claim) -> None:
+        """Gives the claim up without deciding: a retry with the same key continues it at once
+        (it may find the stock already reserved); without one, the sweep abandons it."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(placements)
+                .where(*_owned(claim))
+                .values(owner=None, updated_at=self._clock())
+            )
+
+    async def abandon(self, claim: Claim) -> bool:
+        """Decides that the claim's order will never be written. True when this request still
+        owned it: only then may it release the reservation."""
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                update(placements)
+                .where(*_owned(claim))
+                .values(state=ClaimState.ABANDONED, owner=None, updated_at=self._clock())
+            )
+        return bool(done.rowcount == 1)
+
+    async def abandon_stale(self, lease: timedelta, limit: int = 100) -> list[str]:
+        """Abandons claims whose owner has held them longer than the lease (it died, or gave
+        them up and no retry came); returns their order ids."""
+        now = self._clock()
+        async with self._engine.connect() as conn:
+            stale = (
+                await conn.execute(
+                    select(placements.c.order_id, placements.c.claimed_at)
+                    .where(
+                        placements.c.state == ClaimState.IN_PROGRESS,
+                        placements.c.claimed_at <= now - lease,
+                    )
+                    .order_by(placements.c.claimed_at)
+                    .limit(limit)
+                )
+            ).all()
+        abandoned = []
+        for row in stale:
+            async with self._engine.begin() as conn:
+                done = await conn.execute(
+                    update(placements)
+                    .where(
+                        placements.c.order_id == row.order_id,
+                        placements.c.state == ClaimState.IN_PROGRESS,
+                        placements.c.claimed_at == row.claimed_at,
+                    )
+                    .values(state=ClaimState.ABANDONED, owner=None, updated_at=now)
+                )
+            if done.rowcount == 1:
+                abandoned.append(row.order_id)
+        return abandoned
+
+    async def unreleased(self, limit: int = 100) -> list[str]:
+        """Abandoned placements whose reservation is not known to be released yet."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(placements.c.order_id)
+                .where(
+                    placements.c.state == ClaimState.ABANDONED,
+                    placements.c.released_at.is_(None),
+                )
+                .order_by(placements.c.claimed_at)
+                .limit(limit)
+            )
+            return [row.order_id for row in rows]
+
+    async def mark_released(self, order_id: str) -> None:
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(placements)
+                .where(
+                    placements.c.order_id == order_id,
+                    placements.c.state == ClaimState.ABANDONED,
+                )
+                .values(released_at=now, updated_at=now)
+            )
+
     @retry_transaction
     async def place(
-        self,
-        user_id: str,
-        idempotency_key: str,
-        lines: tuple[OrderLine, ...],
-        currency: str,
-        payment_token: str,
+        self, claim: Claim, lines: tuple[OrderLine, ...], currency: str, payment_token: str
     ) -> Order:
-        order_id = order_id_for(user_id, idempotency_key)
-        digest = request_hash(user_id, lines, payment_token)
+        """Writes the order, its items and `order_created` in one transaction with the claim
+        turning PLACED; raises ClaimLost (and writes nothing) if the claim is no longer ours."""
         now = self._clock()
         order = Order(
-            order_id,
-            user_id,
+            claim.order_id,
+            claim.user_id,
             OrderStatus.PENDING,
             None,
             total(lines),
@@ -108,69 +283,65 @@ class OrderStore:
             now + self._deadline,
             now,
         )
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    insert(orders).values(
-                        order_id=order_id,
-                        user_id=user_id,
-                        status=OrderStatus.PENDING,
-                        cancel_reason=None,
-                        total=order.total,
-                        currency=currency,
-                        idempotency_key=idempotency_key,
-                        request_hash=digest,
-                        deadline=order.deadline,
-                        created_at=now,
-                        updated_at=now,
-                    )
+        async with self._engine.begin() as conn:
+            placed = await conn.execute(
+                update(placements)
+                .where(*_owned(claim))
+                .values(state=ClaimState.PLACED, owner=None, updated_at=now)
+            )
+            if placed.rowcount != 1:
+                raise ClaimLost(claim.order_id)
+            await conn.execute(
+                insert(orders).values(
+                    order_id=order.order_id,
+                    user_id=order.user_id,
+                    status=OrderStatus.PENDING,
+                    cancel_reason=None,
+                    total=order.total,
+                    currency=currency,
+                    idempotency_key=claim.idempotency_key,
+                    deadline=order.deadline,
+                    created_at=now,
+                    updated_at=now,
                 )
-                await conn.execute(
-                    insert(order_items),
-                    [
-                        {
-                            "order_id": order_id,
-                            "sku": line.sku,
-                            "quantity": line.quantity,
-                            "unit_price": line.unit_price,
-                        }
-                        for line in lines
-                    ],
-                )
-                await self._outbox.append(
-                    conn,
-                    OutboxEvent(
-                        AGGREGATE,
-                        order_id,
-                        "order_created",
-                        {
-                            "order_id": order_id,
-                            "user_id": user_id,
-                            "items": [
-                                {
-                                    "sku": line.sku,
-                                    "quantity": line.quantity,
-                                    "unit_price": line.unit_price,
-                                }
-                                for line in lines
-                            ],
-                            "total": order.total,
-                            "currency": currency,
-                            "payment_token": payment_token,
-                            "deadline": order.deadline.isoformat(),
-                        },
-                    ),
-                    now,
-                )
-        except IntegrityError as exc:
-            if mysql_code(exc) != DUPLICATE_KEY:
-                raise
-            existing_hash, existing = await self._find(order_id)
-            if existing_hash != digest:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was used for a different request"
-                ) from exc
-            return existing
+            )
+            await conn.execute(
+                insert(order_items),
+                [
+                    {
+                        "order_id": order.order_id,
+                        "sku": line.sku,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price,
+                    }
+                    for line in lines
+                ],
+            )
+            await self._outbox.append(
+                conn,
+                OutboxEvent(
+                    AGGREGATE,
+                    order.order_id,
+                    "order_created",
+                    {
+                        "order_id": order.order_id,
+                        "user_id": order.user_id,
+                        "items": [
+                            {
+                                "sku": line.sku,
+                                "quantity": line.quantity,
+                                "unit_price": line.unit_price,
+                            }
+                            for line in lines
+                        ],
+                        "total": order.total,
+                        "currency": currency,
+                        "payment_token": payment_token,
+                        "deadline": order.deadline.isoformat(),
+                    },
+                ),
+                now,
+            )
         return order
 
     async def for_user(self, user_id: str, limit: int = 50) -> list[Order]:
@@ -187,17 +358,7 @@ class OrderStore:
             lines = await self._lines(conn, [row.order_id for row in rows])
         return [_order(row, lines.get(row.order_id, ())) for row in rows]
 
-    async def exists(self, order_id: str) -> bool:
-        async with self._engine.connect() as conn:
-            found = await conn.execute(
-                select(orders.c.order_id).where(orders.c.order_id == order_id)
-            )
-            return found.one_or_none() is not None
-
     async def get(self, order_id: str) -> Order:
-        return (await self._find(order_id))[1]
-
-    async def _find(self, order_id: str) -> tuple[str, Order]:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(select(orders).where(orders.c.order_id == order_id))
@@ -205,7 +366,7 @@ class OrderStore:
             if row is None:
                 raise OrderNotFound(order_id)
             lines = await self._lines(conn, [order_id])
-        return row.request_hash, _order(row, lines.get(order_id, ()))
+        return _order(row, lines.get(order_id, ()))
 
     @staticmethod
     async def _lines(

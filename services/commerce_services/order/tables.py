@@ -19,7 +19,6 @@ orders = Table(
     Column("total", Numeric(14, 2), nullable=False),
     Column("currency", CHAR(3), nullable=False),
     Column("idempotency_key", String(128), nullable=False),
-    Column("request_hash", CHAR(64), nullable=False),
     Column("deadline", DATETIME(fsp=6), nullable=False),
     Column("created_at", DATETIME(fsp=6), nullable=False),
     Column("updated_at", DATETIME(fsp=6), nullable=False),
@@ -32,6 +31,18 @@ order_items = Table(
     Column("sku", String(64), primary_key=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Numeric(12, 2), nullable=False),
+)
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("order_id", CHAR(32), primary_key=True),
+    Column("request_hash", CHAR(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("owner", CHAR(32), nullable=True),
+    Column("claimed_at", DATETIME(fsp=6), nullable=False),
+    Column("released_at", DATETIME(fsp=6), nullable=True),
+    Column("updated_at", DATETIME(fsp=6), nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -19,8 +19,7 @@ from commerce_services.product.inventory.model import (
 )
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
-
-OUT_OF_STOCK_METADATA = "commerce-out-of-stock"
+from commerce_services.rpc.trailers import OUT_OF_STOCK_SKUS
 
 
 def _message(reservation: Reservation) -> inventory_pb2.Reservation:
@@ -43,7 +42,7 @@ async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Excepti
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     if isinstance(exc, OutOfStock):
         RESERVATION_CONFLICTS.inc()
-        context.set_trailing_metadata(((OUT_OF_STOCK_METADATA, ",".join(exc.skus)),))
+        context.set_trailing_metadata(((OUT_OF_STOCK_SKUS, ",".join(exc.skus)),))
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ReservationConflict):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
