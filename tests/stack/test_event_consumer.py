@@ -1,6 +1,6 @@
 """The idempotent event consumer against real Kafka and MariaDB, with the product service's
 order-event handlers: duplicates, poison messages, a crash between effect and offset commit,
-a dead-letter topic that refuses, transient failures."""
+a dead-letter topic that refuses, transient failures, a database outage."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from datetime import timedelta
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.db.engine import service_engine
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
 from commerce_services.events.dead_letters import DeadLetters, RawRecord
 from commerce_services.events.envelope import Event, PermanentError
@@ -26,8 +28,10 @@ from commerce_services.events.retry_worker import FailedEventRetrier, requeue_fa
 from commerce_services.events.tables import failed_events
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.order_events import order_event_handlers
+from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
 from tests.stack.conftest import TTL, Clock
+from tests.stack.outage import cuttable_proxy
 
 FAST = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
 
@@ -290,6 +294,56 @@ async def test_transient_failures_are_retried_then_applied_once(
     async with harness:
         assert await harness.drain(1) == ["processed"]
     assert calls == [event_id] * 3
+
+
+async def test_a_database_outage_holds_the_event_until_the_database_is_back(
+    kafka: Kafka,
+    stack: Endpoints,
+    store: InventoryStore,
+    sku: str,
+    reserved: str,
+    unique: str,
+) -> None:
+    """Issue 13, defect 2: an order_completed met a restarting database, was dead-lettered
+    after a few retries, and the paid unit was later sold again. An outage is waited out."""
+    settings = ProductSettings.from_values(stack.service_settings("product"))
+    async with cuttable_proxy(settings.db_host, settings.db_port) as proxy:
+        proxied = service_engine(settings.model_copy(update={"db_port": proxy.port}))
+        name = f"product-{unique}"
+        harness = Harness(
+            kafka, proxied, order_event_handlers(InventoryStore(proxied)), f"g-{unique}", name
+        )
+        try:
+            await kafka.send(reserved, "order_completed", {"order_id": reserved})
+            proxy.cut()
+            async with harness:
+                drained = asyncio.create_task(harness.drain(1))
+                await asyncio.sleep(3)  # far longer than FAST's retries of other failures
+                assert not drained.done()
+                assert (
+                    REGISTRY.get_sample_value("commerce_consumer_stalled", {"consumer": name}) == 1
+                )
+                proxy.restore()
+                assert await drained == ["processed"]
+            assert REGISTRY.get_sample_value("commerce_consumer_stalled", {"consumer": name}) == 0
+        finally:
+            await proxied.dispose()
+    assert await _level(store, sku) == (6, 0)  # sold once
+    assert await _end_offset(kafka.bootstrap, f"{kafka.topic}.dlq") == 0  # nothing parked
+
+
+def _stalled(consumer: str) -> float | None:
+    return REGISTRY.get_sample_value("commerce_consumer_stalled", {"consumer": consumer})
+
+
+async def _end_offset(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        return int((await consumer.end_offsets([partition]))[partition])
+    finally:
+        await consumer.stop()
 
 
 async def test_retry_worker_redrives_parked_events_then_gives_up(

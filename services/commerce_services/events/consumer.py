@@ -4,35 +4,35 @@ For each record, in order per partition:
 1. decode it; a malformed record is dead-lettered at once;
 2. in ONE database transaction: insert (consumer, event id) into processed_events, and run the
    handler for its type on the same connection; a duplicate id means already done, a no-op;
-3. retry transient failures with exponential backoff; after `max_attempts`, or on a
-   PermanentError, dead-letter it (DLQ topic, else failed_events) and move on, so a poison
-   message never stops its partition;
+3. an outage (a database unreachable or restarting, see db/outages.py) is retried with capped
+   backoff for as long as it lasts, holding the partition: the event is not dead-lettered,
+   the lag grows and `commerce_consumer_stalled` says so. Any other failure is retried up to
+   `max_attempts`, and a PermanentError not at all, then dead-lettered (DLQ topic, else
+   failed_events), so a poison message never stops its partition;
 4. commit the offsets of the batch only after every record of it was handled or parked.
-A crash anywhere before 4 redelivers the batch, and step 2 makes the redelivery harmless.
+A crash anywhere before 4 redelivers the batch, and step 2 makes the redelivery harmless. A
+commit refused because a long outage cost the consumer its group membership is not an error:
+the batch comes again and is recognised as done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_not_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
+from commerce_services.db.outages import is_outage
 from commerce_services.events.dead_letters import DeadLetters, RawRecord
 from commerce_services.events.envelope import Event, MalformedEvent, PermanentError, decode
 from commerce_services.events.tables import processed_events
@@ -46,16 +46,33 @@ Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
 EVENTS = Counter("commerce_events_total", "Events handled by outcome", ["consumer", "outcome"])
 LAG = Gauge(
     "commerce_consumer_lag",
-    "Records behind the partition's end after the last committed batch",
+    "Records behind the partition's end after the last committed batch, or behind the record "
+    "the consumer is stalled on",
     ["consumer", "topic", "partition"],
+)
+STALLED = Gauge(
+    "commerce_consumer_stalled",
+    "1 while the consumer holds its partition because a database is unavailable",
+    ["consumer"],
+)
+OUTAGE_RETRIES = Counter(
+    "commerce_consumer_outage_retries_total",
+    "Attempts at an event that failed because a database was unavailable",
+    ["consumer"],
 )
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 5  # for failures other than an outage
     initial_backoff_s: float = 0.2
     max_backoff_s: float = 10.0
+
+    def backoff_s(self, attempt: int) -> float:
+        """Wait after the `attempt`-th failure (1-based): doubling, capped, with jitter so
+        consumers that met the same outage do not come back in step."""
+        ceiling = min(self.initial_backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+        return float(ceiling * random.uniform(0.5, 1.0))
 
 
 class EventConsumer:
@@ -89,17 +106,26 @@ class EventConsumer:
             for record in records:
                 await self.handle(record)
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-        await self.commit(offsets)
+        try:
+            await self.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offsets not committed (%s); the batch will be redelivered", exc)
+            return
         for tp, offset in offsets.items():
-            end = self._consumer.highwater(tp)
-            if end is not None:
-                LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(end - offset, 0))
+            self._report_lag(tp, offset)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self._consumer.commit(offsets)
 
+    def _report_lag(self, tp: TopicPartition, position: int) -> None:
+        end = self._consumer.highwater(tp)
+        if end is not None:
+            LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(end - position, 0))
+
     async def handle(self, record: ConsumerRecord) -> str:
-        """Handles one record; returns its outcome (for metrics and tests)."""
+        """Handles one record; returns its outcome (for metrics and tests). Returns only once
+        the record was applied, found done, ignored or parked: during an outage, that is when
+        the database is back."""
         raw = RawRecord(
             record.topic,
             record.partition,
@@ -116,26 +142,46 @@ class EventConsumer:
         if handler is None:
             EVENTS.labels(self.name, "ignored").inc()
             return "ignored"  # another consumer's business
+        failures = 0
+        outages = 0
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_not_exception_type(PermanentError),
-                stop=stop_after_attempt(self._retry.max_attempts),
-                wait=wait_exponential(
-                    multiplier=self._retry.initial_backoff_s, max=self._retry.max_backoff_s
-                ),
-            ):
-                with attempt:
+            while True:
+                try:
                     outcome = await self.apply(event, handler)
-        except PermanentError as exc:
-            return await self._park(raw, exc, attempts=1)
-        except RetryError as exc:
-            last = exc.last_attempt.exception() or exc
-            log.warning(
-                "giving up on %s after %d attempts", event.event_id, self._retry.max_attempts
-            )
-            return await self._park(raw, last, attempts=self._retry.max_attempts)
+                    break
+                except PermanentError as exc:
+                    return await self._park(raw, exc, attempts=failures + 1)
+                except Exception as exc:
+                    if is_outage(exc):
+                        outages += 1
+                        self._stalled(record, event, exc, outages)
+                        await asyncio.sleep(self._retry.backoff_s(outages))
+                        continue
+                    failures += 1
+                    if failures >= self._retry.max_attempts:
+                        log.warning("giving up on %s after %d attempts", event.event_id, failures)
+                        return await self._park(raw, exc, attempts=failures)
+                    await asyncio.sleep(self._retry.backoff_s(failures))
+        finally:
+            if outages:
+                STALLED.labels(self.name).set(0)
         EVENTS.labels(self.name, outcome).inc()
         return outcome
+
+    def _stalled(self, record: ConsumerRecord, event: Event, exc: Exception, outages: int) -> None:
+        STALLED.labels(self.name).set(1)
+        OUTAGE_RETRIES.labels(self.name).inc()
+        self._report_lag(TopicPartition(record.topic, record.partition), record.offset)
+        if outages == 1 or outages % 30 == 0:  # a line per half minute or so, not per attempt
+            log.warning(
+                "a database is unavailable; holding %s:%s at %s (%s), attempt %d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                event.event_type,
+                outages,
+                exc,
+            )
 
     def handler_for(self, event_type: str) -> Handler | None:
         return self._handlers.get(event_type)

@@ -26,10 +26,6 @@ from commerce_services.runtime.periodic import every
 log = logging.getLogger(__name__)
 
 
-class TopicMissing(LookupError):
-    pass
-
-
 class Subscription:
     def __init__(
         self,
@@ -91,15 +87,10 @@ class Subscription:
     async def _topic_exists(self) -> bool:
         return self.topic in await self._admin.list_topics()
 
-    async def ready(self) -> None:
-        """Readiness check: Kafka answers and the topic exists."""
-        if not await self._topic_exists():
-            raise TopicMissing(f"topic {self.topic} does not exist")
-
     async def consume(self) -> None:
         """Background job: consumes until cancelled."""
         # The topic comes with the producing service's OutboxConnector; until then there is
-        # nothing to consume, and readiness says why. (Subscribing earlier would block the
+        # nothing to consume, and the log says why. (Subscribing earlier would block the
         # client on the missing topic.)
         waited = 0
         while not await self._topic_exists():

@@ -4,15 +4,18 @@ migrate               applies the database migrations (before serving, e.g. an i
 serve                 REST on PRODUCT_HTTP_PORT (inventory, categories, the product catalog),
                       gRPC (commerce.v1.InventoryService, commerce.v1.CatalogService) on
                       PRODUCT_GRPC_PORT, the order-event consumer, the failed-events retry
-                      worker, the sweeper that releases expired reservations and the catalog
-                      upkeep (interrupted category mappings, old revision stubs)
+                      worker, the audit that reports reservations held past their expiry
+                      (never releasing them) and the catalog upkeep (interrupted category
+                      mappings, old revision stubs)
 requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from prometheus_client import Gauge
 from pymongo import AsyncMongoClient
 
 from commerce_services.db.document_store import document_database
@@ -36,6 +39,13 @@ from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import serve_until_signalled
 
 CONSUMER_NAME = "product.order-events"
+
+log = logging.getLogger("commerce_services.product")
+
+OVERDUE_RESERVATIONS = Gauge(
+    "commerce_reservations_overdue",
+    "Reservations held past their expiry, neither confirmed nor released (at most 1000 counted)",
+)
 
 
 async def serve(settings: ProductSettings) -> None:
@@ -69,14 +79,21 @@ async def serve(settings: ProductSettings) -> None:
     async def upkeep() -> None:
         await every(settings.catalog_upkeep_interval_s, "catalog upkeep", catalog_upkeep)
 
-    async def sweep() -> None:
-        await every(settings.reservation_sweep_interval_s, "reservation sweep", store.expire_due)
+    async def report_overdue() -> None:
+        overdue = await store.overdue(limit=1000)
+        OVERDUE_RESERVATIONS.set(len(overdue))
+        if overdue:
+            log.warning("reservations held past their expiry", extra={"orders": overdue[:20]})
+
+    async def audit() -> None:
+        await every(settings.reservation_audit_interval_s, "reservation audit", report_overdue)
 
     app = create_app(
         store,
         CategoryStore(engine, utc_now),
         catalog,
-        {"mariadb": database_ready(engine), "mongodb": mongo_ready, "kafka": subscription.ready},
+        # What serving needs; the consumer's trouble shows in its own metrics.
+        {"mariadb": database_ready(engine), "mongodb": mongo_ready},
     )
     grpc_server = traced_server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
@@ -94,7 +111,7 @@ async def serve(settings: ProductSettings) -> None:
                 settings.http_port,
                 background=[
                     subscription.consume,
-                    sweep,
+                    audit,
                     subscription.retry_failed,
                     upkeep,
                 ],

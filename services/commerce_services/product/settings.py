@@ -13,9 +13,10 @@ from commerce_services.runtime.settings import ServingSettings
 class ProductSettings(DatabaseSettings, ConsumerSettings, ServingSettings):
     model_config = SettingsConfigDict(env_prefix="PRODUCT_", frozen=True)
 
-    # A reservation not confirmed within this time is released and its order cancelled.
+    # A reservation neither confirmed nor released within this time is reported as overdue
+    # (commerce_reservations_overdue); the order service's deadline cancels its order first.
     reservation_ttl_s: int = Field(default=15 * 60, ge=1)
-    reservation_sweep_interval_s: float = Field(default=30.0, gt=0)
+    reservation_audit_interval_s: float = Field(default=60.0, gt=0)
 
     # The product catalog (MongoDB); the URI may carry credentials.
     mongo_uri: SecretStr

@@ -9,6 +9,8 @@ Guarantees (each operation is one transaction, retried on deadlock or lock timeo
   inventory rows in SKU order, so concurrent operations serialize without deadlocking.
 - a release that arrives before its reservation leaves a RELEASED marker, so the late
   reservation is refused instead of leaking stock.
+- nothing is released by time: a reservation past its expiry is reported as overdue; the
+  order service decides (order_cancelled, or the release of an abandoned placement).
 """
 
 from __future__ import annotations
@@ -236,8 +238,12 @@ class InventoryStore:
         await self._set_status(conn, order_id, ReservationStatus.RELEASED, now)
         return Reservation(order_id, ReservationStatus.RELEASED, items)
 
-    async def due_for_expiry(self, limit: int = 100) -> list[str]:
-        """Order ids whose reservation is still held past its deadline, oldest first."""
+    async def overdue(self, limit: int = 100) -> list[str]:
+        """Order ids whose reservation is still held past its expiry, oldest first.
+
+        Reported, never released here: only the order service knows whether the order was
+        written and paid, and it releases what it abandons or cancels. A release decided here
+        could put a sold unit back on sale (a paid order whose confirm is still on its way)."""
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(reservation_orders.c.order_id)
@@ -249,17 +255,6 @@ class InventoryStore:
                 .limit(limit)
             )
             return [row.order_id for row in rows]
-
-    async def expire_due(self, limit: int = 100) -> list[str]:
-        """Releases reservations past their deadline; returns the orders it released."""
-        released = []
-        for order_id in await self.due_for_expiry(limit):
-            try:
-                await self.release(order_id)
-            except ReservationConflict:
-                continue  # confirmed in the meantime: the sale stands
-            released.append(order_id)
-        return released
 
     # ---- helpers --------------------------------------------------------------------------
 
