@@ -1,8 +1,12 @@
 """One service's subscription to one event topic, wired for a serving process.
 
 Bundles the Kafka clients, the idempotent EventConsumer, its dead-letter path and the
-failed-events retrier, and offers them as readiness checks and background jobs, so every
-service's entry point says only which topic, which handlers and which database.
+failed-events retrier, and offers them as background jobs, so every service's entry point says
+only which topic, which handlers and which database.
+
+Kafka is connected inside the consuming job, retried until it answers: a service whose serving
+does not need Kafka (placing an order writes the outbox) starts and serves during a Kafka
+outage, and consumes once Kafka is back.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
@@ -64,14 +69,6 @@ class Subscription:
         self._retrier = FailedEventRetrier(self.consumer, engine, utc_now)
 
     async def __aenter__(self) -> Subscription:
-        await self._producer.start()
-        try:
-            await self._admin.start()
-            await self._kafka.start()
-        except BaseException:
-            await self._admin.close()
-            await self._producer.stop()
-            raise
         return self
 
     async def __aexit__(
@@ -87,8 +84,23 @@ class Subscription:
     async def _topic_exists(self) -> bool:
         return self.topic in await self._admin.list_topics()
 
+    async def _connect(self) -> None:
+        """Starts the Kafka clients, retrying with capped backoff until Kafka answers."""
+        attempt = 0
+        for client in (self._producer, self._admin, self._kafka):
+            while True:
+                try:
+                    await client.start()
+                    break
+                except KafkaError as exc:
+                    attempt += 1
+                    if attempt == 1 or attempt % 12 == 0:
+                        log.warning("%s: Kafka does not answer yet (%s); retrying", self.name, exc)
+                    await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+
     async def consume(self) -> None:
-        """Background job: consumes until cancelled."""
+        """Background job: connects, then consumes until cancelled."""
+        await self._connect()
         # The topic comes with the producing service's OutboxConnector; until then there is
         # nothing to consume, and the log says why. (Subscribing earlier would block the
         # client on the missing topic.)
