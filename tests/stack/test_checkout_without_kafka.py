@@ -26,7 +26,11 @@ from commerce_services.order.tables import outbox
 async def shop_without_kafka(stack: Endpoints) -> AsyncIterator[LocalShop]:
     (nothing,) = free_ports(1)
     # Generous gRPC deadlines: what is tested is Kafka's absence, not a loaded machine's speed.
-    overrides = {"ORDER_KAFKA_BOOTSTRAP": f"127.0.0.1:{nothing}", "ORDER_RPC_TIMEOUT_S": "10"}
+    overrides = {
+        "ORDER_KAFKA_BOOTSTRAP": f"127.0.0.1:{nothing}",
+        "ORDER_RPC_TIMEOUT_S": "10",
+        "ORDER_PLACEMENT_LEASE_S": "60",
+    }
     prefix = f"nokafka{uuid.uuid4().hex[:8]}"
     async with local_shop(stack, StackSettings().state_dir, prefix, overrides) as shop:
         yield shop
