@@ -20,6 +20,8 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
 from tests.stack.error_shape import api_error
 
+SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
+
 
 async def _ready() -> None:
     return None
@@ -29,7 +31,9 @@ async def _ready() -> None:
 async def api(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, CategoryStore(engine, utc_now), catalog, {"mariadb": _ready})
+    app = create_app(
+        store, CategoryStore(engine, utc_now), catalog, {"mariadb": _ready}, currencies=SOLD
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://product.test",

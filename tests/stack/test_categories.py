@@ -20,6 +20,8 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
 from tests.stack.error_shape import api_error
 
+SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
+
 
 @pytest.fixture
 def tree(engine: AsyncEngine) -> CategoryStore:
@@ -34,7 +36,7 @@ async def _ok() -> None:
 async def api(
     store: InventoryStore, tree: CategoryStore, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, tree, catalog, {"mariadb": _ok})
+    app = create_app(store, tree, catalog, {"mariadb": _ok}, currencies=SOLD)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://product.test"
     ) as client:

@@ -332,34 +332,42 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
 
     got = await order_api.get(f"/api/v1/orders/{order['order_id']}")
     assert got.json() == order
-    listed = await order_api.get(f"/api/v1/users/{user.user_id}/orders")
-    assert [o["order_id"] for o in listed.json()] == [order["order_id"]]
+    listed = await order_api.get("/api/v1/orders", params={"user_id": user.user_id})
+    assert [o["order_id"] for o in listed.json()["items"]] == [order["order_id"]]
 
 
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [
         (
-            {"user_id": "u", "items": [{"sku": "A", "quantity": 1}], "payment": {"token": "t"}},
+            {
+                "user_id": "a" * 32,
+                "items": [{"sku": "A", "quantity": 1}],
+                "payment": {"token": "t"},
+            },
             {},
             400,
             "idempotency_key_required",
         ),
         (
-            {"user_id": "u", "items": [], "payment": {"token": "t"}},
-            {"Idempotency-Key": "k"},
-            422,
-            "validation_failed",
-        ),
-        (
-            {"user_id": "u", "items": [{"sku": "A", "quantity": 0}], "payment": {"token": "t"}},
+            {"user_id": "a" * 32, "items": [], "payment": {"token": "t"}},
             {"Idempotency-Key": "k"},
             422,
             "validation_failed",
         ),
         (
             {
-                "user_id": "u",
+                "user_id": "a" * 32,
+                "items": [{"sku": "A", "quantity": 0}],
+                "payment": {"token": "t"},
+            },
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {
+                "user_id": "a" * 32,
                 "items": [{"sku": "bad sku", "quantity": 1}],
                 "payment": {"token": "t"},
             },
@@ -368,13 +376,17 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
             "validation_failed",
         ),
         (
-            {"user_id": "u", "items": [{"sku": "A", "quantity": "1"}], "payment": {"token": "t"}},
+            {
+                "user_id": "a" * 32,
+                "items": [{"sku": "A", "quantity": "1"}],
+                "payment": {"token": "t"},
+            },
             {"Idempotency-Key": "k"},
             422,
             "validation_failed",
         ),
         (
-            {"user_id": "u", "items": [{"sku": "A", "quantity": 1}]},
+            {"user_id": "a" * 32, "items": [{"sku": "A", "quantity": 1}]},
             {"Idempotency-Key": "k"},
             422,
             "validation_failed",

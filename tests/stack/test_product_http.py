@@ -21,6 +21,8 @@ from commerce_services.runtime.clock import utc_now
 from tests.stack.conftest import TTL
 from tests.stack.error_shape import api_error
 
+SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
+
 
 async def _fine() -> None:
     return None
@@ -34,7 +36,9 @@ async def _down() -> None:
 async def api(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, CategoryStore(engine, utc_now), catalog, {"mariadb": _fine})
+    app = create_app(
+        store, CategoryStore(engine, utc_now), catalog, {"mariadb": _fine}, currencies=SOLD
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://product.test",
@@ -125,7 +129,9 @@ async def test_health_and_metrics(api: httpx.AsyncClient, sku: str) -> None:
 async def test_not_ready_when_a_dependency_fails(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> None:
-    app = create_app(store, CategoryStore(engine, utc_now), catalog, {"mariadb": _down})
+    app = create_app(
+        store, CategoryStore(engine, utc_now), catalog, {"mariadb": _down}, currencies=SOLD
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://product.test"
     ) as client:

@@ -1,13 +1,14 @@
-"""Order service REST API under /api/v1: placing orders (with an Idempotency-Key) and reading
-them. Thin: placement and the store hold the rules."""
+"""Order service REST API under /api/v1/orders: placing orders (with an Idempotency-Key),
+reading one, and listing a user's (`?user_id=`: under /api/v1/orders, so the public Ingress,
+which sends /api/v1/users to the user service, reaches it). Thin: placement and the store hold
+the rules."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header
+from fastapi import APIRouter, FastAPI, Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from commerce_services.order.model import (
@@ -26,28 +27,35 @@ from commerce_services.order.ports import (
 )
 from commerce_services.order.store import Order, OrderStore
 from commerce_services.product.inventory.model import MAX_LINES, MAX_QUANTITY, SKU_PATTERN
+from commerce_services.user.model import USER_ID
 from commerce_services.web.app import service_app
 from commerce_services.web.errors import ApiError
 from commerce_services.web.health import ReadinessCheck
+from commerce_services.web.timestamps import UtcTimestamp
+
+ORDER_ID = r"^[0-9a-f]{32}$"
+# Visible ASCII: what payment gateways issue as tokens and clients as idempotency keys.
+TOKEN = r"^[\x21-\x7e]+$"
+MAX_LISTED = 100
 
 
 class Item(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sku: str = Field(pattern=SKU_PATTERN.pattern)
-    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
 class Payment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    token: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=1, max_length=64, pattern=TOKEN)
 
 
 class NewOrder(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    user_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(pattern=USER_ID.pattern)
     items: list[Item] = Field(min_length=1, max_length=MAX_LINES)
     payment: Payment
 
@@ -67,7 +75,7 @@ class OrderView(BaseModel):
     items: list[OrderLineView]
     total: Decimal
     currency: str
-    created_at: datetime
+    created_at: UtcTimestamp
 
     @classmethod
     def of(cls, order: Order) -> OrderView:
@@ -91,7 +99,14 @@ class OrderView(BaseModel):
         )
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]*$")
+]
+OrderId = Annotated[str, Path(pattern=ORDER_ID)]
+
+
+class OrderList(BaseModel):
+    items: list[OrderView]  # newest first
 
 
 def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -> APIRouter:
@@ -118,7 +133,13 @@ def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -
             status = 409 if exc.code == "user_dormant" else 422
             raise ApiError(status, exc.code, str(exc)) from exc
         except UnknownSku as exc:
-            raise ApiError(422, "unknown_sku", str(exc), {"skus": exc.skus}) from exc
+            # Either no such SKU or no price in the shop's currency: the client learns both.
+            raise ApiError(
+                422,
+                "unknown_sku",
+                f"no price in {currency} for {', '.join(exc.skus)}",
+                {"skus": exc.skus, "currency": currency},
+            ) from exc
         except IdempotencyConflict as exc:
             raise ApiError(409, "idempotency_conflict", str(exc)) from exc
         except PlacementInProgress as exc:
@@ -143,15 +164,21 @@ def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -
         return OrderView.of(order)
 
     @router.get("/orders/{order_id}")
-    async def get(order_id: str) -> OrderView:
+    async def get(order_id: OrderId) -> OrderView:
         try:
             return OrderView.of(await store.get(order_id))
         except OrderNotFound as exc:
             raise ApiError(404, "not_found", f"no order {order_id}") from exc
 
-    @router.get("/users/{user_id}/orders")
-    async def for_user(user_id: str) -> list[OrderView]:
-        return [OrderView.of(order) for order in await store.for_user(user_id)]
+    @router.get("/orders")
+    async def for_user(
+        user_id: Annotated[str, Query(pattern=USER_ID.pattern)],
+        limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
+    ) -> OrderList:
+        """A user's orders, newest first (the `limit` newest)."""
+        return OrderList(
+            items=[OrderView.of(order) for order in await store.for_user(user_id, limit)]
+        )
 
     return router
 

@@ -3,7 +3,6 @@ made by the saga (the `order_created` consumer), never through this API."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -15,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commerce_services.payment.tables import payments
 from commerce_services.web.app import service_app
 from commerce_services.web.health import ReadinessCheck
+from commerce_services.web.text import SINGLE_LINE
+from commerce_services.web.timestamps import UtcTimestamp
 
 
 class PaymentView(BaseModel):
@@ -24,8 +25,8 @@ class PaymentView(BaseModel):
     reason: str | None
     amount: Decimal
     currency: str
-    created_at: datetime
-    updated_at: datetime | None
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp | None
 
 
 class PaymentList(BaseModel):
@@ -37,7 +38,7 @@ def payments_router(engine: AsyncEngine) -> APIRouter:
 
     @router.get("/payments")
     async def for_order(
-        order_id: Annotated[str, Query(min_length=1, max_length=64)],
+        order_id: Annotated[str, Query(min_length=1, max_length=64, pattern=SINGLE_LINE)],
     ) -> PaymentList:
         # A list, empty until the saga reached the payment: "not yet" is not an error.
         async with engine.connect() as conn:

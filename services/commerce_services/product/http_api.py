@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from fastapi import FastAPI
 
 from commerce_services.product.catalog.http_api import catalog_router
@@ -13,15 +15,21 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.web.app import service_app
 from commerce_services.web.health import ReadinessCheck
 
+# A product of 100 variants with their attributes; a larger body is refused unread.
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_app(
     store: InventoryStore,
     categories: CategoryStore,
     catalog: CatalogStore,
     readiness: dict[str, ReadinessCheck],
+    *,
+    currencies: Set[str],
 ) -> FastAPI:
-    app = service_app("product", readiness)
+    """`currencies`: those the shop sells in (the catalog refuses prices in any other)."""
+    app = service_app("product", readiness, max_body_bytes=MAX_BODY_BYTES)
     app.include_router(inventory_router(store))
     app.include_router(categories_router(categories))
-    app.include_router(catalog_router(catalog))
+    app.include_router(catalog_router(catalog, currencies))
     return app

@@ -94,6 +94,7 @@ async def serve(settings: ProductSettings) -> None:
         catalog,
         # What serving needs; the consumer's trouble shows in its own metrics.
         {"mariadb": database_ready(engine), "mongodb": mongo_ready},
+        currencies=settings.currencies,
     )
     grpc_server = traced_server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.settings import ConsumerSettings
+from commerce_services.product.catalog.model import CURRENCY_EXPONENTS
 from commerce_services.runtime.settings import ServingSettings
 
 
@@ -28,3 +29,15 @@ class ProductSettings(DatabaseSettings, ConsumerSettings, ServingSettings):
     consumer_group: str = "product-order-events"
 
     grpc_port: int = Field(default=50051, ge=1, le=65535)
+
+    # The currencies the shop sells in (the order service's ORDER_CURRENCY among them), as a
+    # JSON list: the catalog refuses a price in any other, which no order could pay.
+    currencies: frozenset[str] = frozenset({"EUR"})
+
+    @field_validator("currencies")
+    @classmethod
+    def _known_currencies(cls, currencies: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(currencies - CURRENCY_EXPONENTS.keys())
+        if unknown or not currencies:
+            raise ValueError(f"ISO 4217 currencies, at least one; not {unknown}")
+        return currencies

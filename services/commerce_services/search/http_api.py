@@ -7,12 +7,13 @@ response says so: header `X-Search-Degraded: true` and `"degraded": true`.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel
 
 from commerce_services.search.engine import (
+    SORTS,
     EngineUnavailable,
     Facets,
     Hit,
@@ -23,11 +24,21 @@ from commerce_services.search.engine import (
 from commerce_services.search.fallback import MongoFallback
 from commerce_services.search.metrics import DEGRADED_ANSWERS
 from commerce_services.search.search_params import (
+    MAX_ATTRIBUTE_FILTERS,
+    MAX_CATEGORY,
+    MAX_CURSOR,
+    MAX_FILTER,
+    MAX_SIZE,
+    MAX_SUGGEST_TEXT,
+    MAX_SUGGESTIONS,
+    MAX_TEXT,
+    PRICE_LIMIT,
     Cursor,
     InvalidSearch,
     decode_cursor,
     encode_cursor,
     parse_search,
+    parse_suggest,
 )
 from commerce_services.web.app import service_app
 from commerce_services.web.errors import ApiError
@@ -36,7 +47,48 @@ from commerce_services.web.health import ReadinessCheck
 log = logging.getLogger(__name__)
 
 DEGRADED_HEADER = "X-Search-Degraded"
-MAX_SUGGESTIONS = 20
+
+
+def _parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+# The query strings are parsed by search_params (attr.<name> is open-ended, which FastAPI's
+# parameters cannot say); these describe them in OpenAPI.
+_PRICE = {"type": "integer", "minimum": 0, "maximum": PRICE_LIMIT}
+SEARCH_PARAMETERS = [
+    _parameter("q", {"type": "string", "maxLength": MAX_TEXT}, "words to find"),
+    _parameter(
+        "category",
+        {"type": "integer", "minimum": 1, "maximum": MAX_CATEGORY},
+        "a category id; its descendants are included",
+    ),
+    _parameter("brand", {"type": "string", "maxLength": MAX_FILTER}, "exact brand"),
+    _parameter("price_min", _PRICE, "lowest price, minor units"),
+    _parameter("price_max", _PRICE, "highest price, minor units"),
+    _parameter("sort", {"type": "string", "enum": list(SORTS), "default": "relevance"}, ""),
+    _parameter("size", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE, "default": 20}, ""),
+    _parameter(
+        "cursor",
+        {"type": "string", "maxLength": MAX_CURSOR},
+        "next_cursor of the previous page",
+    ),
+]
+SUGGEST_PARAMETERS = [
+    {
+        **_parameter(
+            "q", {"type": "string", "minLength": 1, "maxLength": MAX_SUGGEST_TEXT}, "a prefix"
+        ),
+        "required": True,
+    },
+    _parameter(
+        "size", {"type": "integer", "minimum": 1, "maximum": MAX_SUGGESTIONS, "default": 10}, ""
+    ),
+]
+
+
+def _invalid(exc: InvalidSearch) -> ApiError:
+    return ApiError(422, "invalid_parameter", exc.message, {"parameter": exc.parameter})
 
 
 class HitView(BaseModel):
@@ -112,18 +164,18 @@ def search_router(engine: SearchEngine, alias: str, fallback: MongoFallback) -> 
         DEGRADED_ANSWERS.labels("search").inc()
         return await fallback.search(query, cursor.after if cursor else None), True
 
-    @router.get("")
+    @router.get(
+        "",
+        openapi_extra={"parameters": SEARCH_PARAMETERS},
+        description=f"Also attr.<name> (repeatable: any of the values; at most "
+        f"{MAX_ATTRIBUTE_FILTERS} attributes). Any other parameter is refused.",
+    )
     async def search(request: Request, response: Response) -> SearchResponse:
-        """Query string: q, category, brand, price_min, price_max (minor units),
-        attr.<name> (repeatable: any of the values), sort (relevance | price_asc | price_desc |
-        newest), size (1-100), cursor (next_cursor of the previous page)."""
         try:
             query, raw_cursor = parse_search(request.query_params.multi_items())
             cursor = decode_cursor(raw_cursor, query) if raw_cursor is not None else None
         except InvalidSearch as exc:
-            raise ApiError(
-                422, "invalid_parameter", exc.message, {"parameter": exc.parameter}
-            ) from exc
+            raise _invalid(exc) from exc
         page, degraded = await run(query, cursor)
         if degraded:
             response.headers[DEGRADED_HEADER] = "true"
@@ -141,13 +193,13 @@ def search_router(engine: SearchEngine, alias: str, fallback: MongoFallback) -> 
             degraded=degraded,
         )
 
-    @router.get("/suggest")
-    async def suggest(
-        response: Response,
-        q: Annotated[str, Query(min_length=1, max_length=100)],
-        size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 10,
-    ) -> SuggestResponse:
+    @router.get("/suggest", openapi_extra={"parameters": SUGGEST_PARAMETERS})
+    async def suggest(request: Request, response: Response) -> SuggestResponse:
         """Titles and brands that start with `q` (one typo allowed from 3 letters on)."""
+        try:
+            q, size = parse_suggest(request.query_params.multi_items())
+        except InvalidSearch as exc:
+            raise _invalid(exc) from exc
         try:
             return SuggestResponse(suggestions=await engine.suggest(alias, q, size), degraded=False)
         except EngineUnavailable as exc:

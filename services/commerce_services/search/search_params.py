@@ -1,4 +1,6 @@
-"""The query string of GET /api/v1/search and its opaque cursors (pure).
+"""The query strings of GET /api/v1/search and /api/v1/search/suggest, and the search's opaque
+cursors (pure). Unknown parameters are refused, text is whitespace-collapsed and may hold no
+control character (they break the engine's suggester and the fallback's store).
 
 A cursor carries the sort values to continue after, which side answered (engine or degraded
 MongoDB: a search keeps paging where it started, so no hit is skipped or repeated when the
@@ -18,12 +20,17 @@ from typing import Any, Literal
 
 from commerce_services.product.catalog.model import ATTRIBUTE_NAME
 from commerce_services.search.engine import SORTS, SearchQuery
+from commerce_services.web.text import has_control_characters
 
 MAX_SIZE = 100
 MAX_TEXT = 200
 MAX_FILTER = 256
 MAX_ATTRIBUTE_FILTERS = 20
+MAX_CURSOR = 2048
+MAX_CATEGORY = 2**63 - 1
 PRICE_LIMIT = 10**18  # beyond any stored price; keeps the numbers within a long
+MAX_SUGGEST_TEXT = 100
+MAX_SUGGESTIONS = 20
 _SINGLE = ("q", "category", "brand", "price_min", "price_max", "sort", "size", "cursor")
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 
@@ -53,7 +60,21 @@ def _text(name: str, raw: str, limit: int) -> str | None:
     text = " ".join(raw.split())
     if len(text) > limit:
         raise InvalidSearch(name, f"at most {limit} characters")
+    if has_control_characters(text):
+        raise InvalidSearch(name, "no control characters")
     return text or None
+
+
+def _singles(params: Iterable[tuple[str, str]], names: Iterable[str]) -> dict[str, str]:
+    allowed = set(names)
+    single: dict[str, str] = {}
+    for name, raw in params:
+        if name not in allowed:
+            raise InvalidSearch(name, "unknown parameter")
+        if name in single:
+            raise InvalidSearch(name, "given more than once")
+        single[name] = raw
+    return single
 
 
 def parse_search(params: Iterable[tuple[str, str]]) -> tuple[SearchQuery, str | None]:
@@ -76,6 +97,8 @@ def parse_search(params: Iterable[tuple[str, str]]) -> tuple[SearchQuery, str | 
             single[name] = raw
         else:
             raise InvalidSearch(name, "unknown parameter")
+    if "cursor" in single and len(single["cursor"]) > MAX_CURSOR:
+        raise InvalidSearch("cursor", "not a cursor this API issued")
     if len(attributes) > MAX_ATTRIBUTE_FILTERS:
         raise InvalidSearch("attr.*", f"at most {MAX_ATTRIBUTE_FILTERS} attributes")
     sort = single.get("sort", "relevance")
@@ -91,7 +114,9 @@ def parse_search(params: Iterable[tuple[str, str]]) -> tuple[SearchQuery, str | 
     query = SearchQuery(
         text=_text("q", single.get("q", ""), MAX_TEXT),
         category=(
-            _integer("category", single["category"], 1, 2**63 - 1) if "category" in single else None
+            _integer("category", single["category"], 1, MAX_CATEGORY)
+            if "category" in single
+            else None
         ),
         brand=_text("brand", single.get("brand", ""), MAX_FILTER),
         price_min=price_min,
@@ -103,6 +128,16 @@ def parse_search(params: Iterable[tuple[str, str]]) -> tuple[SearchQuery, str | 
         size=_integer("size", single["size"], 1, MAX_SIZE) if "size" in single else 20,
     )
     return query, single.get("cursor")
+
+
+def parse_suggest(params: Iterable[tuple[str, str]]) -> tuple[str, int]:
+    """The prefix to complete and how many suggestions; InvalidSearch as parse_search."""
+    single = _singles(params, ("q", "size"))
+    text = _text("q", single.get("q", ""), MAX_SUGGEST_TEXT)
+    if text is None:
+        raise InvalidSearch("q", "required, not blank")
+    size = _integer("size", single["size"], 1, MAX_SUGGESTIONS) if "size" in single else 10
+    return text, size
 
 
 def fingerprint(query: SearchQuery) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Path
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from commerce_services.user.model import EmailTaken, InvalidUserId, User, UserNotFound
@@ -12,13 +12,18 @@ from commerce_services.user.store import UserStore
 from commerce_services.web.app import service_app
 from commerce_services.web.errors import ApiError
 from commerce_services.web.health import ReadinessCheck
+from commerce_services.web.text import SingleLineText
+from commerce_services.web.timestamps import UtcTimestamp
+
+# The store tells a malformed id (422 invalid_user_id) from an unknown one; this only bounds it.
+UserId = Annotated[str, Path(max_length=64)]
 
 
 class NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     email: EmailStr = Field(max_length=254)
-    name: str = Field(min_length=1, max_length=120)
+    name: SingleLineText = Field(min_length=1, max_length=120)
 
 
 class UserView(BaseModel):
@@ -26,8 +31,8 @@ class UserView(BaseModel):
     email: str
     name: str
     status: str
-    last_active_at: datetime
-    created_at: datetime
+    last_active_at: UtcTimestamp
+    created_at: UtcTimestamp
 
     @classmethod
     def of(cls, user: User) -> UserView:
@@ -62,14 +67,14 @@ def users_router(store: UserStore) -> APIRouter:
             raise _errors(exc) from exc
 
     @router.get("/{user_id}")
-    async def get(user_id: str) -> UserView:
+    async def get(user_id: UserId) -> UserView:
         try:
             return UserView.of(await store.get(user_id))
         except (UserNotFound, InvalidUserId) as exc:
             raise _errors(exc) from exc
 
     @router.post("/{user_id}/reactivate")
-    async def reactivate(user_id: str) -> UserView:
+    async def reactivate(user_id: UserId) -> UserView:
         try:
             return UserView.of(await store.reactivate(user_id))
         except (UserNotFound, InvalidUserId) as exc:

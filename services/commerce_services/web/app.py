@@ -1,6 +1,6 @@
-"""The FastAPI application every service starts from: the error shape, request metrics,
-tracing (the trace id answered as `X-Trace-Id`), /health and OpenAPI; each service adds its
-routers."""
+"""The FastAPI application every service starts from: the error shape (also in OpenAPI), a
+bounded request body, request metrics, tracing (the trace id answered as `X-Trace-Id`), /health
+and OpenAPI; each service adds its routers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from fastapi import FastAPI, Request, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from commerce_services.runtime.tracing import current_trace_id
-from commerce_services.web.errors import install_error_handlers
+from commerce_services.web.body_limit import BodyLimit
+from commerce_services.web.errors import ERROR_RESPONSES, install_error_handlers
 from commerce_services.web.health import ReadinessCheck, health_router
 from commerce_services.web.metrics import install_metrics
 
@@ -28,9 +29,18 @@ def _expose_trace_id(app: FastAPI) -> None:
         return response
 
 
-def service_app(service: str, readiness: dict[str, ReadinessCheck]) -> FastAPI:
-    app = FastAPI(title=f"commerce {service} service", version="1")
+# Every request body the services take is a few kilobytes at most; the product service's
+# catalog bodies (up to 100 variants) pass a larger limit.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def service_app(
+    service: str, readiness: dict[str, ReadinessCheck], max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    app = FastAPI(title=f"commerce {service} service", version="1", responses=ERROR_RESPONSES)
     install_error_handlers(app)
+    # Added first, so it runs inside the metrics middleware: refusals are counted too.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     install_metrics(app, service)
     app.include_router(health_router(readiness))
     _expose_trace_id(app)

@@ -1,7 +1,10 @@
 """One error shape for every HTTP API: {"error": {"code", "message", "details"}}.
 
-Client mistakes get 400/404/409/422 with a stable machine-readable code; anything unexpected is
-a 500 with a generic message, logged with its stack trace, never sent to the client.
+Client mistakes get 400/404/409/413/422 with a stable machine-readable code. A database that is
+unreachable, restarting or out of connections is a 503 `dependency_unavailable` with
+Retry-After, whichever endpoint met it (told apart in db/outages.py, from the drivers' errors);
+every 503 carries Retry-After. Anything else unexpected is a 500 with a generic message, logged
+with its stack trace, never sent to the client.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pymongo.errors import PyMongoError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from commerce_services.db.outages import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,37 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "validation_failed",
     429: "too_many_requests",
+}
+
+# Seconds a client should wait before retrying a 503; a restarting database is back in seconds.
+RETRY_AFTER_S = 2
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# Every operation's OpenAPI lists these, so clients (and the schema fuzzer) know the failures.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "A client error; `code` says which"},
+    "5XX": {"model": ErrorBody, "description": "A server error"},
+    503: {
+        "model": ErrorBody,
+        "description": "A dependency is unavailable: retry after Retry-After seconds",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        },
+    },
 }
 
 
@@ -50,6 +89,7 @@ def error_response(
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details or {}}},
+        headers={"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None,
     )
 
 
@@ -80,6 +120,20 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_outage(exc):
+        # Not a bug: no stack trace, one line naming what failed.
+        log.warning(
+            "dependency unavailable on %s %s: %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc,
+        )
+        return error_response(
+            503,
+            "dependency_unavailable",
+            "a database this service needs is unavailable; retry later",
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "an internal error occurred")
 
@@ -88,4 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # The drivers' errors are answered inside the app, like the client errors above; the
+    # catch-all below would answer too, but its middleware re-raises to the server afterwards.
+    for driver_error in (SQLAlchemyError, PyMongoError, ConnectionError, TimeoutError):
+        app.add_exception_handler(driver_error, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,9 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 # A readiness check raises (or times out) when its dependency is not usable.
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class Readiness(BaseModel):
+    status: str  # "ok" or "unavailable"
+    checks: dict[str, str]  # dependency -> "ok" or "unavailable: <error type>"
 
 
 def health_router(checks: dict[str, ReadinessCheck], timeout_s: float = 2.0) -> APIRouter:
@@ -19,7 +25,11 @@ def health_router(checks: dict[str, ReadinessCheck], timeout_s: float = 2.0) -> 
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/ready")
+    @router.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A dependency does not answer"}},
+    )
     async def ready() -> JSONResponse:
         async def run(check: ReadinessCheck) -> str:
             try:

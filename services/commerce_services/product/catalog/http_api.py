@@ -2,15 +2,16 @@
 
 Writes answer with an ETag of the product version; PUT and DELETE honour If-Match: a version
 other than the stored one is 412 `version_conflict` (409 with the same code when, without
-If-Match, concurrent writers kept the write from landing).
+If-Match, concurrent writers kept the write from landing). A price in a currency the shop does
+not sell (PRODUCT_CURRENCIES) is refused with 422 `currency_not_sold`: no order could buy it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Set
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from commerce_services.product.catalog.model import (
@@ -51,20 +52,24 @@ from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.categories.model import CategoryNotFound
 from commerce_services.product.inventory.model import SKU_PATTERN
 from commerce_services.web.errors import ApiError
+from commerce_services.web.text import MultiLineText, SingleLineText
+from commerce_services.web.timestamps import UtcTimestamp
 
 CategoryId = Annotated[int, Field(ge=1, le=MAX_CATEGORY_ID)]
 AttributeName = Annotated[str, Field(pattern=ATTRIBUTE_NAME.pattern)]
 AttributeIn = (
-    Annotated[StrictStr, Field(max_length=MAX_ATTRIBUTE_TEXT)]
+    Annotated[SingleLineText, Field(max_length=MAX_ATTRIBUTE_TEXT)]
     | Annotated[StrictInt, Field(ge=INT64[0], le=INT64[1])]
     | StrictBool
 )
 IfMatch = Annotated[str | None, Header(max_length=64)]
+# The model tells a malformed id (422 invalid_product_id) from an unknown one; this bounds it.
+ProductId = Annotated[str, Path(max_length=64)]
 MAX_PAGE = 100
 
 
 class PriceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     # A string, never a JSON number: a float would already have lost the cents.
     amount: StrictStr = Field(min_length=1, max_length=20, examples=["19.99"])
@@ -72,7 +77,7 @@ class PriceIn(BaseModel):
 
 
 class VariantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sku: StrictStr = Field(pattern=SKU_PATTERN.pattern)
     price: PriceIn
@@ -84,11 +89,11 @@ class VariantIn(BaseModel):
 class ProductIn(BaseModel):
     """A whole product: POST creates one, PUT replaces every field."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    title: StrictStr = Field(min_length=1, max_length=MAX_TITLE)
-    description: StrictStr = Field(default="", max_length=MAX_DESCRIPTION)
-    brand: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_BRAND)
+    title: SingleLineText = Field(min_length=1, max_length=MAX_TITLE)
+    description: MultiLineText = Field(default="", max_length=MAX_DESCRIPTION)
+    brand: SingleLineText | None = Field(default=None, min_length=1, max_length=MAX_BRAND)
     attributes: dict[AttributeName, AttributeIn] = Field(
         default_factory=dict, max_length=MAX_ATTRIBUTES
     )
@@ -143,8 +148,8 @@ class ProductView(BaseModel):
     images: list[str]
     category_ids: list[int]
     primary_category_id: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
 
     @classmethod
     def of(cls, product: Product) -> ProductView:
@@ -220,13 +225,38 @@ def _if_match(header: str | None) -> int | None:
         raise _api_error(exc) from exc
 
 
-def catalog_router(store: CatalogStore) -> APIRouter:
+def _sold(content: ProductContent, currencies: Set[str]) -> ProductContent:
+    for index, variant in enumerate(content.variants):
+        if variant.price.currency not in currencies:
+            sold = sorted(currencies)
+            raise ApiError(
+                422,
+                "currency_not_sold",
+                f"variants[{index}].price: the shop sells in {', '.join(sold)} only",
+                {
+                    "field": f"variants[{index}].price.currency",
+                    "currency": variant.price.currency,
+                    "sold": sold,
+                },
+            )
+    return content
+
+
+def catalog_router(store: CatalogStore, currencies: Set[str]) -> APIRouter:
+    """`currencies`: those the shop sells in; a price in any other is refused."""
     router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+    def content(body: ProductIn) -> ProductContent:
+        try:
+            return _sold(body.content(), currencies)
+        except InvalidProduct as exc:
+            raise _api_error(exc) from exc
 
     @router.post("/products", status_code=201)
     async def create(body: ProductIn, response: Response) -> ProductView:
+        checked = content(body)
         try:
-            product = await store.create(body.content())
+            product = await store.create(checked)
         except _EXPECTED as exc:
             raise _api_error(exc) from exc
         response.headers["ETag"] = etag(product.version)
@@ -234,7 +264,7 @@ def catalog_router(store: CatalogStore) -> APIRouter:
         return ProductView.of(product)
 
     @router.get("/products/{product_id}")
-    async def get(product_id: str, response: Response) -> ProductView:
+    async def get(product_id: ProductId, response: Response) -> ProductView:
         try:
             product = await store.get(product_id)
         except _EXPECTED as exc:
@@ -244,18 +274,19 @@ def catalog_router(store: CatalogStore) -> APIRouter:
 
     @router.put("/products/{product_id}")
     async def replace(
-        product_id: str, body: ProductIn, response: Response, if_match: IfMatch = None
+        product_id: ProductId, body: ProductIn, response: Response, if_match: IfMatch = None
     ) -> ProductView:
         expected = _if_match(if_match)
+        checked = content(body)
         try:
-            product = await store.replace(product_id, body.content(), expected)
+            product = await store.replace(product_id, checked, expected)
         except _EXPECTED as exc:
             raise _api_error(exc, if_match=expected) from exc
         response.headers["ETag"] = etag(product.version)
         return ProductView.of(product)
 
     @router.delete("/products/{product_id}", status_code=204)
-    async def delete(product_id: str, if_match: IfMatch = None) -> None:
+    async def delete(product_id: ProductId, if_match: IfMatch = None) -> None:
         expected = _if_match(if_match)
         try:
             await store.delete(product_id, expected)

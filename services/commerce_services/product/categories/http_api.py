@@ -20,23 +20,25 @@ from commerce_services.product.categories.model import (
 )
 from commerce_services.product.categories.store import CategoryStore, Move
 from commerce_services.web.errors import ApiError
+from commerce_services.web.text import SingleLineText
 
 CategoryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class NewCategory(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON true is not the category 1, nor 5 the name "5".
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(min_length=1, max_length=MAX_NAME)
+    name: SingleLineText = Field(min_length=1, max_length=MAX_NAME)
     parent_id: CategoryId | None = None
 
 
 class CategoryChange(BaseModel):
     """Rename (name), move (parent_id; null makes it a root), or both. Absent means unchanged."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    name: SingleLineText | None = Field(default=None, min_length=1, max_length=MAX_NAME)
     parent_id: CategoryId | None = None
 
 
