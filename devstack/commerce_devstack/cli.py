@@ -73,7 +73,7 @@ def _down(stack: Stack, console: Console, reset: bool) -> int:
     if reset:
         console.print(f"removed {stack.settings.state_dir}")
     if busy:
-        console.print("[red]still listening on stack ports:[/] " + ", ".join(busy))
+        console.print("[red]left behind:[/] " + ", ".join(busy))
         return 1
     return 0
 

@@ -23,6 +23,7 @@ from commerce_devstack import endpoints, secrets
 from commerce_devstack.components import ALL
 from commerce_devstack.components.base import Component, ProbeError, Secrets
 from commerce_devstack.install.commands import SetupError
+from commerce_devstack.node.network import HostNetwork
 from commerce_devstack.ports import describe_listener, is_listening
 from commerce_devstack.process import StopFailed, tail
 from commerce_devstack.settings import StackSettings
@@ -186,6 +187,9 @@ class Stack:
     def up(self, reporter: Reporter) -> list[Row]:
         """Call with the state lock held."""
         (self.settings.state_dir / STATE_MARKER).touch()
+        if self.settings.node_enabled:
+            # Before any server starts: they listen on the node address, on the bridge.
+            HostNetwork(self.settings).apply()
         wanted: dict[str, list[str]] = {}
         for cls in ALL:
             for group, names in cls.secret_names.items():
@@ -219,11 +223,16 @@ class Stack:
                         component.process.stop(self.settings.stop_timeout_s)
                     except StopFailed as exc:
                         component.notify(str(exc))
+                    for problem in component.after_stop():
+                        component.notify(problem)
 
     def _bring_up(
         self, component: Component, progress: dict[str, _Progress], abort: threading.Event
     ) -> None:
         mine = progress[component.name]
+        if not component.runs_process:
+            self._bring_up_addon(component, progress, abort)
+            return
         record = component.process.record()
         if record is not None:
             component.notify("already running, probing")
@@ -264,12 +273,31 @@ class Stack:
             ) from exc
         mine.healthy.set()
 
+    def _bring_up_addon(
+        self, component: Component, progress: dict[str, _Progress], abort: threading.Event
+    ) -> None:
+        """What runs inside the cluster: applied once its dependencies are healthy (applying
+        is idempotent), healthy when its probe passes."""
+        component.install()
+        for dep in component.depends_on:
+            component.notify(f"waiting for {dep}")
+            while not progress[dep].healthy.wait(0.5):
+                if abort.is_set():
+                    raise _Aborted
+        component.notify("applying")
+        try:
+            component.configure()
+        except Exception as exc:
+            raise ComponentFailure(component, f"applying failed: {exc}") from exc
+        progress[component.name].detail = self._wait_healthy(component, abort, started_now=False)
+        progress[component.name].healthy.set()
+
     def _fingerprint(self, component: Component) -> str:
         return component.launch().fingerprint(extra=component.ports())
 
     def _check_ports(self, component: Component) -> None:
         for setting, port in component.ports().items():
-            if is_listening(self.settings.host, port):
+            if is_listening(component.listen_address, port):
                 raise ComponentFailure(
                     component,
                     f"port {port} is already in use by {describe_listener(port)}; stop it or "
@@ -291,7 +319,7 @@ class Stack:
                 raise ComponentFailure(
                     component, f"exited with status {code} while starting", component.log_file
                 )
-            if not started_now and component.process.pid() is None:
+            if not started_now and component.runs_process and component.process.pid() is None:
                 raise ComponentFailure(component, "our process died", component.log_file)
             if time.monotonic() > deadline:
                 raise ComponentFailure(
@@ -307,7 +335,7 @@ class Stack:
         details: dict[str, str | None] = {}
 
         def check(component: Component) -> None:
-            if component.process.pid() is None:
+            if component.runs_process and component.process.pid() is None:
                 details[component.name] = None
                 return
             try:
@@ -326,9 +354,9 @@ class Stack:
         rows = []
         for c in self.components:
             detail = details.get(c.name)
-            pid = c.process.pid()
-            healthy = pid is not None and detail is not None and not detail.startswith("UNHEALTHY")
-            state = "healthy" if healthy else ("stopped" if pid is None else "unhealthy")
+            present = c.process.pid() is not None if c.runs_process else detail is not None
+            healthy = present and detail is not None and not detail.startswith("UNHEALTHY")
+            state = "healthy" if healthy else ("unhealthy" if present else "stopped")
             rows.append(Row(c.name, state, c.address, _relative(c.log_file), detail or "", healthy))
         return rows
 
@@ -337,31 +365,47 @@ class Stack:
     def down(self, reporter: Reporter) -> list[str]:
         """Stops what we started (and, with --only, whatever depends on it).
 
-        Returns the ports of the servers it stopped on which something still listens.
+        Returns the ports of the servers it stopped on which something still listens, and
+        what of the host could not be restored.
         """
         chosen = {cls.name for cls in with_dependents(self.only)}
         stopping = [cls(self.settings, self.secrets) for cls in ALL if cls.name in chosen]
-        ours: list[int] = []
+        ours: list[tuple[str, int]] = []
         with signals_deferred():
             for component in reversed(stopping):
+                if not component.runs_process:  # it goes with the node
+                    reporter.finish(component.name, True, "goes with the node")
+                    continue
                 reporter.update(component.name, "stopping")
                 was_running = component.process.pid() is not None
                 if was_running:
-                    ours += component.ports().values()
+                    ours += [(component.listen_address, p) for p in component.ports().values()]
                 try:
                     component.process.stop(self.settings.stop_timeout_s)
                 except StopFailed as exc:
                     reporter.finish(component.name, False, str(exc))
                     continue
+                problems = component.after_stop()
+                if problems:
+                    reporter.finish(component.name, False, "; ".join(problems))
+                    continue
                 reporter.finish(
                     component.name, True, "stopped" if was_running else "was not running"
                 )
+            # Checked while the node address still exists: once the bridge is gone, a
+            # connection to it would be routed off the machine.
+            busy = [
+                f"{port} ({describe_listener(port)})"
+                for address, port in ours
+                if is_listening(address, port)
+            ]
+            if self.only is None and self.settings.node_enabled:
+                busy += [
+                    f"host not restored: {problem}"
+                    for problem in HostNetwork(self.settings).restore()
+                ]
         self._forget_endpoints(chosen)
-        return [
-            f"{port} ({describe_listener(port)})"
-            for port in ours
-            if is_listening(self.settings.host, port)
-        ]
+        return busy
 
     def reset(self, reporter: Reporter) -> list[str]:
         busy = self.down(reporter)

@@ -1,10 +1,13 @@
-"""Certificates for the local kube-apiserver: a CA, its serving cert, an admin client cert
-(group system:masters) and the service-account signing key. Created once per state folder."""
+"""Certificates of the local cluster: a CA, the API server's and the kubelet's serving
+certificates, a client certificate per component (the admin in group system:masters, the
+kubelet as system:node:<name>, ...) and the service-account signing key. Created once per
+state folder."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -58,11 +61,65 @@ def _issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def ensure_pki(pki_dir: Path, host: str) -> None:
-    """Writes ca.crt, apiserver.{crt,key}, admin.{crt,key} and sa.{key,pub} unless present
-    for this host (a changed COMMERCE_STACK_HOST gets a new serving certificate)."""
-    marker = pki_dir / "host"
-    if (pki_dir / "sa.pub").exists() and marker.exists() and marker.read_text() == host:
+@dataclass(frozen=True)
+class Identity:
+    """A certificate of the cluster: a client (user name, groups) or a server (names)."""
+
+    stem: str
+    common_name: str
+    organization: str | None = None
+    server_names: tuple[str, ...] = ()
+
+    @property
+    def usage(self) -> x509.ObjectIdentifier:
+        return (
+            ExtendedKeyUsageOID.SERVER_AUTH
+            if self.server_names
+            else ExtendedKeyUsageOID.CLIENT_AUTH
+        )
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def cluster_identities(addresses: list[str], node_name: str) -> list[Identity]:
+    """The API server's serving certificate (for `addresses` and the names pods use), the
+    kubelet's, and one client certificate per component, each under the user name that the
+    API server's bootstrap RBAC roles already bind (system:kube-scheduler, ...)."""
+    apiserver_names = (
+        *addresses,
+        "10.0.0.1",  # the `kubernetes` Service: first address of the Service range
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    )
+    return [
+        Identity("apiserver", "kube-apiserver", server_names=apiserver_names),
+        Identity(
+            "kubelet-serving", f"system:node:{node_name}", server_names=(*addresses, node_name)
+        ),
+        Identity("admin", "commerce-admin", "system:masters"),
+        Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
+        Identity("controller-manager", "system:kube-controller-manager"),
+        Identity("scheduler", "system:kube-scheduler"),
+        Identity("kube-proxy", "system:kube-proxy"),
+        Identity("kubelet", f"system:node:{node_name}", "system:nodes"),
+    ]
+
+
+def ensure_pki(pki_dir: Path, addresses: list[str], node_name: str = "commerce-node") -> None:
+    """Writes ca.crt, <stem>.{crt,key} for every cluster identity and sa.{key,pub}, unless
+    present for these addresses (a changed address gets new certificates)."""
+    identities = cluster_identities(addresses, node_name)
+    marker = pki_dir / "identities"
+    wanted = repr(identities)
+    if (pki_dir / "sa.pub").exists() and marker.exists() and marker.read_text() == wanted:
         return
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -95,21 +152,14 @@ def ensure_pki(pki_dir: Path, host: str) -> None:
     _write_key(pki_dir / "ca.key", ca_key)
     (pki_dir / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    sans: list[x509.GeneralName] = [
-        x509.IPAddress(ipaddress.ip_address(host)),
-        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),  # first address of the service range
-        *(
-            x509.DNSName(n)
-            for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
-        ),
-    ]
-    for stem, subject, usage, names in (
-        ("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans),
-        ("admin", _name("commerce-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, None),
-    ):
-        key, cert = _issue(ca_key, ca_cert, subject, usage, names)
-        _write_key(pki_dir / f"{stem}.key", key)
-        (pki_dir / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for identity in identities:
+        sans = [_general_name(n) for n in identity.server_names] or None
+        subject = _name(identity.common_name, identity.organization)
+        key, cert = _issue(ca_key, ca_cert, subject, identity.usage, sans)
+        _write_key(pki_dir / f"{identity.stem}.key", key)
+        (pki_dir / f"{identity.stem}.crt").write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+        )
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki_dir / "sa.key", sa_key)
@@ -118,4 +168,4 @@ def ensure_pki(pki_dir: Path, host: str) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    marker.write_text(host)
+    marker.write_text(wanted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +27,13 @@ class StackSettings(BaseSettings):
 
     state_dir: Path = Field(default=REPO_ROOT / ".stack", description="data, logs, pid files")
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="downloads and builds")
+    # Loopback: etcd and the control plane's own health ports, which no pod may reach.
     host: str = "127.0.0.1"
+    # The node's address on its pod bridge (cni0): the servers pods use (MariaDB, Kafka,
+    # Connect, Elasticsearch, FerretDB, the API server) listen here, and the host reaches them
+    # here too. A loopback address here runs the servers without a node (no bridge, no pods).
+    node_address: str = "10.244.0.1"
+    node_name: str = "commerce-node"
 
     mariadb_port: Port = 3306
     kafka_port: Port = 9092
@@ -39,6 +46,14 @@ class StackSettings(BaseSettings):
     etcd_peer_port: Port = 2380
     apiserver_port: Port = 6443
     controller_manager_port: Port = 10257
+    scheduler_port: Port = 10259
+    kubelet_port: Port = 10250
+    kubelet_healthz_port: Port = 10248
+    kube_proxy_healthz_port: Port = 10256
+    kube_proxy_metrics_port: Port = 10249
+    # The Ingress controller's public address is http://<host>:<ingress_port> (loopback).
+    ingress_port: Port = 8080
+    ingress_support_port: Port = 9911
 
     kafka_heap: str = "512m"
     connect_heap: str = "512m"
@@ -50,6 +65,11 @@ class StackSettings(BaseSettings):
 
     start_timeout_s: float = 240.0
     stop_timeout_s: float = 30.0
+
+    @property
+    def node_enabled(self) -> bool:
+        """Whether this stack runs the Kubernetes node (a non-loopback node address)."""
+        return not ipaddress.ip_address(self.node_address).is_loopback
 
     @property
     def run_dir(self) -> Path:

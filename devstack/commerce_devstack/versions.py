@@ -16,3 +16,7 @@ KUBERNETES = "v1.34.4"
 # The helm CLI that renders charts/commerce-operator (its k8s libraries match KUBERNETES).
 HELM = "v3.19.5"
 ETCD = "v3.6.4"
+# The node's own images, built here (devstack/go/coredns, devstack/go/skipper pin the first two).
+COREDNS = "v1.12.1"
+SKIPPER = "v0.22.0"
+PAUSE = "3.10"

@@ -86,7 +86,9 @@ def tool(tmp_path: Path) -> Iterator[Tool]:
         "COMMERCE_STACK_CONTROLLER_MANAGER_PORT",
     )
     ports = dict(zip(names, map(str, free_ports(len(names))), strict=True))
-    t = Tool(tmp_path / "state", ports)
+    # Loopback only: the node (its bridge, chains, cgroups) is one per machine and the shared
+    # stack's; these servers need none of it.
+    t = Tool(tmp_path / "state", {**ports, "COMMERCE_STACK_NODE_ADDRESS": "127.0.0.1"})
     yield t
     t("down")  # whatever a failed assertion left running
     assert _processes_mentioning(str(t.state)) == []
@@ -140,7 +142,7 @@ def test_failed_start_names_component_shows_log_and_stops_the_rest(tool: Tool) -
     # A broken serving certificate makes kube-apiserver exit at once, after etcd (its
     # dependency) was started and found healthy by this same run.
     pki = tool.state / "kube" / "pki"
-    ensure_pki(pki, "127.0.0.1")
+    ensure_pki(pki, ["127.0.0.1"])
     (pki / "apiserver.crt").write_text("not a certificate\n")
     code, out = tool("up", "--only", "kube-apiserver")
     assert code == 1, out

@@ -1,5 +1,5 @@
-"""`make up`'s pure parts: the samples' Secrets filled from the stack, readiness of a resource,
-the migration env, and which MongoDB database a URI selects."""
+"""`make up`'s pure parts: the samples' Secrets filled from the stack (cluster names of the
+stack's servers), readiness of a resource, and which MongoDB database a URI selects."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from commerce_services.db.document_store import document_database
 STACK = Endpoints(
     components={
         "mariadb": {
-            "host": "127.0.0.1",
+            "host": "10.244.0.1",
             "port": 3307,
             "databases": {
                 f"shop_{s}": {
@@ -30,8 +30,8 @@ STACK = Endpoints(
             },
             "replication": {"user": "debezium", "password_ref": "mariadb.debezium"},
         },
-        "kafka": {"bootstrap_servers": "127.0.0.1:9092"},
-        "ferretdb": {"uri": "mongodb://127.0.0.1:27017/"},
+        "kafka": {"bootstrap_servers": "10.244.0.1:9093"},
+        "ferretdb": {"uri": "mongodb://10.244.0.1:27018/"},
     },
     secrets={
         "mariadb": {
@@ -53,14 +53,24 @@ def test_every_template_secret_is_filled_with_exactly_its_keys() -> None:
         assert set(filled[name]["stringData"]) == set(template["stringData"])
         assert filled[name]["metadata"]["namespace"] == template["metadata"]["namespace"]
     assert filled["order-db"]["stringData"] == {
-        "host": "127.0.0.1",
+        "host": "mariadb.infra.svc",
         "port": "3307",
         "database": "commerce_shop_order",
         "username": "shop_order_svc",
         "password": "o-secret",
     }
-    assert filled["debezium-replication"]["stringData"]["password"] == "d-secret"
-    assert filled["catalog-mongo"]["stringData"]["uri"] == "mongodb://127.0.0.1:27017/shop_catalog"
+    # Read by the Connect worker on the host, outside the cluster's DNS: the node address.
+    assert filled["debezium-replication"]["stringData"] == {
+        "host": "10.244.0.1",
+        "port": "3307",
+        "username": "debezium",
+        "password": "d-secret",
+    }
+    assert filled["kafka"]["stringData"] == {"bootstrapServers": "kafka.infra.svc:9093"}
+    assert (
+        filled["catalog-mongo"]["stringData"]["uri"]
+        == "mongodb://ferretdb.infra.svc:27018/shop_catalog"
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,10 @@ from commerce_devstack.settings import StackSettings
         (["connect"], ["kafka", "connect"]),
         (["kube-controller-manager"], ["etcd", "kube-apiserver", "kube-controller-manager"]),
         (["connect", "mariadb"], ["mariadb", "kafka", "connect"]),
+        (
+            ["kubelet"],
+            ["etcd", "kube-apiserver", "containerd", "kubelet"],
+        ),
     ],
 )
 def test_dependencies_come_along_in_start_order(
@@ -52,7 +56,19 @@ def test_two_components_on_one_port_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("only", "expected"),
     [
-        (["etcd"], ["etcd", "kube-apiserver", "kube-controller-manager"]),
+        (
+            ["etcd"],
+            [
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kubelet",
+                "kube-proxy",
+                "cluster-addons",
+            ],
+        ),
+        (["containerd"], ["containerd", "kubelet", "cluster-addons"]),
         (["kafka"], ["kafka", "connect"]),
         (["connect"], ["connect"]),
         (["mariadb", "ferretdb"], ["mariadb", "ferretdb"]),

@@ -1,4 +1,5 @@
-"""kube-apiserver on loopback with client-certificate auth and RBAC; writes an admin kubeconfig."""
+"""kube-apiserver on the node address with client-certificate auth, the Node authorizer and
+RBAC; writes a kubeconfig per component (the admin's, the kubelet's, ...)."""
 
 from __future__ import annotations
 
@@ -13,31 +14,37 @@ from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
 from commerce_devstack.components.helm_build import helm_bin, helm_path
 from commerce_devstack.components.kube_build import kube_bin
+from commerce_devstack.node.network import EXTRA_SERVICE_CIDR, SERVICE_CIDR
 from commerce_devstack.pki import ensure_pki
 from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import StackSettings
 
-SERVICE_CIDR = "10.0.0.0/24"
 # A /24 holds about 250 ClusterIPs: too few for the operator benchmark's hundreds of Services
 # plus the tests' namespaces. More room comes as a second ServiceCIDR object, since changing the
 # flag's range of an existing cluster is not supported in place.
-EXTRA_SERVICE_CIDR = {
+EXTRA_SERVICE_CIDR_OBJECT = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "ServiceCIDR",
     "metadata": {"name": "commerce-dev-extra"},
-    "spec": {"cidrs": ["10.1.0.0/16"]},
+    "spec": {"cidrs": [EXTRA_SERVICE_CIDR]},
 }
+# The components that talk to the API server, each with its own client certificate (pki.py).
+CLIENTS = ("admin", "controller-manager", "scheduler", "kube-proxy", "kubelet")
 
 
 def pki_dir(settings: StackSettings) -> Path:
     return settings.data_dir("kube") / "pki"
 
 
-def kubeconfig_path(settings: StackSettings) -> Path:
-    return settings.data_dir("kube") / "admin.kubeconfig"
+def kubeconfig_path(settings: StackSettings, client: str = "admin") -> Path:
+    return settings.data_dir("kube") / f"{client}.kubeconfig"
 
 
-def write_kubeconfig(settings: StackSettings) -> Path:
+def api_url(settings: StackSettings) -> str:
+    return f"https://{settings.node_address}:{settings.apiserver_port}"
+
+
+def write_kubeconfig(settings: StackSettings, client: str = "admin") -> Path:
     pki = pki_dir(settings)
     config = {
         "apiVersion": "v1",
@@ -46,17 +53,17 @@ def write_kubeconfig(settings: StackSettings) -> Path:
             {
                 "name": "commerce-local",
                 "cluster": {
-                    "server": f"https://{settings.host}:{settings.apiserver_port}",
+                    "server": api_url(settings),
                     "certificate-authority": str(pki / "ca.crt"),
                 },
             }
         ],
         "users": [
             {
-                "name": "commerce-admin",
+                "name": f"commerce-{client}",
                 "user": {
-                    "client-certificate": str(pki / "admin.crt"),
-                    "client-key": str(pki / "admin.key"),
+                    "client-certificate": str(pki / f"{client}.crt"),
+                    "client-key": str(pki / f"{client}.key"),
                 },
             }
         ],
@@ -65,14 +72,14 @@ def write_kubeconfig(settings: StackSettings) -> Path:
                 "name": "commerce-local",
                 "context": {
                     "cluster": "commerce-local",
-                    "user": "commerce-admin",
+                    "user": f"commerce-{client}",
                     "namespace": "default",
                 },
             }
         ],
         "current-context": "commerce-local",
     }
-    path = kubeconfig_path(settings)
+    path = kubeconfig_path(settings, client)
     path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML for every kubeconfig reader
     path.chmod(0o600)
     return path
@@ -85,7 +92,7 @@ def admin_client(settings: StackSettings) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     return httpx.Client(
-        base_url=f"https://{settings.host}:{settings.apiserver_port}",
+        base_url=api_url(settings),
         verify=context,
         timeout=5.0,
     )
@@ -99,16 +106,22 @@ class KubeApiServer(Component):
         return {"apiserver_port": self.settings.apiserver_port}
 
     @property
+    def listen_address(self) -> str:
+        return self.settings.node_address
+
+    @property
     def address(self) -> str:
-        return f"https://{self.settings.host}:{self.settings.apiserver_port}"
+        return api_url(self.settings)
 
     def install(self) -> None:
         kube_bin(self.settings, self.notify)
         helm_bin(self.settings, self.notify)  # a client tool, like kubectl
 
     def prepare(self) -> None:
-        ensure_pki(pki_dir(self.settings), self.settings.host)
-        write_kubeconfig(self.settings)
+        s = self.settings
+        ensure_pki(pki_dir(s), [s.node_address, s.host], s.node_name)
+        for client in CLIENTS:
+            write_kubeconfig(s, client)
 
     def launch(self) -> LaunchSpec:
         s = self.settings
@@ -117,8 +130,9 @@ class KubeApiServer(Component):
             [
                 str(kube_bin(s) / "kube-apiserver"),
                 f"--etcd-servers=http://{s.host}:{s.etcd_port}",
-                f"--bind-address={s.host}",
-                f"--advertise-address={s.host}",
+                # Pods reach it through the `kubernetes` Service, whose endpoint is this address.
+                f"--bind-address={s.node_address}",
+                f"--advertise-address={s.node_address}",
                 f"--secure-port={s.apiserver_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -127,7 +141,12 @@ class KubeApiServer(Component):
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=0",
@@ -147,7 +166,9 @@ class KubeApiServer(Component):
 
     def configure(self) -> None:
         with admin_client(self.settings) as client:
-            answer = client.post("/apis/networking.k8s.io/v1/servicecidrs", json=EXTRA_SERVICE_CIDR)
+            answer = client.post(
+                "/apis/networking.k8s.io/v1/servicecidrs", json=EXTRA_SERVICE_CIDR_OBJECT
+            )
         if answer.status_code not in (201, 409):  # 409: there from an earlier start
             raise ProbeError(f"creating ServiceCIDR: {answer.status_code} {answer.text[-300:]}")
 

@@ -20,6 +20,8 @@ class ProbeError(Exception):
 class Component(ABC):
     name: ClassVar[str]
     depends_on: ClassVar[tuple[str, ...]] = ()
+    # False for what lives inside the cluster (add-ons): applied, probed, never a process here.
+    runs_process: ClassVar[bool] = True
     # Passwords this component needs in .stack/secrets.json: {group: [names]}.
     secret_names: ClassVar[dict[str, list[str]]] = {}
 
@@ -42,6 +44,11 @@ class Component(ABC):
         """Loopback ports the server listens on, keyed by the StackSettings field that sets them."""
 
     @property
+    def listen_address(self) -> str:
+        """Where its ports() listen: loopback unless pods must reach the server too."""
+        return self.settings.host
+
+    @property
     @abstractmethod
     def address(self) -> str:
         """What a person types to reach the server."""
@@ -62,6 +69,11 @@ class Component(ABC):
 
     def configure(self) -> None:  # noqa: B027
         """Idempotent setup against the running server (databases, users)."""
+
+    def after_stop(self) -> list[str]:
+        """Clears what outlives the process (pods, mounts, iptables rules); returns what is
+        left despite it."""
+        return []
 
     @abstractmethod
     def endpoint(self) -> dict[str, Any]:

@@ -47,8 +47,12 @@ class KafkaConnect(Component):
         return {"connect_port": self.settings.connect_port}
 
     @property
+    def listen_address(self) -> str:
+        return self.settings.node_address
+
+    @property
     def address(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.connect_port}"
+        return f"http://{self.settings.node_address}:{self.settings.connect_port}"
 
     @property
     def _config(self) -> Path:
@@ -64,7 +68,7 @@ class KafkaConnect(Component):
         self._config.write_text(
             "\n".join(
                 [
-                    f"bootstrap.servers={s.host}:{s.kafka_port}",
+                    f"bootstrap.servers={s.node_address}:{s.kafka_port}",
                     "group.id=commerce-connect",
                     "key.converter=org.apache.kafka.connect.json.JsonConverter",
                     "value.converter=org.apache.kafka.connect.json.JsonConverter",
@@ -77,8 +81,8 @@ class KafkaConnect(Component):
                     "offset.storage.replication.factor=1",
                     "status.storage.replication.factor=1",
                     "offset.flush.interval.ms=1000",
-                    f"listeners=http://{s.host}:{s.connect_port}",
-                    f"rest.advertised.host.name={s.host}",
+                    f"listeners=http://{s.node_address}:{s.connect_port}",
+                    f"rest.advertised.host.name={s.node_address}",
                     f"rest.advertised.port={s.connect_port}",
                     f"plugin.path={debezium_plugins(s)}",
                     # Connectors may create the topics they route to (topic.creation.*).

@@ -86,8 +86,12 @@ class Elasticsearch(Component):
         }
 
     @property
+    def listen_address(self) -> str:
+        return self.settings.node_address
+
+    @property
     def address(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.elasticsearch_port}"
+        return f"http://{self.settings.node_address}:{self.settings.elasticsearch_port}"
 
     @property
     def _conf(self) -> Path:
@@ -114,7 +118,7 @@ class Elasticsearch(Component):
                     "node.name: dev-1",
                     f"path.data: {self.data_dir / 'data'}",
                     f"path.logs: {s.log_dir / 'elasticsearch'}",
-                    f"network.host: {s.host}",
+                    f"network.host: {s.node_address}",
                     f"http.port: {s.elasticsearch_port}",
                     f"transport.port: {s.elasticsearch_transport_port}",
                     "discovery.type: single-node",

@@ -36,8 +36,12 @@ class FerretDB(Component):
         return {"ferretdb_port": self.settings.ferretdb_port}
 
     @property
+    def listen_address(self) -> str:
+        return self.settings.node_address
+
+    @property
     def address(self) -> str:
-        return f"mongodb://{self.settings.host}:{self.settings.ferretdb_port}/"
+        return f"mongodb://{self.settings.node_address}:{self.settings.ferretdb_port}/"
 
     def install(self) -> None:
         ferretdb_bin(self.settings, self.notify)
@@ -50,7 +54,7 @@ class FerretDB(Component):
         return LaunchSpec(
             [
                 str(ferretdb_bin(s) / "ferretdb"),
-                f"--listen-addr={s.host}:{s.ferretdb_port}",
+                f"--listen-addr={s.node_address}:{s.ferretdb_port}",
                 f"--sqlite-url=file:{self.data_dir / 'data'}/",
             ]
         )

@@ -49,8 +49,12 @@ class Kafka(Component):
         }
 
     @property
+    def listen_address(self) -> str:
+        return self.settings.node_address
+
+    @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.settings.kafka_port}"
+        return f"{self.settings.node_address}:{self.settings.kafka_port}"
 
     @property
     def _config(self) -> Path:
@@ -69,9 +73,9 @@ class Kafka(Component):
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@{s.host}:{s.kafka_controller_port}",
-                    f"listeners=PLAINTEXT://{s.host}:{s.kafka_port},"
+                    f"listeners=PLAINTEXT://{s.node_address}:{s.kafka_port},"
                     f"CONTROLLER://{s.host}:{s.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{s.host}:{s.kafka_port}",
+                    f"advertised.listeners=PLAINTEXT://{s.node_address}:{s.kafka_port}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",

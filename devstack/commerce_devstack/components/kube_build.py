@@ -1,4 +1,5 @@
-"""etcd, kube-apiserver, kube-controller-manager and kubectl, built once from the Go module proxy.
+"""etcd, the control plane, the node's kubelet and kube-proxy, and kubectl, built once from the
+Go module proxy.
 
 devstack/go/kube is a wrapper module: k8s.io/kubernetes cannot be `go install`ed because its
 go.mod points its staging modules at local folders, so the wrapper pins them to published
@@ -17,6 +18,9 @@ MODULE = REPO_ROOT / "devstack" / "go" / "kube"
 PACKAGES = [
     "k8s.io/kubernetes/cmd/kube-apiserver",
     "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "k8s.io/kubernetes/cmd/kube-scheduler",
+    "k8s.io/kubernetes/cmd/kubelet",
+    "k8s.io/kubernetes/cmd/kube-proxy",
     "k8s.io/kubernetes/cmd/kubectl",
     "./cmd/etcd",
 ]
@@ -46,8 +50,12 @@ def kube_bin(settings: StackSettings, notify: cache.Notify = cache.quiet) -> Pat
         gobuild.build(settings.go, MODULE, PACKAGES, tmp / "bin", _version_ldflags())
 
     key = cache.content_key(
-        versions.KUBERNETES, MODULE / "go.mod", MODULE / "go.sum", MODULE / "cmd/etcd/main.go"
+        versions.KUBERNETES,
+        *PACKAGES,
+        MODULE / "go.mod",
+        MODULE / "go.sum",
+        MODULE / "cmd/etcd/main.go",
     )
     entry = kube_bin_dir(settings).parent
-    what = "building etcd and Kubernetes from the Go module proxy (cold: ~10 min)"
+    what = "building etcd and Kubernetes from the Go module proxy (cold: ~15 min)"
     return cache.ensure(entry, key, build, what, notify) / "bin"

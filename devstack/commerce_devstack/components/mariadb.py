@@ -7,6 +7,7 @@ password exists at all.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import shutil
@@ -18,7 +19,9 @@ import pymysql
 from commerce_devstack.components.base import Component, ProbeError
 from commerce_devstack.install import debian
 from commerce_devstack.install.commands import run
+from commerce_devstack.node.network import POD_CIDR
 from commerce_devstack.process import LaunchSpec
+from commerce_devstack.settings import StackSettings
 
 # account -> database; each account may touch only its own database.
 SERVICE_DATABASES = {
@@ -46,6 +49,15 @@ REPLICATION_USER = "debezium"
 REPLICATION_PRIVILEGES = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR"
 
 
+def client_hosts(settings: StackSettings) -> list[str]:
+    """Where the service accounts may connect from: the host reaches the server from the node
+    address and pods from their own addresses, all inside the pod network."""
+    if not settings.node_enabled:
+        return [settings.node_address]
+    network = ipaddress.ip_network(POD_CIDR)
+    return [f"{network.network_address}/{network.netmask}"]
+
+
 def os_user() -> str:
     """The effective user, whose unix-socket login is the MariaDB admin account."""
     return pwd.getpwuid(os.geteuid()).pw_name
@@ -61,8 +73,12 @@ class MariaDB(Component):
         return {"mariadb_port": self.settings.mariadb_port}
 
     @property
+    def listen_address(self) -> str:
+        return self.settings.node_address
+
+    @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.settings.mariadb_port}"
+        return f"{self.settings.node_address}:{self.settings.mariadb_port}"
 
     @property
     def socket(self) -> Path:
@@ -96,7 +112,7 @@ class MariaDB(Component):
                     f"socket={self.socket}",
                     f"pid-file={s.run_dir / 'mariadbd.pid'}",
                     f"port={s.mariadb_port}",
-                    f"bind-address={s.host}",
+                    f"bind-address={s.node_address}",
                     "skip-name-resolve",
                     "server_id=1",
                     f"log_bin={binlog / 'mariadb-bin'}",
@@ -170,14 +186,15 @@ class MariaDB(Component):
     def _ensure_user(self, cur: Any, user: str, password: str, privileges: str, scope: str) -> None:
         """Creates the account or resets its password; grants are added, never revoked here, so
         a running service never loses access mid-`up` (`make reset` starts from scratch)."""
-        account = f"'{user}'@'{self.settings.host}'"
-        cur.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
-        cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
-        cur.execute(f"GRANT {privileges} ON {scope} TO {account}")
+        for host in client_hosts(self.settings):
+            account = f"'{user}'@'{host}'"
+            cur.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
+            cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT {privileges} ON {scope} TO {account}")
 
     def endpoint(self) -> dict[str, Any]:
         return {
-            "host": self.settings.host,
+            "host": self.settings.node_address,
             "port": self.settings.mariadb_port,
             "admin_socket": str(self.socket),
             "admin_user": os_user(),

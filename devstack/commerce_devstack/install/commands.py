@@ -22,13 +22,15 @@ def run(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout_s: float = 3600,
+    stdin: str | None = None,
 ) -> str:
     try:
         done = subprocess.run(
             list(argv),
             cwd=cwd,
             env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             capture_output=True,
             text=True,
             timeout=timeout_s,

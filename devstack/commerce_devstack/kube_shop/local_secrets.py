@@ -1,14 +1,20 @@
 """The samples' Secrets filled from the local stack: every Secret the template in
-samples/secrets/ declares gets the same keys, with this machine's addresses and the stack's
-generated credentials. A Secret or key the template adds without a local value is an error
-here, so the samples and `make up` cannot drift apart silently."""
+samples/secrets/ declares gets the same keys, with the cluster names of the stack's servers
+(`mariadb.infra.svc`, ...: Services in the namespace `infra`) and the stack's generated
+credentials. A Secret or key the template adds without a local value is an error here, so the
+samples and `make up` cannot drift apart silently.
+
+One exception: the replication user's Secret names the node address, because it is read by
+the stack's Kafka Connect worker, which runs on the host, outside the cluster and its DNS."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.node.addons import INFRA_NAMESPACE
 
 # The stack's database account behind each database Secret (components/mariadb.py).
 DATABASE_ACCOUNTS = {
@@ -25,9 +31,18 @@ class NoLocalValue(Exception):
     """The Secret template names a Secret or key this module cannot fill."""
 
 
+def cluster_name(server: str) -> str:
+    """The DNS name of a stack server's Service inside the cluster."""
+    return f"{server}.{INFRA_NAMESPACE}.svc"
+
+
+def _port(address: str) -> str:
+    return str(urlsplit(address if "//" in address else f"//{address}").port)
+
+
 def _values(name: str, stack: Endpoints) -> dict[str, str]:
     mariadb = stack["mariadb"]
-    address = {"host": str(mariadb["host"]), "port": str(mariadb["port"])}
+    address = {"host": cluster_name("mariadb"), "port": str(mariadb["port"])}
     if name in DATABASE_ACCOUNTS:
         dsn = stack.mariadb_dsn(DATABASE_ACCOUNTS[name])
         return {
@@ -39,14 +54,17 @@ def _values(name: str, stack: Endpoints) -> dict[str, str]:
     if name == "debezium-replication":
         replication = mariadb["replication"]
         return {
-            **address,
+            "host": str(mariadb["host"]),
+            "port": str(mariadb["port"]),
             "username": str(replication["user"]),
             "password": stack.secret(replication["password_ref"]),
         }
     if name == "kafka":
-        return {"bootstrapServers": str(stack["kafka"]["bootstrap_servers"])}
+        port = _port(str(stack["kafka"]["bootstrap_servers"]))
+        return {"bootstrapServers": f"{cluster_name('kafka')}:{port}"}
     if name in DOCUMENT_STORES:
-        return {"uri": str(stack["ferretdb"]["uri"]).rstrip("/") + "/" + DOCUMENT_STORES[name]}
+        port = _port(str(stack["ferretdb"]["uri"]))
+        return {"uri": f"mongodb://{cluster_name('ferretdb')}:{port}/{DOCUMENT_STORES[name]}"}
     raise NoLocalValue(f"no local value for Secret {name!r}; teach kube_shop/local_secrets.py")
 
 
