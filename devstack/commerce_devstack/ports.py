@@ -7,7 +7,21 @@ import socket
 from pathlib import Path
 
 
+def is_local(host: str) -> bool:
+    """Whether `host` is an address of this machine (binding to it succeeds)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+            return True
+    except OSError:
+        return False
+
+
 def is_listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    # An address that is not ours (the node address once its bridge is gone) would be routed
+    # off the machine: nothing of ours can listen there, so never connect.
+    if not is_local(host):
+        return False
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return True
