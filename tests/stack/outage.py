@@ -1,5 +1,6 @@
-"""A database outage for one test: a TCP proxy in front of a real server that the test can cut
-(every connection dropped, new ones refused, as while the server restarts) and restore.
+"""An outage for one test: a TCP proxy in front of a real server that the test can cut (every
+connection dropped, new ones refused, as while the server restarts), hang (connections
+accepted, nothing answered, as a server stopped with SIGSTOP) and restore.
 
 The shared stack's servers stay up for everyone else; only the clients that connect through
 the proxy see the outage, mid-way through whatever they were doing.
@@ -19,6 +20,9 @@ class CuttableProxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.up = True
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self.sent = 0  # reads of client data so far: whether a client asked anything
         self.port = 0
 
     async def start(self) -> None:
@@ -41,8 +45,13 @@ class CuttableProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def hang(self) -> None:
+        """From now on nothing is forwarded either way, until restore()."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self.up = True
+        self._flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
@@ -54,14 +63,18 @@ class CuttableProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
+        for source, sink, upstream in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.create_task(self._pipe(source, sink, upstream))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await source.read(65536):
+                self.sent += upstream
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         sink.transport.abort()

@@ -308,7 +308,9 @@ async def test_a_database_outage_holds_the_event_until_the_database_is_back(
     after a few retries, and the paid unit was later sold again. An outage is waited out."""
     settings = ProductSettings.from_values(stack.service_settings("product"))
     async with cuttable_proxy(settings.db_host, settings.db_port) as proxy:
-        proxied = service_engine(settings.model_copy(update={"db_port": proxy.port}))
+        proxied = service_engine(
+            settings.model_copy(update={"db_host": "127.0.0.1", "db_port": proxy.port})
+        )
         name = f"product-{unique}"
         harness = Harness(
             kafka, proxied, order_event_handlers(InventoryStore(proxied)), f"g-{unique}", name

@@ -71,7 +71,8 @@ class RetryPolicy:
     def backoff_s(self, attempt: int) -> float:
         """Wait after the `attempt`-th failure (1-based): doubling, capped, with jitter so
         consumers that met the same outage do not come back in step."""
-        ceiling = min(self.initial_backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+        # The exponent is capped: a long outage counts thousands of attempts.
+        ceiling = min(self.initial_backoff_s * 2 ** min(attempt - 1, 30), self.max_backoff_s)
         return float(ceiling * random.uniform(0.5, 1.0))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
@@ -15,6 +15,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from commerce_services.search.breaker import ReadGuard
 from commerce_services.search.bulk import bulk_lines, byte_chunks, encoded_size, item_outcome
 from commerce_services.search.documents import IndexOp
 from commerce_services.search.engine import (
@@ -67,8 +68,12 @@ class ElasticsearchEngine:
         bulk_max_bytes: int = 5 * 1024 * 1024,
         bulk_attempts: int = 8,
         backoff_max_s: float = 30.0,
+        reads: ReadGuard | None = None,
     ) -> None:
         self._es = client
+        # The API's reads: a budget and a breaker. Without them (the sync, which does not
+        # search), only the client's timeout.
+        self._reads = reads
         self._bulk_max_bytes = bulk_max_bytes
         self._bulk_attempts = bulk_attempts
         self._backoff_max_s = backoff_max_s
@@ -76,20 +81,19 @@ class ElasticsearchEngine:
     # ---- reads ------------------------------------------------------------------------------
 
     async def search(self, alias: str, query: SearchQuery, after: list[Any] | None) -> SearchPage:
-        try:
-            async with _answering():
-                response = await self._es.search(index=alias, body=search_body(query, after))
-        except NotFoundError as exc:  # no index yet: the catalog is still there
-            raise EngineUnavailable(f"no index {alias}") from exc
-        return parse_response(query, dict(response))
+        return parse_response(query, await self._read(alias, search_body(query, after)))
 
     async def suggest(self, alias: str, prefix: str, size: int) -> list[str]:
-        try:
-            async with _answering():
-                response = await self._es.search(index=alias, body=suggest_body(prefix, size))
-        except NotFoundError as exc:
-            raise EngineUnavailable(f"no index {alias}") from exc
-        return parse_suggestions(dict(response))
+        return parse_suggestions(await self._read(alias, suggest_body(prefix, size)))
+
+    async def _read(self, alias: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self._reads.read() if self._reads else nullcontext():
+            try:
+                async with _answering():
+                    response = await self._es.search(index=alias, body=body)
+            except NotFoundError as exc:  # no index yet: the catalog is still there
+                raise EngineUnavailable(f"no index {alias}") from exc
+        return dict(response)
 
     # ---- index lifecycle --------------------------------------------------------------------
 

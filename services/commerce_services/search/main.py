@@ -1,7 +1,9 @@
 """`commerce-search serve | run | rebuild`: the search API and the catalog sync worker.
 
 serve    the search API on SEARCH_HTTP_PORT (GET /api/v1/search, /api/v1/search/suggest),
-         answering from MongoDB, marked degraded, while Elasticsearch is unreachable; ready
+         answering from MongoDB, marked degraded, while Elasticsearch is unreachable or
+         slower than SEARCH_READ_BUDGET_S (a circuit breaker then stops asking it for a
+         while); ready
          when MongoDB and MariaDB answer (not Elasticsearch: the fallback is the point)
 run      polls the catalog (MongoDB product_revisions) and keeps the index behind
          SEARCH_ALIAS in sync, from its saved checkpoint; serves /health and /metrics on
@@ -31,6 +33,7 @@ from commerce_services.db.engine import database_ready
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
 from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
+from commerce_services.search.breaker import CircuitBreaker, ReadGuard
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
@@ -61,7 +64,13 @@ async def servers(settings: SearchSettings) -> AsyncIterator[Servers]:
         settings.elasticsearch_url, request_timeout=settings.request_timeout_s
     )
     engine = ElasticsearchEngine(
-        client, bulk_max_bytes=settings.bulk_max_bytes, bulk_attempts=settings.bulk_attempts
+        client,
+        bulk_max_bytes=settings.bulk_max_bytes,
+        bulk_attempts=settings.bulk_attempts,
+        reads=ReadGuard(
+            settings.read_budget_s,
+            CircuitBreaker(settings.breaker_failures, settings.breaker_open_s),
+        ),
     )
     try:
         yield Servers(database, mongo, engine)

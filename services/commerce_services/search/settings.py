@@ -17,6 +17,12 @@ class SearchSettings(DatabaseSettings, ServingSettings):
     elasticsearch_url: str = "http://127.0.0.1:9200"
     alias: str = Field(default="products", pattern=r"^[a-z][a-z0-9_-]{0,100}$")
     request_timeout_s: float = Field(default=10.0, gt=0)
+    # The API's budget for one engine read; past it (or after an error) the fallback answers.
+    # After `breaker_failures` such reads in a row the engine is not asked for `breaker_open_s`,
+    # then one read probes it.
+    read_budget_s: float = Field(default=1.0, gt=0)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_open_s: float = Field(default=15.0, gt=0)
 
     # The product catalog (MongoDB); the URI may carry credentials.
     mongo_uri: SecretStr
