@@ -1,0 +1,45 @@
+"""Every /api/v1 operation of every service is reachable through the public address: the
+Ingress in samples/ sends its path to the service that serves it (a path under another
+service's prefix would answer 404 from the wrong service)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from fastapi import FastAPI
+
+from commerce_devstack.devruntime.ingress_routes import ingress_routes, route_for
+from commerce_services.order.http_api import create_app as order_app
+from commerce_services.payment.http_api import create_app as payment_app
+from commerce_services.product.http_api import create_app as product_app
+from commerce_services.search.http_api import create_app as search_app
+from commerce_services.user.http_api import create_app as user_app
+
+INGRESS = Path(__file__).resolve().parents[2] / "samples" / "40-ingress.yaml"
+NONE = cast(Any, None)  # the routes' dependencies; building the OpenAPI never calls them
+
+APPS: dict[str, Callable[[], FastAPI]] = {
+    "user": lambda: user_app(NONE, {}),
+    "product": lambda: product_app(NONE, NONE, NONE, {}, currencies={"EUR"}),
+    "order": lambda: order_app(NONE, NONE, "EUR", {}),
+    "payment": lambda: payment_app(NONE, {}),
+    "search": lambda: search_app(NONE, "products", NONE, {}),
+}
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_the_ingress_sends_every_api_path_to_the_service_that_serves_it(service: str) -> None:
+    routes = ingress_routes([yaml.safe_load(INGRESS.read_text())])
+    paths = [p for p in APPS[service]().openapi()["paths"] if p.startswith("/api/v1/")]
+    assert paths
+    # A path parameter stands for one path element; any value shows where the path goes.
+    misrouted = {}
+    for path in paths:
+        route = route_for(routes, path.replace("{", "").replace("}", ""))
+        if route is None or route.service != service:
+            misrouted[path] = route.service if route else None
+    assert misrouted == {}
