@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -85,6 +86,8 @@ async def test_create_read_replace_delete(api: httpx.AsyncClient, unique: str) -
     assert created.headers["etag"] == '"1"'
     assert created.headers["location"] == f"/api/v1/products/{product_id}"
     assert product["version"] == 1
+    for stamp in (product["created_at"], product["updated_at"]):  # RFC 3339, in UTC
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
     assert [v["price"] for v in product["variants"]] == [
         {"amount": "49.90", "currency": "EUR"},  # exactly the currency's digits
         {"amount": "7500", "currency": "JPY"},
@@ -144,6 +147,42 @@ async def test_sku_taken_and_unknown_category(api: httpx.AsyncClient, unique: st
     assert missing.status_code == 422
     error = api_error(missing)
     assert (error["code"], error["details"]) == ("unknown_category", {"category_ids": [2**62]})
+
+
+async def test_a_price_in_a_currency_the_shop_does_not_sell_is_refused(
+    api: httpx.AsyncClient, unique: str
+) -> None:
+    category = await _category(api, f"Currencies {unique}")
+    body = _product(category, f"CUR-{unique}-1", f"CUR-{unique}-2")
+    body["variants"][1]["price"] = {"amount": "12.00", "currency": "USD"}
+    refused = await api.post("/api/v1/products", json=body)
+    assert refused.status_code == 422
+    error = api_error(refused)
+    assert (error["code"], error["details"]) == (
+        "currency_not_sold",
+        {"field": "variants[1].price.currency", "currency": "USD", "sold": ["EUR", "JPY"]},
+    )
+    listed = await api.get(f"/api/v1/categories/{category}/products")
+    assert listed.json()["items"] == []
+
+
+async def test_a_body_over_the_limit_is_refused_unread(api: httpx.AsyncClient, unique: str) -> None:
+    category = await _category(api, f"Big {unique}")
+    body = _product(category, f"BIG-{unique}", description="x" * 2_000_000)
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        yield json.dumps(body).encode()
+
+    for response in (
+        await api.post("/api/v1/products", json=body),
+        await api.post(
+            "/api/v1/products", content=streamed(), headers={"content-type": "application/json"}
+        ),
+    ):
+        assert response.status_code == 413
+        assert api_error(response)["code"] == "payload_too_large"
+    listed = await api.get(f"/api/v1/categories/{category}/products")
+    assert listed.json()["items"] == []
 
 
 async def test_listing_pages_with_an_opaque_cursor(api: httpx.AsyncClient, unique: str) -> None:
@@ -220,11 +259,16 @@ BAD_BODIES: list[tuple[str, dict[str, Any], int, str]] = [
     ("blank title", {"title": "   "}, 422, "validation_failed"),
     ("long title", {"title": "x" * 201}, 422, "validation_failed"),
     ("title not a string", {"title": 5}, 422, "validation_failed"),
+    ("title with a NUL", {"title": "Mug\x00"}, 422, "validation_failed"),
+    ("title with a control character", {"title": "Mug\x1f"}, 422, "validation_failed"),
+    ("description with a NUL", {"description": "Holds\x00 tea"}, 422, "validation_failed"),
+    ("brand with a line break", {"brand": "Ac\nme"}, 422, "validation_failed"),
     ("unknown field", {"stock": 5}, 422, "validation_failed"),
     ("long description", {"description": "x" * 5001}, 422, "validation_failed"),
     ("blank brand", {"brand": " "}, 422, "validation_failed"),
     ("float attribute", {"attributes": {"weight": 0.5}}, 422, "validation_failed"),
     ("nested attribute", {"attributes": {"dims": {"w": 1}}}, 422, "validation_failed"),
+    ("attribute with a NUL", {"attributes": {"colour": "red\x00"}}, 422, "validation_failed"),
     ("dotted attribute name", {"attributes": {"a.b": "x"}}, 422, "validation_failed"),
     ("dollar attribute name", {"attributes": {"$gt": "x"}}, 422, "validation_failed"),
     ("huge integer attribute", {"attributes": {"n": 2**64}}, 422, "validation_failed"),
@@ -251,12 +295,26 @@ BAD_BODIES: list[tuple[str, dict[str, Any], int, str]] = [
     ("huge price", {"variants": _price("1" * 15)}, 422, "invalid_product"),
     ("lowercase currency", {"variants": _price("1.00", "eur")}, 422, "validation_failed"),
     ("unknown currency", {"variants": _price("1.00", "ABC")}, 422, "invalid_product"),
+    (
+        "a currency the shop does not sell",
+        {"variants": _price("1.00", "USD")},
+        422,
+        "currency_not_sold",
+    ),
+    ("currency not a string", {"variants": _price("1.00", 978)}, 422, "validation_failed"),
     ("no currency", {"variants": _variant(price={"amount": "1.00"})}, 422, "validation_failed"),
     ("ftp image", {"images": ["ftp://example.com/a.jpg"]}, 422, "invalid_product"),
     ("image not a url", {"images": ["a picture"]}, 422, "invalid_product"),
     ("21 images", {"images": ["https://e.com/a.jpg"] * 21}, 422, "validation_failed"),
     ("no categories", {"category_ids": []}, 422, "validation_failed"),
     ("category id zero", {"category_ids": [0]}, 422, "validation_failed"),
+    (
+        "category id true",  # strict: a JSON true is not the category 1
+        {"category_ids": [True], "primary_category_id": True},
+        422,
+        "validation_failed",
+    ),
+    ("category id as a string", {"category_ids": ["1"]}, 422, "validation_failed"),
     ("category id too big", {"category_ids": [2**63]}, 422, "validation_failed"),
     ("category twice", {"category_ids": ["CAT", "CAT"]}, 422, "invalid_product"),
     ("primary not listed", {"primary_category_id": 2**61}, 422, "invalid_product"),

@@ -129,6 +129,12 @@ async def test_rest_create_read_move_and_refusals_change_nothing(
         ("post", "/api/v1/categories", {"name": "x", "parent_id": 0}, 422, "validation_failed"),
         ("post", "/api/v1/categories", {"name": "x", "parent_id": 2**62}, 422, "parent_not_found"),
         ("post", "/api/v1/categories", {"name": "x", "extra": 1}, 422, "validation_failed"),
+        # Strict types: a JSON true is not the category 1, nor "1", nor 5 a name.
+        ("post", "/api/v1/categories", {"name": "x", "parent_id": True}, 422, "validation_failed"),
+        ("post", "/api/v1/categories", {"name": "x", "parent_id": "1"}, 422, "validation_failed"),
+        ("post", "/api/v1/categories", {"name": 5}, 422, "validation_failed"),
+        ("post", "/api/v1/categories", {"name": "a\x00b"}, 422, "validation_failed"),
+        ("post", "/api/v1/categories", {"name": "a\x1fb"}, 422, "validation_failed"),
         ("get", "/api/v1/categories/abc", None, 422, "validation_failed"),
         ("get", "/api/v1/categories/-3", None, 422, "validation_failed"),
         ("get", f"/api/v1/categories/{2**62}", None, 404, "not_found"),
@@ -136,6 +142,8 @@ async def test_rest_create_read_move_and_refusals_change_nothing(
         ("patch", f"/api/v1/categories/{2**62}", {"name": "y"}, 404, "not_found"),
         ("patch", "/api/v1/categories/1", {}, 422, "validation_failed"),
         ("patch", "/api/v1/categories/1", {"name": None}, 422, "validation_failed"),
+        ("patch", "/api/v1/categories/1", {"parent_id": True}, 422, "validation_failed"),
+        ("patch", "/api/v1/categories/1", {"name": "x\x07"}, 422, "validation_failed"),
     ],
 )
 async def test_bad_requests_get_the_error_shape(

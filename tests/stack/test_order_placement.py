@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -317,6 +317,7 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
         "19.98",
         "19.98",
     )
+    assert datetime.fromisoformat(order["created_at"]).utcoffset() == timedelta(0)  # UTC
     replay = await order_api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "a"})
     assert replay.json()["order_id"] == order["order_id"]
     conflict = await order_api.post(
@@ -329,6 +330,18 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
     assert (short.status_code, api_error(short)["code"]) == (409, "out_of_stock")
     assert short.json()["error"]["details"] == {"skus": [sku]}
     assert await _reserved(store, sku) == 2  # only the first order holds stock
+    unpriced = await order_api.post(
+        "/api/v1/orders",
+        json={**body, "items": [{"sku": "NO-PRICE", "quantity": 1}]},
+        headers={"Idempotency-Key": "c"},
+    )
+    assert unpriced.status_code == 422
+    error = api_error(unpriced)
+    assert (error["code"], error["message"], error["details"]) == (
+        "unknown_sku",
+        "no price in EUR for NO-PRICE",  # unknown, or not sold in the shop's currency
+        {"skus": ["NO-PRICE"], "currency": "EUR"},
+    )
 
     got = await order_api.get(f"/api/v1/orders/{order['order_id']}")
     assert got.json() == order

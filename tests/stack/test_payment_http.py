@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -59,6 +60,7 @@ async def test_an_orders_payment_and_none_before_it(
     async with payment_engine.begin() as conn:
         await PaymentProcessor(FakeGateway(), utc_now).on_order_created(conn, event)
     [payment] = (await api.get("/api/v1/payments", params={"order_id": order_id})).json()["items"]
+    assert datetime.fromisoformat(payment["created_at"]).utcoffset() == timedelta(0)
     assert (payment["order_id"], payment["status"], payment["amount"], payment["currency"]) == (
         order_id,
         "SUCCEEDED",
@@ -73,6 +75,7 @@ async def test_an_orders_payment_and_none_before_it(
         ("/api/v1/payments", {}, 422, "validation_failed"),
         ("/api/v1/payments", {"order_id": ""}, 422, "validation_failed"),
         ("/api/v1/payments", {"order_id": "x" * 65}, 422, "validation_failed"),
+        ("/api/v1/payments", {"order_id": "a\x00b"}, 422, "validation_failed"),
         ("/api/v1/payments/abc", {}, 404, "not_found"),
     ],
 )

@@ -258,6 +258,11 @@ async def test_suggestions_complete_titles_and_brands(api: httpx.AsyncClient, sh
         ({"category": "abc"}, "category"),
         ({"attr.$where": "1"}, "attr.$where"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "x" * 3000}, "cursor"),
+        ({"q": "mug\x00"}, "q"),
+        ({"q": "\x06mug"}, "q"),
+        ({"brand": "Ac\x1bme"}, "brand"),
+        ({"attr.material": "steel\x7f"}, "attr.material"),
     ],
 )
 async def test_bad_parameters_get_422_with_the_error_shape(
@@ -265,6 +270,31 @@ async def test_bad_parameters_get_422_with_the_error_shape(
 ) -> None:
     response = await api.get("/api/v1/search", params=params)
     assert response.status_code == 422
+    error = api_error(response)
+    assert (error["code"], error["details"]) == ("invalid_parameter", {"parameter": parameter})
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({}, "q"),
+        ({"q": "   "}, "q"),
+        ({"q": "x" * 101}, "q"),
+        ({"q": "\x06"}, "q"),  # each of these control characters made the engine answer 500
+        ({"q": "es\x1fp"}, "q"),
+        ({"q": "es\x1cp\x1e"}, "q"),
+        ({"q": "esp\x00"}, "q"),
+        ({"q": "esp", "size": "0"}, "size"),
+        ({"q": "esp", "size": "21"}, "size"),
+        ({"q": "esp", "size": "ten"}, "size"),
+        ({"q": "esp", "colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_suggest_parameters_get_422_with_the_error_shape(
+    api: httpx.AsyncClient, shop: Shop, params: dict[str, str], parameter: str
+) -> None:
+    response = await api.get("/api/v1/search/suggest", params=params)
+    assert response.status_code == 422, response.text
     error = api_error(response)
     assert (error["code"], error["details"]) == ("invalid_parameter", {"parameter": parameter})
 

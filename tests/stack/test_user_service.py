@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -53,6 +53,8 @@ async def test_signup_unique_email_even_when_racing(api: httpx.AsyncClient) -> N
     assert created.status_code == 201
     user = created.json()
     assert (user["email"], user["status"]) == ("ann@example.com", "ACTIVE")
+    for stamp in (user["created_at"], user["last_active_at"]):  # RFC 3339, in UTC
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
     assert (await api.get(f"/api/v1/users/{user['user_id']}")).json() == user
     again = await api.post("/api/v1/users", json={"email": "ann@example.COM", "name": "Other"})
     assert (again.status_code, api_error(again)["code"]) == (409, "email_taken")
@@ -82,6 +84,21 @@ async def test_signup_unique_email_even_when_racing(api: httpx.AsyncClient) -> N
             "post",
             "/api/v1/users",
             {"email": "a@example.com", "name": "X", "role": "admin"},
+            422,
+            "validation_failed",
+        ),
+        ("post", "/api/v1/users", {"email": "a@example.com", "name": 5}, 422, "validation_failed"),
+        (
+            "post",
+            "/api/v1/users",
+            {"email": "a@example.com", "name": "A\x00B"},
+            422,
+            "validation_failed",
+        ),
+        (
+            "post",
+            "/api/v1/users",
+            {"email": "a@example.com", "name": "A\x1bB"},
             422,
             "validation_failed",
         ),

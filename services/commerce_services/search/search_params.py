@@ -57,11 +57,13 @@ def _integer(name: str, raw: str, low: int, high: int) -> int:
 
 
 def _text(name: str, raw: str, limit: int) -> str | None:
+    # Tabs and line breaks (pasted text) collapse with the other whitespace; any other control
+    # character is refused, also those Python counts as whitespace (U+001C-U+001F).
+    if has_control_characters(raw, line_breaks_allowed=True):
+        raise InvalidSearch(name, "no control characters")
     text = " ".join(raw.split())
     if len(text) > limit:
         raise InvalidSearch(name, f"at most {limit} characters")
-    if has_control_characters(text):
-        raise InvalidSearch(name, "no control characters")
     return text or None
 
 

@@ -14,16 +14,20 @@ from typing import Annotated
 
 from pydantic import Field, StrictStr
 
-# C0 and C1 control characters and DEL.
-SINGLE_LINE = r"^[^\x00-\x1f\x7f-\x9f]*$"
-# The same, but tabs and line breaks are allowed (a description has paragraphs).
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 control characters and DEL; the second set keeps tab, line feed and carriage return
+# (a description has paragraphs).
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+_CONTROLS_BUT_LINE_BREAKS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+SINGLE_LINE = rf"^[^{_CONTROLS}]*$"
+MULTI_LINE = rf"^[^{_CONTROLS_BUT_LINE_BREAKS}]*$"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(f"[{_CONTROLS_BUT_LINE_BREAKS}]")
 
 SingleLineText = Annotated[StrictStr, Field(pattern=SINGLE_LINE)]
 MultiLineText = Annotated[StrictStr, Field(pattern=MULTI_LINE)]
 
 
-def has_control_characters(text: str) -> bool:
+def has_control_characters(text: str, *, line_breaks_allowed: bool = False) -> bool:
     """For text that does not come through a pydantic model (a raw query string)."""
-    return _CONTROL.search(text) is not None
+    found = (_CONTROL_BUT_LINE_BREAKS if line_breaks_allowed else _CONTROL).search(text)
+    return found is not None
