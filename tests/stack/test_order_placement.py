@@ -235,6 +235,9 @@ async def test_the_sweep_releases_the_stock_of_a_placement_whose_owner_died(
     await placement.sweep()
     assert await _reserved(store, sku) == 2  # within its lease: still its owner's
     clock.now += LEASE + timedelta(seconds=1)
+    await placement.sweep()
+    assert await _reserved(store, sku) == 2  # a retry with its key may still continue it
+    clock.now += LEASE
     assert claimed.order_id in await placement.sweep()
     assert await _reserved(store, sku) == 0
     assert claimed.order_id not in await placement.sweep()  # once

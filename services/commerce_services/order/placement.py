@@ -9,8 +9,11 @@ The policy, against ports (users, prices, reservations) and the order store:
   withdraws its claim: the key is free again.
 - A request that may have reserved and then hit an outage (a dependency or the order
   database did not answer) gives its claim up: a retry with the same key continues it (the
-  reservation is idempotent per order id); without a retry, the sweep abandons it after the
-  lease and releases its stock.
+  reservation is idempotent per order id); without a retry, the sweep abandons it and
+  releases its stock.
+- A claim whose owner died (its process was killed mid-way) is continued by a retry with the
+  same key once the lease has run out; the sweep abandons it only after twice the lease, so a
+  client that keeps retrying gets its order rather than a spent key.
 - Any other failure after the reservation abandons the claim and releases the stock. Only
   the request that still owns its claim releases, and only after marking it ABANDONED, so no
   request ever releases stock that an order written by another holds.
@@ -173,9 +176,10 @@ class OrderPlacement:
         return True
 
     async def sweep(self) -> list[str]:
-        """Abandons claims held past the lease and releases every abandoned placement's
-        reservation not yet released; returns the order ids released."""
-        await self._store.abandon_stale(self._lease)
+        """Abandons claims held past twice the lease (retries had one lease to continue them)
+        and releases every abandoned placement's reservation not yet released; returns the
+        order ids released."""
+        await self._store.abandon_stale(2 * self._lease)
         released = []
         for order_id in await self._store.unreleased():
             if await self.release_abandoned(order_id):
