@@ -1,5 +1,9 @@
 # One image for the services and the operator; each Deployment chooses its command.
-FROM python:3.11-slim AS build
+# BASE: an image with Python 3.11 as `python` and `useradd`. A registry build keeps the
+# default; `make up` builds on a Debian 12 base it makes itself (no registry to pull from).
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
 WORKDIR /src
 RUN python -m venv /opt/commerce
 COPY pyproject.toml README.md ./
@@ -14,7 +18,7 @@ RUN /opt/commerce/bin/pip install --no-cache-dir grpcio-tools \
  && /opt/commerce/bin/pip install --no-cache-dir . \
  && /opt/commerce/bin/pip uninstall --yes grpcio-tools
 
-FROM python:3.11-slim
+FROM ${BASE}
 RUN useradd --system --uid 10001 --no-create-home commerce
 COPY --from=build /opt/commerce /opt/commerce
 ENV PATH=/opt/commerce/bin:$PATH \

@@ -36,7 +36,7 @@ venv: $(VENV)/.installed $(GENERATED)/.stamp ## create .venv with the project, i
 install: venv ## download and build every server into the cache (~/.cache/commerce-stack)
 	$(STACK) install
 
-up: venv ## the whole shop: stack, CRDs, operator, samples/ applied and Ready, demo data
+up: venv ## the whole shop on the node: stack, image, operator (Helm), samples/ Ready, demo data
 	$(STACK) up
 	$(BIN)/commerce-kube-shop up
 
@@ -53,12 +53,10 @@ shop: venv ## without the operator: the four services as plain processes, in the
 status: venv ## probe every component; exit 0 only if all are healthy
 	$(STACK) status
 
-down: venv ## stop everything: the shop's operator and processes, then the stack
-	$(BIN)/commerce-kube-shop down
+down: venv ## stop everything (the shop's pods go with the node) and restore the host
 	$(STACK) down
 
 reset: venv ## stop everything and delete .stack/ (data, logs, generated credentials)
-	$(BIN)/commerce-kube-shop down
 	$(STACK) reset
 
 env: venv ## print exports for kubectl (eval "$$(make -s env)")

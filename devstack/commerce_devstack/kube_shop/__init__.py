@@ -1,9 +1,9 @@
-"""`make up`: the shop in samples/ deployed on the local stack through the operator.
+"""`make up`: the shop in samples/ on the stack's Kubernetes node, through the operator.
 
-The stack provides the servers and a real API server; this package plays the parts a cluster
-and its platform team would: the CRDs, the Secrets (from the stack's generated credentials),
-the operator and the development runtime (the kubelet's stand-in) as background processes,
-then `kubectl apply -f samples/`, a wait until every resource is Ready, and demo data. The
-databases' schemas come from the Deployments' own init containers (`<service> migrate`), as in
-a cluster.
+The stack provides the servers and the node; this package plays the parts a platform team
+would: the CRDs, the Secrets (the stack's servers by their cluster names, its generated
+credentials), the project's image built from Dockerfile and imported into containerd, the
+operator installed with Helm, then `kubectl apply -f samples/`, a wait until every resource is
+Ready, and demo data through the Ingress. The databases' schemas come from the pods' own init
+containers (`<service> migrate`).
 """

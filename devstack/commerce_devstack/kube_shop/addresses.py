@@ -1,32 +1,44 @@
-"""Where the shop's services answer on this machine: the development runtime's Service proxies
-(.stack/devruntime/services.<namespace>.json, `<namespace>/<service>:<port>` ->
-`127.0.0.1:<local port>`)."""
+"""Where the shop answers on this machine: the Ingress controller's public address for the
+paths samples/40-ingress.yaml routes, and each Service's cluster address (the host reaches
+cluster addresses through kube-proxy, as a pod would)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-DEFAULT_HTTP_PORT = 8080
+from commerce_devstack.settings import StackSettings
 
 
-def http_port(service: dict[str, Any]) -> int:
-    return int(((service.get("spec") or {}).get("ports") or {}).get("http", DEFAULT_HTTP_PORT))
+def public_url(settings: StackSettings) -> str:
+    return f"http://{settings.host}:{settings.ingress_port}"
 
 
-def service_urls(services_file: Path, namespace: str, docs: list[dict[str, Any]]) -> dict[str, str]:
-    """CommerceService name -> base URL, for those the runtime serves already."""
-    try:
-        proxies: dict[str, str] = json.loads(services_file.read_text())
-    except FileNotFoundError:
-        return {}
+def _ingress_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        path
+        for doc in docs
+        if doc.get("kind") == "Ingress"
+        for rule in doc["spec"].get("rules", [])
+        for path in rule.get("http", {}).get("paths", [])
+    ]
+
+
+def routed_services(docs: list[dict[str, Any]]) -> set[str]:
+    """The Services an Ingress of the samples routes to."""
+    return {path["backend"]["service"]["name"] for path in _ingress_rules(docs)}
+
+
+def ingress_paths(docs: list[dict[str, Any]]) -> list[str]:
+    """Every path an Ingress of the samples routes."""
+    return [str(path["path"]) for path in _ingress_rules(docs)]
+
+
+def cluster_urls(services: list[dict[str, Any]]) -> dict[str, str]:
+    """Service name -> http://<cluster IP>:<port named http>, from a Service list."""
     urls = {}
-    for doc in docs:
-        if doc.get("kind") != "CommerceService":
-            continue
-        name = doc["metadata"]["name"]
-        local = proxies.get(f"{namespace}/{name}:{http_port(doc)}")
-        if local is not None:
-            urls[name] = f"http://{local}"
+    for service in services:
+        spec = service.get("spec") or {}
+        port = next((p["port"] for p in spec.get("ports") or [] if p.get("name") == "http"), None)
+        if port is not None and spec.get("clusterIP") not in (None, "None"):
+            urls[service["metadata"]["name"]] = f"http://{spec['clusterIP']}:{port}"
     return urls

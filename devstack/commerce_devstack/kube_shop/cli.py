@@ -1,9 +1,12 @@
-"""`commerce-kube-shop up | demo | status | down`: the shop from samples/ on the local stack,
-driven by the operator (`make up`, `make demo`, `make down`). The stack must be up."""
+"""`commerce-kube-shop up | demo | status`: the shop from samples/ on the stack's Kubernetes
+node (`make up`, `make demo`): the project's image built and imported, the operator installed
+with Helm, the samples applied, every resource Ready, demo data through the Ingress. The
+stack must be up; the shop's pods stop with the node (`make down`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -11,17 +14,23 @@ import uuid
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import yaml
 from kubernetes import client, config
 from rich.console import Console
 
 from commerce_devstack import endpoints
-from commerce_devstack.devruntime.runtime import services_file
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
-from commerce_devstack.kube_shop import control_plane
-from commerce_devstack.kube_shop.addresses import service_urls
+from commerce_devstack.kube_shop import operator_release
+from commerce_devstack.kube_shop.addresses import (
+    cluster_urls,
+    ingress_paths,
+    public_url,
+    routed_services,
+)
 from commerce_devstack.kube_shop.demo_data import DemoData, seed
 from commerce_devstack.kube_shop.demo_orders import run_demo
+from commerce_devstack.kube_shop.image import build_and_import
 from commerce_devstack.kube_shop.local_secrets import local_secrets
 from commerce_devstack.kube_shop.manifests import commerce_resources, documents, sample_documents
 from commerce_devstack.kube_shop.readiness import wait_ready
@@ -36,13 +45,14 @@ class Shop:
         self.stack_settings = StackSettings()
         self.console = console
         kube = stack["kube-apiserver"]
-        self.kubectl = [str(kube["kubectl"]), "--kubeconfig", str(kube["kubeconfig"])]
+        self.kubeconfig = str(kube["kubeconfig"])
+        self.kubectl = [str(kube["kubectl"]), "--kubeconfig", self.kubeconfig]
+        self.helm = str(kube["helm"])
         self.docs = sample_documents(self.settings.samples_dir)
         self.state = self.stack_settings.state_dir / "kube-shop"
 
     def api(self) -> client.CustomObjectsApi:
-        kubeconfig = str(self.stack["kube-apiserver"]["kubeconfig"])
-        api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        api_client = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
         return client.CustomObjectsApi(cast(client.ApiClient, api_client))
 
     def run_kubectl(self, *args: str, stdin: str | None = None) -> str:
@@ -56,28 +66,42 @@ class Shop:
     def step(self, message: str) -> None:
         self.console.print(f"[bold]▸[/bold] {message}")
 
-    def urls(self) -> dict[str, str]:
-        return service_urls(
-            services_file(self.stack_settings.state_dir, self.settings.namespace),
-            self.settings.namespace,
-            self.docs,
+    def service_urls(self) -> dict[str, str]:
+        """Each CommerceService's cluster address (reachable from this machine too)."""
+        listed = json.loads(
+            self.run_kubectl("get", "svc", "-n", self.settings.namespace, "-o=json")
         )
-
-    def wait_urls(self, timeout_s: float = 60) -> dict[str, str]:
-        """Every CommerceService's address, once the runtime has written them all."""
         wanted = {d["metadata"]["name"] for d in self.docs if d.get("kind") == "CommerceService"}
+        return {k: v for k, v in cluster_urls(listed["items"]).items() if k in wanted}
+
+    def public_urls(self) -> dict[str, str]:
+        """Each service through the Ingress when it routes there, else its cluster address."""
+        public = public_url(self.stack_settings)
+        routed = routed_services(self.docs)
+        return {
+            name: public if name in routed else url for name, url in self.service_urls().items()
+        }
+
+    def wait_routed(self, timeout_s: float = 60) -> None:
+        """Until the Ingress controller routes every path of the samples' Ingress: it reads
+        Ingresses and endpoints every few seconds, so a Service that just became ready may
+        still answer 502 there."""
+        paths = ingress_paths(self.docs)
         deadline = time.monotonic() + timeout_s
-        while not wanted <= set(urls := self.urls()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no local address for {sorted(wanted - set(urls))}")
-            time.sleep(0.5)
-        return urls
+        public = public_url(self.stack_settings)
+        with httpx.Client(timeout=5) as http:
+            while paths:
+                answers = {path: http.get(f"{public}{path}").status_code for path in paths}
+                paths = [path for path, status in answers.items() if status in (502, 503)]
+                if paths and time.monotonic() > deadline:
+                    raise RuntimeError(f"the Ingress does not route {paths}: {answers}")
+                time.sleep(0.5 if paths else 0)
 
     # ---- the commands ----------------------------------------------------------------------
 
     def up(self) -> int:
         crds = sorted(str(p) for p in self.settings.crds_dir.glob("*.yaml"))
-        self.step("CRDs: kubectl apply --server-side -f crds/")
+        self.step("CRDs: kubectl apply --server-side -f crds/ (Helm never upgrades CRDs)")
         self.run_kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={c}" for c in crds))
         self.run_kubectl(
             "wait",
@@ -85,26 +109,33 @@ class Shop:
             "--timeout=60s",
             *(f"crd/{documents(Path(c))[0]['metadata']['name']}" for c in crds),
         )
-        self.step("namespace and Secrets (filled from the stack's generated credentials)")
+        self.step("namespace and Secrets (the stack's servers by their cluster names)")
         namespace = self.settings.samples_dir / "00-namespace.yaml"
         self.run_kubectl("apply", "--server-side", f"-f={namespace}")
         secrets = local_secrets(documents(self.settings.secret_templates), self.stack)
         self.run_kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f=-",
-            stdin=yaml.safe_dump_all(secrets),
+            "apply", "--server-side", "--force-conflicts", "-f=-", stdin=yaml.safe_dump_all(secrets)
         )
-        self.step("operator and development runtime")
-        backgrounds = (
-            control_plane.operator(self.stack, self.settings),
-            control_plane.devruntime(self.settings),
+        self.step(
+            f"image {self.settings.image}: buildah bud of Dockerfile, imported into containerd"
         )
-        for background in backgrounds:
-            self.console.print("  " + control_plane.ensure_running(background, self.stack_settings))
-        for background in backgrounds:
-            control_plane.check_alive(background, self.stack_settings)
+        done = build_and_import(
+            self.stack_settings,
+            self.settings.image,
+            self.state,
+            lambda message: self.console.print(f"  {message}"),
+        )
+        self.console.print(f"  {done}")
+        self.step(f"helm upgrade --install {self.settings.release} charts/commerce-operator")
+        values = operator_release.values(self.stack, self.settings)
+        helm = subprocess.run(
+            operator_release.helm_command(self.helm, self.kubeconfig, self.settings, values),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if helm.returncode != 0:
+            raise RuntimeError(f"helm: {helm.stdout[-2000:]}{helm.stderr[-2000:]}")
         self.step("kubectl apply --server-side -f samples/")
         print(
             self.run_kubectl("apply", "--server-side", f"-f={self.settings.samples_dir}").rstrip()
@@ -115,12 +146,14 @@ class Shop:
         )
         if not all(s.ready for s in states):
             self.console.print(
-                "[red]not every resource became Ready[/red]; logs: .stack/logs/operator.log, "
-                ".stack/logs/devruntime.log, .stack/devruntime/logs/"
+                "[red]not every resource became Ready[/red]; `kubectl get pods -n "
+                f"{self.settings.namespace}`, `kubectl logs -n {self.settings.operator_namespace} "
+                f"deploy/{self.settings.release}`"
             )
             return 1
-        self.step("demo data")
-        demo, created = seed(self.wait_urls(), self.state / "demo.json")
+        self.step("demo data through the Ingress")
+        self.wait_routed()
+        demo, created = seed(self.public_urls(), self.state / "demo.json")
         self.console.print(
             f"  {'seeded' if created else 'already there'}: {len(demo.categories)} categories, "
             f"{len(demo.skus)} products with stock, {len(demo.users)} users"
@@ -128,31 +161,17 @@ class Shop:
         self.summary(demo)
         return 0
 
-    def public_urls(self) -> dict[str, str]:
-        """Each service through the Ingress when it routes there (the runtime serves it on
-        the public address), else through its Service proxy."""
-        ingress = [d for d in self.docs if d.get("kind") == "Ingress"]
-        routed = {
-            path["backend"]["service"]["name"]
-            for d in ingress
-            for rule in d["spec"].get("rules", [])
-            for path in rule.get("http", {}).get("paths", [])
-        }
-        return {
-            name: self.settings.public_url if name in routed else url
-            for name, url in self.urls().items()
-        }
-
     def summary(self, demo: DemoData) -> None:
         urls = self.public_urls()
         self.console.print(
-            f"\n[bold]The shop[/bold]: {self.settings.public_url}/api/v1/... (samples/"
-            "40-ingress.yaml); each service also answers on its Service proxy:"
+            f"\n[bold]The shop[/bold]: {public_url(self.stack_settings)}/api/v1/... (samples/"
+            "40-ingress.yaml, served by Skipper); each service's cluster address:"
         )
-        for name, url in sorted(self.urls().items()):
+        for name, url in sorted(self.service_urls().items()):
             self.console.print(f"  {name:<10} {url}")
         # Plain print: a table must not be wrapped or read as markup.
         print("\n" + self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
+        print(self.run_kubectl("get", "pods", "-n", self.settings.namespace).rstrip())
         user = next(iter(demo.users.values()), "<user id>")
         self.console.print(
             "\n[bold]Place an order[/bold] (run it twice: the same Idempotency-Key gets the same "
@@ -185,36 +204,24 @@ class Shop:
         return 0
 
     def status(self) -> int:
-        for background in (
-            control_plane.operator(self.stack, self.settings),
-            control_plane.devruntime(self.settings),
-        ):
-            pid = control_plane.managed(background, self.stack_settings).pid()
-            self.console.print(f"{background.name:<11} {'pid ' + str(pid) if pid else 'stopped'}")
+        print(
+            self.run_kubectl(
+                "get", "deploy", "-n", self.settings.operator_namespace, self.settings.release
+            ).rstrip()
+        )
         print(self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
-        return 0
-
-    def down(self) -> int:
-        # The runtime first: its processes stop while the operator can still see them go.
-        for background in (
-            control_plane.devruntime(self.settings),
-            control_plane.operator(self.stack, self.settings),
-        ):
-            stopped = control_plane.stop(background, self.stack_settings)
-            self.console.print(f"{background.name}: {'stopped' if stopped else 'not running'}")
+        print(self.run_kubectl("get", "pods", "-n", self.settings.namespace).rstrip())
         return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="commerce-kube-shop", description=__doc__)
-    parser.add_argument("command", choices=["up", "demo", "status", "down"])
+    parser.add_argument("command", choices=["up", "demo", "status"])
     args = parser.parse_args(argv)
     console = Console()
     try:
         stack = endpoints.load()
     except StackNotRunning as exc:
-        if args.command == "down":
-            return 0
         console.print(str(exc))
         return 1
     shop = Shop(stack, console)

@@ -1,0 +1,44 @@
+"""The operator installed with Helm from charts/commerce-operator, as a platform engineer
+would: a pod under the chart's ServiceAccount and RBAC, watching the shop's namespace, pointed
+at the stack's servers by their cluster names."""
+
+from __future__ import annotations
+
+from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.kube_shop.local_secrets import cluster_name
+from commerce_devstack.kube_shop.settings import KubeShopSettings
+
+
+def values(stack: Endpoints, shop: KubeShopSettings) -> dict[str, str]:
+    """--set values for `helm upgrade --install`."""
+    connect_port = str(stack["connect"]["url"]).rsplit(":", 1)[1]
+    es_port = str(stack["elasticsearch"]["url"]).rsplit(":", 1)[1]
+    return {
+        "replicas": "1",  # one machine: peering's standby would only cost memory
+        "watchNamespaces[0]": shop.namespace,
+        # The node address, not a cluster name: the operator also writes it into connector
+        # configs, read by the stack's Connect worker on the host, outside the cluster's DNS.
+        "kafka.bootstrapServers": str(stack["kafka"]["bootstrap_servers"]),
+        "connect.url": f"http://{cluster_name('connect')}:{connect_port}",
+        # The stack's Connect worker runs on the host, without the Secrets mounted.
+        "connect.credentials": "literal",
+        "elasticsearch.url": f"http://{cluster_name('elasticsearch')}:{es_port}",
+    }
+
+
+def helm_command(
+    helm: str, kubeconfig: str, shop: KubeShopSettings, settings: dict[str, str]
+) -> list[str]:
+    return [
+        helm,
+        "upgrade",
+        "--install",
+        shop.release,
+        str(shop.chart_dir),
+        f"--kubeconfig={kubeconfig}",
+        f"--namespace={shop.operator_namespace}",
+        "--create-namespace",
+        "--wait",
+        "--timeout=300s",
+        *(f"--set={key}={value}" for key, value in settings.items()),
+    ]
