@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-flash-sale bench-saga bench-search bench-operator catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-flash-sale bench-saga bench-search bench-operator chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -103,3 +103,7 @@ bench-search: venv ## search latency: Elasticsearch vs the MongoDB fallback at 1
 bench-operator: venv ## operator load: 500 resources to Ready, CPU, memory, API requests (docs/benchmarks)
 	$(STACK) up
 	$(BIN)/python bench/operator_load.py --count 500
+
+chaos: venv ## order load while each component is killed and restarted; invariants per fault (docs/benchmarks/chaos.md)
+	$(STACK) up
+	$(BIN)/python bench/chaos.py
