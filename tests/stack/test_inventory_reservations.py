@@ -110,6 +110,40 @@ async def test_concurrent_first_attempts_of_one_order_reserve_once(
     assert level.reserved == 2
 
 
+async def test_one_order_id_with_other_items_in_the_same_instant_conflicts(
+    store: InventoryStore, sku: str
+) -> None:
+    await store.set_stock(sku, 10)
+    results = await asyncio.gather(
+        *(store.reserve(f"mix-{sku}", [(sku, 1 + n % 2)], TTL) for n in range(10)),
+        return_exceptions=True,
+    )
+    won = {r.items[0].quantity for r in results if not isinstance(r, BaseException)}
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1  # every success is the one recorded reservation
+    assert lost
+    assert all(isinstance(e, ReservationConflict) for e in lost)
+    level = await store.stock_level(sku)
+    assert level is not None
+    assert level.reserved == won.pop()
+
+
+async def test_separate_processes_reserving_one_order_id_reserve_once(
+    engine: AsyncEngine, clock: Clock, sku: str
+) -> None:
+    """Each store stands for a replica's process: their batches race on the ledger's key."""
+    stores = [InventoryStore(engine, clock) for _ in range(4)]
+    await stores[0].set_stock(sku, 10)
+    results = await asyncio.gather(
+        *(s.reserve(f"proc-{sku}", [(sku, 3)], TTL) for s in stores for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    level = await stores[0].stock_level(sku)
+    assert level is not None
+    assert level.reserved == 3
+
+
 async def test_confirm_sells_once_and_then_cannot_be_released(
     store: InventoryStore, sku: str
 ) -> None:

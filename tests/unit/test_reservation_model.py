@@ -6,8 +6,17 @@ from commerce_services.product.inventory.model import (
     MAX_QUANTITY,
     InvalidRequest,
     LineItem,
+    Operation,
+    ReservationConflict,
+    ReservationNotFound,
+    ReservationStatus,
+    ReserveRequest,
+    StockEffect,
+    allocate,
     fingerprint,
     normalize,
+    replay,
+    transition,
     validate_stock,
 )
 
@@ -67,3 +76,88 @@ def test_fingerprint_depends_on_content_not_on_request_order() -> None:
     assert one == fingerprint(normalize("o", [("B", 2), ("A", 1)]))
     assert one == fingerprint(normalize("o", [("B", 1), ("A", 1), ("B", 1)]))
     assert one != fingerprint(normalize("o", [("A", 1), ("B", 3)]))
+
+
+def _request(order_id: str, *items: tuple[str, int]) -> ReserveRequest:
+    normalized = normalize(order_id, list(items))
+    return ReserveRequest(order_id, normalized, fingerprint(normalized))
+
+
+@pytest.mark.parametrize(
+    ("available", "requests", "granted", "refused"),
+    [
+        # first come, first served, down to the last unit
+        (
+            {"A": 2},
+            [("o1", [("A", 1)]), ("o2", [("A", 1)]), ("o3", [("A", 1)])],
+            ["o1", "o2"],
+            {"o3": ["A"]},
+        ),
+        # a request that cannot be met whole takes nothing; a later, smaller one still can
+        ({"A": 2}, [("o1", [("A", 3)]), ("o2", [("A", 2)])], ["o2"], {"o1": ["A"]}),
+        # all-or-nothing across SKUs: B short refuses the whole order and leaves A for others
+        (
+            {"A": 1, "B": 0},
+            [("o1", [("A", 1), ("B", 1)]), ("o2", [("A", 1)])],
+            ["o2"],
+            {"o1": ["B"]},
+        ),
+        # every short SKU is named; a SKU without a row has nothing
+        ({"A": 0}, [("o1", [("A", 1), ("Z", 1)])], [], {"o1": ["A", "Z"]}),
+        ({"A": 5, "B": 5}, [("o1", [("A", 2), ("B", 5)]), ("o2", [("A", 3)])], ["o1", "o2"], {}),
+    ],
+)
+def test_a_batch_is_allocated_in_arrival_order_each_all_or_nothing(
+    available: dict[str, int],
+    requests: list[tuple[str, list[tuple[str, int]]]],
+    granted: list[str],
+    refused: dict[str, list[str]],
+) -> None:
+    got, short = allocate([_request(o, *items) for o, items in requests], available)
+    assert [r.order_id for r in got] == granted
+    assert short == refused
+
+
+R, C, X = ReservationStatus.RESERVED, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED
+SELL, BACK, NONE = StockEffect.SELL, StockEffect.GIVE_BACK, StockEffect.NONE
+
+
+@pytest.mark.parametrize(
+    ("current", "operation", "expected"),
+    [
+        (R, Operation.CONFIRM, (C, SELL, True)),
+        (R, Operation.RELEASE, (X, BACK, True)),
+        (C, Operation.CONFIRM, (C, NONE, False)),  # a replay
+        (X, Operation.RELEASE, (X, NONE, False)),  # a replay
+        (None, Operation.RELEASE, (X, NONE, True)),  # before its reservation: a marker
+        (C, Operation.RELEASE, "confirmed; cannot release"),  # a sale is never undone
+        (X, Operation.CONFIRM, "released; cannot confirm"),  # released stock is never sold
+        (None, Operation.CONFIRM, ReservationNotFound),
+    ],
+)
+def test_confirm_and_release_in_every_state(
+    current: ReservationStatus | None,
+    operation: Operation,
+    expected: tuple[ReservationStatus, StockEffect, bool] | str | type[Exception],
+) -> None:
+    if isinstance(expected, tuple):
+        decided = transition("o", current, operation)
+        assert (decided.status, decided.effect, decided.changed) == expected
+    elif isinstance(expected, str):
+        with pytest.raises(ReservationConflict, match=expected):
+            transition("o", current, operation)
+    else:
+        with pytest.raises(expected):
+            transition("o", current, operation)
+
+
+@pytest.mark.parametrize(
+    ("status", "same_items", "error"),
+    [(R, True, None), (C, True, None), (X, True, "already released"), (R, False, "different")],
+)
+def test_a_replayed_reserve(status: ReservationStatus, same_items: bool, error: str | None) -> None:
+    if error is None:
+        replay("o", status, "h", "h")
+    else:
+        with pytest.raises(ReservationConflict, match=error):
+            replay("o", status, "h", "h" if same_items else "other")

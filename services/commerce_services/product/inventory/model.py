@@ -1,12 +1,13 @@
 """Pure reservation rules: what a valid request is, in which order rows are locked, what a
-replayed request must match. No I/O here; the store applies these rules in one transaction."""
+replayed request must match, which of a batch of requests get their stock, and what confirm
+and release do in each state. No I/O here; the store applies these rules in one transaction."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -91,3 +92,92 @@ def fingerprint(items: tuple[LineItem, ...]) -> str:
     """Identifies a request's content: a replay with the same order id must carry the same."""
     canonical = json.dumps([[i.sku, i.quantity] for i in items], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---- a batch of reservations --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReserveRequest:
+    order_id: str
+    items: tuple[LineItem, ...]  # normalized: one per SKU, sorted
+    digest: str
+
+
+def allocate(
+    requests: Sequence[ReserveRequest], available: Mapping[str, int]
+) -> tuple[list[ReserveRequest], dict[str, list[str]]]:
+    """Which requests of a batch get their stock, in arrival order, each all-or-nothing: a
+    request is granted only if every one of its SKUs still has its quantity after the requests
+    before it. Returns the granted requests and, for each refused order id, its short SKUs.
+    `available` is stock - reserved per SKU, read under lock; a SKU without a row has none."""
+    left = dict(available)
+    granted: list[ReserveRequest] = []
+    refused: dict[str, list[str]] = {}
+    for request in requests:
+        short = [i.sku for i in request.items if left.get(i.sku, 0) < i.quantity]
+        if short:
+            refused[request.order_id] = short
+            continue
+        for item in request.items:
+            left[item.sku] -= item.quantity
+        granted.append(request)
+    return granted, refused
+
+
+def replay(
+    order_id: str, status: ReservationStatus, recorded_digest: str | None, digest: str
+) -> None:
+    """A reserve for an order id that already has a ledger row: a replay of the same request
+    is answered with the recorded reservation; anything else is refused."""
+    if status == ReservationStatus.RELEASED:
+        raise ReservationConflict(f"reservation {order_id} was already released")
+    if recorded_digest != digest:
+        raise ReservationConflict(f"reservation {order_id} exists with different items")
+
+
+# ---- confirm and release ------------------------------------------------------------------
+
+
+class Operation(StrEnum):
+    CONFIRM = "confirm"
+    RELEASE = "release"
+
+
+class StockEffect(StrEnum):
+    NONE = "none"
+    SELL = "sell"  # stock and reserved both drop by the quantities
+    GIVE_BACK = "give_back"  # reserved drops by the quantities
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: ReservationStatus  # the status after the operation
+    effect: StockEffect
+    changed: bool  # False: a replay, nothing to write
+
+
+def transition(
+    order_id: str, current: ReservationStatus | None, operation: Operation
+) -> Transition:
+    """What confirm or release does to a reservation in `current` (None: no ledger row).
+
+    A release that comes first leaves a RELEASED marker, so the late reservation is refused;
+    a confirm of nothing is an error; replays change nothing; a sold reservation is never
+    released and a released one never sold."""
+    if current is None:
+        if operation == Operation.CONFIRM:
+            raise ReservationNotFound(order_id)
+        return Transition(ReservationStatus.RELEASED, StockEffect.NONE, True)
+    target = {
+        Operation.CONFIRM: ReservationStatus.CONFIRMED,
+        Operation.RELEASE: ReservationStatus.RELEASED,
+    }[operation]
+    if current == target:
+        return Transition(current, StockEffect.NONE, False)
+    if current != ReservationStatus.RESERVED:
+        raise ReservationConflict(
+            f"the reservation was {current.value.lower()}; cannot {operation}"
+        )
+    effect = StockEffect.SELL if operation == Operation.CONFIRM else StockEffect.GIVE_BACK
+    return Transition(target, effect, True)

@@ -1,12 +1,18 @@
 """Stock levels and reservations in MariaDB.
 
 Guarantees (each operation is one transaction, retried on deadlock or lock timeout):
-- reserve is all-or-nothing: one conditional UPDATE per SKU (stock - reserved >= qty) in SKU
-  order; if any SKU is short, nothing is reserved and every short SKU is named.
+- reserve is all-or-nothing: if any SKU is short, nothing is reserved and every short SKU is
+  named. Concurrent reservations of one process are coalesced (db/group_commit.py): one
+  transaction locks the batch's SKU rows once, in SKU order, allocates in arrival order
+  (model.allocate), writes one UPDATE per SKU and the granted requests' ledger rows, and
+  commits once; each request still gets its own answer. Under a flash sale that is many
+  buyers per row lock and per commit instead of one.
 - reserve, confirm and release are idempotent per order id: a replay returns the recorded
   outcome; a replay with different items, or a transition the state forbids, is a conflict.
-- every operation on an order first locks that order's row in reservation_orders, then the
-  inventory rows in SKU order, so concurrent operations serialize without deadlocking.
+- confirm and release lock the order's row in reservation_orders, then the inventory rows in
+  SKU order; a reservation batch locks only inventory rows (in SKU order) and inserts new
+  ledger rows, so concurrent operations serialize without deadlocking. What confirm and
+  release do in each state is model.transition.
 - a release that arrives before its reservation leaves a RELEASED marker, so the late
   reservation is refused instead of leaking stock.
 - nothing is released by time: a reservation past its expiry is reported as overdue; the
@@ -15,7 +21,7 @@ Guarantees (each operation is one transaction, retried on deadlock or lock timeo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,16 +30,22 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from commerce_services.db.group_commit import GroupCommit
 from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
 from commerce_services.product.inventory.model import (
     LineItem,
+    Operation,
     OutOfStock,
     Reservation,
     ReservationConflict,
-    ReservationNotFound,
     ReservationStatus,
+    ReserveRequest,
+    StockEffect,
+    allocate,
     fingerprint,
     normalize,
+    replay,
+    transition,
     validate_stock,
 )
 from commerce_services.product.inventory.tables import (
@@ -62,10 +74,28 @@ class StockBelowReserved(Exception):
         self.reserved = reserved
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """A reservation as the ledger holds it."""
+
+    status: ReservationStatus
+    digest: str | None
+    items: tuple[LineItem, ...]
+
+
 class InventoryStore:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Callable[[], datetime] = utc_now,
+        batch_max: int = 256,
+        batch_parallel: int = 2,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._reservations: GroupCommit[tuple[ReserveRequest, timedelta], Reservation] = (
+            GroupCommit(self._reserve_batch, batch_max, batch_parallel)
+        )
 
     # ---- stock ----------------------------------------------------------------------------
 
@@ -105,69 +135,143 @@ class InventoryStore:
 
     # ---- reservations ---------------------------------------------------------------------
 
-    @retry_transaction
     async def reserve(
         self, order_id: str, requested: list[tuple[str, int]], ttl: timedelta
     ) -> Reservation:
         items = normalize(order_id, requested)
-        digest = fingerprint(items)
+        return await self._reservations.submit(
+            (ReserveRequest(order_id, items, fingerprint(items)), ttl)
+        )
+
+    async def _reserve_batch(
+        self, batch: Sequence[tuple[ReserveRequest, timedelta]]
+    ) -> list[Reservation | BaseException]:
+        """One transaction for a batch of reservations (group commit): the SKUs' rows locked
+        once, in SKU order, the stock allocated in arrival order, one UPDATE per SKU, the
+        granted requests' ledger rows in two multi-row INSERTs, one commit. Replays of order
+        ids already in the ledger are answered from it."""
+        for attempt in range(3):
+            try:
+                return await self._reserve_batch_once(batch)
+            except IntegrityError as exc:
+                # Another process inserted one of these order ids meanwhile: the retry reads it
+                # as existing and answers it as a replay.
+                if mysql_code(exc) != DUPLICATE_KEY or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @retry_transaction
+    async def _reserve_batch_once(
+        self, batch: Sequence[tuple[ReserveRequest, timedelta]]
+    ) -> list[Reservation | BaseException]:
         now = self._clock()
-        async with self._engine.connect() as conn:
-            # Lock-free reads first: a replay is answered from the ledger, and a request that
-            # cannot be met right now fails without writing (most flash-sale requests). The
-            # conditional UPDATEs below still decide; these reads only avoid needless writes.
-            if await self._header(conn, order_id, lock=False) is not None:
-                return await self._replay(order_id, digest)
-            short = await self._short_skus(conn, items)
-        if short:
-            raise OutOfStock(short)
-        try:
-            async with self._engine.begin() as conn:
+        first: dict[str, ReserveRequest] = {}
+        for request, _ttl in batch:
+            first.setdefault(request.order_id, request)
+        ttls = {request.order_id: ttl for request, ttl in reversed(batch)}
+        async with self._engine.begin() as conn:
+            recorded = await self._recorded(conn, list(first))
+            fresh = [r for r in first.values() if r.order_id not in recorded]
+            skus = sorted({item.sku for request in fresh for item in request.items})
+            available: dict[str, int] = {}
+            if skus:
+                rows = await conn.execute(
+                    select(inventory.c.sku, inventory.c.stock - inventory.c.reserved)
+                    .where(inventory.c.sku.in_(skus))
+                    .order_by(inventory.c.sku)  # the lock order
+                    .with_for_update()
+                )
+                available = {sku: free for sku, free in rows}
+            granted, refused = allocate(fresh, available)
+            if granted:
                 await conn.execute(
-                    insert(reservation_orders).values(
-                        order_id=order_id,
-                        status=ReservationStatus.RESERVED,
-                        request_hash=digest,
-                        expires_at=now + ttl,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                    insert(reservation_orders),
+                    [
+                        {
+                            "order_id": r.order_id,
+                            "status": ReservationStatus.RESERVED,
+                            "request_hash": r.digest,
+                            "expires_at": now + ttls[r.order_id],
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for r in granted
+                    ],
                 )
                 await conn.execute(
                     insert(reservation_items),
-                    [{"order_id": order_id, "sku": i.sku, "quantity": i.quantity} for i in items],
+                    [
+                        {"order_id": r.order_id, "sku": i.sku, "quantity": i.quantity}
+                        for r in granted
+                        for i in r.items
+                    ],
                 )
-                # The contended rows last, so their locks are held only until the commit.
-                for item in items:  # SKU order: the lock order
-                    taken = await conn.execute(
+                taken: dict[str, int] = {}
+                for request in granted:
+                    for item in request.items:
+                        taken[item.sku] = taken.get(item.sku, 0) + item.quantity
+                for sku in sorted(taken):
+                    await conn.execute(
                         update(inventory)
-                        .where(
-                            inventory.c.sku == item.sku,
-                            inventory.c.stock - inventory.c.reserved >= item.quantity,
-                        )
-                        .values(reserved=inventory.c.reserved + item.quantity, updated_at=now)
+                        .where(inventory.c.sku == sku)
+                        .values(reserved=inventory.c.reserved + taken[sku], updated_at=now)
                     )
-                    if taken.rowcount != 1:
-                        short.append(item.sku)
-                if short:
-                    raise OutOfStock(short)  # leaving the block rolls everything above back
-        except IntegrityError as exc:
-            if mysql_code(exc) != DUPLICATE_KEY:
-                raise
-            return await self._replay(order_id, digest)
-        return Reservation(order_id, ReservationStatus.RESERVED, items)
+        decided: dict[str, Reservation | BaseException] = {
+            r.order_id: Reservation(r.order_id, ReservationStatus.RESERVED, r.items)
+            for r in granted
+        }
+        decided.update({order_id: OutOfStock(short) for order_id, short in refused.items()})
+        answers: list[Reservation | BaseException] = []
+        for request, _ttl in batch:
+            if request.order_id in recorded:
+                answers.append(self._replayed(request, recorded[request.order_id]))
+            elif first[request.order_id] is request:
+                answers.append(decided[request.order_id])
+            elif first[request.order_id].digest == request.digest:
+                answers.append(decided[request.order_id])  # the same request twice in a batch
+            else:
+                answers.append(
+                    ReservationConflict(
+                        f"reservation {request.order_id} exists with different items"
+                    )
+                )
+        return answers
 
-    async def _replay(self, order_id: str, digest: str) -> Reservation:
-        async with self._engine.connect() as conn:
-            header = await self._header(conn, order_id, lock=False)
-            if header is None:  # the first attempt rolled back after all: let the caller retry
-                raise ReservationConflict(f"reservation {order_id} is being retried concurrently")
-            items = await self._items(conn, order_id)
-        if header.status == ReservationStatus.RELEASED:
-            raise ReservationConflict(f"reservation {order_id} was already released")
-        if header.request_hash != digest:
-            raise ReservationConflict(f"reservation {order_id} exists with different items")
-        return Reservation(order_id, ReservationStatus(header.status), items)
+    @staticmethod
+    def _replayed(request: ReserveRequest, recorded: _Recorded) -> Reservation | BaseException:
+        try:
+            replay(request.order_id, recorded.status, recorded.digest, request.digest)
+        except ReservationConflict as exc:
+            return exc
+        return Reservation(request.order_id, recorded.status, recorded.items)
+
+    @staticmethod
+    async def _recorded(conn: AsyncConnection, order_ids: list[str]) -> dict[str, _Recorded]:
+        """The ledger's rows for these order ids (read without locks: a replay)."""
+        headers = (
+            await conn.execute(
+                select(
+                    reservation_orders.c.order_id,
+                    reservation_orders.c.status,
+                    reservation_orders.c.request_hash,
+                ).where(reservation_orders.c.order_id.in_(order_ids))
+            )
+        ).all()
+        if not headers:
+            return {}
+        items: dict[str, list[LineItem]] = {}
+        for row in await conn.execute(
+            select(reservation_items)
+            .where(reservation_items.c.order_id.in_([h.order_id for h in headers]))
+            .order_by(reservation_items.c.order_id, reservation_items.c.sku)
+        ):
+            items.setdefault(row.order_id, []).append(LineItem(row.sku, row.quantity))
+        return {
+            h.order_id: _Recorded(
+                ReservationStatus(h.status), h.request_hash, tuple(items.get(h.order_id, ()))
+            )
+            for h in headers
+        }
 
     @retry_transaction
     async def confirm(self, order_id: str) -> Reservation:
@@ -178,28 +282,7 @@ class InventoryStore:
     async def confirm_in(self, conn: AsyncConnection, order_id: str) -> Reservation:
         """confirm() inside the caller's transaction (an event consumer records the event in
         the same one); the caller retries deadlocks."""
-        now = self._clock()
-        header = await self._header(conn, order_id, lock=True)
-        if header is None:
-            raise ReservationNotFound(order_id)
-        items = await self._items(conn, order_id)
-        status = ReservationStatus(header.status)
-        if status == ReservationStatus.CONFIRMED:
-            return Reservation(order_id, status, items)
-        if status == ReservationStatus.RELEASED:
-            raise ReservationConflict(f"reservation {order_id} was released; cannot confirm")
-        for item in items:
-            await conn.execute(
-                update(inventory)
-                .where(inventory.c.sku == item.sku)
-                .values(
-                    stock=inventory.c.stock - item.quantity,
-                    reserved=inventory.c.reserved - item.quantity,
-                    updated_at=now,
-                )
-            )
-        await self._set_status(conn, order_id, ReservationStatus.CONFIRMED, now)
-        return Reservation(order_id, ReservationStatus.CONFIRMED, items)
+        return await self._apply(conn, order_id, Operation.CONFIRM)
 
     @retry_transaction
     async def release(self, order_id: str) -> Reservation:
@@ -209,34 +292,42 @@ class InventoryStore:
 
     async def release_in(self, conn: AsyncConnection, order_id: str) -> Reservation:
         """release() inside the caller's transaction; the caller retries deadlocks."""
+        return await self._apply(conn, order_id, Operation.RELEASE)
+
+    async def _apply(
+        self, conn: AsyncConnection, order_id: str, operation: Operation
+    ) -> Reservation:
+        """The order's row is locked first, then its SKUs' rows in SKU order."""
         now = self._clock()
         header = await self._header(conn, order_id, lock=True)
-        if header is None:
+        decision = transition(
+            order_id, None if header is None else ReservationStatus(header.status), operation
+        )
+        if header is None:  # a release that came before its reservation: leave a marker
             await conn.execute(
                 insert(reservation_orders).values(
                     order_id=order_id,
-                    status=ReservationStatus.RELEASED,
+                    status=decision.status,
                     request_hash=None,
                     expires_at=None,
                     created_at=now,
                     updated_at=now,
                 )
             )
-            return Reservation(order_id, ReservationStatus.RELEASED, ())
+            return Reservation(order_id, decision.status, ())
         items = await self._items(conn, order_id)
-        status = ReservationStatus(header.status)
-        if status == ReservationStatus.RELEASED:
-            return Reservation(order_id, status, items)
-        if status == ReservationStatus.CONFIRMED:
-            raise ReservationConflict(f"reservation {order_id} was confirmed; cannot release")
+        if not decision.changed:
+            return Reservation(order_id, decision.status, items)
         for item in items:
-            await conn.execute(
-                update(inventory)
-                .where(inventory.c.sku == item.sku)
-                .values(reserved=inventory.c.reserved - item.quantity, updated_at=now)
-            )
-        await self._set_status(conn, order_id, ReservationStatus.RELEASED, now)
-        return Reservation(order_id, ReservationStatus.RELEASED, items)
+            change: dict[str, object] = {
+                "reserved": inventory.c.reserved - item.quantity,
+                "updated_at": now,
+            }
+            if decision.effect == StockEffect.SELL:
+                change["stock"] = inventory.c.stock - item.quantity
+            await conn.execute(update(inventory).where(inventory.c.sku == item.sku).values(change))
+        await self._set_status(conn, order_id, decision.status, now)
+        return Reservation(order_id, decision.status, items)
 
     async def overdue(self, limit: int = 100) -> list[str]:
         """Order ids whose reservation is still held past its expiry, oldest first.
@@ -266,16 +357,6 @@ class InventoryStore:
         if lock:
             query = query.with_for_update()
         return (await conn.execute(query)).one_or_none()
-
-    @staticmethod
-    async def _short_skus(conn: AsyncConnection, items: tuple[LineItem, ...]) -> list[str]:
-        rows = await conn.execute(
-            select(inventory.c.sku, inventory.c.stock - inventory.c.reserved).where(
-                inventory.c.sku.in_([i.sku for i in items])
-            )
-        )
-        available = {sku: free for sku, free in rows}
-        return [i.sku for i in items if available.get(i.sku, 0) < i.quantity]
 
     @staticmethod
     async def _items(conn: AsyncConnection, order_id: str) -> tuple[LineItem, ...]:
