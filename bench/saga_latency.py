@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commerce_devstack import endpoints
 from commerce_devstack.local_shop import LocalShop, local_shop
 from commerce_devstack.settings import StackSettings
+from commerce_services.contracts import OutboxConnectorSettings
 from commerce_services.db.settings import DatabaseSettings
-from commerce_services.events.connector_config import OutboxConnectorSpec
 from commerce_services.order.tables import orders
 from commerce_services.payment.tables import payments
 
@@ -242,7 +242,7 @@ async def run(sequential: int, concurrent: int, buyers: int) -> list[Summary]:
                     )
                 )
             async with local_shop(stack, state, f"bench{run_id}b") as shop:
-                ours = OutboxConnectorSpec.poll_interval_ms
+                ours = OutboxConnectorSettings.poll_interval_ms
                 results.append(
                     await _sequential(
                         http, shop, engines, sequential, f"sequential, poll {ours} ms (ours)"

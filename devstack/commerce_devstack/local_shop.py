@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints, StackNotRunning, load
 from commerce_devstack.settings import StackSettings
+from commerce_services.contracts import OutboxConnectorSettings, outbox_connector_config
 from commerce_services.db.settings import DatabaseSettings
-from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
 from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
 from commerce_services.runtime.clock import utc_now
 
@@ -211,7 +211,7 @@ async def outbox_relays(
     stack: Endpoints,
     prefix: str,
     engines: Mapping[str, AsyncEngine],
-    poll_interval_ms: int = OutboxConnectorSpec.poll_interval_ms,
+    poll_interval_ms: int = OutboxConnectorSettings.poll_interval_ms,
 ) -> AsyncIterator[None]:
     """Debezium outbox connectors, one per service in `engines` (service name -> its
     database), streaming to `<prefix>.<aggregate>.events` on exit of the `async with` head;
@@ -224,7 +224,7 @@ async def outbox_relays(
                 dsn = stack.mariadb_dsn(service)
                 name = f"{prefix}-{service}"
                 config = outbox_connector_config(
-                    OutboxConnectorSpec(
+                    OutboxConnectorSettings(
                         name=name,
                         database_host=dsn["host"],
                         database_port=dsn["port"],
@@ -254,7 +254,7 @@ async def local_shop(
     state_dir: Path,
     prefix: str,
     overrides: dict[str, str] | None = None,
-    poll_interval_ms: int = OutboxConnectorSpec.poll_interval_ms,
+    poll_interval_ms: int = OutboxConnectorSettings.poll_interval_ms,
     first_port: int | None = None,
 ) -> AsyncIterator[LocalShop]:
     """Starts the shop; stops every process and deletes the connectors on exit.

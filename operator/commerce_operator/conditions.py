@@ -13,7 +13,7 @@ checks and printer columns never have to interpret a missing condition.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
@@ -46,34 +46,6 @@ class StepResult:
     outcome: Outcome
     reason: str = RECONCILED  # CamelCase, shown in the Reason printer column
     message: str = ""
-
-
-# What one reconcile of any kind found: its steps' results and the status they summarize to.
-@dataclass(frozen=True)
-class Report:
-    results: tuple[StepResult, ...]
-    status: dict[str, Any]
-    paused: bool = False
-    # When to reconcile again (seconds) if not everything is done; None: done, or stalled.
-    retry_after: float | None = None
-    changes: tuple[str, ...] = field(default=())
-
-    @property
-    def worst(self) -> Outcome:
-        return max((r.outcome for r in self.results), default=Outcome.DONE)
-
-    @property
-    def ready(self) -> bool:
-        return not self.paused and self.worst is Outcome.DONE
-
-    @property
-    def stalled(self) -> bool:
-        return not self.paused and self.worst is Outcome.STALLED
-
-    def summary(self) -> str:
-        conditions = {c["type"]: c for c in self.status.get("conditions", [])}
-        ready = conditions.get(READY, {})
-        return f"{ready.get('reason', '?')}: {ready.get('message', '')}"
 
 
 def summarize(

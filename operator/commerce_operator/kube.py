@@ -42,6 +42,11 @@ class Kind:
     plural: str
     namespaced: bool = True
 
+    @property
+    def group(self) -> str:
+        """The API group as RBAC names it ("" for the core group)."""
+        return self.api_version.rpartition("/")[0]
+
     def path(self, namespace: str | None, name: str | None = None) -> str:
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         where = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
@@ -63,6 +68,8 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         Kind("commerce.io/v1alpha1", "CommerceService", "commerceservices"),
         Kind("commerce.io/v1alpha1", "OutboxConnector", "outboxconnectors"),
         Kind("commerce.io/v1alpha1", "CatalogIndex", "catalogindexes"),
+        Kind("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
+        Kind("kopf.dev/v1", "KopfPeering", "kopfpeerings"),
     )
 }
 
@@ -157,6 +164,19 @@ def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Json:
         query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         # JSON is YAML: the body needs no conversion.
         content_type="application/apply-patch+yaml",
+    )
+
+
+def patch_metadata(
+    api: client.ApiClient, kind: Kind, namespace: str, name: str, metadata: Json
+) -> Json:
+    """A merge patch of the object's metadata (an annotation set, or removed with None)."""
+    return _call(
+        api,
+        "PATCH",
+        kind.path(namespace, name),
+        body={"metadata": metadata},
+        content_type="application/merge-patch+json",
     )
 
 

@@ -4,46 +4,71 @@ Runs Kopf embedded (`kopf.operator` in our own event loop) with:
 - peering, so only one replica is active: each replica's priority is its start time in
   milliseconds, so the newest wins and the others pause (Kopf lets equal priorities all run, so
   they must differ); peering is mandatory (the KopfPeering CRDs must be installed), except with
-  `--standalone` for development;
-- watches of the namespaces given by `--namespace` (repeatable), cluster-wide without one;
+  `--standalone` for development; the work queues follow the same peering (`peering_gate.py`);
+- watches of the namespaces given by `--namespace` (repeatable), cluster-wide without one, of
+  the commerce kinds, the objects they own and the Secrets they bind (`watches.py`): the
+  watched state every reconcile reads (`cache.py`);
+- one work queue per kind (`workqueue.py`) with `--workers` workers, feeding the one reconcile
+  driver (`driver.py`) with each kind's flow;
+- `--api-threads` threads for the blocking Kubernetes calls (`asyncio.to_thread`), and as many
+  pooled connections;
 - JSON logs (one object a line, with the resource's namespace and name);
-- `--api-threads` threads for the reconciles' blocking Kubernetes calls (`asyncio.to_thread`),
-  and as many pooled connections: asyncio's default pool has min(32, cores + 4), which on a
-  small node caps the requests in flight well below what many resources need;
-- Kopf's liveness endpoint (`/healthz`) and Prometheus metrics (`/metrics`, `metrics.py`);
-- the handlers of every module in `HANDLER_MODULES`, each registered through its
-  `register(registry, context)` into a registry of this run only (`context.py`).
+- Kopf's liveness endpoint (`/healthz`) and Prometheus metrics (`/metrics`, `metrics.py`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
+import getpass
 import logging
 import os
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from kubernetes import client
 from prometheus_client import start_http_server
 
 from commerce_operator import kube
-from commerce_operator.context import OperatorContext
-
-HANDLER_MODULES = (
-    "commerce_operator.commerce_service.handlers",
-    "commerce_operator.outbox_connector.handlers",
-    "commerce_operator.catalog_index.handlers",
+from commerce_operator.backoff import Backoff
+from commerce_operator.cache import KopfIndices
+from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
+from commerce_operator.catalog_index.reconcile import (
+    CATALOG_INDEX,
+    CatalogIndexFlow,
 )
+from commerce_operator.catalog_index.reconcile import (
+    needs_finalizer as catalog_index_needs_finalizer,
+)
+from commerce_operator.commerce_service.reconcile import CommerceServiceFlow
+from commerce_operator.driver import Flow, Reconciler
+from commerce_operator.kube_api import KubernetesApi
+from commerce_operator.outbox_connector.connect_client import ConnectClient
+from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
+from commerce_operator.outbox_connector.reconcile import OUTBOX_CONNECTOR, OutboxConnectorFlow
+from commerce_operator.owned_objects import OwnedObjects
+from commerce_operator.peering_gate import PeeringGate
+from commerce_operator.settings import (
+    ElasticsearchSettings,
+    OutboxSettings,
+    SettingsError,
+    elasticsearch_url,
+)
+from commerce_operator.unconfigured import Unconfigured
+from commerce_operator.watches import Controller, register
+from commerce_operator.workqueue import AlwaysOpen, Gate, WorkQueue
 
-# Kopf's own bookkeeping on the resources (progress of retried handlers, the last handled spec)
-# under our group's name rather than Kopf's default kopf.zalando.org.
+# Kopf's own bookkeeping on the resources (the finalizers and the progress of the deletion
+# handlers) under our group's name rather than Kopf's default kopf.zalando.org.
 BOOKKEEPING_PREFIX = "operator.commerce.io"
 PEERING_NAME = "commerce-operator"
+CLUSTER_PEERING = kube.kind_of("kopf.dev/v1", "ClusterKopfPeering")
+NAMESPACED_PEERING = kube.kind_of("kopf.dev/v1", "KopfPeering")
 
 log = logging.getLogger("commerce_operator")
 
@@ -59,7 +84,7 @@ class OperatorOptions:
     metrics_port: int | None = 8080
     resync_seconds: float = 60.0
     api_threads: int = 32
-    handler_modules: tuple[str, ...] = HANDLER_MODULES
+    workers: int = 16
 
 
 def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
@@ -103,7 +128,8 @@ def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
         "--resync-seconds",
         type=float,
         default=float(env.get("OPERATOR_RESYNC_SECONDS", "60")),
-        help="reconcile every resource at least this often (drift, rotated Secrets)",
+        help="look at every resource at least this often, events or not (from the watched "
+        "state: no API request unless something is to change)",
     )
     parser.add_argument(
         "--api-threads",
@@ -111,10 +137,20 @@ def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
         default=int(env.get("OPERATOR_API_THREADS", "32")),
         help="Kubernetes API calls in flight at most (env OPERATOR_API_THREADS; default 32)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("OPERATOR_WORKERS", "16")),
+        help="reconciles in flight at most, per kind (env OPERATOR_WORKERS; default 16)",
+    )
     parser.add_argument("--log-level", default=env.get("OPERATOR_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     if args.api_threads < 1:
         parser.error("--api-threads must be at least 1")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.resync_seconds <= 0:
+        parser.error("--resync-seconds must be positive")
     logging.getLogger().setLevel(args.log_level.upper())
     return OperatorOptions(
         namespaces=() if args.all_namespaces else tuple(dict.fromkeys(args.namespace)),
@@ -126,29 +162,144 @@ def parse_options(argv: Sequence[str] | None = None) -> OperatorOptions:
         metrics_port=args.metrics_port or None,
         resync_seconds=args.resync_seconds,
         api_threads=args.api_threads,
+        workers=args.workers,
     )
 
 
-def build_registry(context: OperatorContext, modules: Sequence[str]) -> kopf.OperatorRegistry:
+def priority_of(options: OperatorOptions) -> int:
+    return options.priority if options.priority is not None else time.time_ns() // 1_000_000
+
+
+def identity_of(priority: int) -> str:
+    """This replica in the peering records: the pod's name (POD_ID, as Kopf reads it) or the
+    user and host, with the priority so a restarted process is a new peer."""
+    pod = os.environ.get("POD_ID")
+    return pod if pod else f"{getpass.getuser()}@{socket.gethostname()}/{priority}"
+
+
+@dataclass
+class Operator:
+    """Everything one operator run is made of, before Kopf starts it."""
+
+    registry: kopf.OperatorRegistry
+    controllers: list[Controller]
+    gate: Gate
+    closers: list[Callable[[], Awaitable[None]]]
+
+
+def build(
+    options: OperatorOptions,
+    api: client.ApiClient,
+    identity: str,
+    priority: int,
+    environ: Mapping[str, str] | None = None,
+) -> Operator:
+    """The kinds' flows, reconcilers and work queues, the gate, and the registry that feeds
+    them (a fresh registry per run: tests start and restart operators in one process)."""
+    env = os.environ if environ is None else environ
+    kube_api = KubernetesApi(api)
+    state = KopfIndices()
+    backoff = Backoff()
+    gate: Gate = (
+        AlwaysOpen()
+        if options.standalone
+        else PeeringGate(_peerings(kube_api, options), identity, priority)
+    )
+    closers: list[Callable[[], Awaitable[None]]] = []
+
+    try:
+        search_url = elasticsearch_url(env)
+    except SettingsError as exc:
+        log.error("%s", exc)  # only the kinds and roles that use Elasticsearch need it
+        search_url = None
+    flows: list[Flow[Any]] = [
+        CommerceServiceFlow(
+            state,
+            OwnedObjects(kube_api, state),
+            elasticsearch_url=search_url,
+            observe_every=options.resync_seconds,
+        )
+    ]
+    try:
+        outbox = OutboxSettings.from_env(env)
+    except SettingsError as exc:
+        flows.append(
+            Unconfigured(OUTBOX_CONNECTOR, str(exc), options.resync_seconds, True, lambda _: True)
+        )
+    else:
+        topics = KafkaTopics(outbox.bootstrap_servers)
+        connect = ConnectClient.for_url(outbox.connect_url, outbox.request_timeout_s)
+        closers += [topics.close, connect.close]
+        flows.append(OutboxConnectorFlow(outbox, topics, connect, kube_api, state))
+    try:
+        search = ElasticsearchSettings.from_env(env)
+    except SettingsError as exc:
+        flows.append(
+            Unconfigured(
+                CATALOG_INDEX,
+                str(exc),
+                options.resync_seconds,
+                True,
+                catalog_index_needs_finalizer,
+            )
+        )
+    else:
+        indices = ElasticsearchIndices.for_settings(search)
+        closers.append(indices.close)
+        flows.append(
+            CatalogIndexFlow(
+                indices,
+                kube_api,
+                state,
+                OwnedObjects(kube_api, state),
+                elasticsearch_url=search.url,
+                observe_every=options.resync_seconds,
+            )
+        )
+
+    controllers = []
+    for flow in flows:
+        reconciler: Reconciler[Any] = Reconciler(flow, kube_api, state, backoff)
+        queue = WorkQueue(flow.kind.kind, reconciler.reconcile, workers=options.workers, gate=gate)
+        controllers.append(Controller(reconciler, queue))
+
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return kube.connection_info(context.api)
+        return kube.connection_info(api)
 
-    for name in modules:
-        module = importlib.import_module(name)
-        register = getattr(module, "register", None)
-        if not callable(register):
-            raise TypeError(
-                f"{name} has no register(registry, context): handlers must be declared on the "
-                "registry they are given (see commerce_operator/context.py)"
-            )
-        register(registry, context)
-    return registry
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = [c.queue.run for c in controllers]
+    if isinstance(gate, PeeringGate):
+        background.append(gate.run)
+
+    async def close() -> None:
+        for closer in closers:
+            await closer()
+
+    register(registry, controllers, state, background=background, close=close)
+    return Operator(registry, controllers, gate, closers)
 
 
-def build_settings(options: OperatorOptions) -> kopf.OperatorSettings:
+def _peerings(
+    kube_api: KubernetesApi, options: OperatorOptions
+) -> Callable[[], Awaitable[list[Mapping[str, Any]]]]:
+    """Reads the status of the peering objects Kopf keeps for this operator."""
+
+    async def read() -> list[Mapping[str, Any]]:
+        if not options.namespaces:
+            found = [await kube_api.get(CLUSTER_PEERING, "", options.peering_name)]
+        else:
+            found = [
+                await kube_api.get(NAMESPACED_PEERING, namespace, options.peering_name)
+                for namespace in options.namespaces
+            ]
+        return [dict(peering.get("status") or {}) for peering in found if peering is not None]
+
+    return read
+
+
+def build_settings(options: OperatorOptions, priority: int) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=BOOKKEEPING_PREFIX
@@ -157,8 +308,8 @@ def build_settings(options: OperatorOptions) -> kopf.OperatorSettings:
         prefix=BOOKKEEPING_PREFIX
     )
     settings.persistence.finalizer = f"{BOOKKEEPING_PREFIX}/finalizer"
-    # Kopf would turn every handler log line into an Event; the handlers post the meaningful
-    # transitions themselves.
+    # Kopf would turn every handler log line into an Event; the driver posts the meaningful
+    # transitions itself.
     settings.posting.enabled = False
     # Reconnect a silent watch well before a load balancer would cut it.
     settings.watching.server_timeout = 300
@@ -166,9 +317,7 @@ def build_settings(options: OperatorOptions) -> kopf.OperatorSettings:
     settings.peering.name = options.peering_name
     settings.peering.standalone = options.standalone
     settings.peering.mandatory = not options.standalone
-    settings.peering.priority = (
-        options.priority if options.priority is not None else time.time_ns() // 1_000_000
-    )
+    settings.peering.priority = priority
     return settings
 
 
@@ -183,20 +332,23 @@ async def run_operator(
         ThreadPoolExecutor(options.api_threads, thread_name_prefix="kube-api")
     )
     api = kube.new_api_client(options.kubeconfig, pool_size=options.api_threads)
-    context = OperatorContext(api, resync_seconds=options.resync_seconds)
-    registry = build_registry(context, options.handler_modules)
-    settings = build_settings(options)
+    priority = priority_of(options)
+    identity = identity_of(priority)
+    operator = build(options, api, identity, priority)
     log.info(
-        "starting: namespaces %s, %s, resync every %ss, %d API threads",
+        "starting: namespaces %s, %s, look at every resource every %ss, %d workers per kind, "
+        "%d API threads",
         ", ".join(options.namespaces) or "all",
         "standalone" if options.standalone else f"peering {options.peering_name!r}",
         options.resync_seconds,
+        options.workers,
         options.api_threads,
     )
     try:
         await kopf.operator(
-            registry=registry,
-            settings=settings,
+            registry=operator.registry,
+            settings=build_settings(options, priority),
+            identity=identity,  # type: ignore[arg-type]  # Kopf's Identity is a NewType of str
             clusterwide=not options.namespaces,
             namespaces=list(options.namespaces),
             liveness_endpoint=(
@@ -204,7 +356,6 @@ async def run_operator(
             ),
             stop_flag=stop_flag,
             ready_flag=ready_flag,
-            memo=kopf.Memo(context=context),
         )
     finally:
         await asyncio.to_thread(api.close)

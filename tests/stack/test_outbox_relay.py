@@ -16,7 +16,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
-from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
+from commerce_services.contracts import OutboxConnectorSettings, outbox_connector_config
 from commerce_services.events.envelope import decode
 from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
 from commerce_services.runtime.clock import utc_now
@@ -55,7 +55,7 @@ async def test_committed_events_arrive_once_rolled_back_ones_never(
     dsn = stack.mariadb_dsn("stackcheck")
     replication = stack["mariadb"]["replication"]
     config = outbox_connector_config(
-        OutboxConnectorSpec(
+        OutboxConnectorSettings(
             name=name,
             database_host=dsn["host"],
             database_port=dsn["port"],

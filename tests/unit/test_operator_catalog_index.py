@@ -13,14 +13,11 @@ import yaml
 from commerce_operator.bindings import SecretInfo
 from commerce_operator.catalog_index.desired import (
     index_body,
-    index_name,
-    index_version,
     indices_to_delete,
     next_index,
     worker_objects,
     worker_problems,
 )
-from commerce_operator.catalog_index.elasticsearch_indices import ObservedIndex, ObservedIndices
 from commerce_operator.catalog_index.mapping_changes import (
     ChangeKind,
     flatten_settings,
@@ -33,9 +30,11 @@ from commerce_operator.catalog_index.migration import (
     migration_record,
     resume_target,
 )
-from commerce_operator.catalog_index.settings import ElasticsearchSettings, SettingsError
+from commerce_operator.catalog_index.ports import ObservedIndex, ObservedIndices
 from commerce_operator.catalog_index.spec import CatalogIndexSpec
 from commerce_operator.resource import ResourceMeta
+from commerce_operator.settings import ElasticsearchSettings, SettingsError
+from commerce_services.contracts import index_name, index_version
 from commerce_services.search.mapping import MAPPING, SETTINGS
 from commerce_services.search.settings import SearchSettings
 

@@ -53,14 +53,17 @@ SPEC = OutboxConnectorSpec.from_dict(RAW)
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
-def test_a_topic_and_its_dlq_per_aggregate_type_with_the_same_settings() -> None:
+def test_a_topic_and_its_dlq_per_aggregate_type_with_the_same_settings_and_heartbeats() -> None:
     spec = OutboxConnectorSpec.from_dict({**RAW, "aggregateTypes": ["order", "refund"]})
     configs = {"retention.ms": "86400000", "cleanup.policy": "delete"}
-    assert desired_topics(spec) == [
+    heartbeats = {"retention.ms": "3600000", "cleanup.policy": "delete"}
+    assert desired_topics(spec, META) == [
         TopicSpec("commerce.order.events", 6, 1, configs),
         TopicSpec("commerce.order.events.dlq", 6, 1, configs),
         TopicSpec("commerce.refund.events", 6, 1, configs),
         TopicSpec("commerce.refund.events.dlq", 6, 1, configs),
+        # One partition: the heartbeats have one key; the newest is all that is read.
+        TopicSpec("__debezium-heartbeat.shop.order-outbox", 1, 1, heartbeats),
     ]
     assert topics_by_aggregate(spec) == {
         "order": "commerce.order.events",

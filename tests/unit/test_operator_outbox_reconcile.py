@@ -1,5 +1,5 @@
-"""OutboxConnector reconciler: its settings, the spec checks the schema cannot make, and when
-it looks again."""
+"""OutboxConnector reconciler: the operator's settings for it, the spec checks the schema
+cannot make, and when it looks again where it knows better than the driver's backoff."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ from typing import Any
 import pytest
 
 from commerce_operator.conditions import Outcome, StepResult
+from commerce_operator.driver import InvalidSpec
 from commerce_operator.outbox_connector.connector_changes import RestartHistory
-from commerce_operator.outbox_connector.reconcile import (
-    InvalidSpec,
-    _retry_after,
-    error_backoff,
-    parse_spec,
-)
-from commerce_operator.outbox_connector.settings import (
-    CredentialsMode,
-    OutboxSettings,
-    SettingsError,
-)
+from commerce_operator.outbox_connector.reconcile import _retry_after, parse_spec
+from commerce_operator.settings import CredentialsMode, OutboxSettings, SettingsError
 
 ENV = {
     "OPERATOR_KAFKA_BOOTSTRAP": "kafka:9092",
@@ -35,9 +27,10 @@ SPEC: dict[str, Any] = {
 def test_settings_default_to_config_provider_references() -> None:
     settings = OutboxSettings.from_env(ENV)
     assert settings.credentials is CredentialsMode.CONFIG_PROVIDER
-    assert settings.connect.secrets_mount_root == "/mnt/commerce-secrets"
-    assert settings.connect.bootstrap_servers == "kafka:9092"
-    assert settings.resync_seconds is None
+    assert settings.secrets_mount_root == "/mnt/commerce-secrets"
+    assert settings.bootstrap_servers == "kafka:9092"
+    # Kafka and Connect are looked at often: a stale heartbeat must show soon.
+    assert settings.resync_seconds == 10
     literal = OutboxSettings.from_env(
         {
             **ENV,
@@ -85,14 +78,14 @@ def _step(outcome: Outcome, reason: str = "Reconciled") -> StepResult:
 def test_when_to_look_again() -> None:
     history = RestartHistory(attempts=2)
     done = (_step(Outcome.DONE), _step(Outcome.DONE))
-    assert _retry_after(done, None, history, 7.0) is None
+    assert _retry_after(done, None, history) is None
     stalled = (_step(Outcome.STALLED, "PartitionDecreaseNotSupported"), _step(Outcome.DONE))
-    assert _retry_after(stalled, None, history, 7.0) is None
-    assert _retry_after((_step(Outcome.PROGRESSING, "TasksStarting"),), None, history, 7.0) == 3
-    # A failed task: when its restart is due, else the backoff after the last restart.
+    assert _retry_after(stalled, None, history) is None
+    assert _retry_after((_step(Outcome.PROGRESSING, "TasksStarting"),), None, history) == 3
+    # A failed task: when its restart is due, else the restart backoff after the last one.
     failed = (_step(Outcome.RETRYING, "TaskFailed"),)
-    assert _retry_after(failed, timedelta(seconds=8), history, 7.0) == 8
-    assert _retry_after(failed, None, history, 7.0) == 20
-    # Kafka or Connect errors: the error backoff.
-    assert _retry_after((_step(Outcome.RETRYING, "ConnectUnavailable"),), None, history, 7.0) == 7
-    assert [error_backoff(n) for n in (0, 1, 2, 6, 30)] == [5, 10, 20, 300, 300]
+    assert _retry_after(failed, timedelta(seconds=8), history) == 8
+    assert _retry_after(failed, None, history) == 20
+    # Kafka or Connect errors, a stale heartbeat: the driver's one backoff decides.
+    assert _retry_after((_step(Outcome.RETRYING, "ConnectUnavailable"),), None, history) is None
+    assert _retry_after((_step(Outcome.RETRYING, "HeartbeatStale"),), None, history) is None

@@ -1,5 +1,6 @@
 """The operator runtime without a server: options, Kopf settings (peering, bookkeeping), the
-registry built from the handler modules, the retry backoff, metrics, API error mapping."""
+registry of one run (watches, indices, deletion handlers, no timers), the one retry backoff,
+metrics, API error mapping."""
 
 from __future__ import annotations
 
@@ -13,21 +14,14 @@ from kubernetes import client
 from prometheus_client import REGISTRY
 
 from commerce_operator import kube, metrics
-from commerce_operator.commerce_service.handlers import (
-    INVALID_SPEC,
-    KUBERNETES_API_ERROR,
-    _api_error,
-)
+from commerce_operator.backoff import Backoff
 from commerce_operator.conditions import Outcome
-from commerce_operator.context import OperatorContext
-from commerce_operator.main import (
-    HANDLER_MODULES,
-    OperatorOptions,
-    build_registry,
-    build_settings,
-    parse_options,
-)
+from commerce_operator.driver import INVALID_SPEC
+from commerce_operator.main import Operator, OperatorOptions, build, build_settings, parse_options
+from commerce_operator.owned_objects import KUBERNETES_API_ERROR, apply_error
 from commerce_operator.resource import controlling_owner
+from commerce_operator.unconfigured import Unconfigured
+from commerce_operator.workqueue import AlwaysOpen
 
 
 def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
@@ -38,12 +32,12 @@ def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
     monkeypatch.delenv("OPERATOR_METRICS_PORT", raising=False)
     monkeypatch.delenv("OPERATOR_HEALTH_PORT", raising=False)
     monkeypatch.delenv("OPERATOR_API_THREADS", raising=False)
+    monkeypatch.delenv("OPERATOR_WORKERS", raising=False)
     options = parse_options([])
     assert options.namespaces == ()
-    assert options.api_threads == 32
+    assert (options.api_threads, options.workers) == (32, 16)
     assert not options.standalone
     assert (options.liveness_port, options.metrics_port) == (8081, 8080)
-    assert options.handler_modules == HANDLER_MODULES
     options = parse_options(
         ["--namespace", "a", "--namespace", "b", "--namespace", "a", "--standalone"]
     )
@@ -55,6 +49,8 @@ def test_options_default_to_cluster_wide_peered_and_take_repeated_namespaces(
         parse_options(["--all-namespaces", "--namespace", "a"])
     with pytest.raises(SystemExit):
         parse_options(["--api-threads", "0"])
+    with pytest.raises(SystemExit):
+        parse_options(["--workers", "0"])
 
 
 def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,71 +59,93 @@ def test_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPERATOR_METRICS_PORT", "9100")
     monkeypatch.setenv("OPERATOR_HEALTH_PORT", "9101")
     monkeypatch.setenv("OPERATOR_API_THREADS", "64")
+    monkeypatch.setenv("OPERATOR_WORKERS", "4")
     options = parse_options([])
-    assert options.api_threads == 64
+    assert (options.api_threads, options.workers) == (64, 4)
     assert options.namespaces == ("shop", "staging")
     assert options.resync_seconds == 15
     assert (options.metrics_port, options.liveness_port) == (9100, 9101)
 
 
-def test_peering_is_mandatory_unless_standalone_and_newer_replicas_win() -> None:
-    peered = build_settings(OperatorOptions())
+def test_peering_is_mandatory_unless_standalone() -> None:
+    peered = build_settings(OperatorOptions(), 1_700_000_000_000)
     assert peered.peering.mandatory
     assert not peered.peering.standalone
-    later = build_settings(OperatorOptions())
-    assert later.peering.priority >= peered.peering.priority > 1_600_000_000_000
-    assert build_settings(OperatorOptions(priority=7)).peering.priority == 7
-    standalone = build_settings(OperatorOptions(standalone=True))
+    assert peered.peering.priority == 1_700_000_000_000
+    standalone = build_settings(OperatorOptions(standalone=True), 1)
     assert standalone.peering.standalone
     assert not standalone.peering.mandatory
 
 
 def test_kopf_bookkeeping_is_under_our_group_and_posts_no_log_events() -> None:
-    settings = build_settings(OperatorOptions())
+    settings = build_settings(OperatorOptions(), 1)
     assert settings.persistence.finalizer == "operator.commerce.io/finalizer"
     progress: Any = settings.persistence.progress_storage
     assert progress.prefix == "operator.commerce.io"
     assert not settings.posting.enabled
 
 
-@pytest.fixture
-def context() -> OperatorContext:
+def _api() -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = "https://127.0.0.1:1"
-    return OperatorContext(client.ApiClient(configuration), resync_seconds=5)
+    return client.ApiClient(configuration)
 
 
-def test_the_registry_holds_the_commerce_service_handlers_and_no_finalizer_timer(
-    context: OperatorContext,
-) -> None:
-    registry = build_registry(context, HANDLER_MODULES)
-    changing = {h.id for h in registry._changing.get_all_handlers()}
-    assert {
-        "commerceservice-create",
-        "commerceservice-update",
-        "commerceservice-resume",
-    } <= changing
-    timers = {str(t.id): t.requires_finalizer for t in registry._spawning.get_all_handlers()}
-    # Deleting a CommerceService never waits for the operator: its objects go with the GC.
-    assert timers["commerceservice-resync"] is False
-    assert "commerceservice-deployment" in {h.id for h in registry._watching.get_all_handlers()}
-    # Nor deleting a CatalogIndex, unless its deletionPolicy asks for a clean-up.
-    assert timers["catalogindex-resync"] is False
-    [delete] = [h for h in registry._changing.get_all_handlers() if h.id == "catalogindex-delete"]
-    when = cast(Callable[..., bool], delete.when)
-    assert when(spec={"deletionPolicy": "Delete"}) is True
-    assert when(spec={"deletionPolicy": "Retain"}) is False
-    assert registry._activities.get_all_handlers()  # the login handler
+ENV = {
+    "OPERATOR_KAFKA_BOOTSTRAP": "kafka:9092",
+    "OPERATOR_CONNECT_URL": "http://connect:8083",
+    "OPERATOR_ELASTICSEARCH_URL": "http://es:9200",
+}
 
 
-def test_a_module_without_register_is_refused(context: OperatorContext) -> None:
-    with pytest.raises(TypeError, match="register"):
-        build_registry(context, ("commerce_operator.metrics",))
+def _built(environ: dict[str, str], **options: Any) -> Operator:
+    return build(OperatorOptions(**options), _api(), "me@host/1", 1, environ)
 
 
-def test_retry_backoff_doubles_and_is_capped(context: OperatorContext) -> None:
-    assert [context.retry_delay(r) for r in range(7)] == [2, 4, 8, 16, 32, 60, 60]
-    assert context.retry_delay(10_000) == 60
+def test_the_registry_watches_and_indexes_without_timers_or_bookkeeping() -> None:
+    registry = _built(ENV, standalone=True).registry
+    watched = {str(h.id) for h in registry._watching.get_all_handlers()}
+    indexed = {str(h.id) for h in registry._indexing.get_all_handlers()}
+    kinds = ("commerceservices", "outboxconnectors", "catalogindexes")
+    owned = (
+        "deployments",
+        "services",
+        "configmaps",
+        "serviceaccounts",
+        "horizontalpodautoscalers",
+        "poddisruptionbudgets",
+    )
+    assert {f"{p}-event" for p in (*kinds, *owned, "secrets")} == watched
+    assert {*kinds, *(f"{k}_bindings" for k in kinds), *owned, "secrets"} == indexed
+    # No timer or daemon: each would put Kopf's finalizer on every resource.
+    assert not registry._spawning.get_all_handlers()
+    # Only the kinds that own something outside Kubernetes have a deletion handler, and a
+    # CatalogIndex only under deletionPolicy Delete.
+    deletions = {str(h.id): h for h in registry._changing.get_all_handlers()}
+    assert set(deletions) == {"outboxconnectors-delete", "catalogindexes-delete"}
+    when = cast(Callable[..., bool], deletions["catalogindexes-delete"].when)
+    assert when(body={"spec": {"deletionPolicy": "Delete"}}) is True
+    assert when(body={"spec": {"deletionPolicy": "Retain"}}) is False
+    assert registry._activities.get_all_handlers()  # login, startup, cleanup
+
+
+def test_a_kind_whose_systems_are_not_configured_says_so_and_the_rest_runs() -> None:
+    operator = _built({}, standalone=True)
+    flows = {c.kind.kind: c.reconciler.flow for c in operator.controllers}
+    assert isinstance(flows["OutboxConnector"], Unconfigured)
+    assert "OPERATOR_KAFKA_BOOTSTRAP must be set" in flows["OutboxConnector"].problem
+    assert isinstance(flows["CatalogIndex"], Unconfigured)
+    assert not isinstance(flows["CommerceService"], Unconfigured)
+    # A standalone operator has no peers to defer to; a peered one waits for its gate.
+    assert isinstance(operator.gate, AlwaysOpen)
+    assert not isinstance(_built(ENV).gate, AlwaysOpen)
+
+
+def test_the_one_retry_backoff_doubles_and_is_capped() -> None:
+    backoff = Backoff()
+    assert [backoff.delay(n) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+    assert backoff.delay(10_000) == 60
+    assert backoff.delay(0) == 2
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:
@@ -168,11 +186,11 @@ def test_api_errors_are_stalled_only_when_the_server_refused_the_object(
 ) -> None:
     exc = client.ApiException(status=status, reason="Reason")
     exc.body = json.dumps({"message": "spec.template: Invalid value"})
-    result = _api_error("objects", exc)
+    result = apply_error("objects", exc)
     assert (result.outcome, result.reason) == (outcome, reason)
     assert result.message == "spec.template: Invalid value"
     exc.body = "not json"
-    assert _api_error("objects", exc).message == f"{status} Reason"
+    assert apply_error("objects", exc).message == f"{status} Reason"
 
 
 def test_only_a_commerce_service_controller_owns_a_deployment() -> None:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from commerce_services.events.connector_config import OutboxConnectorSpec, outbox_connector_config
+from commerce_services.contracts import OutboxConnectorSettings, outbox_connector_config
 from commerce_services.events.envelope import MalformedEvent, decode
 from commerce_services.events.outbox import encode_payload
 
@@ -18,7 +18,7 @@ def test_money_travels_as_decimal_strings_and_floats_are_refused() -> None:
         encode_payload({"when": object()})
 
 
-SPEC = OutboxConnectorSpec(
+SPEC = OutboxConnectorSettings(
     name="order-outbox",
     database_host="db",
     database_port=3306,
@@ -46,7 +46,9 @@ def test_connector_routes_by_aggregate_and_keeps_the_secret_a_reference() -> Non
 @pytest.mark.parametrize("server_id", [0, -1, 2**32])
 def test_server_id_must_fit(server_id: int) -> None:
     with pytest.raises(ValueError, match="server_id"):
-        outbox_connector_config(OutboxConnectorSpec(**{**SPEC.__dict__, "server_id": server_id}))
+        outbox_connector_config(
+            OutboxConnectorSettings(**{**SPEC.__dict__, "server_id": server_id})
+        )
 
 
 @pytest.mark.parametrize(

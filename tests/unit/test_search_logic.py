@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
+from commerce_services.contracts import checkpoint_id, index_name, index_version
 from commerce_services.search.availability import availability_rewrites
 from commerce_services.search.bulk import bulk_lines, byte_chunks, item_outcome
 from commerce_services.search.documents import CategoryInfo, Delete, Upsert, index_op
-from commerce_services.search.elasticsearch_engine import checkpoint_id
 from commerce_services.search.engine import IndexedProduct, SearchQuery
 from commerce_services.search.fallback import typed_values
-from commerce_services.search.mapping import generation_of, index_name
 from commerce_services.search.queries import filters
 from commerce_services.search.search_params import (
     Cursor,
@@ -210,10 +209,10 @@ def test_bulk_item_outcomes(action: str, status: int, outcome: str) -> None:
 
 def test_index_generations() -> None:
     assert index_name("products", 3) == "products-v3"
-    assert generation_of("products", "products-v3") == 3
-    assert generation_of("products", "products-v") is None
-    assert generation_of("products", "other-v1") is None
-    assert generation_of("products", "products-sync-checkpoints") is None
+    assert index_version("products", "products-v3") == 3
+    assert index_version("products", "products-v") is None
+    assert index_version("products", "other-v1") is None
+    assert index_version("products", "products-sync-checkpoints") is None
 
 
 def test_a_full_query_string_parses() -> None:

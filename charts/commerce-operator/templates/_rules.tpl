@@ -7,25 +7,29 @@
   resources: [commerceservices/status, outboxconnectors/status, catalogindexes/status]
   verbs: [patch]
 # Owned objects (a CommerceService's, a CatalogIndex's sync worker), written by server-side
-# apply (create + patch); GC deletes them with their owner. The watch follows their rollouts.
+# apply (create + patch) only when they differ from the spec; GC deletes them with their owner.
+# Watched (list, watch): the reconcilers read them from the watch, and an edit or deletion
+# brings their owner's reconcile at once.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [services, configmaps, serviceaccounts]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 # Optional objects are deleted when the spec stops asking for them.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, create, patch, delete]
-# Bindings and a CatalogIndex's source Secrets are read by name (keys and resourceVersion only);
-# values never leave the Secret except as secretKeyRef.
+  verbs: [get, list, watch, create, patch, delete]
+# The Secrets that bindings and a CatalogIndex's sources name are watched: the operator keeps
+# their keys and resourceVersion (a created or rotated Secret reconciles its binders at once),
+# never their values; values reach the workloads only as secretKeyRef. get: an
+# OutboxConnector's credentials in literal mode (development only).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

@@ -30,6 +30,7 @@ from commerce_devstack.dataset.products import (
 )
 from commerce_devstack.dataset.target import Target, create_mariadb, drop
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.contracts import index_name
 from commerce_services.product.catalog.mappings import CategoryMappings
 from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.catalog.tables import product_categories, product_mappings
@@ -40,7 +41,7 @@ from commerce_services.search.changes import revision_key
 from commerce_services.search.documents import CategoryInfo, IndexOp, epoch_ms, index_op
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.engine import START, Checkpoint
-from commerce_services.search.mapping import SETTINGS, index_name
+from commerce_services.search.mapping import SETTINGS
 
 _SLICE = 250  # products generated between two yields to the event loop
 

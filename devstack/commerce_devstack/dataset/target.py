@@ -19,9 +19,9 @@ from pymongo import AsyncMongoClient
 
 from commerce_devstack.components.mariadb import SERVICE_PRIVILEGES
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.contracts import checkpoint_index
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.product.migrations import upgrade
-from commerce_services.search.mapping import checkpoint_index
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 

@@ -2,7 +2,8 @@
 index version, which old versions the retention setting lets go, and the sync worker's
 ServiceAccount and Deployment (pure).
 
-Documents live in `<alias>-v<N>`; searches use the alias, so a new version is filled while
+Documents live in `<alias>-v<N>` (the naming is the services' contract,
+commerce_services.contracts); searches use the alias, so a new version is filled while
 the old one keeps answering, then one atomic alias swap moves every search over.
 """
 
@@ -10,26 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from commerce_operator.bindings import BindingProblem, SecretInfo, secret_key_refs, secret_problem
 from commerce_operator.catalog_index.spec import CatalogIndexSpec
 from commerce_operator.resource import MANAGED_BY, ResourceMeta, object_meta
+from commerce_services.contracts import index_name, index_version
 
 # On the worker's pod template: a config or Secret change rolls it.
 CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
-
-
-def index_name(alias: str, version: int) -> str:
-    return f"{alias}-v{version}"
-
-
-def index_version(alias: str, index: str) -> int | None:
-    """N for `<alias>-v<N>`, None for any other index (never ours to touch)."""
-    match = re.fullmatch(re.escape(alias) + r"-v([1-9][0-9]*)", index)
-    return None if match is None else int(match.group(1))
 
 
 def next_index(alias: str, existing: Iterable[str]) -> str:

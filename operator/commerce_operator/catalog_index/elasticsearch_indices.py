@@ -1,5 +1,5 @@
 """A CatalogIndex's external client: the versioned indices behind an alias on Elasticsearch,
-through the `elasticsearch` async client.
+through the `elasticsearch` async client (the `Indices` port of `ports.py`).
 
 Every operation is idempotent: creating an index that exists, deleting one that is gone, or
 pointing the alias where it already points changes nothing and is no error. Two kinds of
@@ -20,17 +20,31 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
-from commerce_operator.catalog_index.desired import index_version
-from commerce_operator.catalog_index.settings import ElasticsearchSettings
-from commerce_services.search.bulk import item_outcome
-from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
-from commerce_services.search.engine import Checkpoint, EngineUnavailable, Stream
-from commerce_services.search.mapping import checkpoint_index
+from commerce_operator.catalog_index.ports import (
+    CopyProgress,
+    ElasticsearchError,
+    ElasticsearchUnavailable,
+    IndexRefused,
+    ObservedIndex,
+    ObservedIndices,
+)
+from commerce_operator.settings import ElasticsearchSettings
+from commerce_services.contracts import (
+    CHECKPOINT_INDEX_SETTINGS,
+    CHECKPOINT_MAPPING,
+    STREAMS,
+    Checkpoint,
+    Stream,
+    checkpoint_document,
+    checkpoint_from_document,
+    checkpoint_id,
+    checkpoint_index,
+    index_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,50 +54,16 @@ PIT_KEEP_ALIVE = "5m"
 BULK_ATTEMPTS = 6
 
 
-class ElasticsearchUnavailable(Exception):
-    """Elasticsearch did not answer, or answered 429/5xx: try again later."""
-
-
-class IndexRefused(Exception):
-    """Elasticsearch refused the settings, the mappings, or documents under them (a 4xx)."""
-
-
-@dataclass(frozen=True)
-class ObservedIndex:
-    name: str
-    version: int
-    settings: Mapping[str, Any]
-    mappings: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ObservedIndices:
-    alias: str
-    # Every index the alias points at (normally exactly one of ours).
-    alias_targets: tuple[str, ...]
-    # Our versions `<alias>-v<N>`, by name.
-    versions: Mapping[str, ObservedIndex] = field(default_factory=dict)
-
-    def ours(self, index: str | None) -> ObservedIndex | None:
-        return None if index is None else self.versions.get(index)
-
-
-@dataclass(frozen=True)
-class CopyProgress:
-    copied: int  # written, or already held at that version or a newer one
-    total: int  # documents in the source when the copy started
-
-
 @asynccontextmanager
 async def _answering() -> AsyncIterator[None]:
-    """Not answering -> ElasticsearchUnavailable; a 4xx stays an ApiError for the caller."""
+    """Not answering -> ElasticsearchUnavailable; another 4xx -> ElasticsearchError."""
     try:
         yield
     except ApiError as exc:
         if exc.meta.status == 429 or exc.meta.status >= 500:
             raise ElasticsearchUnavailable(f"Elasticsearch answered {exc.meta.status}") from exc
-        raise
-    except (TransportError, EngineUnavailable) as exc:
+        raise ElasticsearchError(exc.meta.status, _error_type(exc), _refusal(exc)) from exc
+    except TransportError as exc:
         raise ElasticsearchUnavailable(f"Elasticsearch unreachable: {exc}") from exc
 
 
@@ -99,8 +79,6 @@ def _refusal(exc: ApiError) -> str:
 class ElasticsearchIndices:
     def __init__(self, client: AsyncElasticsearch, *, copy_batch_size: int = 1000) -> None:
         self._es = client
-        # The sync worker's own checkpoint format and index: one code path for both.
-        self._checkpoints = ElasticsearchEngine(client)
         self._batch = copy_batch_size
 
     @classmethod
@@ -147,10 +125,10 @@ class ElasticsearchIndices:
                 await self._es.indices.create(
                     index=index, settings=dict(settings), mappings=dict(mappings)
                 )
-        except ApiError as exc:
-            if _error_type(exc) == "resource_already_exists_exception":
+        except ElasticsearchError as exc:
+            if exc.error_type == "resource_already_exists_exception":
                 return False
-            raise IndexRefused(_refusal(exc)) from exc
+            raise IndexRefused(str(exc)) from exc
         return True
 
     async def update_in_place(
@@ -164,8 +142,8 @@ class ElasticsearchIndices:
                     await self._es.indices.put_settings(index=index, settings=dict(settings))
                 if mappings is not None:
                     await self._es.indices.put_mapping(index=index, body=dict(mappings))
-        except ApiError as exc:
-            raise IndexRefused(_refusal(exc)) from exc
+        except ElasticsearchError as exc:
+            raise IndexRefused(str(exc)) from exc
 
     async def point_alias(self, alias: str, index: str, current: tuple[str, ...]) -> None:
         """One `_aliases` request removing the alias from `current` and adding it to `index`:
@@ -177,14 +155,17 @@ class ElasticsearchIndices:
         try:
             async with _answering():
                 await self._es.indices.update_aliases(actions=actions)
-        except ApiError as exc:
-            raise IndexRefused(_refusal(exc)) from exc
+        except ElasticsearchError as exc:
+            raise IndexRefused(str(exc)) from exc
 
     async def delete(self, alias: str, index: str) -> bool:
         """The index and its sync checkpoints; False when the index was gone already."""
         async with _answering():
             answer = await self._es.options(ignore_status=404).indices.delete(index=index)
-            await self._checkpoints.delete_checkpoints(alias, index)
+            for stream in STREAMS:
+                await self._es.options(ignore_status=404).delete(
+                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+                )
         return answer.meta.status != 404
 
     async def delete_checkpoints(self, alias: str) -> bool:
@@ -202,19 +183,35 @@ class ElasticsearchIndices:
             )
         return answer.meta.status != 404
 
-    # ---- the sync worker's checkpoints ---------------------------------------------------
+    # ---- the sync worker's checkpoints (their format: commerce_services.contracts) ----------
 
     async def checkpoint(
         self, alias: str, index: str, stream: Stream = "revisions"
     ) -> Checkpoint | None:
         async with _answering():
-            return await self._checkpoints.load_checkpoint(alias, index, stream)
+            found = await self._es.options(ignore_status=404).get(
+                index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+            )
+        if found.meta.status == 404:
+            return None
+        return checkpoint_from_document(found["_source"])
 
     async def save_checkpoint(
         self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
     ) -> None:
         async with _answering():
-            await self._checkpoints.save_checkpoint(alias, index, checkpoint, stream)
+            if not await self._es.indices.exists(index=checkpoint_index(alias)):
+                # 400 when the worker created it first: it exists, which is the point.
+                await self._es.options(ignore_status=400).indices.create(
+                    index=checkpoint_index(alias),
+                    settings=dict(CHECKPOINT_INDEX_SETTINGS),
+                    mappings=dict(CHECKPOINT_MAPPING),
+                )
+            await self._es.index(
+                index=checkpoint_index(alias),
+                id=checkpoint_id(index, stream),
+                document=checkpoint_document(index, checkpoint),
+            )
 
     # ---- copy ---------------------------------------------------------------------------
 
@@ -283,11 +280,12 @@ class ElasticsearchIndices:
                 answer = await self._es.bulk(operations=operations)
             retry: list[int] = []
             for position, item in zip(pending, answer["items"], strict=True):
-                action, result = next(iter(item.items()))
-                outcome = item_outcome(action, int(result["status"]))
-                if outcome in ("written", "stale"):
+                result = next(iter(item.values()))
+                status = int(result["status"])
+                # 409: the target holds this version or a newer one already.
+                if 200 <= status < 300 or status == 409:
                     done += 1
-                elif outcome == "retry":
+                elif status == 429 or status >= 500:
                     retry.append(position)
                 else:
                     error = result.get("error") or {}

@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from commerce_operator.catalog_index.elasticsearch_indices import ObservedIndices
 from commerce_operator.catalog_index.mapping_changes import ChangeKind, plan_index_change
+from commerce_operator.catalog_index.ports import ObservedIndices
 
 
 class Phase(StrEnum):

@@ -61,13 +61,15 @@ class PeerService:
 
 @dataclass(frozen=True)
 class ClusterView:
-    """The binding targets that exist in the resource's namespace, by name."""
+    """What the binding targets in the resource's namespace publish, by name: a Secret's keys,
+    an OutboxConnector's and a CatalogIndex's status (never their spec, which is theirs to
+    interpret), a peer CommerceService's role and port."""
 
     secrets: Mapping[str, SecretInfo] = field(default_factory=dict)
-    # OutboxConnector name -> aggregate type -> topic.
+    # OutboxConnector name -> aggregate type -> topic (its status.eventTopics).
     outbox_topics: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     services: Mapping[str, PeerService] = field(default_factory=dict)
-    # CatalogIndex name -> alias.
+    # CatalogIndex name -> alias (its status.alias).
     catalog_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -196,7 +198,8 @@ def _resolve(
             problems.append(
                 BindingProblem(
                     BINDING_NOT_FOUND,
-                    f"events: OutboxConnector {event.outbox_connector!r} not found",
+                    f"events: OutboxConnector {event.outbox_connector!r} not found, or its "
+                    "topics not in its status yet",
                 )
             )
         elif event.aggregate_type not in topics:
@@ -237,7 +240,8 @@ def _resolve(
             problems.append(
                 BindingProblem(
                     BINDING_NOT_FOUND,
-                    f"catalogIndex: CatalogIndex {bindings.catalog_index!r} not found",
+                    f"catalogIndex: CatalogIndex {bindings.catalog_index!r} not found, or its "
+                    "alias not in its status yet",
                 )
             )
         else:

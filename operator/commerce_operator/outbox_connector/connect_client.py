@@ -15,14 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from commerce_operator.outbox_connector.connector_changes import ObservedConnector, TaskState
-
-
-class ConnectError(Exception):
-    """Connect did not do what was asked; retrying later may help."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+from commerce_operator.outbox_connector.ports import ConnectError
 
 
 class ConnectClient:

@@ -1,8 +1,9 @@
-"""OutboxConnector -> the Kafka topics (one per aggregate type, each with its `.dlq`) and the
-Debezium connector's config on Kafka Connect.
+"""OutboxConnector -> the Kafka topics (one per aggregate type, each with its `.dlq`, and the
+connector's heartbeat topic) and the Debezium connector's config on Kafka Connect.
 
-The connector config is the services' own `outbox_connector_config`, so the routing, key,
-headers and trace context are defined once for the local shop and the operator alike. The
+The connector config is the contract's `outbox_connector_config` (commerce_services.contracts),
+so the routing, key, headers, trace context and heartbeats are defined once for the local shop
+and the operator alike. The
 replication user's name and password are Connect config-provider references to the Secret
 mounted as files on the Connect workers (DirectoryConfigProvider: one file per key), so no
 credential is ever stored in Connect's config topic or shown by its REST API.
@@ -16,12 +17,15 @@ from dataclasses import dataclass
 
 from commerce_operator.outbox_connector.spec import OutboxConnectorSpec
 from commerce_operator.resource import ResourceMeta
-from commerce_services.events.connector_config import (
-    OutboxConnectorSpec as ConnectorConfigSpec,
+from commerce_services.contracts import (
+    OutboxConnectorSettings,
+    heartbeat_topic,
+    outbox_connector_config,
 )
-from commerce_services.events.connector_config import outbox_connector_config
 
 DLQ_SUFFIX = ".dlq"
+# Only the newest heartbeat matters; an hour of them is plenty to look back on.
+HEARTBEAT_RETENTION_MS = 3_600_000
 # Below this, ids are left to people who run replicas by hand.
 _SERVER_ID_FLOOR = 10_000
 _SERVER_ID_CEILING = 4_294_967_295
@@ -52,21 +56,30 @@ def topic_name(topic_prefix: str, aggregate_type: str) -> str:
 
 
 def topics_by_aggregate(spec: OutboxConnectorSpec) -> dict[str, str]:
-    """Aggregate type -> topic, what a CommerceService's events binding resolves against."""
+    """Aggregate type -> topic: published in status.eventTopics, which a CommerceService's events
+    binding resolves against."""
     return {a: topic_name(spec.topic_prefix, a) for a in spec.aggregate_types}
 
 
-def desired_topics(spec: OutboxConnectorSpec) -> list[TopicSpec]:
-    """Every topic with the same settings: a DLQ must hold as many partitions and as long as
-    its topic, or replaying parked records could not keep their order or would find them gone."""
+def desired_topics(spec: OutboxConnectorSpec, meta: ResourceMeta) -> list[TopicSpec]:
+    """The event topics with the same settings (a DLQ must hold as many partitions and as long
+    as its topic, or replaying parked records could not keep their order or would find them
+    gone), then the heartbeat topic: one partition (one key), short retention."""
     names = [topic_name(spec.topic_prefix, a) for a in spec.aggregate_types]
-    return [
+    events = [
         TopicSpec(
             name, spec.topics.partitions, spec.topics.replication_factor, spec.topics.configs()
         )
         for topic in names
         for name in (topic, topic + DLQ_SUFFIX)
     ]
+    heartbeats = TopicSpec(
+        heartbeat_topic(connector_name(meta)),
+        1,
+        spec.topics.replication_factor,
+        {"retention.ms": str(HEARTBEAT_RETENTION_MS), "cleanup.policy": "delete"},
+    )
+    return [*events, heartbeats]
 
 
 def connector_name(meta: ResourceMeta) -> str:
@@ -110,7 +123,7 @@ def connector_config(
         return secret_reference(settings, meta.namespace, spec.credentials_secret, key)
 
     config = outbox_connector_config(
-        ConnectorConfigSpec(
+        OutboxConnectorSettings(
             name=connector_name(meta),
             database_host=spec.database_host or secret("host"),
             database_port=spec.database_port,
@@ -124,6 +137,7 @@ def connector_config(
             topic_partitions=spec.topics.partitions,
             topic_replication_factor=spec.topics.replication_factor,
             poll_interval_ms=spec.poll_interval_ms,
+            heartbeat_interval_ms=spec.heartbeat_interval_ms,
         )
     )
     for setting, key in address_keys(spec, secret_keys).items():

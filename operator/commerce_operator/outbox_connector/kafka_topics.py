@@ -1,4 +1,5 @@
-"""Kafka topics through the admin API (aiokafka): observe, create, grow, alter, delete.
+"""Kafka topics through the admin API (aiokafka): observe, create, grow, alter, delete; and
+the time of a topic's newest record (a consumer without a group, which commits nothing).
 
 Every call is idempotent: creating a topic that already exists, or deleting one that is gone,
 is not an error. Partitions grow with CreatePartitions (Kafka takes the new total); configs
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from commerce_operator.outbox_connector.desired import TopicSpec
+from commerce_operator.outbox_connector.ports import KafkaTopicsError
 from commerce_operator.outbox_connector.topic_changes import ObservedTopic, TopicPlan
 
 NO_ERROR = 0
@@ -28,10 +32,6 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 TOPIC_ALREADY_EXISTS = 36
 # DescribeConfigs' config_source for an override set on the topic itself.
 DYNAMIC_TOPIC_CONFIG = 1
-
-
-class KafkaTopicsError(Exception):
-    """Kafka did not do what was asked; retrying later may help."""
 
 
 class KafkaTopics:
@@ -43,11 +43,63 @@ class KafkaTopics:
         self._request_timeout_ms = request_timeout_ms
         self._admin: AIOKafkaAdminClient | None = None
         self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        # One topic's partitions assigned at a time.
+        self._reading = asyncio.Lock()
 
     async def close(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
             await admin.close()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def last_record_time(self, topic: str, partitions: int) -> datetime | None:
+        """The newest record's timestamp over the topic's partitions: the record before each
+        partition's end offset is fetched (Connect's producer writes no transaction markers)."""
+        wanted = [TopicPartition(topic, partition) for partition in range(partitions)]
+        async with self._reading:
+            try:
+                consumer = await self._started_consumer()
+                consumer.assign(wanted)
+                ends = await consumer.end_offsets(wanted)
+                holding = [tp for tp in wanted if ends[tp] > 0]
+                for tp in holding:
+                    consumer.seek(tp, ends[tp] - 1)
+                newest: int | None = None
+                async with asyncio.timeout(self._request_timeout_ms / 1000):
+                    while holding:
+                        batch = await consumer.getmany(*holding, timeout_ms=1000)
+                        for tp, records in batch.items():
+                            newest = max([newest or 0, *(r.timestamp for r in records)])
+                            if tp in holding:
+                                holding.remove(tp)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await self._drop_consumer()
+                raise KafkaTopicsError(f"reading {topic}: {exc!r}") from exc
+        return None if newest is None else datetime.fromtimestamp(newest / 1000, UTC)
+
+    async def _started_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=self._request_timeout_ms,
+            )
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+        return self._consumer
+
+    async def _drop_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
 
     async def observe(self, names: Iterable[str]) -> dict[str, ObservedTopic]:
         """The topics of `names` that exist, with their partitions, replication factor and

@@ -35,6 +35,10 @@ class OutboxConnectorSpec:
     topic_prefix: str = "commerce"
     topics: TopicSettings = TopicSettings()
     poll_interval_ms: int = 50
+    # How often the connector proves it reads the binlog, and after how long without such a
+    # proof it is not Ready (heartbeat.py).
+    heartbeat_interval_ms: int = 5000
+    heartbeat_stale_after_s: int = 30
     state: str = "running"  # running | paused | stopped
     deletion_policy: str = "Retain"  # Retain | Delete
 
@@ -44,6 +48,7 @@ class OutboxConnectorSpec:
         credentials = database["credentialsSecretRef"]
         topics = spec.get("topics", {})
         server_id = database.get("serverId")
+        heartbeat = spec.get("heartbeat", {})
         return cls(
             database_host=database.get("host"),
             database_name=database["name"],
@@ -62,6 +67,8 @@ class OutboxConnectorSpec:
                 cleanup_policy=topics.get("cleanupPolicy", "delete"),
             ),
             poll_interval_ms=int(spec.get("pollIntervalMs", 50)),
+            heartbeat_interval_ms=int(heartbeat.get("intervalMs", 5000)),
+            heartbeat_stale_after_s=int(heartbeat.get("staleAfterSeconds", 30)),
             state=spec.get("state", "running"),
             deletion_policy=spec.get("deletionPolicy", "Retain"),
         )

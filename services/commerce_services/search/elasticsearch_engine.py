@@ -15,6 +15,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from commerce_services.contracts import (
+    CHECKPOINT_INDEX_SETTINGS,
+    CHECKPOINT_MAPPING,
+    STREAMS,
+    checkpoint_document,
+    checkpoint_from_document,
+    checkpoint_id,
+    checkpoint_index,
+    index_version,
+)
 from commerce_services.search.breaker import ReadGuard
 from commerce_services.search.bulk import bulk_lines, byte_chunks, encoded_size, item_outcome
 from commerce_services.search.documents import IndexOp
@@ -27,7 +37,7 @@ from commerce_services.search.engine import (
     Stream,
     WriteOutcome,
 )
-from commerce_services.search.mapping import MAPPING, SETTINGS, checkpoint_index, generation_of
+from commerce_services.search.mapping import MAPPING, SETTINGS
 from commerce_services.search.queries import (
     parse_response,
     parse_suggestions,
@@ -36,15 +46,6 @@ from commerce_services.search.queries import (
 )
 
 log = logging.getLogger(__name__)
-
-_CHECKPOINT_MAPPING: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "index": {"type": "keyword"},
-        "updated_at_ms": {"type": "long"},
-        "revision_id": {"type": "keyword"},
-    },
-}
 
 
 @asynccontextmanager
@@ -108,7 +109,7 @@ class ElasticsearchEngine:
     async def generations(self, alias: str) -> list[str]:
         async with _answering():
             found = await self._es.indices.get(index=f"{alias}-v*", expand_wildcards="all")
-        return sorted(i for i in found.body if generation_of(alias, i) is not None)
+        return sorted(i for i in found.body if index_version(alias, i) is not None)
 
     async def create_index(self, index: str) -> None:
         async with _answering():
@@ -224,13 +225,12 @@ class ElasticsearchEngine:
                 )
         except NotFoundError:
             return None
-        source = found["_source"]
-        return Checkpoint(int(source["updated_at_ms"]), str(source["revision_id"]))
+        return checkpoint_from_document(found["_source"])
 
     async def delete_checkpoints(self, alias: str, index: str) -> None:
         """Every stream's checkpoint of the generation `index`; gone already is fine."""
         async with _answering():
-            for stream in _STREAMS:
+            for stream in STREAMS:
                 await self._es.options(ignore_status=404).delete(
                     index=checkpoint_index(alias), id=checkpoint_id(index, stream)
                 )
@@ -243,26 +243,14 @@ class ElasticsearchEngine:
                 # 400 when a concurrent save created it first: it exists, which is the point.
                 await self._es.options(ignore_status=400).indices.create(
                     index=checkpoint_index(alias),
-                    settings={"number_of_shards": 1, "number_of_replicas": 0},
-                    mappings=_CHECKPOINT_MAPPING,
+                    settings=dict(CHECKPOINT_INDEX_SETTINGS),
+                    mappings=dict(CHECKPOINT_MAPPING),
                 )
             await self._es.index(
                 index=checkpoint_index(alias),
                 id=checkpoint_id(index, stream),
-                document={
-                    "index": index,
-                    "updated_at_ms": checkpoint.updated_at_ms,
-                    "revision_id": checkpoint.revision_id,
-                },
+                document=checkpoint_document(index, checkpoint),
             )
-
-
-_STREAMS: tuple[Stream, ...] = ("revisions", "stock")
-
-
-def checkpoint_id(index: str, stream: Stream) -> str:
-    """The revisions checkpoint keeps the id it always had: the index name."""
-    return index if stream == "revisions" else f"{index}:{stream}"
 
 
 def _alias_of(index: str) -> str:

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from commerce_services.contracts import START as START
+from commerce_services.contracts import Checkpoint as Checkpoint
+from commerce_services.contracts import Stream as Stream
 from commerce_services.search.documents import IndexOp
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest"]
@@ -74,24 +77,6 @@ class SearchPage:
     total_is_exact: bool
     facets: Facets | None  # computed for the first page only
     next_after: list[Any] | None  # the sort values to continue after; None on the last page
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """How far the index reflects a stream of changes: the last revision in (updated_at, _id)
-    order, or for the stock stream the last inventory row in (updated_at, sku) order."""
-
-    updated_at_ms: int
-    revision_id: str  # the revision's _id; the SKU in the stock stream
-
-    def key(self) -> tuple[int, str]:
-        return (self.updated_at_ms, self.revision_id)
-
-
-START = Checkpoint(0, "")
-
-# Each index generation has one checkpoint per stream of changes the sync follows.
-Stream = Literal["revisions", "stock"]
 
 
 @dataclass(frozen=True)

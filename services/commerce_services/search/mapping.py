@@ -1,7 +1,8 @@
 """The search index's layout: names, settings and the mapping (pure data).
 
 Clients and the API use the alias (`products`); documents live in a generation-numbered index
-behind it (`products-v1`, `products-v2` after a rebuild), so a mapping change is a new index
+behind it (`products-v1`, `products-v2` after a rebuild; the naming and the checkpoints are the
+contract with the operator, commerce_services.contracts), so a mapping change is a new index
 and one atomic alias swap. Only fields that search, filter, facet, sort or suggest on are
 indexed; the catalog in MongoDB stays the source of truth for everything else.
 
@@ -16,14 +17,11 @@ Chosen for the integ-test distribution of Elasticsearch (no analysis-common, no 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 # Bump when the mapping changes. 2 added `skus` (a new field: applied to a running index in
 # place; documents written before carry it after their next revision or a rebuild).
 MAPPING_VERSION = 2
-
-_GENERATION = re.compile(r"^(?P<alias>.+)-v(?P<generation>[0-9]+)$")
 
 SETTINGS: dict[str, Any] = {
     "number_of_shards": 1,
@@ -60,20 +58,3 @@ MAPPING: dict[str, Any] = {
         "suggest": {"type": "completion"},
     },
 }
-
-
-def index_name(alias: str, generation: int) -> str:
-    return f"{alias}-v{generation}"
-
-
-def generation_of(alias: str, index: str) -> int | None:
-    """The generation of `index` if it is one of `alias`'s indices, else None."""
-    match = _GENERATION.fullmatch(index)
-    if match is None or match.group("alias") != alias:
-        return None
-    return int(match.group("generation"))
-
-
-def checkpoint_index(alias: str) -> str:
-    """Where the sync keeps one checkpoint document per index generation."""
-    return f"{alias}-sync-checkpoints"

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from commerce_services.contracts import index_name, index_version
 from commerce_services.search.availability import StockFollower
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.changes import ChangeSource, revision_key
@@ -32,7 +33,6 @@ from commerce_services.search.documents import (
     skus_needed,
 )
 from commerce_services.search.engine import START, SearchEngine
-from commerce_services.search.mapping import generation_of, index_name
 from commerce_services.search.metrics import (
     SYNC_CHECKPOINT,
     SYNC_DOCUMENTS,
@@ -173,7 +173,7 @@ class CatalogSync:
 
     async def _new_generation(self) -> str:
         generations = [
-            generation_of(self._alias, i) or 0 for i in await self._engine.generations(self._alias)
+            index_version(self._alias, i) or 0 for i in await self._engine.generations(self._alias)
         ]
         index = index_name(self._alias, max(generations, default=0) + 1)
         await self._engine.create_index(index)
