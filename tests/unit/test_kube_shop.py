@@ -1,16 +1,22 @@
 """`make up`'s pure parts: the samples' Secrets filled from the stack (cluster names of the
-stack's servers), readiness of a resource, and which MongoDB database a URI selects."""
+stack's servers), readiness of a resource, which MongoDB database a URI selects, the image's
+build context (a commit, never the working tree) and its content tag pinned in the samples."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.install.commands import SetupError
+from commerce_devstack.kube_shop import build_context
 from commerce_devstack.kube_shop.local_secrets import NoLocalValue, local_secrets
-from commerce_devstack.kube_shop.manifests import documents
+from commerce_devstack.kube_shop.manifests import documents, pin_image
+from commerce_devstack.kube_shop.operator_release import helm_command
 from commerce_devstack.kube_shop.readiness import state_of
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 from commerce_services.db.document_store import document_database
@@ -132,3 +138,61 @@ def test_ready_means_ready_for_the_current_generation(
 )
 def test_the_uri_names_the_database_else_the_setting(uri: str, expected: str) -> None:
     assert document_database(SecretStr(uri), "commerce_catalog") == expected
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_the_build_context_is_the_commit_not_the_working_tree(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "Dockerfile").write_text("FROM scratch\n")
+    (repo / "app.py").write_text("committed = True\n")
+    _git(repo, "add", "Dockerfile", "app.py")
+    _git(repo, "commit", "-q", "-m", "first")
+    # Someone else's half-done edit and a new file they have not committed.
+    (repo / "app.py").write_text("committed = False\n")
+    (repo / "draft.py").write_text("raise ImportError\n")
+
+    context = tmp_path / "context"
+    (context / "stale").mkdir(parents=True)  # a killed run's leftover goes
+    commit = build_context.export(repo, context)
+
+    assert commit == build_context.revision(repo)
+    assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "app.py"]
+    assert (context / "app.py").read_text() == "committed = True\n"
+    # The same content exported again is the same to the layer cache: one fixed mtime.
+    assert {p.stat().st_mtime for p in context.iterdir()} == {build_context.FIXED_MTIME}
+
+
+def test_a_folder_without_commits_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SetupError) as refused:
+        build_context.export(tmp_path, tmp_path / "context")
+    assert "git checkout" in refused.value.output
+
+
+def test_the_image_of_the_samples_and_the_worker_is_pinned_and_others_are_kept() -> None:
+    docs: list[dict[str, Any]] = [
+        {"kind": "CommerceService", "spec": {"image": "commerce-platform:0.1.0"}},
+        {"kind": "CatalogIndex", "spec": {"syncWorker": {"image": "commerce-platform:0.1.0"}}},
+        {"kind": "CommerceService", "spec": {"image": "registry:5000/other:1.0"}},
+        {"kind": "Ingress", "spec": {"rules": [{"host": "image"}]}},
+    ]
+    pinned = pin_image(docs, "commerce-platform", "commerce-platform:0123456789ab")
+    assert pinned[0]["spec"]["image"] == "commerce-platform:0123456789ab"
+    assert pinned[1]["spec"]["syncWorker"]["image"] == "commerce-platform:0123456789ab"
+    assert pinned[2:] == docs[2:]
+    assert docs[0]["spec"]["image"] == "commerce-platform:0.1.0"  # the samples stay as written
+
+
+def test_helm_gets_the_content_tag_as_a_string() -> None:
+    shop = KubeShopSettings()
+    command = helm_command("helm", "kubeconfig", shop, {"image.tag": "012345678901", "replicas": 1})
+    assert "--set-string=image.tag=012345678901" in command
+    assert "--set=replicas=1" in command

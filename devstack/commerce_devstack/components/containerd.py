@@ -203,4 +203,15 @@ def _archive_names(archive: Path) -> list[str]:
         ["tar", "-xOf", str(archive), "manifest.json"], capture_output=True, check=True
     ).stdout
     names = [tag for entry in json.loads(listed) for tag in entry.get("RepoTags") or []]
-    return [name if "/" in name.split(":")[0] else f"docker.io/library/{name}" for name in names]
+    return [containerd_name(name) for name in names]
+
+
+def containerd_name(image: str) -> str:
+    """An image name as containerd (and the kubelet) spell it: a bare name is Docker Hub's."""
+    return image if "/" in image.split(":")[0] else f"docker.io/library/{image}"
+
+
+def holds(settings: StackSettings, image: str) -> bool:
+    """Whether the node's containerd has `image`."""
+    listed = ctr(settings, "images", "list", "--quiet", what="ctr images").split()
+    return containerd_name(image) in listed

@@ -32,7 +32,12 @@ from commerce_devstack.kube_shop.demo_data import DemoData, seed
 from commerce_devstack.kube_shop.demo_orders import run_demo
 from commerce_devstack.kube_shop.image import build_and_import
 from commerce_devstack.kube_shop.local_secrets import local_secrets
-from commerce_devstack.kube_shop.manifests import commerce_resources, documents, sample_documents
+from commerce_devstack.kube_shop.manifests import (
+    commerce_resources,
+    documents,
+    pin_image,
+    sample_documents,
+)
 from commerce_devstack.kube_shop.readiness import wait_ready
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 from commerce_devstack.settings import StackSettings
@@ -117,17 +122,21 @@ class Shop:
             "apply", "--server-side", "--force-conflicts", "-f=-", stdin=yaml.safe_dump_all(secrets)
         )
         self.step(
-            f"image {self.settings.image}: buildah bud of Dockerfile, imported into containerd"
+            f"image {self.settings.image_repository}: buildah bud of Dockerfile at the last "
+            "commit, tagged by content, imported into containerd"
         )
-        done = build_and_import(
+        image = build_and_import(
             self.stack_settings,
-            self.settings.image,
+            self.settings.image_repository,
             self.state,
             lambda message: self.console.print(f"  {message}"),
         )
-        self.console.print(f"  {done}")
+        self.console.print(
+            f"  {image.name} from commit {image.commit[:12]}"
+            f"{' imported' if image.imported else ' (containerd had it)'}"
+        )
         self.step(f"helm upgrade --install {self.settings.release} charts/commerce-operator")
-        values = operator_release.values(self.stack, self.settings)
+        values = operator_release.values(self.stack, self.settings, image.name)
         helm = subprocess.run(
             operator_release.helm_command(self.helm, self.kubeconfig, self.settings, values),
             capture_output=True,
@@ -136,9 +145,16 @@ class Shop:
         )
         if helm.returncode != 0:
             raise RuntimeError(f"helm: {helm.stdout[-2000:]}{helm.stderr[-2000:]}")
-        self.step("kubectl apply --server-side -f samples/")
+        self.step(f"kubectl apply --server-side -f samples/, every image pinned to {image.name}")
+        pinned = pin_image(self.docs, self.settings.image_repository, image.name)
         print(
-            self.run_kubectl("apply", "--server-side", f"-f={self.settings.samples_dir}").rstrip()
+            self.run_kubectl(
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f=-",
+                stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": pinned}),
+            ).rstrip()
         )
         wanted = commerce_resources(self.docs)
         states = wait_ready(

@@ -1,55 +1,81 @@
-"""The project's image: `Dockerfile` built by buildah on the Debian base (node/builds.py),
-tagged as the samples and the chart name it, and imported into the node's containerd.
+"""The project's image: `Dockerfile` of the last commit (build_context.py) built by buildah on
+the Debian base (node/builds.py), tagged by its content and imported into the node's containerd.
+
+The tag is the image ID's first 12 hex digits: a new tag whenever what is in the image changes,
+the same tag when it does not (buildah's layer cache gives the same ID for the same context and
+base). So a pod restarted later still gets the image its Deployment names, and a commit that
+changes nothing in the image rolls no pod.
 
 The build reaches PyPI with the host's pip settings and CA bundle, mounted for the RUN steps
-only (never part of the image). With buildah's layer cache, a rebuild after a source change
+only (never part of the image). With the layer cache, a rebuild after a source change
 reinstalls the project in about a minute and a rebuild without one takes seconds; an image
 containerd already holds is not imported again.
 """
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from commerce_devstack.components.containerd import ctr, import_archive
+from commerce_devstack.components.containerd import holds, import_archive
 from commerce_devstack.install import cache
+from commerce_devstack.kube_shop import build_context
 from commerce_devstack.node import builds, images
 from commerce_devstack.settings import REPO_ROOT, StackSettings
 
 # Read by pip in the build when present on the host: its settings and the CA it trusts.
 _HOST_PIP_FILES = (Path("/etc/pip.conf"), Path("/etc/ssl/certs/ca-certificates.crt"))
+TAG_LENGTH = 12
 
 
-def _image_id(settings: StackSettings, image: str) -> str:
-    return images.buildah(
-        settings, "inspect", "--type=image", "--format={{.FromImageID}}", image, what="inspect"
-    ).strip()
+@dataclass(frozen=True)
+class ProjectImage:
+    name: str  # repository:tag, as the chart values and the CommerceServices name it
+    image_id: str
+    commit: str  # what it was built from
+    imported: bool  # False when containerd already held it
+
+
+def content_tag(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:TAG_LENGTH]
+
+
+def ensure_imported(settings: StackSettings, name: str, work: Path) -> bool:
+    """Makes containerd hold `name` from buildah's storage; False if it already did (a tag
+    derived from the content names the same image wherever it is)."""
+    if holds(settings, name):
+        return False
+    archive = images.save(settings, name, work / "image.tar")
+    try:
+        import_archive(settings, archive)
+    finally:
+        archive.unlink(missing_ok=True)
+    return True
 
 
 def build_and_import(
-    settings: StackSettings, image: str, state: Path, notify: cache.Notify = cache.quiet
-) -> str:
-    """Builds `image` (e.g. commerce-platform:0.1.0) and makes containerd hold it; returns
-    what it did."""
+    settings: StackSettings,
+    repository: str,
+    work: Path,
+    notify: cache.Notify = cache.quiet,
+    repo: Path = REPO_ROOT,
+) -> ProjectImage:
+    """Builds `repository:<content tag>` from the last commit of `repo` and makes containerd
+    hold it."""
     base = builds.base_image(settings, notify)
-    notify(f"buildah bud -t {image} (base {base})")
-    images.build_dockerfile(
-        settings,
-        REPO_ROOT,
-        image,
-        {"BASE": base},
-        [f"{path}:{path}:ro" for path in _HOST_PIP_FILES if path.exists()],
-    )
-    built = _image_id(settings, image)
-    stamp = state / "imported-image"
-    wanted = f"{image} {built}"
-    present = ctr(settings, "images", "list", "--quiet", what="ctr images").split()
-    normalized = image if "/" in image.split(":")[0] else f"docker.io/library/{image}"
-    if stamp.exists() and stamp.read_text() == wanted and normalized in present:
-        return f"{image} unchanged ({built[:12]})"
-    archive = images.save(settings, image, state / "image.tar")
-    import_archive(settings, archive)
-    archive.unlink()
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(wanted)
-    return f"{image} built and imported ({built[:12]})"
+    context = work / "build-context"
+    commit = build_context.export(repo, context)
+    notify(f"buildah bud of commit {commit[:12]} (base {base})")
+    try:
+        image_id = images.build_dockerfile(
+            settings,
+            context,
+            {"BASE": base},
+            [f"{path}:{path}:ro" for path in _HOST_PIP_FILES if path.exists()],
+        )
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    name = f"{repository}:{content_tag(image_id)}"
+    images.tag(settings, image_id, name)
+    return ProjectImage(name, image_id, commit, ensure_imported(settings, name, work))

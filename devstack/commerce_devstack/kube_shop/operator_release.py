@@ -9,12 +9,15 @@ from commerce_devstack.kube_shop.local_secrets import cluster_name
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 
 
-def values(stack: Endpoints, shop: KubeShopSettings) -> dict[str, str]:
-    """--set values for `helm upgrade --install`."""
+def values(stack: Endpoints, shop: KubeShopSettings, image: str) -> dict[str, str | int]:
+    """--set values for `helm upgrade --install`; `image` is repository:tag."""
     connect_port = str(stack["connect"]["url"]).rsplit(":", 1)[1]
     es_port = str(stack["elasticsearch"]["url"]).rsplit(":", 1)[1]
+    repository, tag = image.rsplit(":", 1)
     return {
-        "replicas": "1",  # one machine: peering's standby would only cost memory
+        "image.repository": repository,
+        "image.tag": tag,
+        "replicas": 1,  # one machine: peering's standby would only cost memory
         "watchNamespaces[0]": shop.namespace,
         # The node address, not a cluster name: the operator also writes it into connector
         # configs, read by the stack's Connect worker on the host, outside the cluster's DNS.
@@ -27,8 +30,9 @@ def values(stack: Endpoints, shop: KubeShopSettings) -> dict[str, str]:
 
 
 def helm_command(
-    helm: str, kubeconfig: str, shop: KubeShopSettings, settings: dict[str, str]
+    helm: str, kubeconfig: str, shop: KubeShopSettings, settings: dict[str, str | int]
 ) -> list[str]:
+    """Strings go in with --set-string: a content tag of digits only stays a string."""
     return [
         helm,
         "upgrade",
@@ -40,5 +44,8 @@ def helm_command(
         "--create-namespace",
         "--wait",
         "--timeout=300s",
-        *(f"--set={key}={value}" for key, value in settings.items()),
+        *(
+            f"--set={key}={value}" if isinstance(value, int) else f"--set-string={key}={value}"
+            for key, value in settings.items()
+        ),
     ]

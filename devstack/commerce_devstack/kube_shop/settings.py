@@ -21,8 +21,9 @@ class KubeShopSettings(BaseSettings):
     # The operator's Helm release and its namespace, as a platform team would install it.
     release: str = "commerce-operator"
     operator_namespace: str = "commerce-system"
-    # The image the samples and the chart name; built from Dockerfile and imported.
-    image: str = "commerce-platform:0.1.0"
+    # The repository of the image the samples and the chart name; `make up` builds it from
+    # Dockerfile, tags it by content and sets that tag in both.
+    image_repository: str = "commerce-platform"
     ready_timeout_s: float = Field(default=600.0, gt=0)
 
     @property

@@ -134,12 +134,13 @@ def exists(settings: StackSettings, image: str) -> bool:
 def build_dockerfile(
     settings: StackSettings,
     context: Path,
-    image: str,
     build_args: dict[str, str],
     volumes: Sequence[str] = (),
-) -> None:
-    """`buildah bud` of context/Dockerfile with layer caching; `volumes` are bind mounts seen
-    by RUN steps only (never part of the image)."""
+) -> str:
+    """`buildah bud` of context/Dockerfile with layer caching; returns the image's ID.
+    `volumes` are bind mounts seen by RUN steps only (never part of the image). The same
+    context and base give the same ID again (every layer comes from the cache)."""
+    iidfile = context.with_name(context.name + ".iid")
     buildah(
         settings,
         "bud",
@@ -147,13 +148,20 @@ def build_dockerfile(
         "--pull=never",
         "--layers",
         "--format=docker",
+        f"--iidfile={iidfile}",
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
         *(f"--volume={volume}" for volume in volumes),
-        f"--tag={image}",
         str(context),
-        what=f"building {image} from {context / 'Dockerfile'}",
+        what=f"building {context / 'Dockerfile'}",
         timeout_s=3600,
     )
+    image_id = iidfile.read_text().strip().removeprefix("sha256:")
+    iidfile.unlink()
+    return image_id
+
+
+def tag(settings: StackSettings, image_id: str, name: str) -> None:
+    buildah(settings, "tag", image_id, name, what=f"tagging {name}")
 
 
 def _json_list(items: Sequence[str]) -> str:
