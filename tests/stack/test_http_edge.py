@@ -34,8 +34,9 @@ from pymongo import AsyncMongoClient
 
 from commerce_devstack.components.mariadb import SERVICE_PRIVILEGES
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.local_shop import ServiceProcess
 from tests.stack.error_shape import api_error
-from tests.stack.processes import free_ports, start_service, stop
+from tests.stack.processes import free_ports
 
 SERVICES = ("user", "product", "order", "payment", "search")
 CHECKS = ",".join(
@@ -71,6 +72,7 @@ WRONG_METHODS = {
 @dataclass(frozen=True)
 class FuzzShop:
     urls: dict[str, str]
+    logs: Path  # <service>.log
 
 
 def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
@@ -202,13 +204,16 @@ async def _seed(product_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-async def fuzz_shop(stack: Endpoints) -> AsyncIterator[FuzzShop]:
+async def fuzz_shop(
+    stack: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FuzzShop]:
     unique = uuid.uuid4().hex[:8]
     numbers = free_ports(len(SERVICES) + 2)
     ports = dict(zip([*SERVICES, "user_grpc", "product_grpc"], numbers, strict=True))
+    logs = tmp_path_factory.mktemp("fuzz-shop")
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])
     es = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=30)
-    processes: list[subprocess.Popen[str]] = []
+    processes: list[ServiceProcess] = []
     with ExitStack() as cleanup:
         databases = {
             service: cleanup.enter_context(
@@ -222,11 +227,18 @@ async def fuzz_shop(stack: Endpoints) -> AsyncIterator[FuzzShop]:
                 await asyncio.to_thread(_migrate, service, envs[service])
             await _create_topics(stack, unique)
             for service in SERVICES:
-                processes.append(
-                    await asyncio.to_thread(
-                        start_service, f"commerce_services.{service}", envs[service], ports[service]
-                    )
+                # Logs to a file: a pipe nobody reads fills up and stops the process.
+                process = ServiceProcess(
+                    service,
+                    ports[service],
+                    ports.get(f"{service}_grpc", 0),
+                    envs[service],
+                    logs / f"{service}.log",
                 )
+                process.start()
+                processes.append(process)
+            for process in processes:
+                await process.wait_ready()
             urls = {service: f"http://127.0.0.1:{ports[service]}" for service in SERVICES}
             await _seed(urls["product"])
             rebuilt = await asyncio.to_thread(
@@ -238,10 +250,10 @@ async def fuzz_shop(stack: Endpoints) -> AsyncIterator[FuzzShop]:
                 timeout=120,
             )
             assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-            yield FuzzShop(urls)
+            yield FuzzShop(urls, logs)
         finally:
-            for proc in processes:
-                stop(proc)
+            for process in processes:
+                process.stop()
             for name in (f"fuzz_user_{unique}", f"fuzz_catalog_{unique}"):
                 await mongo.drop_database(name)
             await mongo.close()
@@ -284,14 +296,15 @@ def test_the_fuzzer_finds_no_server_error_and_no_schema_violation(
         text=True,
         timeout=MAX_TIME_S * 4,
     )
-    assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:]
+    log = (fuzz_shop.logs / f"{service}.log").read_text(errors="replace")
+    assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:] + log[-3000:]
     assert "Test cases:" in done.stdout  # it did run
 
 
 def _exchange(url: str, head: str, body: list[bytes]) -> tuple[int, dict[str, Any]]:
     """Sends a request head and body parts on a raw socket, without ending the body, and reads
-    the answer until the server closes: the status and the JSON body. Fails if the server
-    waits for more of the body instead of answering."""
+    the answer: its status and JSON body. Fails if the server waits for more of the body
+    instead of answering."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(head.encode())
@@ -299,13 +312,19 @@ def _exchange(url: str, head: str, body: list[bytes]) -> tuple[int, dict[str, An
             conn.sendall(part)
         received = b""
         try:
-            while chunk := conn.recv(65536):
-                received += chunk
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536) or pytest.fail(f"closed: {received!r}")
+            headers, _, payload = received.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in headers.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(payload) < length:
+                payload += conn.recv(65536) or pytest.fail(f"closed: {received!r}")
         except TimeoutError:
             pytest.fail(f"no answer before the body ended; got {received[:200]!r}")
-    status_line, _, rest = received.partition(b"\r\n")
-    _, _, payload = rest.partition(b"\r\n\r\n")
-    return int(status_line.split()[1]), json.loads(payload)
+    return int(headers.split()[1]), json.loads(payload)
 
 
 def _too_large(status: int, body: dict[str, Any]) -> None:
