@@ -25,6 +25,7 @@ from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
 from commerce_services.product.catalog.mappings import CategoryMappings
 from commerce_services.product.catalog.store import CatalogStore, Document
+from commerce_services.product.inventory.model import Reservation
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
@@ -91,6 +92,16 @@ def clock() -> Clock:
 @pytest.fixture
 def store(engine: AsyncEngine, clock: Clock) -> InventoryStore:
     return InventoryStore(engine, clock)
+
+
+async def confirm(store: InventoryStore, order_id: str) -> Reservation:
+    """Confirms in a unit of work of its own, as the gRPC adapter does."""
+    return await store.units.run(lambda unit: store.confirm(unit, order_id))
+
+
+async def release(store: InventoryStore, order_id: str) -> Reservation:
+    """Releases in a unit of work of its own, as the gRPC adapter does."""
+    return await store.units.run(lambda unit: store.release(unit, order_id))
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.db.engine import service_engine
+from commerce_services.db.unit_of_work import UnitOfWork
 from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
 from commerce_services.events.dead_letters import DeadLetters, RawRecord
 from commerce_services.events.envelope import Event, PermanentError
@@ -284,7 +285,7 @@ async def test_transient_failures_are_retried_then_applied_once(
 ) -> None:
     calls: list[str] = []
 
-    async def flaky(conn: AsyncConnection, event: Event) -> None:
+    async def flaky(unit: UnitOfWork, event: Event) -> None:
         calls.append(event.event_id)
         if len(calls) < 3:
             raise ConnectionError("database blip")
@@ -353,7 +354,7 @@ async def test_retry_worker_redrives_parked_events_then_gives_up(
 ) -> None:
     outcomes: dict[str, list[str]] = {"ok-later": [], "never": []}
 
-    async def handler(conn: AsyncConnection, event: Event) -> None:
+    async def handler(unit: UnitOfWork, event: Event) -> None:
         outcomes[event.key].append(event.event_id)
         if event.key == "never" or len(outcomes["ok-later"]) < 2:
             raise ConnectionError("still down")
@@ -393,7 +394,7 @@ async def test_a_dead_lettered_record_can_be_replayed_to_its_topic(
     fixed = False
     applied: list[str] = []
 
-    async def handler(conn: AsyncConnection, event: Event) -> None:
+    async def handler(unit: UnitOfWork, event: Event) -> None:
         if not fixed:
             raise PermanentError("bug in the handler")
         applied.append(event.event_id)

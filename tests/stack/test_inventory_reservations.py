@@ -22,7 +22,7 @@ from commerce_services.product.inventory.model import (
     ReservationStatus,
 )
 from commerce_services.product.inventory.store import InventoryStore, StockBelowReserved
-from tests.stack.conftest import TTL, Clock
+from tests.stack.conftest import TTL, Clock, confirm, release
 
 
 async def test_two_hundred_buyers_fifty_units_exactly_fifty_reservations(
@@ -149,13 +149,13 @@ async def test_confirm_sells_once_and_then_cannot_be_released(
 ) -> None:
     await store.set_stock(sku, 10)
     await store.reserve(f"c-{sku}", [(sku, 4)], TTL)
-    confirmed = await asyncio.gather(*(store.confirm(f"c-{sku}") for _ in range(10)))
+    confirmed = await asyncio.gather(*(confirm(store, f"c-{sku}") for _ in range(10)))
     assert {c.status for c in confirmed} == {ReservationStatus.CONFIRMED}
     level = await store.stock_level(sku)
     assert level is not None
     assert (level.stock, level.reserved) == (6, 0)
     with pytest.raises(ReservationConflict, match="confirmed"):
-        await store.release(f"c-{sku}")
+        await release(store, f"c-{sku}")
 
 
 async def test_release_gives_back_once_and_then_cannot_be_confirmed(
@@ -163,12 +163,12 @@ async def test_release_gives_back_once_and_then_cannot_be_confirmed(
 ) -> None:
     await store.set_stock(sku, 10)
     await store.reserve(f"l-{sku}", [(sku, 4)], TTL)
-    await asyncio.gather(*(store.release(f"l-{sku}") for _ in range(10)))
+    await asyncio.gather(*(release(store, f"l-{sku}") for _ in range(10)))
     level = await store.stock_level(sku)
     assert level is not None
     assert (level.stock, level.reserved) == (10, 0)
     with pytest.raises(ReservationConflict, match="released"):
-        await store.confirm(f"l-{sku}")
+        await confirm(store, f"l-{sku}")
 
 
 async def test_confirm_racing_release_exactly_one_wins(store: InventoryStore, sku: str) -> None:
@@ -179,7 +179,7 @@ async def test_confirm_racing_release_exactly_one_wins(store: InventoryStore, sk
 
     async def attempt(op: str, order_id: str) -> str | None:
         try:
-            await (store.confirm if op == "confirm" else store.release)(order_id)
+            await (confirm if op == "confirm" else release)(store, order_id)
         except ReservationConflict:
             return None
         return op
@@ -199,7 +199,7 @@ async def test_release_overtaking_its_reservation_blocks_it(
     store: InventoryStore, sku: str
 ) -> None:
     await store.set_stock(sku, 5)
-    released = await store.release(f"late-{sku}")
+    released = await release(store, f"late-{sku}")
     assert released.status == ReservationStatus.RELEASED
     with pytest.raises(ReservationConflict, match="already released"):
         await store.reserve(f"late-{sku}", [(sku, 1)], TTL)
@@ -218,7 +218,7 @@ async def test_reservations_past_their_expiry_are_reported_and_never_released(
     await store.set_stock(sku, 10)
     await store.reserve(f"exp-{unique}-1", [(sku, 2)], TTL)
     await store.reserve(f"exp-{unique}-2", [(sku, 3)], TTL)
-    await store.confirm(f"exp-{unique}-2")
+    await confirm(store, f"exp-{unique}-2")
     clock.now += TTL - timedelta(seconds=1)
     assert f"exp-{unique}-1" not in await store.overdue(limit=100_000)
 
@@ -229,7 +229,7 @@ async def test_reservations_past_their_expiry_are_reported_and_never_released(
     level = await store.stock_level(sku)
     assert level is not None
     assert (level.stock, level.reserved) == (7, 2)  # still held
-    confirmed = await store.confirm(f"exp-{unique}-1")  # the late confirm still sells it
+    confirmed = await confirm(store, f"exp-{unique}-1")  # the late confirm still sells it
     assert confirmed.status == ReservationStatus.CONFIRMED
     assert f"exp-{unique}-1" not in await store.overdue(limit=100_000)
 

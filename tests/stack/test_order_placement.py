@@ -45,7 +45,7 @@ from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
-from tests.stack.conftest import TTL, Clock
+from tests.stack.conftest import TTL, Clock, confirm
 from tests.stack.error_shape import api_error
 from tests.stack.processes import free_ports
 
@@ -212,7 +212,7 @@ async def test_concurrent_requests_with_one_key_and_different_bodies_never_relea
     assert len(placed) == 1, results
     assert len(refused) == len(tokens) - 1, results
     assert await _reserved(store, sku) == 3  # the winner's reservation is intact
-    reservation = await store.confirm(placed[0].order_id)  # and the sale can go through
+    reservation = await confirm(store, placed[0].order_id)  # and the sale can go through
     assert [(i.sku, i.quantity) for i in reservation.items] == [(sku, 3)]
 
 

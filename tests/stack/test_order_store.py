@@ -1,5 +1,5 @@
-"""Orders against MariaDB: Idempotency-Key semantics, the order and its event in one
-transaction, guarded saga transitions, deadline cancellation."""
+"""Orders against MariaDB: Idempotency-Key claims, the order and its event in one transaction,
+guarded saga transitions, deadline cancellation."""
 
 from __future__ import annotations
 
@@ -16,10 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order.migrations import upgrade
-from commerce_services.order.model import IdempotencyConflict, OrderLine, OrderStatus
-from commerce_services.order.store import OrderStore
+from commerce_services.order.model import (
+    ClaimLost,
+    IdempotencyConflict,
+    OrderLine,
+    OrderStatus,
+    PlacementInProgress,
+    request_hash,
+)
+from commerce_services.order.store import Claim, OrderStore
 from commerce_services.order.tables import orders, outbox
 from tests.stack.conftest import Clock
+from tests.stack.order_writes import LEASE, write_order
 
 LINES = (OrderLine("SKU-A", 2, Decimal("19.99")), OrderLine("SKU-B", 1, Decimal("5.00")))
 
@@ -43,6 +51,12 @@ def order_store(order_engine: AsyncEngine, clock: Clock) -> OrderStore:
     return OrderStore(order_engine, clock, timedelta(minutes=15))
 
 
+async def _apply(
+    store: OrderStore, order_id: str, event: str, reason: str | None = None
+) -> OrderStatus | None:
+    return await store.units.run(lambda unit: store.apply(unit, order_id, event, reason))
+
+
 async def _events(engine: AsyncEngine, order_id: str) -> list[tuple[str, dict[str, object]]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -56,7 +70,7 @@ async def _events(engine: AsyncEngine, order_id: str) -> list[tuple[str, dict[st
 async def test_order_and_its_event_are_written_together(
     order_store: OrderStore, order_engine: AsyncEngine, unique: str
 ) -> None:
-    order = await order_store.place(f"user-{unique}", "key-1", LINES, "EUR", "tok_visa")
+    order = await write_order(order_store, f"user-{unique}", "key-1", LINES, "tok_visa")
     assert (order.status, order.total) == (OrderStatus.PENDING, Decimal("44.98"))
     assert (await order_store.get(order.order_id)).lines == LINES
     [(kind, payload)] = await _events(order_engine, order.order_id)
@@ -68,30 +82,38 @@ async def test_order_and_its_event_are_written_together(
     ]
 
 
-async def test_idempotency_key_replays_and_conflicts(
+async def test_one_claim_per_key_then_replays_and_conflicts(
     order_store: OrderStore, order_engine: AsyncEngine, unique: str
 ) -> None:
     user = f"user-{unique}"
-    replays = await asyncio.gather(
-        *(order_store.place(user, "same-key", LINES, "EUR", "tok_visa") for _ in range(10))
+    digest = request_hash(user, [("SKU-A", 2), ("SKU-B", 1)], "tok_visa")
+    claims = await asyncio.gather(
+        *(order_store.claim(user, "same-key", digest, LEASE) for _ in range(10)),
+        return_exceptions=True,
     )
-    assert len({o.order_id for o in replays}) == 1
-    assert len(await _events(order_engine, replays[0].order_id)) == 1  # one order, one event
-
+    won = [c for c in claims if isinstance(c, Claim)]
+    assert len(won) == 1
+    assert all(isinstance(c, PlacementInProgress) for c in claims if c not in won)
+    order = await order_store.place(won[0], LINES, "EUR", "tok_visa")
+    replay = await order_store.claim(user, "same-key", digest, LEASE)
+    assert replay == order
+    assert len(await _events(order_engine, order.order_id)) == 1  # one order, one event
     with pytest.raises(IdempotencyConflict):
-        await order_store.place(user, "same-key", LINES[:1], "EUR", "tok_visa")
-    other_user = await order_store.place(f"other-{unique}", "same-key", LINES, "EUR", "tok_visa")
-    assert other_user.order_id != replays[0].order_id  # keys are scoped to their user
+        await order_store.claim(user, "same-key", "another body", LEASE)
+    with pytest.raises(ClaimLost):  # a claim that already placed cannot place again
+        await order_store.place(won[0], LINES, "EUR", "tok_visa")
+    other_user = await write_order(order_store, f"other-{unique}", "same-key", LINES, "tok_visa")
+    assert other_user.order_id != order.order_id  # keys are scoped to their user
 
 
 async def test_saga_transitions_are_guarded(
     order_store: OrderStore, order_engine: AsyncEngine, unique: str
 ) -> None:
-    order = await order_store.place(f"user-{unique}", "k", LINES, "EUR", "tok_visa")
+    order = await write_order(order_store, f"user-{unique}", "k", LINES, "tok_visa")
     results = await asyncio.gather(
-        order_store.apply(order.order_id, "payment_succeeded"),
-        order_store.apply(order.order_id, "payment_succeeded"),  # duplicate delivery
-        order_store.apply(order.order_id, "payment_failed", "payment_declined"),  # late, wrong
+        _apply(order_store, order.order_id, "payment_succeeded"),
+        _apply(order_store, order.order_id, "payment_succeeded"),  # duplicate delivery
+        _apply(order_store, order.order_id, "payment_failed", "payment_declined"),  # late
     )
     moved = [r for r in results if r is not None]
     assert len(moved) == 1  # one of the three moved the order; the others changed nothing
@@ -102,15 +124,15 @@ async def test_saga_transitions_are_guarded(
     # rows' timestamps do not order them).
     assert sorted(events) == sorted(["order_created", outcome])
     assert final.status == moved[0]
-    assert await order_store.apply(order.order_id, "payment_succeeded") is None
+    assert await _apply(order_store, order.order_id, "payment_succeeded") is None
 
 
 async def test_overdue_pending_orders_are_cancelled_completed_ones_are_not(
     order_store: OrderStore, order_engine: AsyncEngine, clock: Clock, unique: str
 ) -> None:
-    stuck = await order_store.place(f"user-{unique}", "stuck", LINES, "EUR", "tok_visa")
-    paid = await order_store.place(f"user-{unique}", "paid", LINES, "EUR", "tok_visa")
-    await order_store.apply(paid.order_id, "payment_succeeded")
+    stuck = await write_order(order_store, f"user-{unique}", "stuck", LINES, "tok_visa")
+    paid = await write_order(order_store, f"user-{unique}", "paid", LINES, "tok_visa")
+    await _apply(order_store, paid.order_id, "payment_succeeded")
     clock.now += timedelta(minutes=16)
     cancelled: list[str] = []
     while batch := await order_store.cancel_overdue():

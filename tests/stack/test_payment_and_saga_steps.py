@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.db.settings import DatabaseSettings
+from commerce_services.db.unit_of_work import UnitsOfWork
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.order.migrations import upgrade as upgrade_orders
 from commerce_services.order.model import OrderLine, OrderStatus
@@ -27,6 +28,7 @@ from commerce_services.payment.migrations import upgrade
 from commerce_services.payment.settings import PaymentSettings
 from commerce_services.payment.tables import outbox, payments
 from commerce_services.runtime.clock import utc_now
+from tests.stack.order_writes import write_order
 
 
 class CountingGateway(FakeGateway):
@@ -107,8 +109,8 @@ async def test_one_payment_per_order_with_its_event(
     processor = PaymentProcessor(gateway, utc_now, attempts=3, backoff_s=0.01)
     order_id = f"o-{unique}"
     for _ in range(2):  # the same order announced twice (two event ids): still one payment
-        async with payment_engine.begin() as conn:
-            await processor.on_order_created(conn, order_created(order_id, token))
+        async with UnitsOfWork(payment_engine).begin() as unit:
+            await processor.on_order_created(unit, order_created(order_id, token))
     rows, events = await _payment(payment_engine, order_id)
     assert rows == [(status, reason)]
     assert [kind for kind, _ in events] == [event_type]
@@ -123,8 +125,8 @@ class _CrashBeforeCommit(Exception):
 async def _charge_then_crash(
     engine: AsyncEngine, processor: PaymentProcessor, event: Event
 ) -> None:
-    async with engine.begin() as conn:
-        await processor.on_order_created(conn, event)
+    async with UnitsOfWork(engine).begin() as unit:
+        await processor.on_order_created(unit, event)
         raise _CrashBeforeCommit  # charged, but the payment row never committed
 
 
@@ -136,8 +138,8 @@ async def test_a_crash_after_charging_does_not_charge_twice(
     event = order_created(f"crash-{unique}", "tok_visa")
     with pytest.raises(_CrashBeforeCommit):
         await _charge_then_crash(payment_engine, processor, event)
-    async with payment_engine.begin() as conn:  # the redelivery
-        await processor.on_order_created(conn, event)
+    async with UnitsOfWork(payment_engine).begin() as unit:  # the redelivery
+        await processor.on_order_created(unit, event)
     rows, _ = await _payment(payment_engine, f"crash-{unique}")
     assert rows == [("SUCCEEDED", None)]
     first, again = (
@@ -191,11 +193,11 @@ async def test_a_cancelled_order_keeps_no_money(
     gateway = CountingRefunds()
     processor = PaymentProcessor(gateway, utc_now)
     order_id = f"cancel-{unique}"
-    async with payment_engine.begin() as conn:
-        await processor.on_order_created(conn, order_created(order_id, token))
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await processor.on_order_created(unit, order_created(order_id, token))
     for _ in range(2):  # a duplicate cancellation refunds nothing more
-        async with payment_engine.begin() as conn:
-            await processor.on_order_cancelled(conn, order_cancelled(order_id))
+        async with UnitsOfWork(payment_engine).begin() as unit:
+            await processor.on_order_cancelled(unit, order_cancelled(order_id))
     rows, written = await _payment(payment_engine, order_id)
     assert [status for status, _ in rows] == [final]
     assert [kind for kind, _ in written] == events
@@ -216,11 +218,11 @@ async def test_an_order_cancelled_before_its_charge_is_never_charged(
     gateway = CountingGateway()
     processor = PaymentProcessor(gateway, utc_now)
     order_id = f"void-{unique}"
-    async with payment_engine.begin() as conn:
-        await processor.on_order_cancelled(conn, order_cancelled(order_id))
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await processor.on_order_cancelled(unit, order_cancelled(order_id))
     # order_created replayed later (from the DLQ or failed_events): no charge.
-    async with payment_engine.begin() as conn:
-        await processor.on_order_created(conn, order_created(order_id, "tok_visa"))
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await processor.on_order_created(unit, order_created(order_id, "tok_visa"))
     rows, written = await _payment(payment_engine, order_id)
     assert rows == [("VOIDED", "order_cancelled")]
     assert written == []
@@ -242,8 +244,8 @@ async def test_malformed_order_events_are_permanent(
     processor = PaymentProcessor(FakeGateway(), utc_now)
     event = Event("t", 0, 0, "k", "e", "order_created", payload)
     with pytest.raises(PermanentError):
-        async with payment_engine.begin() as conn:
-            await processor.on_order_created(conn, event)
+        async with UnitsOfWork(payment_engine).begin() as unit:
+            await processor.on_order_created(unit, event)
 
 
 async def test_the_order_moves_once_and_late_payment_events_change_nothing(
@@ -255,8 +257,8 @@ async def test_the_order_moves_once_and_late_payment_events_change_nothing(
     try:
         store = OrderStore(engine, utc_now, timedelta(minutes=15))
         handlers = payment_event_handlers(store)
-        order = await store.place(
-            f"u-{unique}", "k", (OrderLine("A", 1, Decimal("3.50")),), "EUR", "tok_timeout"
+        order = await write_order(
+            store, f"u-{unique}", "k", (OrderLine("A", 1, Decimal("3.50")),), "tok_timeout"
         )
 
         def payment_event(kind: str, reason: str | None) -> Event:
@@ -265,14 +267,15 @@ async def test_the_order_moves_once_and_late_payment_events_change_nothing(
                 "commerce.payment.events", 0, 0, order.order_id, str(uuid.uuid4()), kind, payload
             )
 
-        async with engine.begin() as conn:
-            await handlers["payment_failed"](conn, payment_event("payment_failed", "timeout"))
-        async with engine.begin() as conn:  # a late success must not revive a cancelled order
-            await handlers["payment_succeeded"](conn, payment_event("payment_succeeded", None))
+        units = UnitsOfWork(engine)
+        async with units.begin() as unit:
+            await handlers["payment_failed"](unit, payment_event("payment_failed", "timeout"))
+        async with units.begin() as unit:  # a late success must not revive a cancelled order
+            await handlers["payment_succeeded"](unit, payment_event("payment_succeeded", None))
         final = await store.get(order.order_id)
         assert (final.status, final.cancel_reason) == (OrderStatus.CANCELLED, "payment_timeout")
         with pytest.raises(PermanentError):
-            async with engine.begin() as conn:
-                await handlers["payment_failed"](conn, payment_event("payment_failed", "bogus"))
+            async with units.begin() as unit:
+                await handlers["payment_failed"](unit, payment_event("payment_failed", "bogus"))
     finally:
         await engine.dispose()

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_services.db.unit_of_work import UnitsOfWork
 from commerce_services.events.envelope import Event
 from commerce_services.payment.charging import PaymentProcessor
 from commerce_services.payment.gateway import FakeGateway
@@ -57,8 +58,8 @@ async def test_an_orders_payment_and_none_before_it(
         "order_created",
         {"order_id": order_id, "total": "12.30", "currency": "EUR", "payment_token": "tok_visa"},
     )
-    async with payment_engine.begin() as conn:
-        await PaymentProcessor(FakeGateway(), utc_now).on_order_created(conn, event)
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await PaymentProcessor(FakeGateway(), utc_now).on_order_created(unit, event)
     [payment] = (await api.get("/api/v1/payments", params={"order_id": order_id})).json()["items"]
     assert datetime.fromisoformat(payment["created_at"]).utcoffset() == timedelta(0)
     assert (payment["order_id"], payment["status"], payment["amount"], payment["currency"]) == (

@@ -35,7 +35,7 @@ from commerce_services.search.engine import (
 )
 from commerce_services.search.mapping import MAPPING, SETTINGS
 from commerce_services.search.sync import CatalogSync
-from tests.stack.conftest import Clock
+from tests.stack.conftest import Clock, release
 
 
 def _content(category: int, sku: str, title: str = "Espresso mug") -> ProductContent:
@@ -370,7 +370,7 @@ async def test_availability_follows_stock_reservations_and_releases(
     assert await _available(es, alias, product.product_id) == (1, False)
 
     clock.now += timedelta(seconds=1)
-    await store.release(f"order-{unique}")
+    await release(store, f"order-{unique}")
     assert (await sync.run_once()).availability == 1
     assert await _available(es, alias, product.product_id) == (1, True)
     # Polling again re-reads the last rows and rewrites nothing.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_services.db.settings import DatabaseSettings
-from commerce_services.web.health import ReadinessCheck
 
 
 def service_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -20,7 +21,9 @@ def service_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def database_ready(engine: AsyncEngine) -> ReadinessCheck:
+def database_ready(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    """A readiness check (web/health.py's shape): raises when the database does not answer."""
+
     async def check() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -1,5 +1,4 @@
-"""Retrying whole transactions that InnoDB rolled back (deadlock, lock wait timeout), and acting
-only after a commit."""
+"""Retrying whole transactions that InnoDB rolled back (deadlock, lock wait timeout)."""
 
 from __future__ import annotations
 
@@ -7,9 +6,7 @@ from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 DUPLICATE_KEY = 1062
@@ -45,9 +42,3 @@ def retry_transaction(
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     return run
-
-
-def after_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
-    """Runs `action` once the caller's transaction on `conn` commits, never if it rolls back
-    (metrics that must count only what really happened)."""
-    event.listen(conn.sync_connection, "commit", lambda _conn: action(), once=True)

@@ -30,9 +30,10 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Gauge
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.db.outages import is_outage
+from commerce_services.db.unit_of_work import UnitOfWork, UnitsOfWork
 from commerce_services.events.dead_letters import DeadLetters, RawRecord
 from commerce_services.events.envelope import Event, MalformedEvent, PermanentError, decode
 from commerce_services.events.tables import processed_events
@@ -40,7 +41,8 @@ from commerce_services.events.tables import processed_events
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
+# A handler runs in the consumer's unit of work, next to the processed-events record.
+Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
 
 # Outcomes include parked_dlq and parked_failed_events: the dead-letter counts.
 EVENTS = Counter("commerce_events_total", "Events handled by outcome", ["consumer", "outcome"])
@@ -89,7 +91,7 @@ class EventConsumer:
     ) -> None:
         self.name = name
         self._consumer = consumer
-        self._engine = engine
+        self._units = UnitsOfWork(engine)
         self._handlers = handlers
         self._dead_letters = dead_letters
         self._clock = clock
@@ -204,15 +206,15 @@ class EventConsumer:
                 "messaging.consumer.group.name": self.name,
             },
         ):
-            async with self._engine.begin() as conn:
-                first = await conn.execute(
+            async with self._units.begin() as unit:
+                first = await unit.conn.execute(
                     mysql_insert(processed_events)
                     .values(consumer=self.name, event_id=event.event_id, processed_at=self._clock())
                     .prefix_with("IGNORE")
                 )
                 if first.rowcount == 0:
                     return "duplicate"  # effect committed before; nothing to do
-                await handler(conn, event)
+                await handler(unit, event)
         return "processed"
 
     async def _park(self, raw: RawRecord, error: BaseException, attempts: int) -> str:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import Row, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.consumer import EventConsumer
 from commerce_services.events.envelope import PermanentError, decode
 from commerce_services.events.tables import failed_events
+from commerce_services.runtime.clock import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +118,16 @@ async def requeue_failed(engine: AsyncEngine, consumer: str, record_id: int, now
             .values(status="PENDING", attempts=0, next_attempt_at=now, updated_at=now)
         )
     return bool(done.rowcount)
+
+
+def requeue_command(consumer: str) -> Callable[[DatabaseSettings, int], Coroutine[Any, Any, bool]]:
+    """The `requeue-failed-event ID` command of a service whose consumer is `consumer`."""
+
+    async def requeue(settings: DatabaseSettings, record_id: int) -> bool:
+        engine = create_async_engine(settings.database_url())
+        try:
+            return await requeue_failed(engine, consumer, record_id, utc_now())
+        finally:
+            await engine.dispose()
+
+    return requeue

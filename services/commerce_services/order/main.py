@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox, purge_job
+from commerce_services.events.retry_worker import requeue_command
 from commerce_services.events.subscription import Subscription
 from commerce_services.order import migrations
 from commerce_services.order.http_api import create_app
@@ -115,7 +116,12 @@ async def serve(settings: OrderSettings) -> None:
 
 
 COMMANDS = ServiceCommands(
-    "order", __doc__ or "", OrderSettings, serve, migrations.upgrade, CONSUMER_NAME
+    "order",
+    __doc__ or "",
+    OrderSettings,
+    serve,
+    migrations.upgrade,
+    requeue_command(CONSUMER_NAME),
 )
 
 

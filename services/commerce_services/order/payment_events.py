@@ -3,8 +3,7 @@ late or duplicate payment event never moves a finished order."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from commerce_services.db.unit_of_work import UnitOfWork
 from commerce_services.events.consumer import Handler
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.order.model import CancelReason
@@ -14,13 +13,13 @@ _REASONS = {"declined": CancelReason.PAYMENT_DECLINED, "timeout": CancelReason.P
 
 
 def payment_event_handlers(store: OrderStore) -> dict[str, Handler]:
-    async def succeeded(conn: AsyncConnection, event: Event) -> None:
-        await store.apply_in(conn, event.require("order_id"), "payment_succeeded")
+    async def succeeded(unit: UnitOfWork, event: Event) -> None:
+        await store.apply(unit, event.require("order_id"), "payment_succeeded")
 
-    async def failed(conn: AsyncConnection, event: Event) -> None:
+    async def failed(unit: UnitOfWork, event: Event) -> None:
         reason = _REASONS.get(str(event.payload.get("reason")))
         if reason is None:
             raise PermanentError(f"payment_failed {event.event_id} has no known reason")
-        await store.apply_in(conn, event.require("order_id"), "payment_failed", reason.value)
+        await store.apply(unit, event.require("order_id"), "payment_failed", reason.value)
 
     return {"payment_succeeded": succeeded, "payment_failed": failed}

@@ -10,9 +10,9 @@ Guarantees:
 - abandon: a claim turns ABANDONED only while its owner holds it, or by the sweep once the
   lease ran out; only then is its reservation released, so a release never hits an order that
   was written.
-- apply: a saga event moves a PENDING order once; the order row is locked first, so a late or
-  duplicate event never moves a terminal order, and the resulting `order_completed` or
-  `order_cancelled` is written with the change.
+- apply: a saga event moves a PENDING order once, in the caller's unit of work; the order row
+  is locked first, so a late or duplicate event never moves a terminal order, and the resulting
+  `order_completed` or `order_cancelled` is written with the change.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
@@ -29,12 +30,8 @@ from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commerce_services.db.transactions import (
-    DUPLICATE_KEY,
-    after_commit,
-    mysql_code,
-    retry_transaction,
-)
+from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
+from commerce_services.db.unit_of_work import UnitOfWork, UnitsOfWork
 from commerce_services.events.outbox import Outbox, OutboxEvent
 from commerce_services.order.model import (
     AttemptRolledBack,
@@ -112,6 +109,7 @@ class OrderStore:
         self, engine: AsyncEngine, clock: Callable[[], datetime], deadline: timedelta
     ) -> None:
         self._engine = engine
+        self.units = UnitsOfWork(engine)  # for callers that start the work (sweeps, tests)
         self._clock = clock
         self._deadline = deadline
         self._outbox = Outbox(outbox)
@@ -385,11 +383,12 @@ class OrderStore:
                 )
         return {order_id: tuple(lines) for order_id, lines in found.items()}
 
-    async def apply_in(
-        self, conn: AsyncConnection, order_id: str, event: str, reason: str | None = None
+    async def apply(
+        self, unit: UnitOfWork, order_id: str, event: str, reason: str | None = None
     ) -> OrderStatus | None:
-        """Applies a saga event in the caller's transaction; returns the new status, or None
-        when the order is unknown or the event must not move it."""
+        """Applies a saga event in the unit of work; returns the new status, or None when the
+        order is unknown or the event must not move it."""
+        conn = unit.conn
         row = (
             await conn.execute(
                 select(orders.c.status).where(orders.c.order_id == order_id).with_for_update()
@@ -416,15 +415,13 @@ class OrderStore:
             payload["reason"] = reason
         await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
         outcome, cause = new.value, reason or ""
-        after_commit(conn, lambda: SAGA_OUTCOMES.labels(outcome, cause).inc())
+        unit.after_commit(lambda: SAGA_OUTCOMES.labels(outcome, cause).inc())
         return new
 
-    @retry_transaction
-    async def apply(
-        self, order_id: str, event: str, reason: str | None = None
-    ) -> OrderStatus | None:
-        async with self._engine.begin() as conn:
-            return await self.apply_in(conn, order_id, event, reason)
+    async def _expire(self, unit: UnitOfWork, order_id: str) -> OrderStatus | None:
+        return await self.apply(
+            unit, order_id, "deadline_passed", CancelReason.RESERVATION_EXPIRED.value
+        )
 
     async def cancel_overdue(self, limit: int = 100) -> list[str]:
         """Cancels PENDING orders past their deadline (reason reservation_expired)."""
@@ -442,9 +439,7 @@ class OrderStore:
             ]
         cancelled = []
         for order_id in due:
-            moved = await self.apply(
-                order_id, "deadline_passed", CancelReason.RESERVATION_EXPIRED.value
-            )
+            moved = await self.units.run(partial(self._expire, order_id=order_id))
             if moved is not None:
                 cancelled.append(order_id)
         return cancelled

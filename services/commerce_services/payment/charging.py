@@ -21,9 +21,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from commerce_services.db.unit_of_work import UnitOfWork
 from commerce_services.events.consumer import Handler
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.events.outbox import Outbox, OutboxEvent
@@ -65,7 +65,8 @@ class PaymentProcessor:
     def handlers(self) -> dict[str, Handler]:
         return {"order_created": self.on_order_created, "order_cancelled": self.on_order_cancelled}
 
-    async def on_order_created(self, conn: AsyncConnection, event: Event) -> None:
+    async def on_order_created(self, unit: UnitOfWork, event: Event) -> None:
+        conn = unit.conn
         order_id, amount, currency, token = _order_fields(event)
         already = (
             await conn.execute(
@@ -111,7 +112,8 @@ class PaymentProcessor:
             payload["reason"] = reason
         await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
 
-    async def on_order_cancelled(self, conn: AsyncConnection, event: Event) -> None:
+    async def on_order_cancelled(self, unit: UnitOfWork, event: Event) -> None:
+        conn = unit.conn
         order_id = event.require("order_id")
         payment = (
             await conn.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox, purge_job
+from commerce_services.events.retry_worker import requeue_command
 from commerce_services.events.subscription import Subscription
 from commerce_services.payment import migrations
 from commerce_services.payment.charging import PaymentProcessor
@@ -57,7 +58,12 @@ async def serve(settings: PaymentSettings) -> None:
 
 
 COMMANDS = ServiceCommands(
-    "payment", __doc__ or "", PaymentSettings, serve, migrations.upgrade, CONSUMER_NAME
+    "payment",
+    __doc__ or "",
+    PaymentSettings,
+    serve,
+    migrations.upgrade,
+    requeue_command(CONSUMER_NAME),
 )
 
 

@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient
 
 from commerce_services.db.document_store import document_database
 from commerce_services.db.engine import database_ready, service_engine
+from commerce_services.events.retry_worker import requeue_command
 from commerce_services.events.subscription import Subscription
 from commerce_services.product import migrations
 from commerce_services.product.catalog.grpc_service import CatalogServicer
@@ -123,7 +124,12 @@ async def serve(settings: ProductSettings) -> None:
 
 
 COMMANDS = ServiceCommands(
-    "product", __doc__ or "", ProductSettings, serve, migrations.upgrade, CONSUMER_NAME
+    "product",
+    __doc__ or "",
+    ProductSettings,
+    serve,
+    migrations.upgrade,
+    requeue_command(CONSUMER_NAME),
 )
 
 

@@ -1,11 +1,10 @@
 """The product service's reactions to order events: a completed order turns its reservation
 into a sale, a cancelled order gives the reserved stock back. Both run inside the consumer's
-transaction, next to the processed-events record."""
+unit of work, next to the processed-events record."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from commerce_services.db.unit_of_work import UnitOfWork
 from commerce_services.events.consumer import Handler
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.product.inventory.model import ReservationConflict, ReservationNotFound
@@ -13,16 +12,16 @@ from commerce_services.product.inventory.store import InventoryStore
 
 
 def order_event_handlers(store: InventoryStore) -> dict[str, Handler]:
-    async def completed(conn: AsyncConnection, event: Event) -> None:
+    async def completed(unit: UnitOfWork, event: Event) -> None:
         try:
-            await store.confirm_in(conn, event.require("order_id", default=event.key))
+            await store.confirm(unit, event.require("order_id", default=event.key))
         except (ReservationConflict, ReservationNotFound) as exc:
             # A completed order whose stock is not held is an incident, not a retry.
             raise PermanentError(str(exc)) from exc
 
-    async def cancelled(conn: AsyncConnection, event: Event) -> None:
+    async def cancelled(unit: UnitOfWork, event: Event) -> None:
         try:
-            await store.release_in(conn, event.require("order_id", default=event.key))
+            await store.release(unit, event.require("order_id", default=event.key))
         except ReservationConflict as exc:
             raise PermanentError(str(exc)) from exc
 

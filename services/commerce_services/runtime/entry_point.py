@@ -13,11 +13,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from commerce_services.db.settings import DatabaseSettings
-from commerce_services.events.retry_worker import requeue_failed
-from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.logging import configure_logging
 from commerce_services.runtime.serving import BackgroundJobFailed
 from commerce_services.runtime.settings import ServingSettings
@@ -37,7 +34,9 @@ class ServiceCommands(Generic[S]):
     # Reads only the database settings: an init container or a migration Job has no business
     # knowing the service's peers or topics.
     migrate: Callable[[DatabaseSettings], None] | None = None
-    consumer: str | None = None  # the consumer whose parked events requeue acts on
+    # `requeue-failed-event ID` for a service with a consumer (events/retry_worker.py's
+    # requeue_command): given the database settings and the id, True if it was requeued.
+    requeue: Callable[[DatabaseSettings, int], Coroutine[Any, Any, bool]] | None = None
 
 
 def _database_settings(service: str) -> type[DatabaseSettings]:
@@ -46,19 +45,11 @@ def _database_settings(service: str) -> type[DatabaseSettings]:
     return type(f"{service.title()}DatabaseSettings", (DatabaseSettings,), {"model_config": config})
 
 
-async def _requeue(settings: DatabaseSettings, consumer: str, record_id: int) -> bool:
-    engine = create_async_engine(settings.database_url())
-    try:
-        return await requeue_failed(engine, consumer, record_id, utc_now())
-    finally:
-        await engine.dispose()
-
-
 def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
     commands = ["serve"]
     if service.migrate is not None:
         commands.append("migrate")
-    if service.consumer is not None:
+    if service.requeue is not None:
         commands.append("requeue-failed-event")
     parser = argparse.ArgumentParser(
         prog=f"commerce-{service.name}",
@@ -66,7 +57,7 @@ def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=commands)
-    if service.consumer is not None:
+    if service.requeue is not None:
         parser.add_argument("id", nargs="?", type=int, help="failed_events id to requeue")
     args = parser.parse_args(argv)
     if args.command == "migrate" and service.migrate is not None:
@@ -85,11 +76,11 @@ def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
         print(f"invalid {service.name.upper()}_* configuration:\n{exc}")
         return 2
     configure_logging(service.name, settings.log_level)
-    if args.command == "requeue-failed-event" and service.consumer is not None:
+    if args.command == "requeue-failed-event" and service.requeue is not None:
         if args.id is None:
             parser.error("requeue-failed-event needs the failed_events id")
         assert isinstance(settings, DatabaseSettings)  # services with consumers have a database
-        found = asyncio.run(_requeue(settings, service.consumer, args.id))
+        found = asyncio.run(service.requeue(settings, args.id))
         print(f"failed event {args.id} requeued" if found else f"no parked event {args.id}")
         return 0 if found else 1
     configure_tracing(service.name, settings.otlp_endpoint)

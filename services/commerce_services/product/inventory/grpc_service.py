@@ -78,11 +78,17 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         request: inventory_pb2.ReservationRef,
         context: grpc.aio.ServicerContext[object, object],
     ) -> inventory_pb2.Reservation:
-        return await self._answer(self._store.confirm(request.order_id), context)
+        store = self._store
+        return await self._answer(
+            store.units.run(lambda unit: store.confirm(unit, request.order_id)), context
+        )
 
     async def ReleaseReservation(
         self,
         request: inventory_pb2.ReservationRef,
         context: grpc.aio.ServicerContext[object, object],
     ) -> inventory_pb2.Reservation:
-        return await self._answer(self._store.release(request.order_id), context)
+        store = self._store
+        return await self._answer(
+            store.units.run(lambda unit: store.release(unit, request.order_id)), context
+        )

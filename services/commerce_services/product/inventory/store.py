@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_services.db.group_commit import GroupCommit
 from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
+from commerce_services.db.unit_of_work import UnitOfWork, UnitsOfWork
 from commerce_services.product.inventory.model import (
     LineItem,
     Operation,
@@ -92,6 +93,7 @@ class InventoryStore:
         batch_parallel: int = 2,
     ) -> None:
         self._engine = engine
+        self.units = UnitsOfWork(engine)  # for callers that start the work (gRPC, tests)
         self._clock = clock
         self._reservations: GroupCommit[tuple[ReserveRequest, timedelta], Reservation] = (
             GroupCommit(self._reserve_batch, batch_max, batch_parallel)
@@ -273,31 +275,17 @@ class InventoryStore:
             for h in headers
         }
 
-    @retry_transaction
-    async def confirm(self, order_id: str) -> Reservation:
+    async def confirm(self, unit: UnitOfWork, order_id: str) -> Reservation:
         """Turns the reservation into a sale: stock and reserved both drop by the quantities."""
-        async with self._engine.begin() as conn:
-            return await self.confirm_in(conn, order_id)
+        return await self._apply(unit, order_id, Operation.CONFIRM)
 
-    async def confirm_in(self, conn: AsyncConnection, order_id: str) -> Reservation:
-        """confirm() inside the caller's transaction (an event consumer records the event in
-        the same one); the caller retries deadlocks."""
-        return await self._apply(conn, order_id, Operation.CONFIRM)
-
-    @retry_transaction
-    async def release(self, order_id: str) -> Reservation:
+    async def release(self, unit: UnitOfWork, order_id: str) -> Reservation:
         """Gives the reserved units back; for an unknown order, records that it was released."""
-        async with self._engine.begin() as conn:
-            return await self.release_in(conn, order_id)
+        return await self._apply(unit, order_id, Operation.RELEASE)
 
-    async def release_in(self, conn: AsyncConnection, order_id: str) -> Reservation:
-        """release() inside the caller's transaction; the caller retries deadlocks."""
-        return await self._apply(conn, order_id, Operation.RELEASE)
-
-    async def _apply(
-        self, conn: AsyncConnection, order_id: str, operation: Operation
-    ) -> Reservation:
+    async def _apply(self, unit: UnitOfWork, order_id: str, operation: Operation) -> Reservation:
         """The order's row is locked first, then its SKUs' rows in SKU order."""
+        conn = unit.conn
         now = self._clock()
         header = await self._header(conn, order_id, lock=True)
         decision = transition(
