@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from commerce_services.product.inventory.model import MAX_STOCK, InvalidRequest, validate_sku
 from commerce_services.product.inventory.store import InventoryStore, StockBelowReserved, StockLevel
 from commerce_services.web.errors import ApiError
 
+# The model tells a malformed SKU (422 invalid_sku); this only bounds it.
+Sku = Annotated[str, Path(max_length=64)]
+
 
 class StockUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    stock: int = Field(ge=0, le=MAX_STOCK, strict=True)
+    stock: int = Field(ge=0, le=MAX_STOCK)
 
 
 class StockView(BaseModel):
@@ -41,7 +46,7 @@ def inventory_router(store: InventoryStore) -> APIRouter:
     router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
 
     @router.put("/{sku}")
-    async def set_stock(sku: str, body: StockUpdate) -> StockView:
+    async def set_stock(sku: Sku, body: StockUpdate) -> StockView:
         try:
             return StockView.of(await store.set_stock(_checked_sku(sku), body.stock))
         except StockBelowReserved as exc:
@@ -50,7 +55,7 @@ def inventory_router(store: InventoryStore) -> APIRouter:
             ) from exc
 
     @router.get("/{sku}")
-    async def get_stock(sku: str) -> StockView:
+    async def get_stock(sku: Sku) -> StockView:
         level = await store.stock_level(_checked_sku(sku))
         if level is None:
             raise ApiError(404, "not_found", f"no inventory for sku {sku}")
