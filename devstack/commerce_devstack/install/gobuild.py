@@ -7,12 +7,21 @@ from pathlib import Path
 from commerce_devstack.install.commands import run
 
 
-def build(go: str, module_dir: Path, packages: list[str], out_dir: Path, ldflags: str = "") -> None:
-    """Builds each package into out_dir; Go's module and build caches live outside the repo."""
+def build(
+    go: str,
+    module_dir: Path,
+    packages: list[str],
+    out_dir: Path,
+    ldflags: str = "",
+    modfile: Path | None = None,
+) -> None:
+    """Builds each package into out_dir; Go's module and build caches live outside the repo.
+    `modfile`: a go.mod to use instead of the module's own (its go.sum beside it)."""
     run(
         [
             go,
             "build",
+            *([f"-modfile={modfile}"] if modfile is not None else []),
             "-trimpath",
             "-buildvcs=false",
             f"-ldflags=-s -w {ldflags}".strip(),
