@@ -1,6 +1,6 @@
 """An idempotent Kafka consumer that commits offsets only after the effect is committed.
 
-For each record, in order per partition:
+For each record, in order per partition (the partitions of a batch side by side):
 1. decode it; a malformed record is dead-lettered at once;
 2. in ONE database transaction: insert (consumer, event id) into processed_events, and run the
    handler for its type on the same connection; a duplicate id means already done, a no-op;
@@ -105,9 +105,18 @@ class EventConsumer:
                 await self.handle_batch(batch)
 
     async def handle_batch(self, batch: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
-        for records in batch.values():
+        """Each partition's records in order, the partitions side by side (Kafka orders only
+        within a partition, and each aggregate's events share one), then one commit."""
+
+        async def in_order(records: list[ConsumerRecord]) -> None:
             for record in records:
                 await self.handle(record)
+
+        # A TaskGroup, not gather: if one partition fails, the others stop before the batch is
+        # redelivered, so no partition is ever handled by two tasks at once.
+        async with asyncio.TaskGroup() as group:
+            for records in batch.values():
+                group.create_task(in_order(records))
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         try:
             await self.commit(offsets)
