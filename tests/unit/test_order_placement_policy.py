@@ -351,3 +351,12 @@ async def test_the_sweep_releases_a_dead_owners_stock_after_two_leases_and_retri
     assert await shop.placement.sweep() == [claimed.order_id]
     assert shop.reservations.stock["A"] == 10
     assert await shop.placement.sweep() == []
+
+
+async def test_when_user_and_prices_both_refuse_the_user_answer_wins(shop: Shop) -> None:
+    shop.users.rejected.add("u1")
+    shop.prices.prices.clear()
+    with pytest.raises(UserRejected):
+        await shop.place()
+    assert (shop.users.calls, shop.prices.calls) == (1, 1)  # asked at once, not one by one
+    assert shop.placements.rows == {}

@@ -21,6 +21,7 @@ The policy, against ports (users, prices, reservations) and the order store:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Protocol
@@ -101,8 +102,16 @@ class OrderPlacement:
         if isinstance(claimed, Order):
             return claimed  # a replay
         try:
-            await self._users.validate(user_id)
-            lines = await self._lines(items)
+            # Independent questions to two services, asked at once; the user's answer wins
+            # when both refuse, so the error a client sees does not depend on timing.
+            user, priced = await asyncio.gather(
+                self._users.validate(user_id), self._lines(items), return_exceptions=True
+            )
+            if isinstance(user, BaseException):
+                raise user
+            if isinstance(priced, BaseException):
+                raise priced
+            lines = priced
         except BaseException:
             await self._withdraw(claimed)
             raise
