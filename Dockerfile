@@ -6,16 +6,20 @@ ARG BASE=python:3.11-slim
 FROM ${BASE} AS build
 WORKDIR /src
 RUN python -m venv /opt/commerce
-COPY pyproject.toml README.md ./
+# The dependencies in a layer of their own, resolved together with grpcio-tools (the stubs'
+# generator must match the protobuf runtime): a change to the code alone reuses this layer.
+COPY pyproject.toml ./
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt \
+ && /opt/commerce/bin/pip install --no-cache-dir -r /tmp/requirements.txt grpcio-tools "setuptools>=75"
+COPY README.md ./
 COPY devstack/ devstack/
 COPY services/ services/
 COPY operator/ operator/
 COPY protos/ protos/
 # gRPC stubs are generated here, by the build, as `make protos` does for development.
-RUN /opt/commerce/bin/pip install --no-cache-dir grpcio-tools \
- && /opt/commerce/bin/python -m grpc_tools.protoc -Icommerce_services/rpc=protos \
+RUN /opt/commerce/bin/python -m grpc_tools.protoc -Icommerce_services/rpc=protos \
       --python_out=services --grpc_python_out=services protos/commerce/v1/*.proto \
- && /opt/commerce/bin/pip install --no-cache-dir . \
+ && /opt/commerce/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
  && /opt/commerce/bin/pip uninstall --yes grpcio-tools
 
 FROM ${BASE}
