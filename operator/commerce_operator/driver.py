@@ -177,7 +177,7 @@ class Run:
                 after["message"],
                 warning=not paused and worst >= Outcome.RETRYING,
             )
-        if any(self.written.get(key) != value for key, value in status.items()):
+        if any(_stored(self.written.get(key)) != _stored(value) for key, value in status.items()):
             stored = await self.kube.patch_status(
                 self.kind, self.meta.namespace, self.meta.name, status
             )
@@ -200,6 +200,15 @@ class Run:
         )
         if stored is not None:
             self.resource_version = str(stored["metadata"].get("resourceVersion", ""))
+
+
+def _stored(value: Any) -> Any:
+    """A status value as the API server stores it after a merge patch: a null deletes."""
+    if isinstance(value, Mapping):
+        return {k: _stored(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    return value
 
 
 def ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -363,6 +363,8 @@ async def run_operator(
 
 def main(argv: Sequence[str] | None = None) -> int:
     kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object", log_prefix=False)
+    # One line per request to Connect would drown the reconciles' own lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     options = parse_options(argv)
     if options.metrics_port:
         start_http_server(options.metrics_port)

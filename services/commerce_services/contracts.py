@@ -117,8 +117,9 @@ class OutboxConnectorSettings:
     poll_interval_ms: int = 50
     # How often the connector proves it reads the binlog: the binlog client asks MariaDB for a
     # server heartbeat every 0.8 of this and reconnects when one is missing (Debezium's
-    # default, 60 s, left a connection killed on the server's side down for 91 s), and every
-    # heartbeat it receives is written to `heartbeat_topic(name)`.
+    # default, 60 s, left a connection killed on the server's side down for 91 s), and each
+    # server heartbeat it reads is written to `heartbeat_topic(name)`, so one lands there at
+    # least this often while the binlog is read, outbox idle or not.
     heartbeat_interval_ms: int = 5000
 
 
@@ -154,7 +155,9 @@ def outbox_connector_config(settings: OutboxConnectorSettings) -> dict[str, str]
         "poll.interval.ms": str(settings.poll_interval_ms),
         # Outbox rows are events, not state: nothing before the connector's start is replayed.
         "snapshot.mode": "no_data",
-        "heartbeat.interval.ms": str(settings.heartbeat_interval_ms),
+        # Debezium writes a heartbeat when one is due as it reads an event; below the server
+        # heartbeats' period, every one of them is written.
+        "heartbeat.interval.ms": str(settings.heartbeat_interval_ms // 2),
         "topic.heartbeat.prefix": HEARTBEAT_TOPIC_PREFIX,
         "connect.keep.alive": "true",
         "connect.keep.alive.interval.ms": str(settings.heartbeat_interval_ms),

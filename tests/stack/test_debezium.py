@@ -27,12 +27,15 @@ CREATE TABLE {table} (
     aggregateid VARCHAR(64) NOT NULL,
     type VARCHAR(64) NOT NULL,
     payload JSON NOT NULL,
+    traceparent VARCHAR(55) NULL,
     created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 )
 """
 
 
 class Outbox:
+    """An outbox table of the services' shape (commerce_services.events.outbox) of one test."""
+
     def __init__(self, stack: Endpoints, unique: str) -> None:
         dsn = stack.mariadb_dsn("stackcheck")
         self.database = dsn["database"]

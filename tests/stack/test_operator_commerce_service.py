@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -29,80 +26,14 @@ from pymongo import AsyncMongoClient
 from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.settings import StackSettings
-from tests.stack.processes import free_ports
+from tests.stack.operator_runs import OperatorProcess, until
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "commerceservices"
-RESYNC_S = 2
+# Longer than any test here: every repair and every follow-up is a watch event's doing.
+RESYNC_S = 600
+# Long enough for anything the operator would still do to show.
+QUIET_S = 6
 DB_KEYS = {"host": "db", "port": "3306", "database": "orders", "username": "u", "password": "p"}
-T = TypeVar("T")
-
-
-def until(what: str, probe: Callable[[], T | None], timeout_s: float = 45) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last seen: {found!r}")
-        time.sleep(0.25)
-
-
-class Operator:
-    """The operator as a subprocess, scoped to one namespace, restartable."""
-
-    def __init__(self, stack: Endpoints, namespace: str, log: Path) -> None:
-        self.kubeconfig = stack["kube-apiserver"]["kubeconfig"]
-        self.namespace = namespace
-        self.log = log
-        self.liveness_port, self.metrics_port = free_ports(2)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        argv = [
-            sys.executable,
-            "-m",
-            "commerce_operator.main",
-            "--standalone",
-            "--namespace",
-            self.namespace,
-            "--kubeconfig",
-            self.kubeconfig,
-            "--liveness-port",
-            str(self.liveness_port),
-            "--metrics-port",
-            str(self.metrics_port),
-            "--resync-seconds",
-            str(RESYNC_S),
-        ]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-        def alive() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                pytest.fail(f"the operator exited:\n{self.log.read_text()[-4000:]}")
-            try:
-                url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-                return httpx.get(url, timeout=1).is_success
-            except httpx.HTTPError:
-                return False
-
-        until("the operator's liveness endpoint", alive, 30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
 
 
 @pytest.fixture
@@ -115,8 +46,8 @@ def namespace(kube: client.ApiClient, commerce_crds: list[str], unique: str) -> 
 
 
 @pytest.fixture
-def operator(stack: Endpoints, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    running = Operator(stack, namespace, tmp_path / "operator.log")
+def operator(stack: Endpoints, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    running = OperatorProcess(stack, namespace, tmp_path / "operator.log", resync_seconds=RESYNC_S)
     running.start()
     yield running
     running.stop()
@@ -183,6 +114,10 @@ class Cluster:
                 return None
             raise
 
+    def service_selects(self, name: str, role: str) -> bool:
+        spec = self.core.read_namespaced_service(name, self.ns).spec
+        return bool(spec and (spec.selector or {}).get("app.kubernetes.io/name") == role)
+
     def event_reasons(self, name: str) -> list[str]:
         events = self.core.list_namespaced_event(
             self.ns, field_selector=f"involvedObject.name={name}"
@@ -210,7 +145,7 @@ def _hash_of(deployment: dict[str, Any]) -> str:
 
 
 def test_a_missing_binding_is_reported_then_the_secret_brings_the_owned_objects(
-    operator: Operator, cluster: Cluster, stack: Endpoints
+    operator: OperatorProcess, cluster: Cluster, stack: Endpoints
 ) -> None:
     cluster.create(
         "orders",
@@ -270,7 +205,7 @@ def test_a_missing_binding_is_reported_then_the_secret_brings_the_owned_objects(
     )
     assert status["endpoints"] == {"http": f"http://orders.{cluster.ns}.svc:8080"}
 
-    # A rotated Secret changes the hash, which rolls the pods (found by the resync).
+    # A rotated Secret changes the hash, which rolls the pods (the Secret's watch event).
     cluster.core.patch_namespaced_secret(
         "order-db", cluster.ns, cast(Any, {"stringData": {"password": "rotated"}})
     )
@@ -293,18 +228,32 @@ def test_a_missing_binding_is_reported_then_the_secret_brings_the_owned_objects(
     assert scaled is not None
     assert _hash_of(scaled) == new_hash  # replicas alone roll nothing
 
-    # Drift: an edited ConfigMap and a deleted Deployment come back.
+    # Drift: an edited ConfigMap and Service, a deleted Deployment and ServiceAccount come back,
+    # through the watch events of the owned objects (the periodic look is minutes away).
     cluster.core.patch_namespaced_config_map(
         "orders", cluster.ns, cast(Any, {"data": {"ORDER_DEADLINE_S": "1"}})
     )
+    cluster.core.patch_namespaced_service(
+        "orders", cluster.ns, cast(Any, {"spec": {"selector": {"app.kubernetes.io/name": "x"}}})
+    )
     cluster.apps.delete_namespaced_deployment("orders", cluster.ns)
+    cluster.core.delete_namespaced_service_account("orders", cluster.ns)
     until(
         "the ConfigMap restored",
         lambda: (c := cluster.config_map("orders")) and c["ORDER_DEADLINE_S"] == "600",
     )
+    until("the Service restored", lambda: cluster.service_selects("orders", "order"))
     until(
         "the Deployment recreated",
         lambda: (d := cluster.deployment("orders")) and d["spec"]["replicas"] == 3,
+    )
+    until(
+        "the ServiceAccount recreated",
+        lambda: (
+            cluster.core.list_namespaced_service_account(
+                cluster.ns, field_selector="metadata.name=orders"
+            ).items
+        ),
     )
 
     metrics = operator.metrics()
@@ -315,7 +264,7 @@ def test_a_missing_binding_is_reported_then_the_secret_brings_the_owned_objects(
 
 
 def test_pause_stops_every_change_and_resuming_applies_them(
-    operator: Operator, cluster: Cluster
+    operator: OperatorProcess, cluster: Cluster
 ) -> None:
     cluster.create("pay", {"role": "payment", "image": "registry.local/commerce:1.0"})
     until("the Deployment", lambda: cluster.deployment("pay"))
@@ -334,7 +283,7 @@ def test_pause_stops_every_change_and_resuming_applies_them(
 
     cluster.patch("pay", {"spec": {"replicas": 4}})
     cluster.core.delete_namespaced_config_map("pay", cluster.ns)
-    time.sleep(3 * RESYNC_S)  # several resyncs: none may change anything
+    time.sleep(QUIET_S)  # events of its objects: none may change anything
     deployment = cluster.deployment("pay")
     assert deployment is not None
     assert deployment["spec"]["replicas"] == 1
@@ -351,7 +300,7 @@ def test_pause_stops_every_change_and_resuming_applies_them(
 
 
 def test_optional_objects_are_pruned_and_a_refused_spec_stalls(
-    operator: Operator, cluster: Cluster
+    operator: OperatorProcess, cluster: Cluster
 ) -> None:
     cluster.create(
         "users",
@@ -395,7 +344,7 @@ def test_optional_objects_are_pruned_and_a_refused_spec_stalls(
 
 
 def test_a_restarted_operator_converges_without_rewriting_anything(
-    operator: Operator, cluster: Cluster
+    operator: OperatorProcess, cluster: Cluster
 ) -> None:
     cluster.secret("kafka", {"bootstrapServers": "kafka:9092"})
     cluster.create(
@@ -407,7 +356,7 @@ def test_a_restarted_operator_converges_without_rewriting_anything(
         },
     )
     until("RolloutInProgress", lambda: cluster.condition_is("prod", "RolloutInProgress"))
-    time.sleep(2 * RESYNC_S)
+    time.sleep(QUIET_S)
 
     def snapshot() -> tuple[dict[str, str | None], dict[str, Any]]:
         core, apps = cluster.core, cluster.apps
@@ -434,12 +383,12 @@ def test_a_restarted_operator_converges_without_rewriting_anything(
         "observedGeneration caught up",
         lambda: cluster.get("prod")["status"]["observedGeneration"] == 2,
     )
-    time.sleep(2 * RESYNC_S)
+    time.sleep(QUIET_S)
     settled, status = snapshot()
     # One more restart with nothing to do rewrites nothing at all.
     operator.stop()
     operator.start()
-    time.sleep(3 * RESYNC_S)
+    time.sleep(QUIET_S)
     after, status_after = snapshot()
     assert after == settled
     assert status_after == status
@@ -452,7 +401,7 @@ def test_a_restarted_operator_converges_without_rewriting_anything(
 
 
 async def test_with_the_development_runtime_a_real_service_makes_it_ready(
-    operator: Operator, cluster: Cluster, stack: Endpoints, unique: str
+    operator: OperatorProcess, cluster: Cluster, stack: Endpoints, unique: str
 ) -> None:
     database = f"users_op_{unique}"
     cluster.secret("mongo", {"uri": stack["ferretdb"]["uri"]})
@@ -494,7 +443,7 @@ async def test_with_the_development_runtime_a_real_service_makes_it_ready(
         await mongo.close()
 
 
-def test_secret_values_never_reach_the_status(operator: Operator, cluster: Cluster) -> None:
+def test_secret_values_never_reach_the_status(operator: OperatorProcess, cluster: Cluster) -> None:
     cluster.secret("order-db", {**DB_KEYS, "password": "do-not-leak-me"})
     cluster.create(
         "o2",

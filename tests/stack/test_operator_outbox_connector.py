@@ -1,13 +1,14 @@
-"""The OutboxConnector reconciler against the real kube-apiserver, Kafka and Kafka Connect
-(Debezium on the stack's MariaDB).
+"""The OutboxConnector flow against the real kube-apiserver, Kafka and Kafka Connect (Debezium
+on the stack's MariaDB).
 
-The reconcile and finalize functions the Kopf handlers call are called directly with the
-resource as the API server returns it, so every step is observable without a running operator;
-they write status and Events to the API server as the handlers do. The stack's Connect has no
-`dir` config provider, so the reconciler runs with `literal` credentials (it reads the Secret and
-writes the replication user's name and password into the connector config); everything else is
-the production path. Every resource, topic and connector is named after the `unique` fixture
-and removed afterwards.
+Most tests run the driver one pass at a time (`Passes`: the flow on the real adapters, the
+watched state read from the API server), so every step is observable between passes; the
+passes write status and Events as the operator does. The stack's Connect has no `dir` config
+provider, so the flow runs with `literal` credentials (it reads the Secret and writes the
+replication user's name and password into the connector config); everything else is the
+production path. The binlog fault test runs the operator as a process: Ready going False when
+events stop is its periodic look's doing. Every resource, topic and connector is named after
+the `unique` fixture and removed afterwards.
 """
 
 from __future__ import annotations
@@ -15,21 +16,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import pymysql
 import pytest
 from kubernetes import client
 
 from commerce_devstack.endpoints import Endpoints
-from commerce_operator.conditions import Report
+from commerce_operator.kube_api import KubernetesApi
 from commerce_operator.outbox_connector.connect_client import ConnectClient
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
-from commerce_operator.outbox_connector.kube import KubeApi
-from commerce_operator.outbox_connector.reconcile import Clients, finalize, reconcile
-from commerce_operator.outbox_connector.settings import CredentialsMode, OutboxSettings
+from commerce_operator.outbox_connector.reconcile import OutboxConnectorFlow
 from commerce_operator.resource import PAUSED_ANNOTATION, RESTART_ANNOTATION
+from commerce_operator.settings import CredentialsMode, OutboxSettings
+from commerce_services.contracts import heartbeat_topic
+from tests.stack.operator_runs import ApiState, OperatorProcess, Passes, until
+from tests.stack.test_debezium import Outbox, _event_id, _read, wait_streaming
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "outboxconnectors"
 SECRET = "order-replication"
@@ -63,21 +69,35 @@ def namespace(
     core.delete_namespace(name)
 
 
+class Outside:
+    """Kafka and Connect as the flow sees them, and the settings it runs with."""
+
+    def __init__(self, stack: Endpoints) -> None:
+        self.settings = OutboxSettings(
+            bootstrap_servers=stack["kafka"]["bootstrap_servers"],
+            connect_url=stack["connect"]["url"],
+            credentials=CredentialsMode.LITERAL,
+        )
+        self.kafka = KafkaTopics(self.settings.bootstrap_servers)
+        self.connect = ConnectClient.for_url(self.settings.connect_url)
+
+    def flow(self, api: client.ApiClient, connect: ConnectClient | None = None) -> Passes:
+        kube_api, state = KubernetesApi(api), ApiState(api)
+        flow = OutboxConnectorFlow(
+            self.settings, self.kafka, connect or self.connect, kube_api, state
+        )
+        return Passes(flow, kube_api, state)
+
+    async def close(self) -> None:
+        await self.kafka.close()
+        await self.connect.close()
+
+
 @pytest.fixture
-async def clients(stack: Endpoints, api: client.ApiClient) -> AsyncIterator[Clients]:
-    settings = OutboxSettings(
-        bootstrap_servers=stack["kafka"]["bootstrap_servers"],
-        connect_url=stack["connect"]["url"],
-        credentials=CredentialsMode.LITERAL,
-    )
-    clients = Clients(
-        settings=settings,
-        kafka=KafkaTopics(settings.bootstrap_servers),
-        connect=ConnectClient.for_url(settings.connect_url),
-        kube=KubeApi(api),
-    )
-    yield clients
-    await clients.close()
+async def outside(stack: Endpoints) -> AsyncIterator[Outside]:
+    found = Outside(stack)
+    yield found
+    await found.close()
 
 
 @pytest.fixture
@@ -91,12 +111,12 @@ class Resource:
     def __init__(
         self,
         objects: client.CustomObjectsApi,
-        clients: Clients,
+        passes: Passes,
         namespace: str,
         name: str,
         spec: dict[str, Any],
     ) -> None:
-        self.objects, self.clients, self.namespace, self.name = objects, clients, namespace, name
+        self.objects, self.passes, self.namespace, self.name = objects, passes, namespace, name
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "OutboxConnector",
@@ -108,6 +128,10 @@ class Resource:
     @property
     def connector(self) -> str:
         return f"{self.namespace}.{self.name}"
+
+    @property
+    def heartbeats(self) -> str:
+        return heartbeat_topic(self.connector)
 
     def body(self) -> dict[str, Any]:
         answer = self.objects.get_namespaced_custom_object(
@@ -122,27 +146,39 @@ class Resource:
         )
 
     def condition(self, kind: str = "Ready") -> dict[str, Any]:
-        conditions = {c["type"]: c for c in self.body()["status"]["conditions"]}
-        return cast(dict[str, Any], conditions[kind])
+        """The condition, {} before the first status."""
+        status = self.body().get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or ()}
+        return cast(dict[str, Any], conditions.get(kind, {}))
 
-    async def reconcile(self) -> Report:
-        return await reconcile(self.body(), self.clients)
+    def is_(self, kind: str, status: str = "True") -> bool:
+        return bool(self.condition(kind).get("status") == status)
 
-    async def converge(self, done: Callable[[Report], bool], timeout_s: float = 120) -> Report:
-        """Reconciles, as the handlers' retries would, until `done`."""
+    async def reconcile(self) -> float | None:
+        return await self.passes.once(self.namespace, self.name)
+
+    async def converge(self, done: Callable[[Resource], bool], timeout_s: float = 120) -> None:
+        """Passes, as the work queue would run them, until `done`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            report = await self.reconcile()
-            if done(report):
-                return report
-            assert time.monotonic() < deadline, f"never converged: {report.summary()}"
-            await asyncio.sleep(min(report.retry_after or 1.0, 2.0))
+            again = await self.reconcile()
+            if done(self):
+                return
+            assert time.monotonic() < deadline, f"never converged: {self.condition()}"
+            await asyncio.sleep(min(again or 1.0, 2.0))
 
     def events(self) -> list[tuple[str | None, str | None]]:
         answer = client.CoreV1Api(self.objects.api_client).list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={self.name}"
         )
         return [(e.reason, e.message) for e in answer.items]
+
+    def messages(self) -> list[str]:
+        return [message or "" for _, message in self.events()]
+
+
+def ready(resource: Resource) -> bool:
+    return resource.is_("Ready")
 
 
 def _spec(stack: Endpoints, prefix: str, **extra: Any) -> dict[str, Any]:
@@ -161,210 +197,226 @@ def _spec(stack: Endpoints, prefix: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def _topic_partitions(clients: Clients, *names: str) -> dict[str, int]:
-    observed = await clients.kafka.observe(names)
+async def _topic_partitions(outside: Outside, *names: str) -> dict[str, int]:
+    observed = await outside.kafka.observe(names)
     return {name: topic.partitions for name, topic in observed.items()}
 
 
-async def _connect_state(clients: Clients, name: str) -> str | None:
-    observed = await clients.connect.observe(name)
+async def _connect_state(outside: Outside, name: str) -> str | None:
+    observed = await outside.connect.observe(name)
     return None if observed is None else observed.state
 
 
-async def _remove(resource: Resource, topics: list[str]) -> None:
-    await resource.clients.connect.delete(resource.connector)
-    await resource.clients.kafka.delete([*topics, f"{resource.connector}.schema-history"])
+async def _remove(outside: Outside, resource: Resource, topics: list[str]) -> None:
+    await outside.connect.delete(resource.connector)
+    await outside.kafka.delete(
+        [*topics, resource.heartbeats, f"{resource.connector}.schema-history"]
+    )
 
 
-async def test_topics_connector_drift_partitions_state_and_retain(
+async def test_topics_connector_heartbeats_drift_partitions_state_and_retain(
     stack: Endpoints,
     namespace: str,
-    clients: Clients,
+    outside: Outside,
+    api: client.ApiClient,
     objects: client.CustomObjectsApi,
     unique: str,
 ) -> None:
     prefix = f"obc{unique}"
     topic, dlq = f"{prefix}.order.events", f"{prefix}.order.events.dlq"
-    resource = Resource(objects, clients, namespace, "order-outbox", _spec(stack, prefix))
+    passes = outside.flow(api)
+    resource = Resource(objects, passes, namespace, "order-outbox", _spec(stack, prefix))
     try:
-        # Topics (with the spec's partitions and config) and a RUNNING connector: Ready.
-        report = await resource.converge(lambda r: r.ready)
-        assert await _topic_partitions(clients, topic, dlq) == {topic: 2, dlq: 2}
-        observed = await clients.kafka.observe([topic, dlq])
+        # Topics (with the spec's partitions and config), a RUNNING connector and its
+        # heartbeats flowing: Ready.
+        await resource.converge(ready)
+        assert await _topic_partitions(outside, topic, dlq) == {topic: 2, dlq: 2}
+        assert await _topic_partitions(outside, resource.heartbeats) == {resource.heartbeats: 1}
+        observed = await outside.kafka.observe([topic, dlq])
         assert {t.configs["retention.ms"] for t in observed.values()} == {"3600000"}
-        assert await _connect_state(clients, resource.connector) == "RUNNING"
+        assert await _connect_state(outside, resource.connector) == "RUNNING"
         status = resource.body()["status"]
         assert status["observedGeneration"] == resource.body()["metadata"]["generation"]
         assert status["connectorName"] == resource.connector
         assert status["connectorState"] == "RUNNING"
-        assert status["topics"] == [topic, dlq]
+        assert status["topics"] == [topic, dlq, resource.heartbeats]
+        assert status["eventTopics"] == {"order": topic}
         assert [t["state"] for t in status["tasks"]] == ["RUNNING"]
-        assert resource.condition()["status"] == "True"
         reasons = {reason for reason, _ in resource.events()}
         assert {"TopicCreated", "ConnectorCreated", "Reconciled"} <= reasons
-        assert report.ready
-        # Nothing changed: a resync writes nothing (the resource version stays).
+        # Nothing changed: another pass writes nothing (the resource version stays).
         version = resource.body()["metadata"]["resourceVersion"]
-        assert (await resource.reconcile()).ready
+        await resource.reconcile()
+        assert ready(resource)
         assert resource.body()["metadata"]["resourceVersion"] == version
 
         # A config changed behind the operator's back is restored.
-        config = await clients.connect.get_config(resource.connector)
+        config = await outside.connect.get_config(resource.connector)
         assert config is not None
-        await clients.connect.put_config(resource.connector, {**config, "poll.interval.ms": "999"})
-        report = await resource.reconcile()
-        assert any("set the config" in change for change in report.changes)
-        restored = await clients.connect.get_config(resource.connector)
+        await outside.connect.put_config(resource.connector, {**config, "poll.interval.ms": "999"})
+        await resource.reconcile()
+        assert any("set the config" in message for message in resource.messages())
+        restored = await outside.connect.get_config(resource.connector)
         assert restored is not None
         assert restored["poll.interval.ms"] == "50"
 
         # A connector deleted on Connect is created again.
-        assert await clients.connect.delete(resource.connector)
-        await resource.converge(lambda r: r.ready)
-        assert await _connect_state(clients, resource.connector) == "RUNNING"
+        assert await outside.connect.delete(resource.connector)
+        await resource.converge(ready)
+        assert await _connect_state(outside, resource.connector) == "RUNNING"
 
         # A deleted topic is created again.
-        await clients.kafka.delete([dlq])
-        await resource.converge(lambda r: r.ready)
-        assert await _topic_partitions(clients, topic, dlq) == {topic: 2, dlq: 2}
+        await outside.kafka.delete([dlq])
+        await resource.converge(ready)
+        assert await _topic_partitions(outside, topic, dlq) == {topic: 2, dlq: 2}
 
         # Partitions grow...
         resource.patch({"spec": {"topics": {"partitions": 4}}})
-        await resource.converge(lambda r: r.ready)
-        assert await _topic_partitions(clients, topic, dlq) == {topic: 4, dlq: 4}
+        await resource.converge(ready)
+        assert await _topic_partitions(outside, topic, dlq) == {topic: 4, dlq: 4}
 
         # ...and never shrink: Ready=False, Stalled, the reason and both counts; configs are
         # still kept in line meanwhile.
         resource.patch({"spec": {"topics": {"partitions": 3, "retentionMs": 7_200_000}}})
-        report = await resource.reconcile()
-        assert report.stalled
-        assert report.retry_after is None
-        ready, stalled = resource.condition(), resource.condition("Stalled")
-        assert (ready["status"], ready["reason"]) == ("False", "PartitionDecreaseNotSupported")
+        again = await resource.reconcile()
+        # Stalled: no retry; only the periodic look (OPERATOR_OUTBOX_RESYNC_SECONDS, jittered).
+        assert again is not None
+        assert again >= 0.9 * outside.settings.resync_seconds
+        ready_now, stalled = resource.condition(), resource.condition("Stalled")
+        assert (ready_now["status"], ready_now["reason"]) == (
+            "False",
+            "PartitionDecreaseNotSupported",
+        )
         assert stalled["status"] == "True"
-        assert f"topic {topic} has 4 partitions" in ready["message"]
-        assert "decrease them to 3" in ready["message"]
-        observed = await clients.kafka.observe([topic])
+        assert f"topic {topic} has 4 partitions" in ready_now["message"]
+        assert "decrease them to 3" in ready_now["message"]
+        observed = await outside.kafka.observe([topic])
         assert observed[topic].configs["retention.ms"] == "7200000"
-        assert await _topic_partitions(clients, topic, dlq) == {topic: 4, dlq: 4}
+        assert await _topic_partitions(outside, topic, dlq) == {topic: 4, dlq: 4}
         resource.patch({"spec": {"topics": {"partitions": 4}}})
-        await resource.converge(lambda r: r.ready)
+        await resource.converge(ready)
 
-        # spec.state: paused, then running again.
+        # spec.state: paused (no heartbeat asked of a paused connector), then running again.
         resource.patch({"spec": {"state": "paused"}})
-        await resource.converge(lambda r: r.ready)
-        assert await _connect_state(clients, resource.connector) == "PAUSED"
+        await resource.converge(ready)
+        assert await _connect_state(outside, resource.connector) == "PAUSED"
         assert resource.body()["status"]["connectorState"] == "PAUSED"
         resource.patch({"spec": {"state": "running"}})
-        await resource.converge(lambda r: r.ready)
-        assert await _connect_state(clients, resource.connector) == "RUNNING"
+        await resource.converge(ready)
+        assert await _connect_state(outside, resource.connector) == "RUNNING"
 
-        # The restart annotation restarts once and is removed.
+        # The restart annotation restarts once, and is removed once Connect accepted it.
         resource.patch({"metadata": {"annotations": {RESTART_ANNOTATION: "true"}}})
-        report = await resource.reconcile()
-        assert any("restarted" in change for change in report.changes)
+        await resource.reconcile()
+        assert any("restarted" in message for message in resource.messages())
         assert RESTART_ANNOTATION not in (resource.body()["metadata"].get("annotations") or {})
 
         # Paused: nothing changes outside, the conditions say so and Ready keeps its status.
         resource.patch({"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}})
-        await clients.kafka.delete([dlq])
-        report = await resource.reconcile()
-        assert report.paused
-        assert report.changes == ()
-        assert dlq not in await _topic_partitions(clients, topic, dlq)
-        ready = resource.condition()
-        assert (ready["status"], ready["reason"]) == ("True", "Paused")
+        await outside.kafka.delete([dlq])
+        events = len(resource.events())
+        await resource.reconcile()
+        assert dlq not in await _topic_partitions(outside, topic, dlq)
+        condition = resource.condition()
+        assert (condition["status"], condition["reason"]) == ("True", "Paused")
+        assert [reason for reason, _ in resource.events()[events:]] == ["Paused"]
         resource.patch({"metadata": {"annotations": {PAUSED_ANNOTATION: None}}})
-        await resource.converge(lambda r: r.ready)
-        assert dlq in await _topic_partitions(clients, topic, dlq)
+        await resource.converge(ready)
+        assert dlq in await _topic_partitions(outside, topic, dlq)
 
         # Deletion under Retain: the connector goes, the topics stay.
-        removed = await finalize(resource.body(), clients)
-        assert removed == [f"deleted connector {resource.connector}"]
-        assert await clients.connect.get_config(resource.connector) is None
-        assert await _topic_partitions(clients, topic, dlq) == {topic: 4, dlq: 4}
+        finalize = passes.reconciler.finalize
+        assert await finalize(resource.body()) == [f"deleted connector {resource.connector}"]
+        assert await outside.connect.get_config(resource.connector) is None
+        assert await _topic_partitions(outside, topic, dlq) == {topic: 4, dlq: 4}
         # Gone already: not an error.
-        assert await finalize(resource.body(), clients) == []
+        assert await finalize(resource.body()) == []
     finally:
-        await _remove(resource, [topic, dlq])
+        await _remove(outside, resource, [topic, dlq])
 
 
 async def test_delete_policy_removes_the_topics_too(
     stack: Endpoints,
     namespace: str,
-    clients: Clients,
+    outside: Outside,
+    api: client.ApiClient,
     objects: client.CustomObjectsApi,
     unique: str,
 ) -> None:
     prefix = f"obd{unique}"
     spec = _spec(stack, prefix, deletionPolicy="Delete", aggregateTypes=["order", "refund"])
     names = [f"{prefix}.{a}.events{s}" for a in ("order", "refund") for s in ("", ".dlq")]
-    resource = Resource(objects, clients, namespace, "delete-outbox", spec)
+    passes = outside.flow(api)
+    resource = Resource(objects, passes, namespace, "delete-outbox", spec)
     try:
-        await resource.converge(lambda r: r.ready)
-        assert set(await _topic_partitions(clients, *names)) == set(names)
-        removed = await finalize(resource.body(), clients)
+        await resource.converge(ready)
+        everything = [*names, resource.heartbeats]
+        assert set(await _topic_partitions(outside, *everything)) == set(everything)
+        removed = await passes.reconciler.finalize(resource.body())
         assert f"deleted connector {resource.connector}" in removed
-        assert {f"deleted topic {n}" for n in names} <= set(removed)
-        assert await clients.connect.get_config(resource.connector) is None
-        assert await _topic_partitions(clients, *names) == {}
-        assert await finalize(resource.body(), clients) == []
+        assert {f"deleted topic {n}" for n in everything} <= set(removed)
+        assert await outside.connect.get_config(resource.connector) is None
+        assert await _topic_partitions(outside, *everything) == {}
+        assert await passes.reconciler.finalize(resource.body()) == []
     finally:
-        await _remove(resource, names)
+        await _remove(outside, resource, names)
 
 
 async def test_a_missing_secret_is_retried_and_nothing_is_put_on_connect(
     stack: Endpoints,
     namespace: str,
-    clients: Clients,
+    outside: Outside,
+    api: client.ApiClient,
     objects: client.CustomObjectsApi,
     unique: str,
 ) -> None:
     prefix = f"obs{unique}"
     spec = _spec(stack, prefix)
     spec["database"]["credentialsSecretRef"] = {"name": "not-there"}
-    resource = Resource(objects, clients, namespace, "no-secret", spec)
+    resource = Resource(objects, outside.flow(api), namespace, "no-secret", spec)
     names = [f"{prefix}.order.events", f"{prefix}.order.events.dlq"]
     try:
-        report = await resource.reconcile()
-        assert not report.ready
-        assert report.retry_after is not None
-        ready, reconciling = resource.condition(), resource.condition("Reconciling")
-        assert (ready["status"], ready["reason"]) == ("False", "BindingNotFound")
+        assert await resource.reconcile() == 2  # the backoff's first delay
+        ready_now, reconciling = resource.condition(), resource.condition("Reconciling")
+        assert (ready_now["status"], ready_now["reason"]) == ("False", "BindingNotFound")
         assert reconciling["status"] == "True"
-        assert "not-there" in ready["message"]
-        assert await clients.connect.get_config(resource.connector) is None
+        assert "not-there" in ready_now["message"]
+        assert await outside.connect.get_config(resource.connector) is None
     finally:
-        await _remove(resource, names)
+        await _remove(outside, resource, names)
 
 
-async def test_connect_unreachable_is_temporary(
+async def test_connect_unreachable_is_retried_with_the_backoff_that_runs(
     stack: Endpoints,
     namespace: str,
-    clients: Clients,
+    outside: Outside,
+    api: client.ApiClient,
     objects: client.CustomObjectsApi,
     unique: str,
 ) -> None:
     prefix = f"obu{unique}"
-    resource = Resource(objects, clients, namespace, "no-connect", _spec(stack, prefix))
-    names = [f"{prefix}.order.events", f"{prefix}.order.events.dlq"]
     dead = ConnectClient(httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=2))
-    broken = Clients(clients.settings, clients.kafka, dead, clients.kube)
+    passes = outside.flow(api, connect=dead)
+    resource = Resource(objects, passes, namespace, "no-connect", _spec(stack, prefix))
+    names = [f"{prefix}.order.events", f"{prefix}.order.events.dlq"]
     try:
-        report = await reconcile(resource.body(), broken, retry=2)
-        assert report.retry_after == 20
-        ready = resource.condition()
-        assert (ready["status"], ready["reason"]) == ("False", "ConnectUnavailable")
+        # The operator's one backoff: 2 s doubling per pass that did not finish.
+        assert [await resource.reconcile() for _ in range(3)] == [2, 4, 8]
+        ready_now = resource.condition()
+        assert (ready_now["status"], ready_now["reason"]) == ("False", "ConnectUnavailable")
         assert resource.condition("Stalled")["status"] == "False"
+        # One Warning for the transition, not one per pass.
+        assert [r for r, _ in resource.events()].count("ConnectUnavailable") == 1
     finally:
         await dead.close()
-        await _remove(resource, names)
+        await _remove(outside, resource, names)
 
 
 async def test_credentials_connect_refuses_are_retried_with_the_reason(
     stack: Endpoints,
     namespace: str,
-    clients: Clients,
+    outside: Outside,
+    api: client.ApiClient,
     objects: client.CustomObjectsApi,
     unique: str,
 ) -> None:
@@ -374,16 +426,160 @@ async def test_credentials_connect_refuses_are_retried_with_the_reason(
     prefix = f"obw{unique}"
     spec = _spec(stack, prefix)
     spec["database"]["credentialsSecretRef"] = {"name": "wrong"}
-    resource = Resource(objects, clients, namespace, "wrong-secret", spec)
+    resource = Resource(objects, outside.flow(api), namespace, "wrong-secret", spec)
     names = [f"{prefix}.order.events", f"{prefix}.order.events.dlq"]
     try:
-        report = await resource.reconcile()
-        assert report.retry_after is not None
-        assert not report.stalled
-        ready = resource.condition()
-        assert ready["status"] == "False"
-        assert ready["reason"] == "ConnectorConfigRejected"
-        assert "configuration is invalid" in ready["message"]
-        assert await clients.connect.get_config(resource.connector) is None
+        assert await resource.reconcile() == 2
+        assert resource.condition("Stalled")["status"] == "False"
+        ready_now = resource.condition()
+        assert ready_now["status"] == "False"
+        assert ready_now["reason"] == "ConnectorConfigRejected"
+        assert "configuration is invalid" in ready_now["message"]
+        assert await outside.connect.get_config(resource.connector) is None
     finally:
-        await _remove(resource, names)
+        await _remove(outside, resource, names)
+
+
+class ReplicationUser:
+    """A replication user of this test only, so its binlog connection can be broken without
+    touching anyone else's: its dump thread killed from MariaDB's side, its account locked so
+    the reconnects fail for as long as the outage lasts."""
+
+    PRIVILEGES = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR"
+
+    def __init__(self, stack: Endpoints, unique: str) -> None:
+        mariadb = stack["mariadb"]
+        self.name, self.password = f"obf_{unique}", uuid.uuid4().hex
+        self.account = f"'{self.name}'@'{mariadb['host']}'"
+        self._admin = pymysql.connect(
+            unix_socket=mariadb["admin_socket"], user=mariadb["admin_user"], autocommit=True
+        )
+        self._sql(f"CREATE USER {self.account} IDENTIFIED BY %s", self.password)
+        self._sql(f"GRANT {self.PRIVILEGES} ON *.* TO {self.account}")
+
+    def _sql(self, statement: str, *args: Any) -> list[Any]:
+        with self._admin.cursor() as cur:
+            cur.execute(statement, args or None)
+            return list(cur.fetchall())
+
+    def break_binlog_connection(self) -> None:
+        self._sql(f"ALTER USER {self.account} ACCOUNT LOCK")
+        dumps = self._sql(
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            "WHERE USER = %s AND COMMAND LIKE 'Binlog Dump%%'",
+            self.name,
+        )
+        assert dumps, "the connector had no binlog connection to break"
+        for (thread,) in dumps:
+            self._sql(f"KILL {int(thread)}")
+
+    def allow_reconnects(self) -> None:
+        self._sql(f"ALTER USER {self.account} ACCOUNT UNLOCK")
+
+    def drop(self) -> None:
+        self._sql(f"DROP USER IF EXISTS {self.account}")
+        self._admin.close()
+
+
+async def test_ready_means_events_flow_through_a_broken_binlog_connection(
+    stack: Endpoints,
+    api: client.ApiClient,
+    commerce_crds: list[str],
+    objects: client.CustomObjectsApi,
+    outside: Outside,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    """The defect: MariaDB killed Debezium's binlog connection; the client stayed disconnected
+    for 91 s while Connect said RUNNING and the OutboxConnector said Ready. Now the outage
+    makes Ready False (HeartbeatStale) at the operator's next looks, the connector reconnects
+    within its heartbeat interval once MariaDB lets it, Ready comes back, and a row written
+    during the outage reaches Kafka."""
+    namespace = f"obf-{unique}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(cast(Any, {"metadata": {"name": namespace}}))
+    user = ReplicationUser(stack, unique)
+    outbox = Outbox(stack, unique)
+    prefix = f"obf{unique}"
+    core.create_namespaced_secret(
+        namespace,
+        cast(
+            Any,
+            {
+                "metadata": {"name": SECRET},
+                "stringData": {"username": user.name, "password": user.password},
+            },
+        ),
+    )
+    operator = OperatorProcess(
+        stack,
+        namespace,
+        tmp_path / "operator.log",
+        resync_seconds=30,
+        env={
+            "OPERATOR_KAFKA_BOOTSTRAP": outside.settings.bootstrap_servers,
+            "OPERATOR_CONNECT_URL": outside.settings.connect_url,
+            "OPERATOR_CONNECT_CREDENTIALS": "literal",
+            "OPERATOR_OUTBOX_RESYNC_SECONDS": "1",
+        },
+    )
+    spec = _spec(
+        stack,
+        prefix,
+        outboxTable=outbox.table,
+        heartbeat={"intervalMs": 2000, "staleAfterSeconds": 8},
+        deletionPolicy="Delete",
+    )
+    spec["database"]["name"] = outbox.database
+    operator.start()
+    resource = Resource(objects, outside.flow(api), namespace, "orders", spec)
+    bootstrap = outside.settings.bootstrap_servers
+    try:
+        await asyncio.to_thread(until, "Ready", lambda: ready(resource), 120)
+        await wait_streaming(bootstrap, outbox, prefix)
+
+        user.break_binlog_connection()
+        during = outbox.insert("order", "order-1", "order_created", {"n": 1})
+
+        def stale() -> dict[str, Any] | None:
+            # Connect is shared: a rebalance may say ConnectUnavailable for a moment first.
+            condition = resource.condition()
+            return condition if condition.get("reason") == "HeartbeatStale" else None
+
+        ready_then = await asyncio.to_thread(until, "Ready False: HeartbeatStale", stale, 60)
+        assert ready_then["status"] == "False"
+        assert "not reading the binlog" in ready_then["message"]
+        assert resource.condition("Reconciling")["status"] == "True"
+        assert await _connect_state(outside, resource.connector) == "RUNNING"  # Connect's view
+
+        user.allow_reconnects()
+        # Within the connector's heartbeat interval (2 s) MariaDB takes it back; the bound is
+        # generous, and below Debezium's default keep-alive of 60 s.
+        async with asyncio.timeout(30):
+            records = await _read(bootstrap, f"{prefix}.order.events", [during])
+        assert [_event_id(r) for r in records] == [during]
+        await asyncio.to_thread(until, "Ready again", lambda: ready(resource), 60)
+        reasons = [reason for reason, _ in resource.events()]
+        assert "Reconciled" in reasons[reasons.index("HeartbeatStale") :]
+    finally:
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orders")
+        await asyncio.to_thread(
+            until,
+            "the connector removed by the operator",
+            lambda: not _exists(objects, namespace, "orders"),
+            60,
+        )
+        operator.stop()
+        core.delete_namespace(namespace)
+        user.drop()
+        outbox.close()
+
+
+def _exists(objects: client.CustomObjectsApi, namespace: str, name: str) -> bool:
+    try:
+        objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True

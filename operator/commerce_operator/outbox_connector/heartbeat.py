@@ -11,7 +11,7 @@ Ready: events wait in the outbox.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from commerce_operator.conditions import Outcome, StepResult
 
@@ -27,13 +27,14 @@ def heartbeat_result(last: datetime | None, now: datetime, stale_after: timedelt
             WAITING_FOR_HEARTBEAT,
             "no Debezium heartbeat yet: the connector has not read the binlog",
         )
-    age = now - last
-    if age > stale_after:
+    if now - last > stale_after:
+        # The time, not the age: the message (and so the status) stays the same while stale.
+        since = last.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return StepResult(
             "heartbeat",
             Outcome.RETRYING,
             HEARTBEAT_STALE,
-            f"no Debezium heartbeat for {age.total_seconds():.0f} s (stale after "
+            f"no Debezium heartbeat since {since} (stale after "
             f"{stale_after.total_seconds():.0f} s): the connector is not reading the binlog, "
             "events wait in the outbox",
         )

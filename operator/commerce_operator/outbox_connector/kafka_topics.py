@@ -78,6 +78,11 @@ class KafkaTopics:
             except (KafkaError, OSError, TimeoutError) as exc:
                 await self._drop_consumer()
                 raise KafkaTopicsError(f"reading {topic}: {exc!r}") from exc
+            finally:
+                if self._consumer is not None:
+                    # Assigned to nothing between reads: a topic deleted meanwhile (the
+                    # resource's) is not looked for.
+                    self._consumer.unsubscribe()
         return None if newest is None else datetime.fromtimestamp(newest / 1000, UTC)
 
     async def _started_consumer(self) -> AIOKafkaConsumer:
