@@ -3,10 +3,11 @@ imported into containerd, the operator installed with Helm, samples/ applied, ev
 pod under the real kubelet, the public address served by the Skipper Ingress controller.
 
 Orders go through the public REST API only; the cluster is changed the way a user would, with
-kubectl. The module brings the shop up with the same command as `make up` (idempotent); the
-pods stay, as they do after `make up`. A pod's processes are visible from the host, so the
-tests find a service's process there. Each test uses products of its own, so the demo data's
-stock is never touched.
+kubectl: scaling gives Running pods, a deleted pod is replaced, a killed process is restarted
+in its pod, and a rebuilt image with a new tag rolls the pods (migrations first) while orders
+keep coming, none lost. The module brings the shop up with the same command as `make up`
+(idempotent); the pods stay, as they do after `make up`. Each test uses products of its own,
+so the demo data's stock is never touched.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import pytest
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop.addresses import public_url
 from commerce_devstack.kube_shop.demo_data import DemoData
+from commerce_devstack.kube_shop.image import content_tag, ensure_imported
 from commerce_devstack.kube_shop.settings import KubeShopSettings
+from commerce_devstack.node import images
 from commerce_devstack.settings import StackSettings
 
 BIN = Path(sys.executable).parent
@@ -230,61 +233,77 @@ async def test_a_retried_request_places_one_order(shop: Shop) -> None:
         assert len(await _payments(http, shop, order["order_id"])) == 1
 
 
-def test_kubectl_scale_changes_the_number_of_processes(shop: Shop) -> None:
-    assert len(_replica_pids("payment", "commerce_payment")) == 1
+def _pods(shop: Shop, deployment: str) -> list[dict[str, Any]]:
+    """The pods of a Deployment (by its selector), terminating ones included."""
+    selector = json.loads(shop.kubectl("get", "deploy", deployment, "-o=json"))["spec"]["selector"]
+    labels = ",".join(f"{k}={v}" for k, v in selector["matchLabels"].items())
+    items: list[dict[str, Any]] = json.loads(shop.kubectl("get", "pods", "-l", labels, "-o=json"))[
+        "items"
+    ]
+    return items
+
+
+def _serving(pod: dict[str, Any]) -> bool:
+    """Running and Ready under the kubelet, and not on its way out."""
+    conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions") or []}
+    return (
+        pod["status"].get("phase") == "Running"
+        and conditions.get("Ready") == "True"
+        and "deletionTimestamp" not in pod["metadata"]
+    )
+
+
+def _pods_settle(shop: Shop, deployment: str, count: int, image: str | None = None) -> list[str]:
+    """Waits until the Deployment has exactly `count` pods, all serving (of `image`, if
+    given); returns their names."""
+
+    def settled() -> bool:
+        pods = _pods(shop, deployment)
+        return len(pods) == count and all(
+            _serving(p) and (image is None or p["spec"]["containers"][0]["image"] == image)
+            for p in pods
+        )
+
+    _wait_for(settled, timeout_s=180)
+    return sorted(p["metadata"]["name"] for p in _pods(shop, deployment))
+
+
+def _ready(shop: Shop, name: str) -> bool:
+    return "True" in shop.kubectl(
+        "get", "csvc", name, "-o=jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+    )
+
+
+def test_kubectl_scale_gives_two_running_pods(shop: Shop) -> None:
+    [before] = _pods_settle(shop, "payment", 1)
     shop.kubectl("scale", "commerceservice/payment", "--replicas=2")
     try:
-        _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 2)
+        pods = _pods_settle(shop, "payment", 2)
+        assert before in pods
         _wait_for(
             lambda: (
-                "2" in shop.kubectl("get", "csvc", "payment", "-o=jsonpath={.status.readyReplicas}")
+                shop.kubectl("get", "csvc", "payment", "-o=jsonpath={.status.readyReplicas}") == "2"
             )
         )
     finally:
         shop.kubectl("scale", "commerceservice/payment", "--replicas=1")
-    _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 1)
+    assert len(_pods_settle(shop, "payment", 1)) == 1
 
 
-def test_a_config_change_rolls_the_processes(shop: Shop) -> None:
-    before = _replica_pids("payment", "commerce_payment")
-    assert len(before) == 1
-    level = "WARNING" if b"PAYMENT_LOG_LEVEL=WARNING" not in _environ(before[0]) else "INFO"
-    patch = {"spec": {"env": [{"name": "PAYMENT_LOG_LEVEL", "value": level}]}}
-    shop.kubectl("patch", "commerceservice/payment", "--type=merge", f"-p={json.dumps(patch)}")
-
-    def rolled() -> bool:
-        now = _replica_pids("payment", "commerce_payment")
-        return (
-            len(now) == 1
-            and now != before
-            and f"PAYMENT_LOG_LEVEL={level}".encode() in _environ(now[0])
-        )
-
-    _wait_for(rolled)
-    _wait_for(
-        lambda: (
-            "True"
-            in shop.kubectl(
-                "get",
-                "csvc",
-                "payment",
-                "-o=jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            )
-        )
-    )
-
-
-def _environ(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
+def test_a_deleted_pod_is_replaced_by_its_replicaset(shop: Shop) -> None:
+    [before] = _pods_settle(shop, "payment", 1)
+    shop.kubectl("delete", "pod", before, "--wait=false")
+    [after] = _pods_settle(shop, "payment", 1)
+    assert after != before
+    _wait_for(lambda: _ready(shop, "payment"))
 
 
 async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(shop: Shop) -> None:
     sku = _product(shop, stock=50)
-    _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 1)  # no rollout left
+    [pod] = _pods_settle(shop, "payment", 1)
+    restarts = _restart_count(shop, pod)
     victims = _replica_pids("payment", "commerce_payment")
+    assert len(victims) == 1
     async with httpx.AsyncClient(timeout=30) as http:
         first = [
             await _place(http, shop, sku, 1, "tok_visa", f"e2e-{uuid.uuid4()}") for _ in range(5)
@@ -296,7 +315,9 @@ async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(sho
         ]
         placed = first + second
         assert all(p.status_code == 201 for p in placed), [p.text for p in placed]
-        _wait_for(lambda: len(_replica_pids("payment", "commerce_payment")) == 1)
+        # The kubelet restarts the container in the same pod.
+        _wait_for(lambda: _restart_count(shop, pod) == restarts + 1)
+        assert _pods_settle(shop, "payment", 1) == [pod]
         assert _replica_pids("payment", "commerce_payment") != victims
         orders = [await _settled(http, shop, p.json()["order_id"]) for p in placed]
         assert [o["status"] for o in orders] == ["COMPLETED"] * 10
@@ -305,6 +326,97 @@ async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(sho
                 "SUCCEEDED"
             ]
         assert await _stock_becomes(http, shop, sku, (40, 0)) == (40, 0)
+
+
+def _restart_count(shop: Shop, pod: str) -> int:
+    return int(
+        shop.kubectl("get", "pod", pod, "-o=jsonpath={.status.containerStatuses[0].restartCount}")
+    )
+
+
+def _rebuilt(image: str, work: Path) -> str:
+    """`image` rebuilt with one more label: another image ID, so another content tag, imported
+    into containerd as `make up` imports its own."""
+    settings = StackSettings()
+    context = work / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {image}\nLABEL io.commerce.rebuilt-by-test={uuid.uuid4().hex}\n"
+    )
+    image_id = images.build_dockerfile(settings, context, {})
+    name = f"{image.rsplit(':', 1)[0]}:{content_tag(image_id)}"
+    images.tag(settings, image_id, name)
+    assert ensure_imported(settings, name, work)
+    return name
+
+
+async def _orders_until(
+    stop: asyncio.Event, http: httpx.AsyncClient, shop: Shop, sku: str
+) -> list[str]:
+    """One client placing orders one after another until `stop`, as a careful client does: an
+    answer that is no answer (a pod going away, the Ingress not caught up) is retried with the
+    same Idempotency-Key until the shop says yes. Returns the orders placed."""
+    placed = []
+    while not stop.is_set():
+        key = f"e2e-rollout-{uuid.uuid4()}"
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    answer = await _place(http, shop, sku, 1, "tok_visa", key)
+                except httpx.TransportError:
+                    answer = None
+                if answer is not None and answer.status_code in (200, 201):
+                    placed.append(str(answer.json()["order_id"]))
+                    break
+                assert answer is None or answer.status_code in (409, 502, 503), answer.text
+                await asyncio.sleep(0.2)
+    return placed
+
+
+async def test_an_image_change_rolls_the_pods_migrations_first_and_loses_no_order(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """A rebuilt image with a new tag set on the CommerceService: the operator changes the
+    Deployment, the Deployment controller rolls it (a new pod first: its init container
+    migrates, then the service starts), while orders keep coming through the Ingress. Every
+    order placed reaches its end and the stock balances."""
+    original = shop.kubectl("get", "csvc", "order", "-o=jsonpath={.spec.image}")
+    [old_pod] = _pods_settle(shop, "order", 1, original)
+    rebuilt = _rebuilt(original, tmp_path)
+    sku = _product(shop, stock=1000)
+    stop = asyncio.Event()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            clients = [asyncio.create_task(_orders_until(stop, http, shop, sku)) for _ in range(3)]
+            await asyncio.sleep(2)
+            patch = {"spec": {"image": rebuilt}}
+            shop.kubectl("patch", "csvc/order", "--type=merge", f"-p={json.dumps(patch)}")
+            [new_pod] = await asyncio.to_thread(_pods_settle, shop, "order", 1, rebuilt)
+            await asyncio.sleep(3)  # orders on the new pod only, after the Ingress caught up
+            stop.set()
+            placed = [order for orders in await asyncio.gather(*clients) for order in orders]
+            assert new_pod != old_pod
+            assert placed
+            assert len(placed) == len(set(placed))
+            orders = [await _settled(http, shop, order) for order in placed]
+            assert [o["status"] for o in orders] == ["COMPLETED"] * len(placed)
+            assert await _stock_becomes(http, shop, sku, (1000 - len(placed), 0)) == (
+                1000 - len(placed),
+                0,
+            )
+        pod = json.loads(shop.kubectl("get", "pod", new_pod, "-o=json"))
+        [migrate] = pod["status"]["initContainerStatuses"]
+        assert migrate["name"] == "migrate"
+        assert migrate["image"].endswith(rebuilt)
+        assert migrate["state"]["terminated"]["exitCode"] == 0
+        started = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+        assert migrate["state"]["terminated"]["finishedAt"] <= started
+        _wait_for(lambda: _ready(shop, "order"))
+    finally:
+        stop.set()
+        back = {"spec": {"image": original}}
+        shop.kubectl("patch", "csvc/order", "--type=merge", f"-p={json.dumps(back)}")
+        _pods_settle(shop, "order", 1, original)
 
 
 async def _search_hit(http: httpx.AsyncClient, sku: str, available: bool) -> dict[str, Any]:
