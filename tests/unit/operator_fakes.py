@@ -53,6 +53,7 @@ class FakeCluster:
         self.watched: dict[tuple[str, str, str], Json] = {}
         self.calls: list[Call] = []
         self.events: list[tuple[str, str, str, str]] = []  # object name, type, reason, message
+        self.status_patches: list[tuple[str, Json]] = []  # object name, the patch
         self.lagging = False
         # kind -> an ApiException the next apply of that kind answers.
         self.refuse: dict[str, client.ApiException] = {}
@@ -142,6 +143,7 @@ class FakeCluster:
         self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]
     ) -> Json | None:
         self._count("patch", kind, "status")
+        self.status_patches.append((name, copy.deepcopy(dict(status))))
         found = self.objects.get((kind.kind, namespace, name))
         if found is None:
             return None
