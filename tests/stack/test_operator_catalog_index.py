@@ -1,13 +1,13 @@
-"""The CatalogIndex reconciler against the real kube-apiserver and Elasticsearch (no reindex
+"""The CatalogIndex flow against the real kube-apiserver and Elasticsearch (no reindex
 module: version changes copy documents in the operator's own code).
 
-Most tests call the reconcile and finalize functions the Kopf handlers call, with the resource
-as the API server returns it, so every step is observable; they write status and Events to the
-API server as the handlers do, and the development runtime stands in for the kubelet and the
-Deployment controller (it runs the sync worker, `commerce-search run`, as a local process). The
-last test runs the operator as a process, with a real catalog being written while the index
-changes version. Every resource and index is named after the `unique` fixture and removed
-afterwards.
+Most tests run the driver one pass at a time (`Passes`: the flow on the real adapters, the
+watched state read from the API server), so every step is observable between passes; the
+passes write status and Events as the operator does, and the development runtime stands in for
+the kubelet and the Deployment controller (it runs the sync worker, `commerce-search run`, as a
+local process). The last test runs the operator as a process, with a real catalog being
+written while the index changes version. Every resource and index is named after the `unique`
+fixture and removed afterwards.
 """
 
 from __future__ import annotations
@@ -30,18 +30,17 @@ from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.settings import StackSettings
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
-from commerce_operator.catalog_index.kube import KubeApi
-from commerce_operator.catalog_index.reconcile import Clients, finalize, reconcile
-from commerce_operator.catalog_index.settings import ElasticsearchSettings
-from commerce_operator.conditions import Report
-from commerce_operator.resource import PAUSED_ANNOTATION, ResourceMeta
-from commerce_services.product.catalog.mappings import CategoryMappings
+from commerce_operator.catalog_index.reconcile import CATALOG_INDEX, CatalogIndexFlow
+from commerce_operator.kube import Kind
+from commerce_operator.kube_api import KubernetesApi
+from commerce_operator.owned_objects import OwnedObjects
+from commerce_operator.resource import PAUSED_ANNOTATION
+from commerce_operator.settings import ElasticsearchSettings
+from commerce_services.contracts import Checkpoint, checkpoint_index
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
-from commerce_services.search.engine import Checkpoint
-from commerce_services.search.mapping import checkpoint_index
-from tests.stack.test_operator_commerce_service import Operator
+from tests.stack.operator_runs import ApiState, OperatorProcess, Passes
 from tests.stack.test_search_sync import _content
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "catalogindexes"
@@ -91,12 +90,51 @@ async def runtime(kube: client.ApiClient, namespace: str) -> AsyncIterator[DevRu
     await task
 
 
+class RecordingApi(KubernetesApi):
+    """The API server, with every status written kept in order (a copy writes its progress
+    before the pass ends)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(api)
+        self.statuses: list[dict[str, Any]] = []
+
+    async def patch_status(
+        self, kind: Kind, namespace: str, name: str, status: Any
+    ) -> dict[str, Any] | None:
+        self.statuses.append(json.loads(json.dumps(status)))
+        return await super().patch_status(kind, namespace, name, status)
+
+
+class Outside:
+    """Elasticsearch as the flow sees it, the settings it runs with, the API server."""
+
+    def __init__(self, stack: Endpoints, kube: client.ApiClient) -> None:
+        self.settings = ElasticsearchSettings(
+            url=stack["elasticsearch"]["url"], copy_batch_size=COPY_BATCH
+        )
+        self.indices = ElasticsearchIndices.for_settings(self.settings)
+        self.kube = RecordingApi(kube)
+        state = ApiState(kube)
+        flow = CatalogIndexFlow(
+            self.indices,
+            self.kube,
+            state,
+            OwnedObjects(self.kube, state),
+            elasticsearch_url=self.settings.url,
+            observe_every=60,
+        )
+        self.passes = Passes(flow, self.kube, state)
+        self.apps = client.AppsV1Api(kube)
+
+    async def finalize(self, body: dict[str, Any]) -> list[str]:
+        return await self.passes.reconciler.finalize(body)
+
+
 @pytest.fixture
-async def clients(stack: Endpoints, kube: client.ApiClient) -> AsyncIterator[Clients]:
-    settings = ElasticsearchSettings(url=stack["elasticsearch"]["url"], copy_batch_size=COPY_BATCH)
-    clients = Clients(settings, ElasticsearchIndices.for_settings(settings), KubeApi(kube))
-    yield clients
-    await clients.close()
+async def outside(stack: Endpoints, kube: client.ApiClient) -> AsyncIterator[Outside]:
+    found = Outside(stack, kube)
+    yield found
+    await found.indices.close()
 
 
 @pytest.fixture
@@ -110,12 +148,12 @@ class Resource:
     def __init__(
         self,
         objects: client.CustomObjectsApi,
-        clients: Clients,
+        outside: Outside,
         namespace: str,
         name: str,
         spec: dict[str, Any],
     ) -> None:
-        self.objects, self.clients, self.namespace, self.name = objects, clients, namespace, name
+        self.objects, self.outside, self.namespace, self.name = objects, outside, namespace, name
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "CatalogIndex",
@@ -123,16 +161,10 @@ class Resource:
             "spec": spec,
         }
         objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-        # Every status written, in order (a copy writes its progress before the end).
-        self.statuses: list[dict[str, Any]] = []
-        kube = clients.kube
-        original = kube.patch_status
 
-        async def recording(namespace: str, name: str, status: Any) -> None:
-            self.statuses.append(json.loads(json.dumps(status)))
-            await original(namespace, name, status)
-
-        kube.patch_status = recording  # type: ignore[method-assign]
+    @property
+    def statuses(self) -> list[dict[str, Any]]:
+        return self.outside.kube.statuses
 
     def body(self) -> dict[str, Any]:
         answer = self.objects.get_namespaced_custom_object(
@@ -142,7 +174,7 @@ class Resource:
         return answer
 
     def status(self) -> dict[str, Any]:
-        return cast(dict[str, Any], self.body()["status"])
+        return cast(dict[str, Any], self.body().get("status") or {})
 
     def patch(self, patch: dict[str, Any]) -> None:
         self.objects.patch_namespaced_custom_object(
@@ -162,27 +194,43 @@ class Resource:
         )
 
     def condition(self, kind: str = "Ready") -> dict[str, Any]:
-        return cast(dict[str, Any], {c["type"]: c for c in self.status()["conditions"]}[kind])
+        conditions = {c["type"]: c for c in self.status().get("conditions") or ()}
+        return cast(dict[str, Any], conditions.get(kind, {}))
 
-    async def reconcile(self) -> Report:
-        return await reconcile(self.body(), self.clients)
+    def ready(self) -> bool:
+        return bool(self.condition().get("status") == "True")
 
-    async def converge(self, done: Callable[[Report], bool], timeout_s: float = 60) -> Report:
-        """Reconciles, as the handlers' retries and the Deployment's events would, until
+    async def reconcile(self) -> float | None:
+        """One pass; when the driver would look again."""
+        return await self.outside.passes.once(self.namespace, self.name)
+
+    async def converge(self, done: Callable[[Resource], bool], timeout_s: float = 60) -> None:
+        """Passes, as the work queue and the Deployment's events would run them, until
         `done`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            report = await self.reconcile()
-            if done(report):
-                return report
-            assert time.monotonic() < deadline, f"never converged: {report.summary()}"
+            await self.reconcile()
+            if done(self):
+                return
+            assert time.monotonic() < deadline, f"never converged: {self.condition()}"
             await asyncio.sleep(0.5)
 
     def events(self) -> list[str]:
+        return [reason for reason, _ in self.event_messages()]
+
+    def event_messages(self) -> list[tuple[str, str]]:
         answer = client.CoreV1Api(self.objects.api_client).list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={self.name}"
         )
-        return [e.reason or "" for e in answer.items]
+        return [(e.reason or "", e.message or "") for e in answer.items]
+
+    def worker(self) -> dict[str, Any]:
+        found = self.outside.apps.read_namespaced_deployment(f"{self.name}-sync", self.namespace)
+        return cast(dict[str, Any], self.objects.api_client.sanitize_for_serialization(found))
+
+
+def ready(resource: Resource) -> bool:
+    return resource.ready()
 
 
 def _spec(alias: str, catalog: str, **changes: Any) -> dict[str, Any]:
@@ -241,17 +289,17 @@ async def _seed(es: AsyncElasticsearch, index: str, count: int) -> None:
 async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and_pause(
     namespace: str,
     runtime: DevRuntime,
-    clients: Clients,
+    outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
     alias: str,
     unique: str,
 ) -> None:
-    resource = Resource(objects, clients, namespace, "products", _spec(alias, f"cidx_{unique}"))
+    resource = Resource(objects, outside, namespace, "products", _spec(alias, f"cidx_{unique}"))
     index = f"{alias}-v1"
 
     # The first version behind the alias, the worker running: Ready.
-    report = await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _aliased(es, alias) == [index]
     live = (await es.indices.get_mapping(index=index))[index]["mappings"]
     assert live["dynamic"] == "strict"
@@ -259,7 +307,7 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     settings = (await es.indices.get_settings(index=index))[index]["settings"]["index"]
     assert (settings["number_of_shards"], settings["refresh_interval"]) == ("1", "1s")
     # The operator set the worker's checkpoint: from the start of the catalog.
-    assert await clients.indices.checkpoint(alias, index) == Checkpoint(0, "")
+    assert await outside.indices.checkpoint(alias, index) == Checkpoint(0, "")
     status = resource.status()
     assert status["observedGeneration"] == resource.body()["metadata"]["generation"]
     assert (status["alias"], status["currentIndex"], status["currentVersion"]) == (alias, index, 1)
@@ -268,12 +316,8 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
     assert {"IndexCreated", "Reconciled"} <= set(resource.events())
-    assert report.ready
 
-    deployment = await clients.kube.deployment(
-        ResourceMeta.from_body(resource.body()), "products-sync"
-    )
-    assert deployment is not None
+    deployment = resource.worker()
     meta = deployment["metadata"]
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "commerce-operator"
     [owner] = meta["ownerReferences"]
@@ -284,15 +328,16 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in container["env"]}
     assert env["SEARCH_CREATE_INDEX"] == "false"
     assert env["SEARCH_ALIAS"] == alias
-    assert env["SEARCH_ELASTICSEARCH_URL"] == clients.settings.url
+    assert env["SEARCH_ELASTICSEARCH_URL"] == outside.settings.url
     assert env["SEARCH_DB_PASSWORD"] == {"name": "product-db", "key": "password"}
     assert env["SEARCH_MONGO_URI"] == {"name": "catalog-mongo", "key": "uri"}
     [replica] = runtime.replicas(namespace, "products-sync")
     assert replica.ready  # a real `commerce-search run`, waiting for catalog changes
 
-    # Another reconcile with nothing to do changes nothing, not even the status.
+    # Another pass with nothing to do changes nothing, not even the status.
     written = len(resource.statuses)
-    assert (await resource.reconcile()).ready
+    await resource.reconcile()
+    assert resource.ready()
     assert len(resource.statuses) == written
 
     # A compatible change (a new field, a dynamic setting) is applied to the same index.
@@ -304,7 +349,7 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
             }
         }
     )
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _versions(es, alias) == [index]
     live = (await es.indices.get_mapping(index=index))[index]["mappings"]
     assert live["properties"]["color"] == {"type": "keyword"}
@@ -315,55 +360,54 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     # Drift: the alias removed, then the index deleted: both come back.
     await _seed(es, index, 3)
     await es.indices.delete_alias(index=index, name=alias)
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _aliased(es, alias) == [index]
     assert "AliasRepaired" in resource.events()
     await es.indices.delete(index=index)
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _aliased(es, alias) == [index]
     # Empty again, and its checkpoint back at the start: the worker refills it.
-    assert await clients.indices.checkpoint(alias, index) == Checkpoint(0, "")
+    assert await outside.indices.checkpoint(alias, index) == Checkpoint(0, "")
     assert resource.status()["documentCount"] == 0
 
     # Paused: nothing is repaired; the conditions say so. Resumed: repaired.
     resource.patch({"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}})
     await es.indices.delete_alias(index=index, name=alias)
-    report = await resource.reconcile()
-    assert report.paused
+    await resource.reconcile()
     assert await _aliased(es, alias) == []
     reconciling = resource.condition("Reconciling")
     assert (reconciling["status"], reconciling["reason"]) == ("False", "Paused")
     assert resource.condition()["status"] == "True"  # the index is still there
     resource.patch({"metadata": {"annotations": {PAUSED_ANNOTATION: None}}})
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _aliased(es, alias) == [index]
     assert {"Paused", "Resumed"} <= set(resource.events())
 
     # Retain: deleting keeps the index and the alias.
-    assert await finalize(resource.body(), clients) == []
+    assert await outside.finalize(resource.body()) == []
     assert await _aliased(es, alias) == [index]
 
 
 async def test_an_incompatible_change_copies_every_document_and_swaps_while_searches_go_on(
     namespace: str,
     runtime: DevRuntime,
-    clients: Clients,
+    outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
     alias: str,
     unique: str,
 ) -> None:
     spec = _spec(alias, f"cidx_{unique}", syncWorker={"image": "i", "replicas": 0})
-    resource = Resource(objects, clients, namespace, "products", spec)
-    await resource.converge(lambda r: r.ready)
+    resource = Resource(objects, outside, namespace, "products", spec)
+    await resource.converge(ready)
     v1, v2, v3 = (f"{alias}-v{n}" for n in (1, 2, 3))
     documents = 400
     await _seed(es, v1, documents)
     # Where the worker had got to in v1: v2 must start from there.
     worker_checkpoint = Checkpoint(1_700_000_000_000, "rev-42")
-    await clients.indices.save_checkpoint(alias, v1, worker_checkpoint)
+    await outside.indices.save_checkpoint(alias, v1, worker_checkpoint)
     stock_checkpoint = Checkpoint(1_700_000_000_500, "SKU-7")
-    await clients.indices.save_checkpoint(alias, v1, stock_checkpoint, "stock")
+    await outside.indices.save_checkpoint(alias, v1, stock_checkpoint, "stock")
 
     # Searches through the alias, all along: never an error, never an empty answer.
     stop = asyncio.Event()
@@ -383,7 +427,7 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
     try:
         # brand: text -> keyword cannot be changed in place.
         resource.set_mappings(_mappings(brand={"type": "keyword"}))
-        report = await resource.converge(lambda r: r.ready)
+        await resource.converge(ready)
         await asyncio.sleep(0.2)
     finally:
         stop.set()
@@ -399,8 +443,8 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
     copied = await es.search(index=v2, size=documents, version=True, query={"match_all": {}})
     versions = {h["_id"]: h["_version"] for h in copied["hits"]["hits"]}
     assert versions == {f"p{n}": 1000 + n for n in range(documents)}
-    assert await clients.indices.checkpoint(alias, v2) == worker_checkpoint
-    assert await clients.indices.checkpoint(alias, v2, "stock") == stock_checkpoint
+    assert await outside.indices.checkpoint(alias, v2) == worker_checkpoint
+    assert await outside.indices.checkpoint(alias, v2, "stock") == stock_checkpoint
     status = resource.status()
     assert (status["currentIndex"], status["currentVersion"]) == (v2, 2)
     assert (status["documentCount"], status["previousIndices"]) == (documents, [v1])
@@ -411,18 +455,18 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
     copying = [s["migration"] for s in resource.statuses if s.get("migration")]
     assert copying[-1]["copiedDocuments"] == copying[-1]["totalDocuments"] == documents
     assert {"MigrationStarted", "IndexMigrated", "MigrationInProgress"} <= set(resource.events())
-    assert any("brand changes type" in change for change in report.changes)
+    assert any("brand changes type" in message for _, message in resource.event_messages())
 
     # The next version deletes the oldest (one previous version kept)...
     resource.patch({"spec": {"settings": {**SAMPLE_SPEC["settings"], "number_of_shards": 2}}})
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _versions(es, alias) == [v2, v3]
     assert await _aliased(es, alias) == [v3]
     assert (await es.count(index=alias))["count"] == documents
     assert "IndexDeleted" in resource.events()
     # ...and with none kept, only the current one stays; its checkpoints are gone with them.
     resource.patch({"spec": {"retention": {"previousVersions": 0}}})
-    await resource.converge(lambda r: r.status.get("previousIndices") == [])
+    await resource.converge(lambda r: r.status().get("previousIndices") == [])
     assert await _versions(es, alias) == [v3]
     await es.indices.refresh(index=checkpoint_index(alias))
     held = await es.search(index=checkpoint_index(alias), query={"match_all": {}})
@@ -432,22 +476,22 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
 async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
     namespace: str,
     runtime: DevRuntime,
-    clients: Clients,
+    outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
     alias: str,
     unique: str,
 ) -> None:
     spec = _spec(alias, f"cidx_{unique}", syncWorker={"image": "i", "replicas": 0})
-    resource = Resource(objects, clients, namespace, "products", spec)
-    await resource.converge(lambda r: r.ready)
+    resource = Resource(objects, outside, namespace, "products", spec)
+    await resource.converge(ready)
     v1, v2 = f"{alias}-v1", f"{alias}-v2"
     await _seed(es, v1, 50)
     new_mappings = _mappings(brand={"type": "keyword"})
     # What an operator stopped half-way leaves: the target with part of the documents, its
     # checkpoint, and status.migration naming it.
-    await clients.indices.create(v2, spec["settings"], new_mappings)
-    await clients.indices.save_checkpoint(alias, v2, Checkpoint(5, "early"))
+    await outside.indices.create(v2, spec["settings"], new_mappings)
+    await outside.indices.save_checkpoint(alias, v2, Checkpoint(5, "early"))
     await _seed(es, v2, 20)
     migration = {
         "phase": "Copying",
@@ -457,15 +501,15 @@ async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
         "totalDocuments": 50,
         "startedAt": "2026-01-01T00:00:00Z",
     }
-    await clients.kube.patch_status(namespace, "products", {"migration": migration})
+    await outside.kube.patch_status(CATALOG_INDEX, namespace, "products", {"migration": migration})
     resource.set_mappings(new_mappings)
 
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _versions(es, alias) == [v1, v2]
     assert await _aliased(es, alias) == [v2]
     assert (await es.count(index=v2))["count"] == 50
     # The checkpoint of the first attempt is kept: it is older than anything either missed.
-    assert await clients.indices.checkpoint(alias, v2) == Checkpoint(5, "early")
+    assert await outside.indices.checkpoint(alias, v2) == Checkpoint(5, "early")
     assert "MigrationResumed" in resource.events()
     assert "migration" not in resource.status()
 
@@ -473,7 +517,7 @@ async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
 async def test_refusals_stall_and_delete_removes_indices_alias_and_checkpoints(
     namespace: str,
     runtime: DevRuntime,
-    clients: Clients,
+    outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
     alias: str,
@@ -486,47 +530,45 @@ async def test_refusals_stall_and_delete_removes_indices_alias_and_checkpoints(
         mappings={"properties": {"title": {"type": "txt"}}},
         deletionPolicy="Delete",
     )
-    resource = Resource(objects, clients, namespace, "products", spec)
-    # A mapping Elasticsearch refuses: Stalled, with its reason; nothing is created.
-    report = await resource.reconcile()
-    assert report.stalled
-    assert report.retry_after is None
-    ready = resource.condition()
-    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
-    assert "The mapper type [txt] declared on" in ready["message"]
+    resource = Resource(objects, outside, namespace, "products", spec)
+    # A mapping Elasticsearch refuses: Stalled, with its reason; nothing is created, and it is
+    # not retried (only the periodic look comes back).
+    assert await resource.reconcile() == 60
+    ready_now = resource.condition()
+    assert (ready_now["status"], ready_now["reason"]) == ("False", "InvalidSpec")
+    assert "The mapper type [txt] declared on" in ready_now["message"]
     assert resource.condition("Stalled")["status"] == "True"
     assert await _aliased(es, alias) == []
 
     resource.set_mappings(SAMPLE_SPEC["mappings"])
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     await _seed(es, f"{alias}-v1", 5)
     # A change whose documents the new version refuses stalls too; searches stay on v1.
     resource.set_mappings(_mappings(title={"type": "long"}))
-    report = await resource.reconcile()
-    assert report.stalled
+    await resource.reconcile()
+    assert resource.condition("Stalled")["status"] == "True"
     assert "refused document" in resource.condition()["message"]
     assert await _aliased(es, alias) == [f"{alias}-v1"]
     # Back to a good spec: the unfinished version is deleted.
     resource.set_mappings(SAMPLE_SPEC["mappings"])
-    await resource.converge(lambda r: r.ready)
+    await resource.converge(ready)
     assert await _versions(es, alias) == [f"{alias}-v1"]
 
     # A missing source Secret is reported, retried.
     client.CoreV1Api(objects.api_client).delete_namespaced_secret("product-db", namespace)
-    report = await resource.reconcile()
-    assert report.retry_after is not None
-    ready = resource.condition()
-    assert (ready["reason"], ready["status"]) == ("BindingNotFound", "False")
-    assert "'product-db' not found" in ready["message"]
+    assert await resource.reconcile() == 2  # retried with the backoff
+    ready_now = resource.condition()
+    assert (ready_now["reason"], ready_now["status"]) == ("BindingNotFound", "False")
+    assert "'product-db' not found" in ready_now["message"]
 
     # Delete: every version, the alias and the checkpoints; twice is no error.
-    removed = await finalize(resource.body(), clients)
+    removed = await outside.finalize(resource.body())
     assert f"deleted index {alias}-v1" in removed
     assert f"deleted the sync checkpoints of {alias}" in removed
     assert await _aliased(es, alias) == []
     assert await _versions(es, alias) == []
     assert not await es.indices.exists(index=checkpoint_index(alias))
-    assert await finalize(resource.body(), clients) == []
+    assert await outside.finalize(resource.body()) == []
 
 
 def test_an_invalid_spec_is_refused_by_the_api_server(
@@ -578,12 +620,9 @@ async def test_the_operator_process_indexes_a_catalog_written_during_a_version_c
 ) -> None:
     monkeypatch.setenv("OPERATOR_ELASTICSEARCH_URL", stack["elasticsearch"]["url"])
     monkeypatch.setenv("OPERATOR_CATALOG_COPY_BATCH", "10")
-    operator = Operator(stack, namespace, tmp_path / "operator.log")
+    operator = OperatorProcess(stack, namespace, tmp_path / "operator.log", resync_seconds=2)
     operator.start()
-    store = CatalogStore(
-        catalog_db.client, catalog_db.name, CategoryMappings(engine, utc_now), utc_now
-    )
-    await store.ensure_indexes()
+    store = CatalogStore(catalog_db.client, catalog_db.name, engine, utc_now)
     category = (await CategoryStore(engine, utc_now).create(f"Mugs {unique}", None)).id
     written = [
         (await store.create(_content(category, f"A{n}-{unique}"))).product_id for n in range(30)
