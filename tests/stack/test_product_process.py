@@ -94,7 +94,7 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
             while (await http.get(f"/api/v1/inventory/{sku}")).json()["stock"] != 1:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         assert (await http.get(f"/api/v1/inventory/{sku}")).json()["reserved"] == 0
-        ready = await http.get("/health/ready")
+        ready = await http.get("/health/ready")  # what serving needs: not Kafka
         assert ready.json()["checks"] == {
             "mariadb": "ok",
             "mongodb": "ok",
