@@ -4,10 +4,10 @@ and OpenAPI; each service adds its routers."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from commerce_services.runtime.tracing import current_trace_id
 from commerce_services.web.body_limit import BodyLimit
@@ -16,17 +16,26 @@ from commerce_services.web.health import ReadinessCheck, health_router
 from commerce_services.web.metrics import install_metrics
 
 
-def _expose_trace_id(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def trace_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        # So a client (or `make demo`) can find its request's trace, e.g. the whole saga.
-        found = current_trace_id()
-        if found is not None:
-            response.headers["X-Trace-Id"] = found
-        return response
+class TraceIdHeader:
+    """Answers the request's trace id as `X-Trace-Id`, so a client (or `make demo`) can find
+    its request's trace, e.g. the whole saga. Pure ASGI, like the other middlewares."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_trace_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                found = current_trace_id()
+                if found is not None:
+                    MutableHeaders(scope=message).append("X-Trace-Id", found)
+            await send(message)
+
+        await self.app(scope, receive, with_trace_id)
 
 
 # Every request body the services take is a few kilobytes at most; the product service's
@@ -43,7 +52,7 @@ def service_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     install_metrics(app, service)
     app.include_router(health_router(readiness))
-    _expose_trace_id(app)
+    app.add_middleware(TraceIdHeader)
     # Probes and scrapes are not requests anyone wants to trace.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="/health/,/metrics")
     return app
