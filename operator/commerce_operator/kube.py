@@ -26,6 +26,8 @@ from typing import Any, cast
 import kopf
 from kubernetes import client, config
 
+from commerce_operator import metrics
+
 FIELD_MANAGER = "commerce-operator"
 
 Json = dict[str, Any]
@@ -122,6 +124,7 @@ def _call(
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
 ) -> Json:
+    metrics.API_REQUESTS.labels(method, _resource(path)).inc()
     request = api.param_serialize(
         method,
         path,
@@ -139,6 +142,17 @@ def _call(
             raise NotFound(path) from exc
         raise
     return cast(Json, answer) if isinstance(answer, dict) else {}
+
+
+def _resource(path: str) -> str:
+    """`deployments`, `commerceservices/status`: the part of a path after the namespace (or
+    the API version, for what is not namespaced), without the object's name."""
+    parts = path.strip("/").split("/")
+    if "namespaces" in parts:
+        rest = parts[parts.index("namespaces") + 2 :]
+    else:
+        rest = parts[2:] if parts[0] == "api" else parts[3:]
+    return "/".join(rest[:1] + rest[2:3])
 
 
 def get(api: client.ApiClient, kind: Kind, namespace: str, name: str) -> Json:

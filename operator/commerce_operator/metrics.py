@@ -1,6 +1,7 @@
 """Prometheus metrics of the operator, per kind: reconciles by outcome, their durations, and
-errors by reason. One set per process (prometheus-client's default registry), shared by every
-operator run in it, served by `commerce-operator` on its metrics port."""
+errors by reason; and the reconcilers' requests to the Kubernetes API (Kopf's watches aside),
+by method and resource. One set per process (prometheus-client's default registry), shared by
+every operator run in it, served by `commerce-operator` on its metrics port."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ ERRORS = Counter(
     "commerce_operator_reconcile_errors_total",
     "Reconciles that ended in an error (retrying, stalled, or an exception), by kind and reason",
     ["kind", "reason"],
+)
+
+
+API_REQUESTS = Counter(
+    "commerce_operator_api_requests_total",
+    "Requests of the reconcilers to the Kubernetes API (Kopf's watches and its finalizer "
+    "patches aside), by HTTP method and resource",
+    ["method", "resource"],
 )
 
 

@@ -220,6 +220,23 @@ def test_paths_of_core_grouped_and_custom_kinds() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [
+        ("/api/v1/namespaces/shop/secrets/db", "secrets"),
+        ("/apis/apps/v1/namespaces/shop/deployments/orders", "deployments"),
+        (
+            "/apis/commerce.io/v1alpha1/namespaces/s/outboxconnectors/o/status",
+            "outboxconnectors/status",
+        ),
+        ("/api/v1/namespaces/shop/events", "events"),
+        ("/apis/kopf.dev/v1/clusterkopfpeerings/commerce-operator", "clusterkopfpeerings"),
+    ],
+)
+def test_requests_are_counted_by_resource(path: str, resource: str) -> None:
+    assert kube._resource(path) == resource
+
+
 def test_kopf_logs_in_with_the_same_credentials() -> None:
     configuration = client.Configuration()
     configuration.host = "https://api.example:6443"
