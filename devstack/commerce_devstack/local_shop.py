@@ -41,7 +41,7 @@ from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
 from commerce_services.runtime.clock import utc_now
 
 SERVICES = ("user", "product", "order", "payment")
-EMITTERS = ("order", "payment")  # services with an outbox
+EMITTERS = ("order", "payment", "product")  # services with an outbox
 PARTITIONS = 3
 
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch
 from kubernetes import client, config
 from pymongo import AsyncMongoClient
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
-from commerce_services.product.catalog.mappings import CategoryMappings
+from commerce_devstack.local_shop import PARTITIONS, outbox_relays
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.inventory.model import Reservation
 from commerce_services.product.inventory.store import InventoryStore
@@ -128,9 +129,31 @@ async def catalog_db(stack: Endpoints, unique: str) -> AsyncIterator[AsyncDataba
 async def catalog(
     catalog_db: AsyncDatabase[Document], engine: AsyncEngine, clock: Clock
 ) -> CatalogStore:
-    store = CatalogStore(catalog_db.client, catalog_db.name, CategoryMappings(engine, clock), clock)
-    await store.ensure_indexes()
-    return store
+    return CatalogStore(catalog_db.client, catalog_db.name, engine, clock)
+
+
+@pytest.fixture(scope="session")
+async def product_events_topic(
+    stack: Endpoints, product_settings: ProductSettings
+) -> AsyncIterator[str]:
+    """The catalog's product_changed events of the product database the tests share, relayed
+    by a real Debezium connector of the session's own to a topic of its own: every test's
+    catalog writes land there (a sync reads its own catalog's revisions by key and skips the
+    others')."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.product.events"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    engine = create_async_engine(product_settings.database_url())
+    try:
+        async with outbox_relays(stack, prefix, {"product": engine}):
+            yield topic
+    finally:
+        await engine.dispose()
 
 
 # ---- Kubernetes -----------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""The catalog store against the real FerretDB and MariaDB: versions, If-Match, tombstones the
-search sync can poll, SKUs unique across products (FerretDB does not enforce a unique multikey
-index, claims do), category listings paged by keyset, and the repair of a write that stopped
-between the MongoDB document and the MariaDB mapping."""
+"""The catalog store against the real FerretDB and MariaDB: versions, If-Match, tombstones and
+the product_changed event of every committed version, SKUs unique across products (claimed in
+MariaDB: FerretDB enforces no unique multikey index), category listings paged by keyset, prices
+from the projection, old revisions dropped by key, and the repair of a write that stopped
+between the MongoDB revision and its MariaDB commit."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,10 +19,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_services.product.catalog.mappings import CategoryMappings
+from commerce_services.product.catalog.events import PRODUCT_CHANGED, ProductChanged
 from commerce_services.product.catalog.model import (
     CLAIM_LEASE,
-    CategoryMapping,
     DuplicateSku,
     InvalidProduct,
     Price,
@@ -29,8 +31,21 @@ from commerce_services.product.catalog.model import (
     Variant,
     VersionConflict,
 )
-from commerce_services.product.catalog.store import CatalogStore, Document
-from commerce_services.product.catalog.tables import product_categories
+from commerce_services.product.catalog.projection import CatalogProjection, Commit
+from commerce_services.product.catalog.store import (
+    REPAIR_GRACE,
+    CatalogStore,
+    Document,
+    revision_document,
+)
+from commerce_services.product.catalog.tables import (
+    outbox,
+    pending_writes,
+    product_categories,
+    product_mappings,
+    sku_claims,
+    sku_prices,
+)
 from commerce_services.product.categories.model import CategoryNotFound
 from commerce_services.product.categories.store import CategoryStore, Move
 from commerce_services.runtime.clock import utc_now
@@ -111,7 +126,6 @@ async def test_money_is_stored_as_integer_minor_units(
     assert doc is not None
     assert doc["variants"][0]["price"] == {"amount_minor": 1990, "currency": "EUR"}
     assert type(doc["variants"][0]["price"]["amount_minor"]) is int
-    assert "mapping_pending" not in doc  # settled once the mapping was written
 
 
 async def test_if_match_refuses_a_stale_version_and_changes_nothing(
@@ -162,13 +176,31 @@ async def test_racing_writes_without_if_match_all_land(
     assert (await catalog.get(product.product_id)).version == 6  # no write lost
 
 
-async def test_delete_leaves_a_tombstone_the_sync_poll_sees(
-    catalog: CatalogStore, catalog_db: AsyncDatabase[Document], category: int, clock: Clock
+async def _events(engine: AsyncEngine, product_id: str) -> list[ProductChanged]:
+    """The product_changed events the product's commits wrote to the outbox, in order."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.type, outbox.c.payload)
+            .where(outbox.c.aggregatetype == "product", outbox.c.aggregateid == product_id)
+            .order_by(outbox.c.created_at)
+        )
+        found = rows.all()
+    assert {r.type for r in found} <= {PRODUCT_CHANGED}
+    return [ProductChanged.of(json.loads(r.payload)) for r in found]
+
+
+async def test_every_committed_version_writes_its_event_a_delete_its_tombstone(
+    catalog: CatalogStore,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    category: int,
+    clock: Clock,
 ) -> None:
     product = await catalog.create(_content((category,), f"T-{uuid.uuid4().hex[:8]}"))
-    watermark = (product.updated_at, f"{product.product_id}:1")  # where a sync would be now
     clock.now += timedelta(seconds=1)
-    assert await catalog.delete(product.product_id, 1) == 2
+    await catalog.replace(product.product_id, replace(product.content, title="Blouse"))
+    clock.now += timedelta(seconds=1)
+    assert await catalog.delete(product.product_id, 2) == 3
 
     with pytest.raises(ProductNotFound):
         await catalog.get(product.product_id)
@@ -178,31 +210,24 @@ async def test_delete_leaves_a_tombstone_the_sync_poll_sees(
     ):
         with pytest.raises(ProductNotFound):
             await again
-
-    # The search sync's poll: everything after its (updated_at, _id) watermark, in that order.
-    changed = await (
-        catalog_db["product_revisions"]
-        .find(
-            {
-                "$or": [
-                    {"updated_at": {"$gt": watermark[0]}},
-                    {"updated_at": watermark[0], "_id": {"$gt": watermark[1]}},
-                ]
-            }
-        )
-        .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
-        .to_list()
-    )
-    assert changed == [
-        {
-            "_id": f"{product.product_id}:2",
-            "product_id": product.product_id,
-            "version": 2,
-            "deleted": True,
-            "updated_at": watermark[0] + timedelta(seconds=1),
-        }
+    tombstone = await catalog_db["product_revisions"].find_one({"_id": f"{product.product_id}:3"})
+    assert tombstone == {
+        "_id": f"{product.product_id}:3",
+        "product_id": product.product_id,
+        "version": 3,
+        "deleted": True,
+        "updated_at": product.updated_at + timedelta(seconds=2),
+    }
+    # One event per committed version, in the transaction of its commit: what the index reads.
+    assert [
+        (e.version, e.deleted, e.updated_at) for e in await _events(engine, product.product_id)
+    ] == [
+        (1, False, product.updated_at),
+        (2, False, product.updated_at + timedelta(seconds=1)),
+        (3, True, product.updated_at + timedelta(seconds=2)),
     ]
     assert await _ids(catalog, category) == []
+    assert await catalog.prices(product.content.skus) == {}
 
 
 async def test_superseded_revisions_become_stubs_that_keep_their_version_taken(
@@ -212,30 +237,50 @@ async def test_superseded_revisions_become_stubs_that_keep_their_version_taken(
     for title in ("two", "three"):
         await catalog.replace(product.product_id, replace(product.content, title=title))
     revisions = catalog_db["product_revisions"]
-    stored = await revisions.find({"product_id": product.product_id}).sort("version").to_list()
-    assert [(d["version"], d.get("superseded", False)) for d in stored] == [
+
+    async def stored() -> list[Document]:
+        return await revisions.find({"product_id": product.product_id}).sort("version").to_list()
+
+    before = await stored()
+    assert [(d["version"], d.get("superseded", False)) for d in before] == [
         (1, True),
         (2, True),
         (3, False),
     ]
-    assert set(stored[0]) == {"_id", "product_id", "version", "deleted", "updated_at", "superseded"}
-    assert stored[2]["title"] == "three"
+    assert set(before[0]) == {"_id", "product_id", "version", "deleted", "updated_at", "superseded"}
+    assert before[2]["title"] == "three"
 
-    assert await catalog.drop_stubs() == 0  # too recent: a slow writer may still act on v1
+    await catalog.drop_stubs()  # too recent: a slow writer may still act on v1
+    assert [d["version"] for d in await stored()] == [1, 2, 3]
     clock.now += timedelta(days=1, seconds=1)
-    assert await catalog.drop_stubs() == 2
-    assert [d["version"] async for d in revisions.find({"product_id": product.product_id})] == [3]
+    assert await catalog.drop_stubs() >= 2  # (the shared database may hold others' due too)
+    assert [d["version"] for d in await stored()] == [3]
     assert (await catalog.get(product.product_id)).content.title == "three"
 
 
+async def _claim(engine: AsyncEngine, sku: str) -> tuple[str, int] | None:
+    """(product id, version) of the claim on `sku`."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(sku_claims.c.product_id, sku_claims.c.version).where(sku_claims.c.sku == sku)
+            )
+        ).one_or_none()
+    return None if row is None else (str(row.product_id), int(row.version))
+
+
 async def test_unknown_categories_are_refused_before_anything_is_written(
-    catalog: CatalogStore, catalog_db: AsyncDatabase[Document], category: int, unique: str
+    catalog: CatalogStore,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    category: int,
+    unique: str,
 ) -> None:
     with pytest.raises(UnknownCategory) as refused:
         await catalog.create(_content((category, 2**62, 2**62 + 1), f"U-{unique}"))
     assert refused.value.category_ids == [2**62, 2**62 + 1]
     assert await catalog_db["product_revisions"].count_documents({}) == 0
-    assert await catalog_db["sku_claims"].count_documents({}) == 0
+    assert await _claim(engine, f"U-{unique}") is None
     # The store checks the content itself, whoever calls it.
     with pytest.raises(InvalidProduct):
         await catalog.create(_content((category,), f"U-{unique}", f"U-{unique}"))
@@ -244,8 +289,8 @@ async def test_unknown_categories_are_refused_before_anything_is_written(
 async def test_ferretdb_does_not_enforce_a_unique_multikey_index(
     catalog_db: AsyncDatabase[Document],
 ) -> None:
-    """Why SKUs are claimed in their own collection: should this start failing, FerretDB
-    enforces the index and the claims could give way to it."""
+    """Why SKUs are claimed apart from the revisions (in MariaDB): FerretDB accepts a unique
+    index on the variants' SKUs but does not enforce it."""
     probe = catalog_db["multikey_probe"]
     await probe.create_index([("variants.sku", ASCENDING)], unique=True, name="sku_unique")
     await probe.insert_one({"variants": [{"sku": "SAME"}]})
@@ -298,30 +343,21 @@ async def test_racing_creates_of_one_sku_have_one_winner(
 
 
 async def test_a_claim_left_by_a_crashed_write_is_taken_over_after_the_lease(
-    catalog: CatalogStore,
-    catalog_db: AsyncDatabase[Document],
-    category: int,
-    clock: Clock,
-    unique: str,
+    catalog: CatalogStore, engine: AsyncEngine, category: int, clock: Clock, unique: str
 ) -> None:
     sku = f"L-{unique}"
     # What a create that crashed after claiming, before storing its document, leaves behind.
-    await catalog_db["sku_claims"].insert_one(
-        {
-            "_id": uuid.uuid4().hex,
-            "sku": sku,
-            "product_id": uuid.uuid4().hex,
-            "version": 1,
-            "claimed_at": clock.now.replace(microsecond=0),
-        }
-    )
+    async with engine.begin() as conn:
+        await conn.execute(
+            sku_claims.insert().values(
+                sku=sku, product_id=uuid.uuid4().hex, version=1, claimed_at=clock.now
+            )
+        )
     with pytest.raises(DuplicateSku):  # it may still be in flight
         await catalog.create(_content((category,), sku))
     clock.now += CLAIM_LEASE + timedelta(seconds=1)
     product = await catalog.create(_content((category,), sku))
-    claim = await catalog_db["sku_claims"].find_one({"sku": sku})
-    assert claim is not None
-    assert claim["product_id"] == product.product_id
+    assert await _claim(engine, sku) == (product.product_id, 1)
 
 
 async def test_listing_a_category_and_its_subtree_pages_every_product_once(
@@ -387,20 +423,45 @@ class Crash(BaseException):
     """The process dies here: nothing after this point runs, nothing catches it."""
 
 
-class CrashingMappings(CategoryMappings):
+class FailingProjection(CatalogProjection):
+    """Every commit fails (the process dies, or MariaDB is away) after the revision is stored."""
+
     def __init__(self, engine: AsyncEngine, clock: Clock, failure: BaseException) -> None:
         super().__init__(engine, clock)
         self._failure = failure
 
-    async def write(self, mapping: CategoryMapping) -> bool:
+    async def commit(self, change: Commit) -> int | None:
         raise self._failure
 
 
-async def _pending(db: AsyncDatabase[Document]) -> list[Document]:
-    return await db["product_revisions"].find({"mapping_pending": True}).to_list()
+def _failing(
+    catalog_db: AsyncDatabase[Document], engine: AsyncEngine, clock: Clock, failure: BaseException
+) -> CatalogStore:
+    return CatalogStore(
+        catalog_db.client,
+        catalog_db.name,
+        engine,
+        clock,
+        projection=FailingProjection(engine, clock, failure),
+    )
 
 
-async def test_a_crash_after_the_document_is_repaired_by_the_sweep(
+async def _pending(engine: AsyncEngine, product_id: str) -> list[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(pending_writes.c.version)
+            .where(pending_writes.c.product_id == product_id)
+            .order_by(pending_writes.c.version)
+        )
+        return [int(r.version) for r in rows]
+
+
+async def _repair(catalog: CatalogStore, clock: Clock) -> int:
+    clock.now += REPAIR_GRACE + timedelta(seconds=1)  # past the grace of writes in flight
+    return await catalog.repair_writes()
+
+
+async def test_a_crash_after_the_revision_is_repaired_by_the_sweep(
     catalog: CatalogStore,
     catalog_db: AsyncDatabase[Document],
     engine: AsyncEngine,
@@ -410,27 +471,32 @@ async def test_a_crash_after_the_document_is_repaired_by_the_sweep(
 ) -> None:
     shoes = (await tree.create(f"Shoes {unique}", None)).id
     boots = (await tree.create(f"Boots {unique}", None)).id
-    dying = CatalogStore(
-        catalog_db.client, catalog_db.name, CrashingMappings(engine, clock, Crash()), clock
-    )
+    dying = _failing(catalog_db, engine, clock, Crash())
 
     with pytest.raises(Crash):
         await dying.create(_content((shoes,), f"C-{unique}", title="crashed create"))
-    [doc] = await _pending(catalog_db)
+    [doc] = await catalog_db["product_revisions"].find({}).to_list()
     product_id = doc["product_id"]
-    assert (await catalog.get(product_id)).version == 1  # the document is the truth
+    assert await _pending(engine, product_id) == [1]
+    assert (await catalog.get(product_id)).version == 1  # the stored revision is read
     assert await _ids(catalog, shoes) == []  # ...but the listing has not heard of it
+    assert await _events(engine, product_id) == []  # nor the index
+    assert await catalog.prices([f"C-{unique}"]) == {}
 
-    assert await catalog.repair_mappings() == 1
+    assert await catalog.repair_writes() == 0  # within the grace: it may be on its way
+    assert await _repair(catalog, clock) == 1
     assert await _ids(catalog, shoes) == [product_id]
-    assert await _pending(catalog_db) == []
-    assert await catalog.repair_mappings() == 0
+    assert [e.version for e in await _events(engine, product_id)] == [1]
+    assert await catalog.prices([f"C-{unique}"]) == {f"C-{unique}": Price(1999, "EUR")}
+    assert await _pending(engine, product_id) == []
+    assert await _repair(catalog, clock) == 0
 
     with pytest.raises(Crash):
-        await dying.replace(product_id, _content((boots,), f"C-{unique}"))
+        await dying.replace(product_id, _content((boots,), f"C-{unique}", price=2500))
     assert await _ids(catalog, shoes) == [product_id]  # stale until repaired
-    await catalog.repair_mappings()
+    await _repair(catalog, clock)
     assert (await _ids(catalog, shoes), await _ids(catalog, boots)) == ([], [product_id])
+    assert await catalog.prices([f"C-{unique}"]) == {f"C-{unique}": Price(2500, "EUR")}
 
     with pytest.raises(Crash):
         await dying.delete(product_id)
@@ -441,13 +507,52 @@ async def test_a_crash_after_the_document_is_repaired_by_the_sweep(
             )
         )
         assert [r.category_id for r in rows] == [boots]
-    await catalog.repair_mappings()
+    await _repair(catalog, clock)
     async with engine.connect() as conn:
         rows = await conn.execute(
             select(product_categories).where(product_categories.c.product_id == product_id)
         )
         assert rows.all() == []
-    assert await _pending(catalog_db) == []
+    assert [(e.version, e.deleted) for e in await _events(engine, product_id)] == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    assert await _pending(engine, product_id) == []
+
+
+async def test_a_write_that_crashed_before_storing_its_revision_is_forgotten_with_its_claims(
+    catalog: CatalogStore,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    product = await catalog.create(_content((category,), f"K-{unique}"))
+
+    class _DiesBeforeInsert(CatalogStore):
+        async def _write(self, revision: Document, skus: Collection[str]) -> None:
+            await self._pending.start(revision["product_id"], revision["version"], self._now())
+            for sku in sorted(skus):
+                await self._claim(sku, revision["product_id"], revision["version"])
+            raise Crash
+
+    dying = _DiesBeforeInsert(catalog_db.client, catalog_db.name, engine, clock)
+    with pytest.raises(Crash):
+        await dying.replace(product.product_id, _content((category,), f"K-{unique}", f"N-{unique}"))
+    assert await _pending(engine, product.product_id) == [2]
+    assert await _claim(engine, f"N-{unique}") == (product.product_id, 2)
+    await _repair(catalog, clock)  # within the lease: it may still store it
+    assert await _pending(engine, product.product_id) == [2]
+    clock.now += CLAIM_LEASE
+    await catalog.repair_writes()
+    assert await _pending(engine, product.product_id) == []
+    assert await _claim(engine, f"N-{unique}") is None  # freed
+    assert await _claim(engine, f"K-{unique}") == (product.product_id, 1)  # still its own
+    assert (await catalog.get(product.product_id)).version == 1
+    other = await catalog.create(_content((category,), f"N-{unique}"))
+    assert await _claim(engine, f"N-{unique}") == (other.product_id, 1)
 
 
 async def test_a_sku_dropped_by_a_crashed_write_can_be_taken_back(
@@ -460,16 +565,12 @@ async def test_a_sku_dropped_by_a_crashed_write_can_be_taken_back(
 ) -> None:
     kept, dropped = f"K-{unique}", f"D-{unique}"
     product = await catalog.create(_content((category,), kept, dropped))
-    dying = CatalogStore(
-        catalog_db.client, catalog_db.name, CrashingMappings(engine, clock, Crash()), clock
-    )
-    with pytest.raises(Crash):  # v2 drops `dropped`, but dies before freeing its claim
+    dying = _failing(catalog_db, engine, clock, Crash())
+    with pytest.raises(Crash):  # v2 drops `dropped`, but dies before its commit frees the claim
         await dying.replace(product.product_id, _content((category,), kept))
     back = await catalog.replace(product.product_id, _content((category,), kept, dropped))
     assert back.version == 3
-    claim = await catalog_db["sku_claims"].find_one({"sku": dropped})
-    assert claim is not None
-    assert (claim["product_id"], claim["version"]) == (product.product_id, 3)
+    assert await _claim(engine, dropped) == (product.product_id, 3)
     with pytest.raises(DuplicateSku):
         await catalog.create(_content((category,), dropped))
 
@@ -483,38 +584,72 @@ async def test_a_mariadb_failure_does_not_fail_the_write(
     unique: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    outage = CatalogStore(
-        catalog_db.client,
-        catalog_db.name,
-        CrashingMappings(engine, clock, ConnectionError("MariaDB unreachable")),
-        clock,
-    )
+    outage = _failing(catalog_db, engine, clock, ConnectionError("MariaDB unreachable"))
     product = await outage.create(_content((category,), f"F-{unique}"))
     assert "left to the repair sweep" in caplog.text
-    assert [d["product_id"] for d in await _pending(catalog_db)] == [product.product_id]
+    assert await _pending(engine, product.product_id) == [1]
     assert await _ids(catalog, category) == []
-    assert await catalog.repair_mappings() == 1
+    assert await _repair(catalog, clock) == 1
     assert await _ids(catalog, category) == [product.product_id]
 
 
-async def test_an_older_mapping_never_overwrites_a_newer_one(
-    catalog: CatalogStore, engine: AsyncEngine, tree: CategoryStore, clock: Clock, unique: str
+async def test_an_older_commit_never_overwrites_a_newer_one(
+    catalog: CatalogStore,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    tree: CategoryStore,
+    clock: Clock,
+    unique: str,
 ) -> None:
     old = (await tree.create(f"Old {unique}", None)).id
     new = (await tree.create(f"New {unique}", None)).id
-    product = await catalog.create(_content((old,), f"V-{unique}"))
-    await catalog.replace(product.product_id, _content((new,), f"V-{unique}"))
+    product = await catalog.create(_content((old,), f"V-{unique}", price=100))
+    await catalog.replace(product.product_id, _content((new,), f"V-{unique}", price=200))
 
-    mappings = CategoryMappings(engine, clock)
-    late = CategoryMapping(product.product_id, 1, (old,), old)  # the create's, arriving late
-    assert await mappings.write(late) is False
-    assert await mappings.write(CategoryMapping(product.product_id, 2, (new,), new)) is False
+    projection = CatalogProjection(engine, clock)
+    revisions = catalog_db["product_revisions"]
+    first = await revisions.find_one({"_id": f"{product.product_id}:1"})
+    assert first is not None
+    late = Commit.of(
+        {**first, **revision_document(product.product_id, 1, product.content, clock.now, clock.now)}
+    )  # the create's commit, arriving late
+    assert await projection.commit(late) is None
     assert (await _ids(catalog, old), await _ids(catalog, new)) == ([], [product.product_id])
+    assert await catalog.prices([f"V-{unique}"]) == {f"V-{unique}": Price(200, "EUR")}
 
     await catalog.delete(product.product_id)
     # Not even after a delete, which leaves no category rows behind, can it come back.
-    assert await mappings.write(late) is False
+    assert await projection.commit(late) is None
     assert await _ids(catalog, old) == []
+    assert len(await _events(engine, product.product_id)) == 3
+
+
+async def test_products_committed_before_the_projection_get_titles_prices_and_claims(
+    catalog: CatalogStore, engine: AsyncEngine, category: int, unique: str
+) -> None:
+    product = await catalog.create(_content((category,), f"P-{unique}", price=700))
+    # As migration 0006 found it: a head without a title, no prices, no claims.
+    async with engine.begin() as conn:
+        await conn.execute(
+            product_mappings.update()
+            .where(product_mappings.c.product_id == product.product_id)
+            .values(title=None)
+        )
+        await conn.execute(sku_prices.delete().where(sku_prices.c.product_id == product.product_id))
+        await conn.execute(sku_claims.delete().where(sku_claims.c.product_id == product.product_id))
+    assert await catalog.prices([f"P-{unique}"]) == {}
+    assert await catalog.complete_projection() >= 1
+    assert await catalog.prices([f"P-{unique}"]) == {f"P-{unique}": Price(700, "EUR")}
+    assert await _claim(engine, f"P-{unique}") == (product.product_id, 1)
+    async with engine.connect() as conn:
+        title = (
+            await conn.execute(
+                select(product_mappings.c.title).where(
+                    product_mappings.c.product_id == product.product_id
+                )
+            )
+        ).scalar_one()
+    assert title == "Shirt"
 
 
 async def test_prices_of_known_live_skus_only(

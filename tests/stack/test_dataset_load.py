@@ -1,7 +1,8 @@
 """`commerce-dataset load` against the real servers, with a small count into databases and an
-alias of the test's own: the product service's store reads what it loaded, the category listing
-finds it, the index holds every live product with facet counts that match the generated data,
-and the sync worker continues after the loaded data instead of reading it again."""
+alias of the test's own: an interrupted load goes on where it stopped, the product service's
+store reads what it loaded, the category listing finds it, prices come from the projection, the
+index holds every live product with facet counts that match the generated data, and the sync
+worker follows the target's events after the loaded data instead of loading it again."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +24,13 @@ from commerce_devstack.dataset.loader import LoadReport, load
 from commerce_devstack.dataset.products import GeneratedProduct, ProductGenerator
 from commerce_devstack.dataset.target import Target, drop
 from commerce_devstack.endpoints import Endpoints
-from commerce_services.product.catalog.mappings import CategoryMappings
 from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
-from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.engine import SearchQuery
+from commerce_services.search.product_events import ProductEvents
+from commerce_services.search.revisions import CatalogRevisions
 from commerce_services.search.sync import CatalogSync
 
 COUNT = 2000
@@ -41,11 +42,26 @@ def generated() -> list[GeneratedProduct]:
     return list(ProductGenerator(category_tree(SEED), SEED).stream(COUNT))
 
 
+class _Interrupted(Exception):
+    pass
+
+
 @pytest.fixture
-async def loaded(stack: Endpoints) -> AsyncIterator[tuple[Target, LoadReport]]:
+async def loaded(stack: Endpoints, tmp_path: Path) -> AsyncIterator[tuple[Target, LoadReport]]:
+    """The data set, loaded in two runs: the first is interrupted after two batches."""
     target = Target(f"dstest_{uuid.uuid4().hex[:8]}")
+    batches = 0
+
+    def interrupt(_: int) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            raise _Interrupted
+
     try:
-        yield target, await load(stack, target, COUNT, SEED, batch_size=500)
+        with pytest.raises(_Interrupted):
+            await load(stack, target, COUNT, SEED, tmp_path, batch_size=500, on_batch=interrupt)
+        yield target, await load(stack, target, COUNT, SEED, tmp_path, batch_size=500)
     finally:
         await drop(stack, target)
 
@@ -69,6 +85,7 @@ async def mongo(stack: Endpoints) -> AsyncIterator[AsyncMongoClient[dict[str, An
 
 
 async def test_the_loaded_catalog_is_what_the_services_read(
+    stack: Endpoints,
     loaded: tuple[Target, LoadReport],
     generated: list[GeneratedProduct],
     target_db: AsyncEngine,
@@ -81,9 +98,7 @@ async def test_the_loaded_catalog_is_what_the_services_read(
     assert report.index == f"{target.alias}-v1"
 
     # The product service's own store reads a generated product back, whole.
-    store = CatalogStore(
-        mongo, target.mongo_database, CategoryMappings(target_db, utc_now), utc_now
-    )
+    store = CatalogStore(mongo, target.mongo_database, target_db, utc_now)
     product = live[17]
     assert product.content is not None
     stored = await store.get(product.product_id)
@@ -104,9 +119,15 @@ async def test_the_loaded_catalog_is_what_the_services_read(
             break
         after = listing.next_after
     assert product.product_id in listed
-    # Stock is in the inventory.
+    # Stock is in the inventory, prices in the projection.
     sku, units = next(iter(product.stock.items()))
     assert (await CatalogReads(target_db).sellable([sku])) == {sku: units}
+    assert await store.prices(product.content.skus) == {
+        v.sku: v.price for v in product.content.variants
+    }
+    assert await CatalogReads(target_db).titles_starting(product.content.title, 1) == [
+        product.content.title
+    ]
 
     # The index holds every live product; search finds a title, facets count the data.
     assert (await es.count(index=target.alias))["count"] == len(live)
@@ -128,17 +149,21 @@ async def test_the_loaded_catalog_is_what_the_services_read(
     }
     assert page.facets.brands[0].count == max(brands.values())
 
-    # The worker goes on after the loaded data: nothing to read again.
+    # The worker follows the target's events from their start: no load, nothing to write.
+    feed = ProductEvents(stack["kafka"]["bootstrap_servers"], target.events_topic)
     sync = CatalogSync(
-        WatermarkPoll(mongo, target.mongo_database, timedelta(seconds=5)),
+        feed,
+        CatalogRevisions(mongo, target.mongo_database),
         engine,
         CatalogReads(target_db),
         target.alias,
         utc_now,
     )
-    # (The overlap window before the checkpoint is sent once more: refused as stale.)
-    report_after = await sync.run_once()
-    assert (report_after.read, report_after.written, report_after.rejected) == (0, 0, 0)
+    try:
+        report_after = await sync.run_once()
+    finally:
+        await feed.close()
+    assert (report_after.loaded, report_after.written, report_after.rejected) == (0, 0, 0)
 
 
 def test_the_console_script_refuses_a_bad_target_name() -> None:

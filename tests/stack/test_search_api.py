@@ -1,12 +1,15 @@
 """The search API against the real Elasticsearch, FerretDB and MariaDB, on a known fixture of
 seven products in a three-level category tree: typo tolerance, facet counts, the descendant
 filter, cursors that return every hit exactly once, suggestions, 4xx for bad parameters, and
-the degraded MongoDB answer when the engine is unreachable."""
+the degraded answer from the catalog's indexed paths when the engine is unreachable. The
+module has a product database of its own: the degraded search reads its products by title
+words and category, and the shared one holds every other test's."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,17 +18,20 @@ import httpx
 import pytest
 from elasticsearch import AsyncElasticsearch
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from commerce_devstack.dataset.target import Target, create_mariadb, drop_mariadb
+from commerce_devstack.endpoints import Endpoints
 from commerce_services.product.catalog.model import Price, ProductContent, Variant
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
-from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.fallback import MongoFallback
 from commerce_services.search.http_api import create_app
+from commerce_services.search.product_events import ProductEvents
+from commerce_services.search.revisions import CatalogRevisions
 from commerce_services.search.sync import CatalogSync
 from tests.stack.conftest import Clock
 from tests.stack.error_shape import api_error
@@ -52,8 +58,48 @@ PRODUCTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def product_db(stack: Endpoints) -> Iterator[Target]:
+    target = Target(f"searchapi_{uuid.uuid4().hex[:8]}")
+    create_mariadb(stack, target)
+    yield target
+    drop_mariadb(stack, target)
+
+
+@pytest.fixture
+async def engine(stack: Endpoints, product_db: Target) -> AsyncIterator[AsyncEngine]:
+    """The module's own product database, in place of the shared one."""
+    engine = create_async_engine(product_db.database_settings(stack).database_url())
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sync(
+    stack: Endpoints,
+    product_events_topic: str,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    clock: Clock,
+) -> AsyncIterator[CatalogSync]:
+    """Loads the catalog into a new index (the module's database relays no events)."""
+    feed = ProductEvents(stack["kafka"]["bootstrap_servers"], product_events_topic)
+    yield CatalogSync(
+        feed,
+        CatalogRevisions(catalog_db.client, catalog_db.name),
+        ElasticsearchEngine(es),
+        CatalogReads(engine),
+        alias,
+        clock,
+    )
+    await feed.close()
+
+
 @pytest.fixture
 async def shop(
+    sync: CatalogSync,
     catalog: CatalogStore,
     catalog_db: AsyncDatabase[Document],
     engine: AsyncEngine,
@@ -84,13 +130,6 @@ async def shop(
             )
         )
         ids[title] = product.product_id
-    sync = CatalogSync(
-        WatermarkPoll(catalog_db.client, catalog_db.name, timedelta(0)),
-        ElasticsearchEngine(es),
-        CatalogReads(engine),
-        alias,
-        clock,
-    )
     assert (await sync.run_once()).written == len(PRODUCTS)
     await es.indices.refresh(index=alias)
     return Shop(root.id, child.id, leaf.id, other.id, ids)
@@ -102,7 +141,9 @@ def _client(
     catalog_db: AsyncDatabase[Document],
     engine: AsyncEngine,
 ) -> httpx.AsyncClient:
-    fallback = MongoFallback(catalog_db.client, catalog_db.name, CatalogReads(engine))
+    fallback = MongoFallback(
+        CatalogRevisions(catalog_db.client, catalog_db.name), CatalogReads(engine)
+    )
     app = create_app(ElasticsearchEngine(es_client), alias, fallback, {})
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://search.test")
 
@@ -306,7 +347,7 @@ async def test_a_cursor_of_another_search_is_refused(api: httpx.AsyncClient, sho
     assert api_error(response)["message"] == "the cursor belongs to another search"
 
 
-async def test_unreachable_engine_answers_from_mongodb_and_says_so(
+async def test_unreachable_engine_answers_from_the_catalog_and_says_so(
     unreachable_api: httpx.AsyncClient, shop: Shop
 ) -> None:
     response = await unreachable_api.get("/api/v1/search", params={"q": "MUG"})
@@ -315,8 +356,15 @@ async def test_unreachable_engine_answers_from_mongodb_and_says_so(
     body = response.json()
     assert body["degraded"] is True
     assert body["facets"] is None
-    # Newest first, title words as substrings.
-    assert _titles(body) == ["Travel mug", "Lungo mug", "Espresso mug"]
+    # Title words as word prefixes, in product-id order.
+    assert sorted(_titles(body)) == ["Espresso mug", "Lungo mug", "Travel mug"]
+    assert [h["product_id"] for h in body["hits"]] == sorted(h["product_id"] for h in body["hits"])
+    assert _titles(
+        (
+            await unreachable_api.get("/api/v1/search", params={"q": "trav", "category": shop.root})
+        ).json()
+    ) == ["Travel mug"]
+    assert (await unreachable_api.get("/api/v1/search", params={"q": "mu"})).json()["hits"] == []
 
     subtree = (
         await unreachable_api.get("/api/v1/search", params={"category": shop.child, "size": 2})
@@ -353,22 +401,14 @@ async def test_a_deleted_product_is_not_found_in_either_path(
     unreachable_api: httpx.AsyncClient,
     shop: Shop,
     catalog: CatalogStore,
-    catalog_db: AsyncDatabase[Document],
-    engine: AsyncEngine,
+    sync: CatalogSync,
     es: AsyncElasticsearch,
     alias: str,
     clock: Clock,
 ) -> None:
     clock.now += timedelta(seconds=1)
     await catalog.delete(shop.ids["Teapot"])
-    sync = CatalogSync(
-        WatermarkPoll(catalog_db.client, catalog_db.name, timedelta(0)),
-        ElasticsearchEngine(es),
-        CatalogReads(engine),
-        alias,
-        clock,
-    )
-    await sync.run_once()
+    await sync.rebuild()  # the module's database relays no events: a new version has it
     await es.indices.refresh(index=alias)
     assert _titles(await _search(api, q="teapot")) == []
     degraded = (await unreachable_api.get("/api/v1/search", params={"q": "teapot"})).json()

@@ -26,6 +26,7 @@ from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.fallback import MongoFallback
 from commerce_services.search.http_api import DEGRADED_HEADER, create_app
 from commerce_services.search.mapping import MAPPING, SETTINGS
+from commerce_services.search.revisions import CatalogRevisions
 from tests.stack.outage import CuttableProxy, cuttable_proxy
 
 OPEN_S = 1.0
@@ -58,7 +59,9 @@ async def test_a_hung_engine_is_given_up_fast_and_probed_again_later(
     app = create_app(
         ElasticsearchEngine(client, reads=guard),
         alias,
-        MongoFallback(catalog_db.client, catalog_db.name, CatalogReads(engine)),
+        MongoFallback(
+            CatalogRevisions(catalog_db.client, catalog_db.name), CatalogReads(engine)
+        ),
         {},
     )
     api = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s.test")

@@ -1,5 +1,6 @@
-"""`commerce-search` as real processes: `serve` answers from MongoDB, marked degraded, until
-`rebuild` has built the index behind the alias; then from Elasticsearch."""
+"""`commerce-search` as real processes: `serve` answers from the catalog's indexed paths,
+marked degraded, until `rebuild` has built the index behind the alias; then from
+Elasticsearch."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ from tests.stack.processes import free_ports, start_service, stop
 
 
 @pytest.fixture
-def search_env(stack: Endpoints, catalog_db: AsyncDatabase[Document], alias: str) -> dict[str, str]:
+def search_env(
+    stack: Endpoints,
+    catalog_db: AsyncDatabase[Document],
+    alias: str,
+    product_events_topic: str,
+) -> dict[str, str]:
     [port] = free_ports(1)
     return {
         **os.environ,
@@ -32,6 +38,7 @@ def search_env(stack: Endpoints, catalog_db: AsyncDatabase[Document], alias: str
         "SEARCH_MONGO_DATABASE": catalog_db.name,  # the test's own catalog
         "SEARCH_ELASTICSEARCH_URL": stack["elasticsearch"]["url"],
         "SEARCH_ALIAS": alias,
+        "SEARCH_PRODUCT_EVENTS_TOPIC": product_events_topic,
         "SEARCH_HTTP_PORT": str(port),
     }
 

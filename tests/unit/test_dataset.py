@@ -15,12 +15,11 @@ from commerce_devstack.dataset.categories import (
     leaves,
     plural,
 )
-from commerce_devstack.dataset.loader import category_infos
+from commerce_devstack.dataset.loader import _batches, category_infos
 from commerce_devstack.dataset.products import (
     DELETED_EVERY,
     ProductGenerator,
     brands,
-    claim_documents,
     revision_document,
 )
 from commerce_devstack.dataset.target import Target
@@ -138,7 +137,6 @@ def test_documents_have_the_catalog_stores_layout(generator: ProductGenerator) -
     }  # fmt: skip
     assert document["_id"] == f"{product.product_id}:{product.version}"
     assert set(document["variants"][0]["price"]) == {"amount_minor", "currency"}
-    assert [c["sku"] for c in claim_documents(product)] == sorted(product.content.skus)
     tombstone = generator.deleted(DELETED_EVERY - 1)
     assert revision_document(tombstone) == {
         "_id": f"{tombstone.product_id}:2",
@@ -147,7 +145,6 @@ def test_documents_have_the_catalog_stores_layout(generator: ProductGenerator) -
         "deleted": True,
         "updated_at": tombstone.updated_at,
     }
-    assert claim_documents(tombstone) == []
 
 
 def test_documents_become_the_index_documents_the_sync_writes(
@@ -167,19 +164,38 @@ def test_documents_become_the_index_documents_the_sync_writes(
 
 
 @pytest.mark.parametrize(
-    ("name", "mongo", "mariadb", "alias"),
+    ("name", "mongo", "mariadb", "alias", "topic"),
     [
-        ("bench", "catalog_bench", "commerce_catalog_bench", "bench-products"),
-        ("ds_test1", "catalog_ds_test1", "commerce_catalog_ds_test1", "ds-test1-products"),
+        ("bench", "catalog_bench", "commerce_catalog_bench", "bench-products",
+         "bench.product.events"),
+        ("ds_test1", "catalog_ds_test1", "commerce_catalog_ds_test1", "ds-test1-products",
+         "ds-test1.product.events"),
     ],
-)
-def test_target_names(name: str, mongo: str, mariadb: str, alias: str) -> None:
+)  # fmt: skip
+def test_target_names(name: str, mongo: str, mariadb: str, alias: str, topic: str) -> None:
     target = Target(name)
-    assert (target.mongo_database, target.mariadb_database, target.alias) == (
-        mongo,
-        mariadb,
-        alias,
-    )
+    assert (
+        target.mongo_database,
+        target.mariadb_database,
+        target.alias,
+        target.events_topic,
+    ) == (mongo, mariadb, alias, topic)
+
+
+@pytest.mark.parametrize("size", [1, 7, 99, 100, 101, 250])
+async def test_batches_end_with_whole_products_so_a_load_goes_on_at_a_product(
+    generator: ProductGenerator, size: int
+) -> None:
+    stream = list(generator.stream(450))
+    batches = [b async for b in _batches(iter(stream), size)]
+    assert [p for b in batches for p in b] == stream
+    for batch in batches:
+        assert not batch[0].deleted  # a deleted product never starts a batch
+        assert len(batch) <= size + 1
+    # Going on at the live product after a batch gives exactly the rest of the stream.
+    first = batches[0]
+    rest = list(generator.stream(450, first[-1].index + 1))
+    assert rest == stream[len(first) :]
 
 
 @pytest.mark.parametrize("name", ["", "Bench", "1bench", "bench-x", "a" * 32, "bench;drop"])

@@ -14,7 +14,8 @@ from commerce_services.search.availability import availability_rewrites
 from commerce_services.search.bulk import bulk_lines, byte_chunks, item_outcome
 from commerce_services.search.documents import CategoryInfo, Delete, Upsert, index_op
 from commerce_services.search.engine import IndexedProduct, SearchQuery
-from commerce_services.search.fallback import typed_values
+from commerce_services.search.fallback import matches, title_words
+from commerce_services.search.product_events import decode_position, encode_position
 from commerce_services.search.queries import filters
 from commerce_services.search.search_params import (
     Cursor,
@@ -305,15 +306,66 @@ def test_filters_of_a_query() -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "typed"),
+    ("text", "words"),
     [
-        (("M",), ["M"]),
-        (("true",), ["true", True]),
-        (("42",), ["42", 42]),
-        (("-3", "x"), ["-3", -3, "x"]),
+        ("Espresso MUG", ["espresso", "mug"]),
+        ("tv  4k", []),  # shorter than the title index keeps
+        ("caf\u00e9-latte_pro!", ["caf\u00e9", "latte", "pro"]),
+        ('+mug* -cup "x" (a) ~b @c', ["mug", "cup"]),  # never a full-text operator
     ],
 )
-def test_attribute_values_match_every_stored_type(
-    values: tuple[str, ...], typed: list[object]
+def test_title_words_are_what_the_title_index_can_look_up(text: str, words: list[str]) -> None:
+    assert title_words(text) == words
+
+
+_MUG = {
+    "brand": "Acme",
+    "attributes": {"material": "steel", "dishwasher": True},
+    "variants": [
+        {"price": {"amount_minor": 990}, "attributes": {"size": "S"}},
+        {"price": {"amount_minor": 1490}, "attributes": {"size": "L", "litres": 2}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (SearchQuery(), True),
+        (SearchQuery(brand="Acme"), True),
+        (SearchQuery(brand="acme"), False),  # exact, like the engine's brand.keyword
+        (SearchQuery(price_min=1000, price_max=1200), False),  # no variant in between
+        (SearchQuery(price_min=1000), True),
+        (SearchQuery(price_max=990), True),
+        (SearchQuery(attributes=(("material", ("glass", "steel")),)), True),
+        (SearchQuery(attributes=(("size", ("L",)),)), True),  # a variant's attribute
+        (SearchQuery(attributes=(("size", ("M",)),)), False),
+        (SearchQuery(attributes=(("dishwasher", ("true",)),)), True),  # as the facet reads
+        (SearchQuery(attributes=(("litres", ("2",)),)), True),
+        (SearchQuery(attributes=(("colour", ("red",)),)), False),
+        (SearchQuery(attributes=(("material", ("steel",)), ("size", ("XL",)))), False),
+    ],
+)
+def test_the_degraded_search_checks_what_its_index_did_not(
+    query: SearchQuery, expected: bool
 ) -> None:
-    assert typed_values(values) == typed
+    assert matches(_MUG, query) is expected
+
+
+@pytest.mark.parametrize(
+    ("position", "text"),
+    [({}, "events:"), ({0: 12, 2: 7, 1: 40}, "events:0=12,1=40,2=7")],
+)
+def test_an_event_position_round_trips_through_a_checkpoint(
+    position: dict[int, int], text: str
+) -> None:
+    assert encode_position(position) == text
+    assert decode_position(text) == position
+
+
+@pytest.mark.parametrize("text", ["", "abc:3", "events:0=x", "events:=1", "events:0"])
+def test_a_checkpoint_without_an_event_position_means_the_index_is_loaded_first(
+    text: str,
+) -> None:
+    # START, a watermark checkpoint of the poll this replaced, or garbage.
+    assert decode_position(text) is None

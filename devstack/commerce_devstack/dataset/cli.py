@@ -1,7 +1,8 @@
 """`commerce-dataset load | drop | env`: the benchmark catalog on the local stack.
 
-load   replaces the target's data with --products live products (one deleted per hundred more),
-       their categories, stock, category mapping and search index; deterministic per --seed
+load   fills the target with --products live products (one deleted per hundred more), their
+       categories, stock, listing rows, prices and search index; deterministic per --seed;
+       an interrupted load of the same data set goes on where it stopped (--fresh: start over)
 drop   deletes the target's MongoDB and MariaDB databases and its indices
 env    prints the exports that point `commerce-search` or `commerce-product` at the target
 """
@@ -30,9 +31,12 @@ from commerce_devstack.dataset.loader import LoadReport, load
 from commerce_devstack.dataset.products import DELETED_EVERY
 from commerce_devstack.dataset.target import Target, drop
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
+from commerce_devstack.settings import StackSettings
 
 
-def _load(stack: Endpoints, target: Target, count: int, seed: int, batch: int) -> LoadReport:
+def _load(
+    stack: Endpoints, target: Target, count: int, seed: int, batch: int, fresh: bool
+) -> LoadReport:
     console = Console()
     total = count + count // DELETED_EVERY
     columns = (
@@ -63,7 +67,18 @@ def _load(stack: Endpoints, target: Target, count: int, seed: int, batch: int) -
                 )
             done += products
 
-        return asyncio.run(load(stack, target, count, seed, batch_size=batch, on_batch=advance))
+        return asyncio.run(
+            load(
+                stack,
+                target,
+                count,
+                seed,
+                StackSettings().state_dir,
+                batch_size=batch,
+                fresh=fresh,
+                on_batch=advance,
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=2000, help="products per write")
     parser.add_argument("--report", type=Path, help="load: also write the summary (JSON) here")
+    parser.add_argument(
+        "--fresh", action="store_true", help="load: start over instead of going on"
+    )
     args = parser.parse_args(argv)
     try:
         target = Target(args.target)
@@ -96,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in target.service_env(stack, prefix).items():
                 print(f"export {key}={shlex.quote(value)}")
     else:
-        report = _load(stack, target, args.products, args.seed, args.batch)
+        report = _load(stack, target, args.products, args.seed, args.batch, args.fresh)
         summary = json.dumps(report.summary(), indent=2) + "\n"
         print(summary, end="")
         if args.report is not None:

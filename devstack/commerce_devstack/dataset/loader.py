@@ -1,22 +1,32 @@
-"""Loads the data set into a target: the category tree and stock into MariaDB, the catalog into
-MongoDB, the documents into the search index, in batches, so memory stays flat at any count.
+"""Loads the data set into a target: the category tree, stock and the catalog's committed state
+into MariaDB, the revisions into MongoDB, the documents into the search index, in batches, so
+memory stays flat at any count.
 
+The catalog's MariaDB rows are what the store's commit writes (projection.py): the head with
+its title, listing rows, SKU prices and claims; no change events (the index is filled here).
 The index is filled the way the sync fills it (`documents.index_op` and the engine's bulk
-writes) into a new generation, swapped behind the target's alias at the end, with the sync's
-checkpoint set after the last loaded revision: `commerce-search run` continues from there
-instead of reading the million products again.
+writes) into a new version, swapped behind the target's alias at the end, with the sync's
+checkpoint at the start of the target's events topic, so `commerce-search run` follows the
+changes made after the load instead of reading a million products again.
+
+Resumable: every write is idempotent (duplicate keys ignored, external versions in the index),
+and after each batch the load's progress is saved in the stack's state folder; `load` run
+again with the same target, seed and count goes on after the last batch written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -25,38 +35,42 @@ from commerce_devstack.dataset.products import (
     EPOCH,
     GeneratedProduct,
     ProductGenerator,
-    claim_documents,
     revision_document,
 )
 from commerce_devstack.dataset.target import Target, create_mariadb, drop
 from commerce_devstack.endpoints import Endpoints
-from commerce_services.contracts import index_name
-from commerce_services.product.catalog.mappings import CategoryMappings
-from commerce_services.product.catalog.store import CatalogStore
-from commerce_services.product.catalog.tables import product_categories, product_mappings
+from commerce_services.contracts import Checkpoint, index_name
+from commerce_services.product.catalog.tables import (
+    product_categories,
+    product_mappings,
+    sku_claims,
+    sku_prices,
+)
 from commerce_services.product.categories.tables import categories
 from commerce_services.product.inventory.tables import inventory
 from commerce_services.runtime.clock import utc_now
-from commerce_services.search.changes import revision_key
 from commerce_services.search.documents import CategoryInfo, IndexOp, epoch_ms, index_op
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
-from commerce_services.search.engine import START, Checkpoint
 from commerce_services.search.mapping import SETTINGS
+from commerce_services.search.product_events import encode_position
 
 _SLICE = 250  # products generated between two yields to the event loop
+_DUPLICATE_KEY = 11000
 
 
 @dataclass
 class LoadReport:
     target: str
     seed: int
-    products: int = 0  # live
+    count: int  # live products asked for
+    products: int = 0  # live, written so far
     deleted: int = 0
     skus: int = 0
     categories: int = 0
     index: str = ""
-    checkpoint: Checkpoint = field(default=START)
-    seconds: float = 0.0
+    next_product: int = 0  # where a resumed load goes on
+    seconds: float = 0.0  # over every run of this load
+    finished: bool = False
 
     @property
     def per_second(self) -> float:
@@ -71,7 +85,6 @@ class LoadReport:
             "skus": self.skus,
             "categories": self.categories,
             "index": self.index,
-            "checkpoint": self.checkpoint.key(),
             "seconds": round(self.seconds, 1),
             "products_per_s": round(self.per_second, 1),
         }
@@ -88,16 +101,24 @@ def category_infos(tree: list[CategoryNode]) -> dict[int, CategoryInfo]:
 async def _batches(
     products: Iterator[GeneratedProduct], size: int
 ) -> AsyncIterator[list[GeneratedProduct]]:
+    """Batches of about `size` that end with a whole product: a live one and the deleted one
+    after it are in the same batch, so a load can go on at a live product's index."""
     batch: list[GeneratedProduct] = []
     for product in products:
+        if len(batch) >= size and not product.deleted:
+            yield batch
+            batch = []
         batch.append(product)
         if len(batch) % _SLICE == 0:
             await asyncio.sleep(0)  # generating is CPU work: let the batch in flight move on
-        if len(batch) == size:
-            yield batch
-            batch = []
     if batch:
         yield batch
+
+
+def _ignoring_duplicates(error: BulkWriteError) -> None:
+    """A resumed batch finds some of its documents stored already: that is fine."""
+    if any(e.get("code") != _DUPLICATE_KEY for e in error.details.get("writeErrors", ())):
+        raise error
 
 
 class _Sinks:
@@ -113,58 +134,81 @@ class _Sinks:
         infos: dict[int, CategoryInfo],
     ) -> None:
         self._revisions = mongo[target.mongo_database]["product_revisions"]
-        self._claims = mongo[target.mongo_database]["sku_claims"]
         self._database = database
         self._engine = engine
         self._index = index
         self._infos = infos
 
-    async def write(self, batch: list[GeneratedProduct]) -> Checkpoint:
-        """Writes the batch; returns its newest revision's key."""
+    async def write(self, batch: list[GeneratedProduct]) -> None:
         revisions = [revision_document(p) for p in batch]
-        claims = [c for p in batch for c in claim_documents(p)]
         await asyncio.gather(
-            self._revisions.insert_many(revisions, ordered=False),
-            self._claims.insert_many(claims, ordered=False) if claims else asyncio.sleep(0),
-            self._mariadb(batch),
-            self._search(batch, revisions),
+            self._mongo(revisions), self._mariadb(batch), self._search(batch, revisions)
         )
-        return max((revision_key(r) for r in revisions), key=Checkpoint.key)
+
+    async def _mongo(self, revisions: list[dict[str, Any]]) -> None:
+        try:
+            await self._revisions.insert_many(revisions, ordered=False)
+        except BulkWriteError as error:
+            _ignoring_duplicates(error)
 
     async def _mariadb(self, batch: list[GeneratedProduct]) -> None:
         now = utc_now()
-        async with self._database.begin() as conn:
-            stock = [
+        live = [p for p in batch if p.content is not None]
+        rows: dict[Any, list[dict[str, Any]]] = {
+            inventory: [
                 {"sku": sku, "stock": units, "reserved": 0, "updated_at": now}
                 for p in batch
                 for sku, units in p.stock.items()
-            ]
-            if stock:
-                await conn.execute(insert(inventory), stock)
-            await conn.execute(
-                insert(product_mappings),
-                [
-                    {
-                        "product_id": p.product_id,
-                        "version": p.version,
-                        "deleted": p.deleted,
-                        "updated_at": now,
-                    }
-                    for p in batch
-                ],
-            )
-            rows = [
+            ],
+            product_mappings: [
+                {
+                    "product_id": p.product_id,
+                    "version": p.version,
+                    "deleted": p.deleted,
+                    "updated_at": now,
+                    "title": None if p.content is None else p.content.title,
+                }
+                for p in batch
+            ],
+            product_categories: [
                 {
                     "product_id": p.product_id,
                     "category_id": category_id,
                     "is_primary": category_id == p.content.primary_category_id,
                 }
-                for p in batch
+                for p in live
                 if p.content is not None
                 for category_id in p.content.category_ids
-            ]
-            if rows:
-                await conn.execute(insert(product_categories), rows)
+            ],
+            sku_prices: [
+                {
+                    "sku": v.sku,
+                    "product_id": p.product_id,
+                    "version": p.version,
+                    "amount_minor": v.price.minor,
+                    "currency": v.price.currency,
+                }
+                for p in live
+                if p.content is not None
+                for v in p.content.variants
+            ],
+            sku_claims: [
+                {
+                    "sku": v.sku,
+                    "product_id": p.product_id,
+                    "version": p.version,
+                    "claimed_at": p.updated_at,
+                }
+                for p in live
+                if p.content is not None
+                for v in p.content.variants
+            ],
+        }
+        async with self._database.begin() as conn:
+            # product_mappings first: the listing rows refer to it.
+            for table in (product_mappings, inventory, product_categories, sku_prices, sku_claims):
+                if rows[table]:
+                    await conn.execute(insert(table).prefix_with("IGNORE"), rows[table])
 
     async def _search(self, batch: list[GeneratedProduct], revisions: list[dict[str, Any]]) -> None:
         sellable = {sku: units for p in batch for sku, units in p.stock.items()}
@@ -181,7 +225,7 @@ class _Sinks:
 async def _insert_tree(database: AsyncEngine, tree: list[CategoryNode]) -> None:
     async with database.begin() as conn:
         await conn.execute(
-            insert(categories),
+            insert(categories).prefix_with("IGNORE"),
             [
                 {
                     "id": node.id,
@@ -197,71 +241,102 @@ async def _insert_tree(database: AsyncEngine, tree: list[CategoryNode]) -> None:
         )
 
 
+def progress_file(state_dir: Path, target: Target) -> Path:
+    return state_dir / "datasets" / f"{target.name}.json"
+
+
+def _resumable(saved: Path, target: Target, count: int, seed: int) -> LoadReport | None:
+    """The progress of an earlier load of the same data set into the target, if any."""
+    if not saved.exists():
+        return None
+    report = LoadReport(**json.loads(saved.read_text()))
+    if (report.target, report.seed, report.count) != (target.name, seed, count):
+        return None
+    return report
+
+
 async def load(
     stack: Endpoints,
     target: Target,
     count: int,
     seed: int,
+    state_dir: Path,
     *,
     batch_size: int = 2000,
+    fresh: bool = False,
     on_batch: Callable[[int], None] = lambda _: None,
 ) -> LoadReport:
-    """Replaces whatever the target held with `count` live products (plus one deleted per
-    hundred); `on_batch` is told how many products each batch held."""
+    """`count` live products (plus one deleted per hundred) into the target; goes on from an
+    interrupted load of the same data set unless `fresh`, else replaces what the target held.
+    `on_batch` is told how many products each batch held."""
     began = time.perf_counter()
-    await drop(stack, target)
-    await asyncio.to_thread(create_mariadb, stack, target)
+    saved = progress_file(state_dir, target)
+    report = None if fresh else _resumable(saved, target, count, seed)
+    if report is not None and report.finished:
+        return report
     tree = category_tree(seed)
-    generator = ProductGenerator(tree, seed)
-    report = LoadReport(target.name, seed, categories=len(tree))
+    resuming = report is not None
+    if report is None:
+        await drop(stack, target)
+        await asyncio.to_thread(create_mariadb, stack, target)
+        report = LoadReport(target.name, seed, count, categories=len(tree))
     database = create_async_engine(target.database_settings(stack).database_url(), pool_size=4)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         stack["ferretdb"]["uri"], serverSelectionTimeoutMS=5000, tz_aware=False
     )
     es = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=300)
     engine = ElasticsearchEngine(es)
+    index = index_name(target.alias, 1)
     try:
-        await _insert_tree(database, tree)
-        index = index_name(target.alias, 1)
-        await engine.create_index(index)
-        # No refreshes while loading: segments are merged once instead of every second.
-        await es.indices.put_settings(index=index, settings={"refresh_interval": "-1"})
+        if not resuming:
+            await _insert_tree(database, tree)
+            await engine.create_index(index)
+            # No refreshes while loading: segments are merged once instead of every second.
+            await es.indices.put_settings(index=index, settings={"refresh_interval": "-1"})
+        report.index = index
         sinks = _Sinks(mongo, database, engine, target, index, category_infos(tree))
-        checkpoint = START
+        generator = ProductGenerator(tree, seed)
+        earlier_s = report.seconds
         # One batch is written while the next one is generated.
-        pending: tuple[asyncio.Task[Checkpoint], int] | None = None
+        pending: tuple[asyncio.Task[None], list[GeneratedProduct]] | None = None
+
+        async def settle(task: asyncio.Task[None], batch: list[GeneratedProduct]) -> None:
+            await task
+            _count(report, batch)
+            report.seconds = earlier_s + time.perf_counter() - began
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(asdict(report)))
+            on_batch(len(batch))
+
         try:
-            async for batch in _batches(generator.stream(count), batch_size):
+            stream = generator.stream(count, report.next_product)
+            async for batch in _batches(stream, batch_size):
                 if pending is not None:
-                    checkpoint = max(checkpoint, await pending[0], key=Checkpoint.key)
-                    on_batch(pending[1])
-                pending = (asyncio.create_task(sinks.write(batch)), len(batch))
-                _count(report, batch)
+                    await settle(*pending)
+                pending = (asyncio.create_task(sinks.write(batch)), batch)
             if pending is not None:
-                checkpoint = max(checkpoint, await pending[0], key=Checkpoint.key)
-                on_batch(pending[1])
+                await settle(*pending)
+                pending = None
         finally:
             if pending is not None and not pending[0].done():
                 pending[0].cancel()
-        # What the product service itself creates on start; cheaper once than per insert.
-        mappings = CategoryMappings(database, utc_now)
-        await CatalogStore(mongo, target.mongo_database, mappings, utc_now).ensure_indexes()
         await es.indices.put_settings(
             index=index, settings={"refresh_interval": SETTINGS["refresh_interval"]}
         )
         await engine.refresh(index)
         await engine.swap_alias(target.alias, index)
-        await engine.save_checkpoint(target.alias, index, checkpoint)
+        # The sync follows the target's events from their start: the load wrote none.
+        await engine.save_checkpoint(target.alias, index, Checkpoint(0, encode_position({})))
         # The documents read the stock this load wrote: the sync follows stock from here.
         await engine.save_checkpoint(
             target.alias, index, Checkpoint(epoch_ms(utc_now()), ""), "stock"
         )
-        report.index, report.checkpoint = index, checkpoint
+        report.finished = True
+        saved.write_text(json.dumps(asdict(report)))
     finally:
         await es.close()
         await mongo.close()
         await database.dispose()
-    report.seconds = time.perf_counter() - began
     return report
 
 
@@ -272,3 +347,4 @@ def _count(report: LoadReport, batch: list[GeneratedProduct]) -> None:
         else:
             report.products += 1
             report.skus += len(product.stock)
+    report.next_product = max(report.next_product, batch[-1].index + 1)

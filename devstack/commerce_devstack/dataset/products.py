@@ -3,7 +3,7 @@
 Product `i` depends only on the seed, `i` and the category tree: it can be generated again on
 its own (the benchmark derives its queries that way). Every 100th live product is followed by
 one deleted product, stored as the tombstone the catalog keeps. Products are what the product
-service would accept (`validate_content`), written as the catalog stores them once settled.
+service would accept (`validate_content`), written as the catalog stores them once committed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from commerce_services.product.catalog.model import (
     Variant,
 )
 from commerce_services.product.catalog.store import revision_document as store_revision
+from commerce_services.product.catalog.store import tombstone_document
 
 DELETED_EVERY = 100  # one tombstone after this many live products
 BRANDS_PER_DEPARTMENT = 30
@@ -186,39 +187,14 @@ class ProductGenerator:
 
 
 def revision_document(product: GeneratedProduct) -> dict[str, Any]:
-    """The product's latest revision as the catalog store keeps it once settled (no
-    `mapping_pending`; older revisions long dropped as stubs); a tombstone when deleted."""
-    base: dict[str, Any] = {
-        "_id": f"{product.product_id}:{product.version}",
-        "product_id": product.product_id,
-        "version": product.version,
-        "deleted": product.deleted,
-        "updated_at": product.updated_at,
-    }
+    """The product's latest revision as the catalog store keeps it (older revisions long
+    dropped as stubs); a tombstone when deleted."""
     if product.content is None:
-        return base
-    document = store_revision(
+        return tombstone_document(product.product_id, product.version, product.updated_at)
+    return store_revision(
         product.product_id,
         product.version,
         product.content,
         product.created_at,
         product.updated_at,
     )
-    del document["mapping_pending"]  # settled: the category mapping is written with it
-    return document
-
-
-def claim_documents(product: GeneratedProduct) -> list[dict[str, Any]]:
-    """The SKU claims the store holds for a live product's SKUs (none once deleted)."""
-    if product.content is None:
-        return []
-    return [
-        {
-            "_id": f"{product.product_id}:{v.sku}",
-            "sku": v.sku,
-            "product_id": product.product_id,
-            "version": product.version,
-            "claimed_at": product.updated_at,
-        }
-        for v in product.content.variants
-    ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
@@ -46,6 +47,15 @@ class Target:
     def alias(self) -> str:
         return f"{self.name.replace('_', '-')}-products"
 
+    @property
+    def events_prefix(self) -> str:
+        """The topic prefix of the target's product events (a connector on its database)."""
+        return self.name.replace("_", "-")
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.events_prefix}.product.events"
+
     def database_settings(self, stack: Endpoints) -> DatabaseSettings:
         """The product service's user on the target's MariaDB database."""
         return DatabaseSettings.from_values(
@@ -60,7 +70,11 @@ class Target:
             "mongo_database": self.mongo_database,
         }
         if prefix == "SEARCH":
-            values |= {"alias": self.alias, "elasticsearch_url": stack["elasticsearch"]["url"]}
+            values |= {
+                "alias": self.alias,
+                "elasticsearch_url": stack["elasticsearch"]["url"],
+                "product_events_topic": self.events_topic,
+            }
         return {f"{prefix}_{key.upper()}": value for key, value in values.items()}
 
 
@@ -74,9 +88,11 @@ def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
     )
 
 
-def _grantee(stack: Endpoints) -> str:
+def _grantees(stack: Endpoints, cur: Any) -> list[str]:
+    """Every account of the product service's user (one per network it may come from)."""
     user = stack["mariadb"]["databases"]["product"]["user"]
-    return f"'{user}'@'{stack['mariadb']['host']}'"
+    cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
+    return [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
 
 
 def _scope(database: str) -> str:
@@ -89,24 +105,30 @@ def create_mariadb(stack: Endpoints, target: Target) -> None:
     with _admin(stack) as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
         cur.execute(f"CREATE DATABASE `{target.mariadb_database}`")
-        cur.execute(
-            f"GRANT {SERVICE_PRIVILEGES} ON {_scope(target.mariadb_database)} TO {_grantee(stack)}"
-        )
+        for grantee in _grantees(stack, cur):
+            cur.execute(
+                f"GRANT {SERVICE_PRIVILEGES} ON {_scope(target.mariadb_database)} TO {grantee}"
+            )
     upgrade(target.database_settings(stack))
+
+
+def drop_mariadb(stack: Endpoints, target: Target) -> None:
+    """The target's MariaDB database and its grant; what is already gone is no error."""
+    with _admin(stack) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
+        cur.execute(
+            "SELECT User, Host FROM mysql.db WHERE Db = %s",
+            (target.mariadb_database.replace("_", "\\_"),),
+        )
+        for user, host in cur.fetchall():
+            cur.execute(
+                f"REVOKE ALL PRIVILEGES ON {_scope(target.mariadb_database)} FROM '{user}'@'{host}'"
+            )
 
 
 async def drop(stack: Endpoints, target: Target) -> None:
     """Deletes everything of the target; what is already gone is no error."""
-    with _admin(stack) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
-        cur.execute(
-            "SELECT COUNT(*) FROM mysql.db WHERE Db = %s",
-            (target.mariadb_database.replace("_", "\\_"),),
-        )
-        if cur.fetchone()[0]:
-            cur.execute(
-                f"REVOKE ALL PRIVILEGES ON {_scope(target.mariadb_database)} FROM {_grantee(stack)}"
-            )
+    drop_mariadb(stack, target)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         stack["ferretdb"]["uri"], serverSelectionTimeoutMS=5000
     )
@@ -114,6 +136,15 @@ async def drop(stack: Endpoints, target: Target) -> None:
         await mongo.drop_database(target.mongo_database)
     finally:
         await mongo.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
+    await admin.start()
+    try:
+        topics = {target.events_topic, f"{target.events_topic}.dlq"}
+        gone = sorted(topics & set(await admin.list_topics()))
+        if gone:
+            await admin.delete_topics(gone)
+    finally:
+        await admin.close()
     es = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=60)
     try:
         # By name: deleting by wildcard is refused (action.destructive_requires_name).

@@ -5,8 +5,8 @@ serve                 REST on PRODUCT_HTTP_PORT (inventory, categories, the prod
                       gRPC (commerce.v1.InventoryService, commerce.v1.CatalogService) on
                       PRODUCT_GRPC_PORT, the order-event consumer, the failed-events retry
                       worker, the audit that reports reservations held past their expiry
-                      (never releasing them) and the catalog upkeep (interrupted category
-                      mappings, old revision stubs)
+                      (never releasing them), the catalog upkeep (writes interrupted between
+                      MongoDB and MariaDB, old revision stubs) and the outbox purge
 requeue-failed-event  gives a parked event (failed_events row) a fresh retry budget, due now
 """
 
@@ -20,12 +20,13 @@ from pymongo import AsyncMongoClient
 
 from commerce_services.db.document_store import document_database
 from commerce_services.db.engine import database_ready, service_engine
+from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.retry_worker import requeue_command
 from commerce_services.events.subscription import Subscription
 from commerce_services.product import migrations
 from commerce_services.product.catalog.grpc_service import CatalogServicer
-from commerce_services.product.catalog.mappings import CategoryMappings
 from commerce_services.product.catalog.store import CatalogStore, Document
+from commerce_services.product.catalog.tables import outbox
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.grpc_service import InventoryServicer
@@ -58,7 +59,7 @@ async def serve(settings: ProductSettings) -> None:
     catalog = CatalogStore(
         mongo,
         document_database(settings.mongo_uri, settings.mongo_database),
-        CategoryMappings(engine, utc_now),
+        engine,
         utc_now,
     )
     subscription = Subscription(
@@ -74,7 +75,8 @@ async def serve(settings: ProductSettings) -> None:
         await mongo.admin.command("ping")
 
     async def catalog_upkeep() -> None:
-        await catalog.repair_mappings()
+        await catalog.repair_writes()
+        await catalog.complete_projection()
         await catalog.drop_stubs()
 
     async def upkeep() -> None:
@@ -104,7 +106,7 @@ async def serve(settings: ProductSettings) -> None:
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), grpc_server)
     grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
     try:
-        await catalog.ensure_indexes()
+        await catalog.ensure_layout()
         async with subscription:
             await serve_until_signalled(
                 app,
@@ -116,6 +118,7 @@ async def serve(settings: ProductSettings) -> None:
                     audit,
                     subscription.retry_failed,
                     upkeep,
+                    purge_job(Outbox(outbox), engine, settings),
                 ],
             )
     finally:

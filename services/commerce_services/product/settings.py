@@ -6,12 +6,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
-from commerce_services.events.settings import ConsumerSettings
+from commerce_services.events.settings import ConsumerSettings, OutboxSettings
 from commerce_services.product.catalog.model import CURRENCY_EXPONENTS
 from commerce_services.runtime.settings import ServingSettings
 
 
-class ProductSettings(DatabaseSettings, ConsumerSettings, ServingSettings):
+class ProductSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingSettings):
     model_config = SettingsConfigDict(env_prefix="PRODUCT_", frozen=True)
 
     # A reservation neither confirmed nor released within this time is reported as overdue
@@ -22,7 +22,7 @@ class ProductSettings(DatabaseSettings, ConsumerSettings, ServingSettings):
     # The product catalog (MongoDB); the URI may carry credentials.
     mongo_uri: SecretStr
     mongo_database: str = "commerce_catalog"
-    # How often interrupted category mappings are completed and old revision stubs dropped.
+    # How often interrupted catalog writes are committed and old revision stubs dropped.
     catalog_upkeep_interval_s: float = Field(default=60.0, gt=0)
 
     order_events_topic: str = "commerce.order.events"

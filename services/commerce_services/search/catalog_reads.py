@@ -1,19 +1,24 @@
-"""What an index document needs from the product service's MariaDB besides the revision: the
-category tree (ancestors, breadcrumb names, subtrees), stock per SKU and which SKUs' stock
-changed. Read-only."""
+"""What the search needs from the product service's MariaDB besides the revisions: the category
+tree (ancestors, breadcrumb names, subtrees), stock per SKU and which SKUs' stock changed, the
+committed version of products (heads), and for the degraded search the products by title words,
+category and title prefix. Read-only, and every read an indexed one."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.product.catalog.tables import product_categories, product_mappings
 from commerce_services.product.categories.model import ancestor_ids, subtree_prefix
 from commerce_services.product.categories.tables import categories
 from commerce_services.product.inventory.tables import inventory
 from commerce_services.search.documents import CategoryInfo
+
+# A product's committed version and whether it is deleted.
+Head = tuple[int, bool]
 
 
 class CatalogReads:
@@ -103,3 +108,85 @@ class CatalogReads:
                 .limit(limit)
             )
             return [(r.updated_at, str(r.sku)) for r in rows]
+
+    async def heads(self, product_ids: Iterable[str]) -> dict[str, Head]:
+        """The committed version of each product that has one (primary key)."""
+        wanted = sorted(set(product_ids))
+        if not wanted:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    product_mappings.c.product_id,
+                    product_mappings.c.version,
+                    product_mappings.c.deleted,
+                ).where(product_mappings.c.product_id.in_(wanted))
+            )
+            return {str(r.product_id): (int(r.version), bool(r.deleted)) for r in rows}
+
+    async def candidates(
+        self, words: list[str], category_ids: list[int] | None, after: str, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` live products (id, committed version) after `after` in id order
+        whose title has a word starting with each of `words` (the FULLTEXT index) and, when
+        `category_ids` is given, that are in one of them (one index range per category)."""
+        if category_ids is not None and not category_ids:
+            return []
+        if category_ids is None:
+            query = (
+                select(product_mappings.c.product_id, product_mappings.c.version)
+                .where(
+                    product_mappings.c.deleted.is_(False),
+                    product_mappings.c.product_id > after,
+                )
+                .order_by(product_mappings.c.product_id)
+                .limit(limit)
+            )
+        else:
+            ranges = [_category_range(c, after, limit) for c in category_ids]
+            listed = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
+            query = (
+                select(product_mappings.c.product_id, product_mappings.c.version)
+                .distinct()
+                .join(listed, listed.c.product_id == product_mappings.c.product_id)
+                .order_by(product_mappings.c.product_id)
+                .limit(limit)
+            )
+        if words:
+            # Words are runs of letters and digits: no full-text operator can be among them.
+            query = query.where(
+                text("MATCH (product_mappings.title) AGAINST (:words IN BOOLEAN MODE)").bindparams(
+                    words=" ".join(f"+{w}*" for w in words)
+                )
+            )
+        async with self._engine.connect() as conn:
+            return [(str(r.product_id), int(r.version)) for r in await conn.execute(query)]
+
+    async def titles_starting(self, prefix: str, limit: int) -> list[str]:
+        """Titles of live products that start with `prefix`, in order, case-insensitive
+        (ix_product_mappings_title)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(product_mappings.c.title)
+                .distinct()
+                .where(
+                    product_mappings.c.title.like(pattern, escape="\\"),
+                    product_mappings.c.deleted.is_(False),
+                )
+                .order_by(product_mappings.c.title)
+                .limit(limit)
+            )
+            return [str(r.title) for r in rows]
+
+
+def _category_range(category_id: int, after: str, limit: int) -> Select[tuple[str]]:
+    return (
+        select(product_categories.c.product_id)
+        .where(
+            product_categories.c.category_id == category_id,
+            product_categories.c.product_id > after,
+        )
+        .order_by(product_categories.c.product_id)
+        .limit(limit)
+    )

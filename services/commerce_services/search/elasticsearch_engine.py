@@ -37,7 +37,7 @@ from commerce_services.search.engine import (
     Stream,
     WriteOutcome,
 )
-from commerce_services.search.mapping import MAPPING, SETTINGS
+from commerce_services.search.mapping import MAPPING, OWNER, SETTINGS
 from commerce_services.search.queries import (
     parse_response,
     parse_suggestions,
@@ -112,12 +112,30 @@ class ElasticsearchEngine:
         return sorted(i for i in found.body if index_version(alias, i) is not None)
 
     async def create_index(self, index: str) -> None:
+        """A new index, marked as created by this service (`_meta.owner`)."""
+        mappings = {**MAPPING, "_meta": {**MAPPING["_meta"], "owner": OWNER}}
         async with _answering():
-            await self._es.indices.create(index=index, settings=SETTINGS, mappings=MAPPING)
+            await self._es.indices.create(index=index, settings=SETTINGS, mappings=mappings)
 
     async def ensure_mapping(self, index: str) -> None:
+        """The current mapping's fields; an index without an owner (created by this service
+        before indices carried one) is marked as this service's."""
+        meta = await self._meta(index)
+        mappings = {
+            **MAPPING,
+            "_meta": {**meta, **MAPPING["_meta"], "owner": meta.get("owner", OWNER)},
+        }
         async with _answering():
-            await self._es.indices.put_mapping(index=index, body=MAPPING)
+            await self._es.indices.put_mapping(index=index, body=mappings)
+
+    async def owner(self, index: str) -> str | None:
+        owner = (await self._meta(index)).get("owner")
+        return str(owner) if owner is not None else None
+
+    async def _meta(self, index: str) -> dict[str, Any]:
+        async with _answering():
+            found = await self._es.indices.get_mapping(index=index)
+        return dict(found[index]["mappings"].get("_meta") or {})
 
     async def swap_alias(self, alias: str, index: str) -> None:
         """One request, applied atomically: readers see the old index or the new one."""

@@ -114,6 +114,10 @@ class SearchEngine(Protocol):
 
     async def delete_index(self, index: str) -> None: ...
 
+    async def owner(self, index: str) -> str | None:
+        """Who created `index` (its `_meta.owner`); None when it does not say."""
+        ...
+
     async def write(
         self, target: str, ops: Sequence[IndexOp], *, require_alias: bool
     ) -> WriteOutcome:

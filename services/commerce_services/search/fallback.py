@@ -1,153 +1,142 @@
-"""Degraded search straight from the catalog in MongoDB, for when the engine is unreachable.
+"""Degraded search, for when the engine is unreachable: answered from indexed paths only, within
+a budget, never by scanning the catalog.
 
-Slow (FerretDB scans the collection for every filter but _id), newest first whatever the sort
-asked, title words matched as case-insensitive substrings instead of relevance and typos, no
-facets. It answers from the latest live revision of each product only.
+Candidates come from the product service's MariaDB in product-id order (keyset): the title's
+FULLTEXT index for the words (each a word prefix, three letters or more), the listing rows of
+the category and its subtree, or just the committed products; each candidate's revision is
+read from MongoDB by key and checked against the other filters (brand, price, attributes). A
+page stops at `size` hits, after `max_examined` candidates or when the time budget is spent,
+and then carries a cursor to go on: degraded pages may hold fewer hits than asked. No
+relevance, no typo tolerance, no facets, product-id order whatever the sort asked; suggestions
+are titles by prefix (the title index).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
-from pymongo import DESCENDING, AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
-
 from commerce_services.search.catalog_reads import CatalogReads
-from commerce_services.search.changes import moment, revision_key
+from commerce_services.search.changes import RevisionStore
 from commerce_services.search.documents import (
     Revision,
     Upsert,
+    attribute_value,
     category_ids_needed,
     index_op,
     skus_needed,
 )
 from commerce_services.search.engine import Hit, SearchPage, SearchQuery
 
-_PROJECTION = {"images": 0, "description": 0, "mapping_pending": 0}
+# after[0] of a degraded cursor: it pages by product id, after[1] being the last one examined.
+KEYSET = 1
+MIN_WORD = 3  # MariaDB's innodb_ft_min_token_size: shorter words are not in the index
+_WORD = re.compile(r"[^\W_]+")
 
 
-def typed_values(values: tuple[str, ...]) -> list[object]:
-    """A query-string attribute value as every type the catalog may have stored it in."""
-    typed: list[object] = []
-    for value in values:
-        typed.append(value)
-        if value in ("true", "false"):
-            typed.append(value == "true")
-        elif re.fullmatch(r"-?[0-9]{1,18}", value):
-            typed.append(int(value))
-    return typed
+def title_words(text: str) -> list[str]:
+    """The words of a query the title index can look up (letters and digits, 3 or more)."""
+    return [w for w in _WORD.findall(text.lower()) if len(w) >= MIN_WORD]
 
 
-def mongo_filter(query: SearchQuery, category_ids: list[int] | None) -> dict[str, Any]:
-    """`category_ids`: the category's subtree when the query filters on one."""
-    clauses: list[dict[str, Any]] = [{"superseded": {"$ne": True}}, {"deleted": False}]
-    for word in (query.text or "").split():
-        clauses.append({"title": {"$regex": re.escape(word), "$options": "i"}})
-    if category_ids is not None:
-        clauses.append({"category_ids": {"$in": category_ids}})
-    if query.brand is not None:
-        clauses.append({"brand": query.brand})
-    if query.price_min is not None or query.price_max is not None:
-        bounds = {"$gte": query.price_min, "$lte": query.price_max}
-        price = {k: v for k, v in bounds.items() if v is not None}
-        # FerretDB 1.24 finds nothing with a dotted path inside $elemMatch; on an array each
-        # bound may hold for another variant, so search() checks the page again.
-        clauses.append({"variants.price.amount_minor": price})
-    for name, values in query.attributes:
-        accepted = {"$in": typed_values(values)}
-        clauses.append(
-            {
-                "$or": [
-                    {f"attributes.{name}": accepted},
-                    {f"variants.attributes.{name}": accepted},
-                ]
-            }
+def matches(revision: Revision, query: SearchQuery) -> bool:
+    """Whether a live revision passes the filters the candidates' index did not apply (pure):
+    the brand exactly, a variant priced within both bounds, every attribute name with one of
+    its values (on the product or a variant)."""
+    if query.brand is not None and revision.get("brand") != query.brand:
+        return False
+    low = query.price_min if query.price_min is not None else 0
+    high = query.price_max if query.price_max is not None else 2**63
+    if not any(low <= int(v["price"]["amount_minor"]) <= high for v in revision["variants"]):
+        return False
+    for name, accepted in query.attributes:
+        values = (
+            {attribute_value(revision["attributes"][name])}
+            if name in revision["attributes"]
+            else set()
         )
-    return {"$and": clauses}
+        values |= {
+            attribute_value(v["attributes"][name])
+            for v in revision["variants"]
+            if name in v["attributes"]
+        }
+        if not values & set(accepted):
+            return False
+    return True
+
+
+def _filters_left(query: SearchQuery) -> bool:
+    return bool(
+        query.brand is not None
+        or query.price_min is not None
+        or query.price_max is not None
+        or query.attributes
+    )
 
 
 class MongoFallback:
     def __init__(
-        self, client: AsyncMongoClient[dict[str, Any]], database: str, reads: CatalogReads
+        self,
+        revisions: RevisionStore,
+        reads: CatalogReads,
+        *,
+        budget_s: float = 1.0,
+        max_examined: int = 500,
     ) -> None:
-        self._revisions: AsyncCollection[dict[str, Any]] = client[database]["product_revisions"]
+        self._revisions = revisions
         self._reads = reads
+        self._budget_s = budget_s
+        self._max_examined = max_examined
 
     async def search(self, query: SearchQuery, after: list[Any] | None) -> SearchPage:
-        """`after`: [updated_at ms, revision id] of the last hit of the previous page."""
-        subtree = None
-        if query.category is not None:
-            subtree = await self._reads.subtree(query.category)
-        found = mongo_filter(query, subtree)
-        if after is not None:
-            since = moment(int(after[0]))
-            found["$and"].append(
-                {
-                    "$or": [
-                        {"updated_at": {"$lt": since}},
-                        {"updated_at": since, "_id": {"$lt": str(after[1])}},
-                    ]
-                }
-            )
-        raw = await self._revisions.find(
-            found,
-            _PROJECTION,
-            sort=[("updated_at", DESCENDING), ("_id", DESCENDING)],
-            limit=query.size + 1,
-        ).to_list()
-        page = raw[: query.size]
-        live = [r for r in await self._latest_live(page) if _priced_within(r, query)]
-        categories = await self._reads.categories_with_ancestors(category_ids_needed(live))
-        sellable = await self._reads.sellable(skus_needed(live))
+        """`after`: [KEYSET, the last product id examined] of the previous page."""
+        deadline = time.monotonic() + self._budget_s
+        cursor = str(after[1]) if after is not None and after[0] == KEYSET else ""
+        words = title_words(query.text or "")
+        subtree = None if query.category is None else await self._reads.subtree(query.category)
+        if (query.text and not words) or subtree == []:
+            return SearchPage([], 0, after is None, None, None)
+        chunk = max(query.size * 4, 40) if _filters_left(query) else query.size
+        found: list[Revision] = []
+        examined, exhausted = 0, False
+        while len(found) < query.size and examined < self._max_examined:
+            if time.monotonic() > deadline:
+                break
+            candidates = await self._reads.candidates(words, subtree, cursor, chunk)
+            revisions = await self._revisions.by_keys([f"{p}:{v}" for p, v in candidates])
+            for (product_id, _), revision in zip(candidates, revisions, strict=True):
+                cursor, examined = product_id, examined + 1
+                if (
+                    revision is not None
+                    and not revision.get("superseded")
+                    and not revision["deleted"]
+                    and matches(revision, query)
+                ):
+                    found.append(revision)
+                    if len(found) == query.size:
+                        break
+            else:
+                exhausted = len(candidates) < chunk
+                if exhausted:
+                    break
+        categories = await self._reads.categories_with_ancestors(category_ids_needed(found))
+        sellable = await self._reads.sellable(skus_needed(found))
         hits = []
-        for revision in live:
+        for revision in found:
             op = index_op({**revision, "description": ""}, categories, sellable)
             assert isinstance(op, Upsert)  # live revisions are neither stubs nor tombstones
             hits.append(_hit(op.document))
-        last = revision_key(page[-1]) if len(raw) > query.size else None
         return SearchPage(
             hits=hits,
             total=len(hits),
-            total_is_exact=last is None and after is None,
+            total_is_exact=exhausted and after is None,
             facets=None,
-            next_after=[last.updated_at_ms, last.revision_id] if last else None,
+            next_after=None if exhausted else [KEYSET, cursor],
         )
 
     async def suggest(self, prefix: str, size: int) -> list[str]:
-        found = self._revisions.find(
-            {
-                "superseded": {"$ne": True},
-                "deleted": False,
-                "title": {"$regex": "^" + re.escape(prefix), "$options": "i"},
-            },
-            {"title": 1, "product_id": 1, "version": 1},
-            sort=[("updated_at", DESCENDING)],
-            limit=size * 4,
-        )
-        titles = dict.fromkeys([doc["title"] async for doc in found])
-        return list(titles)[:size]
-
-    async def _latest_live(self, page: list[Revision]) -> list[Revision]:
-        """The revisions of `page` that are still their product's latest: between a write's
-        insert and the stubbing of its predecessor, both are live-looking."""
-        if not page:
-            return []
-        ids = sorted({str(r["product_id"]) for r in page})
-        newest: dict[str, int] = {}
-        async for doc in self._revisions.find(
-            {"product_id": {"$in": ids}}, {"product_id": 1, "version": 1}
-        ):
-            pid = str(doc["product_id"])
-            newest[pid] = max(newest.get(pid, 0), int(doc["version"]))
-        return [r for r in page if int(r["version"]) >= newest[str(r["product_id"])]]
-
-
-def _priced_within(revision: Revision, query: SearchQuery) -> bool:
-    """Whether one variant's price is within both bounds."""
-    low = query.price_min if query.price_min is not None else 0
-    high = query.price_max if query.price_max is not None else 2**63
-    return any(low <= int(v["price"]["amount_minor"]) <= high for v in revision["variants"])
+        return await self._reads.titles_starting(prefix, size)
 
 
 def _hit(document: dict[str, Any]) -> Hit:

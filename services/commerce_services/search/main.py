@@ -1,15 +1,16 @@
 """`commerce-search serve | run | rebuild`: the search API and the catalog sync worker.
 
 serve    the search API on SEARCH_HTTP_PORT (GET /api/v1/search, /api/v1/search/suggest),
-         answering from MongoDB, marked degraded, while Elasticsearch is unreachable or
-         slower than SEARCH_READ_BUDGET_S (a circuit breaker then stops asking it for a
-         while); ready
-         when MongoDB and MariaDB answer (not Elasticsearch: the fallback is the point)
-run      polls the catalog (MongoDB product_revisions) and keeps the index behind
-         SEARCH_ALIAS in sync, from its saved checkpoint; serves /health and /metrics on
-         SEARCH_HTTP_PORT
-rebuild  reads the whole catalog into a new index generation, swaps the alias to it
-         atomically and deletes the older generations (--keep-old keeps them)
+         answering from the catalog's indexed paths, marked degraded, while Elasticsearch is
+         unreachable or slower than SEARCH_READ_BUDGET_S (a circuit breaker then stops
+         asking it for a while); ready when MongoDB and MariaDB answer (not Elasticsearch:
+         the fallback is the point)
+run      follows the catalog's change events (SEARCH_PRODUCT_EVENTS_TOPIC on
+         SEARCH_KAFKA_BOOTSTRAP) and keeps the index behind SEARCH_ALIAS in sync, from its
+         saved checkpoint; serves /health and /metrics on SEARCH_HTTP_PORT
+rebuild  loads the whole catalog into a new index version, catches up on the events,
+         swaps the alias to it atomically and deletes the older versions (--keep-old keeps
+         them); refuses when an index it would replace is not one commerce-search created
 """
 
 from __future__ import annotations
@@ -35,15 +36,20 @@ from commerce_services.runtime.logging import configure_logging
 from commerce_services.runtime.serving import BackgroundJobFailed, serve_until_signalled
 from commerce_services.search.breaker import CircuitBreaker, ReadGuard
 from commerce_services.search.catalog_reads import CatalogReads
-from commerce_services.search.changes import WatermarkPoll
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
 from commerce_services.search.fallback import MongoFallback
 from commerce_services.search.http_api import create_app
+from commerce_services.search.product_events import ProductEvents
+from commerce_services.search.revisions import CatalogRevisions
 from commerce_services.search.settings import SearchSettings
-from commerce_services.search.sync import CatalogSync
+from commerce_services.search.sync import CatalogSync, RebuildRefused
 from commerce_services.web.app import service_app
 
 log = logging.getLogger(__name__)
+
+
+class MissingSetting(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -83,22 +89,26 @@ async def servers(settings: SearchSettings) -> AsyncIterator[Servers]:
 @asynccontextmanager
 async def catalog_sync(settings: SearchSettings) -> AsyncIterator[CatalogSync]:
     """A sync wired to the settings' servers, closed afterwards."""
+    if settings.kafka_bootstrap is None:
+        raise MissingSetting("SEARCH_KAFKA_BOOTSTRAP: the sync follows the catalog's events")
+    events = ProductEvents(settings.kafka_bootstrap, settings.product_events_topic)
     async with servers(settings) as found:
-        source = WatermarkPoll(
-            found.mongo,
-            document_database(settings.mongo_uri, settings.mongo_database),
-            timedelta(seconds=settings.overlap_s),
-        )
-        yield CatalogSync(
-            source,
-            found.engine,
-            CatalogReads(found.database),
-            settings.alias,
-            utc_now,
-            batch_size=settings.batch_size,
-            create_index=settings.create_index,
-            overlap=timedelta(seconds=settings.overlap_s),
-        )
+        try:
+            yield CatalogSync(
+                events,
+                CatalogRevisions(
+                    found.mongo, document_database(settings.mongo_uri, settings.mongo_database)
+                ),
+                found.engine,
+                CatalogReads(found.database),
+                settings.alias,
+                utc_now,
+                batch_size=settings.batch_size,
+                create_index=settings.create_index,
+                overlap=timedelta(seconds=settings.overlap_s),
+            )
+        finally:
+            await events.close()
 
 
 async def serve_api(settings: SearchSettings) -> None:
@@ -108,9 +118,12 @@ async def serve_api(settings: SearchSettings) -> None:
             await found.mongo.admin.command("ping")
 
         fallback = MongoFallback(
-            found.mongo,
-            document_database(settings.mongo_uri, settings.mongo_database),
+            CatalogRevisions(
+                found.mongo, document_database(settings.mongo_uri, settings.mongo_database)
+            ),
             CatalogReads(found.database),
+            budget_s=settings.fallback_budget_s,
+            max_examined=settings.fallback_max_examined,
         )
         app = create_app(
             found.engine,
@@ -154,12 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid SEARCH_* configuration:\n{exc}")
         return 2
     configure_logging("search", settings.log_level)
-    if args.command == "rebuild":
-        index = asyncio.run(rebuild(settings, args.keep_old))
-        print(f"alias {settings.alias} -> {index}")
-        return 0
+    try:
+        if args.command == "rebuild":
+            index = asyncio.run(rebuild(settings, args.keep_old))
+            print(f"alias {settings.alias} -> {index}")
+            return 0
+    except (MissingSetting, RebuildRefused) as exc:
+        print(f"commerce-search {args.command}: {exc}")
+        return 2
     try:
         asyncio.run(serve_api(settings) if args.command == "serve" else run_worker(settings))
+    except MissingSetting as exc:
+        print(f"commerce-search {args.command}: {exc}")
+        return 2
     except BackgroundJobFailed:
         return 1
     return 0

@@ -19,6 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# `_meta.owner` of every index this service creates (the worker's first version, a rebuild's):
+# `commerce-search rebuild` swaps the alias away from, and deletes, only indices that carry it.
+# A CatalogIndex's operator creates its own versions, without it.
+OWNER = "commerce-search"
+
 # Bump when the mapping changes. 2 added `skus` (a new field: applied to a running index in
 # place; documents written before carry it after their next revision or a rebuild).
 MAPPING_VERSION = 2

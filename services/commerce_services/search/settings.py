@@ -28,11 +28,20 @@ class SearchSettings(DatabaseSettings, ServingSettings):
     mongo_uri: SecretStr
     mongo_database: str = "commerce_catalog"
 
+    # The degraded search's budget per page: time, and candidates read by key.
+    fallback_budget_s: float = Field(default=1.0, gt=0)
+    fallback_max_examined: int = Field(default=500, ge=1, le=10_000)
+
+    # The catalog's change events (`run` and `rebuild` read them; the API does not).
+    kafka_bootstrap: str | None = None
+    product_events_topic: str = "commerce.product.events"
+
+    # The longest the worker waits for the next change before it looks at stock again.
     poll_interval_s: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)
     bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     bulk_attempts: int = Field(default=8, ge=1)
-    # How far before the checkpoint each poll looks again for writes that landed late.
+    # How late an inventory write may commit after taking its updated_at and still be followed.
     overlap_s: float = Field(default=5.0, ge=0)
     # false: the index behind the alias is created by someone else (a CatalogIndex's operator,
     # which owns its settings and mapping); the worker waits for the alias instead.

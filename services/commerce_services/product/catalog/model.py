@@ -155,20 +155,6 @@ class Product:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class CategoryMapping:
-    """A product's rows in MariaDB as of one product version; no categories when deleted."""
-
-    product_id: str
-    version: int
-    category_ids: tuple[int, ...]
-    primary_category_id: int | None
-
-    @property
-    def deleted(self) -> bool:
-        return self.primary_category_id is None
-
-
 def check_sku(sku: str) -> str:
     """The inventory's SKU rule, matched in full: the pattern's "$" alone would accept a
     trailing newline."""

@@ -1,49 +1,48 @@
-"""The catalog in the product service's MongoDB database (FerretDB 1.24 in the local stack).
+"""The catalog: product revisions in the product service's MongoDB database (FerretDB 1.24 in
+the local stack), their committed state in its MariaDB (projection.py).
 
-FerretDB 1.24 makes only inserts atomic: a unique `_id`, or a unique index on a plain field, is
-enforced even under concurrency, but a conditional update is a read-modify-write of the whole
-document without isolation (concurrent `update_one({"version": 3}, ...)` calls can all
-succeed, `$inc`s are lost). So nothing here updates a product in place:
+Every MongoDB operation here is a key operation: an insert, or a find, update or delete by a
+bare `_id` equality. FerretDB serves nothing else without reading the whole collection (any
+other filter, `_id` with another field, `_id $in`, a sort), and MongoDB serves these from its
+`_id` index too. Lists, prices and coordination live in MariaDB, which has indexes and
+transactions; FerretDB 1.24 makes only inserts atomic.
 
-- Each product version is its own document in `product_revisions`, with
-  `_id` = "<product_id>:<version>". A write reads the latest revision (version n) and inserts
-  revision n + 1: the unique `_id` lets exactly one concurrent writer have it. With If-Match
-  the losers get VersionConflict; without, they re-read and retry. Once a write has landed,
-  older revisions are cut down to stubs {_id, product_id, version, deleted, updated_at,
-  superseded: true}, never deleted: a deleted one would free its `_id` for a slow writer that
-  read the version before it. `drop_stubs()` (run periodically) deletes the ones superseded
-  more than a day ago, by when no writer can still be acting on the version before them.
-- Every revision carries `version` (1 on create, +1 on every write) and `updated_at` (UTC,
-  milliseconds, never earlier than the previous revision's). The MongoDB revision is the
-  source of truth, category ids included.
-- A delete writes a tombstone revision {product_id, version, deleted: true, updated_at}, so
-  a poll on (updated_at, _id) sees it; reads answer ProductNotFound.
+- Each product version is its own document in `product_revisions`, `_id` = "<product_id>:
+  <version>". A write reads the current revision (version n) and inserts revision n + 1: the
+  unique `_id` lets exactly one concurrent writer have it. With If-Match the losers get
+  VersionConflict; without, they re-read and retry. Every revision carries `version` (1 on
+  create, +1 on every write) and `updated_at` (UTC, milliseconds, never earlier than the
+  previous revision's). The MongoDB revision is the source of truth, category ids included.
+- A delete writes a tombstone revision {product_id, version, deleted: true, updated_at}.
+- Committing: after its insert, a write commits the version in MariaDB in one transaction
+  (the head, listing rows, prices, freed claims, its `product_changed` event; see
+  projection.py). Before the insert it records itself as pending; a crash or a MariaDB
+  failure between insert and commit leaves that record, and `repair_writes()` (run
+  periodically) commits the revision by key. So a write succeeds once its revision is stored;
+  listings, prices and search reflect it at once or after the next repair, reads at once.
+- Reading: the head (MariaDB, by primary key) names the committed version; the revision of
+  that version and the one after it are read by `_id` together, so a stored but not yet
+  committed revision (a write in flight, or one the repair will finish) is found too.
+- Once committed, older revisions are cut down to stubs {_id, product_id, version, deleted,
+  updated_at, superseded: true}, and dropped a day later (`drop_stubs()`, by key): until
+  then a writer that read the version before cannot insert it again.
 - Money is integer minor units with a currency code; never a float, never Decimal128 (FerretDB
   1.24 drops the connection when it receives one).
-- A SKU belongs to one product. FerretDB accepts a unique index on `variants.sku` but does not
-  enforce it, so each SKU has a claim document, unique by a plain unique index on `sku`. A
-  write claims its SKUs before inserting its revision and frees the ones it dropped after; a
-  claim left by a failed or crashed write is deleted and re-claimed when `claim_is_stale` says
-  so: at once if the owner's latest revision moved past it, else after CLAIM_LEASE. The one
-  gap: a write stalled for longer than the lease between claiming and inserting can race a
-  takeover and duplicate a SKU.
-- The category mapping in MariaDB follows the revision: it is written after it, with its
-  version, and an older version never overwrites a newer one. A revision carries
-  `mapping_pending: true` until its mapping is written; a crash or a MariaDB failure in between
-  leaves the flag, and `repair_mappings()` (run periodically) writes the mapping of the
-  product's latest revision. So a write succeeds once its revision is stored; listings reflect
-  it at once or after the next repair.
+- A SKU belongs to one product: a write claims its SKUs in MariaDB (sku_claims.py) before it
+  inserts its revision; its commit frees the ones it dropped; a claim left by a failed or
+  crashed write is taken over when `claim_is_stale` says so: at once if the owner's current
+  revision moved past it, else after CLAIM_LEASE. The one gap: a write stalled for longer than
+  the lease between claiming and inserting can race a takeover and duplicate a SKU.
 
-Revision layout (what the search sync reads): `_id`, `product_id`, `version`, `deleted`,
-`updated_at`, and unless deleted `created_at`, `title`, `description`, `brand` (or null),
-`attributes`, `variants` [{`sku`, `price` {`amount_minor`, `currency`}, `attributes`}],
-`images`, `category_ids`, `primary_category_id`. Index a product under `product_id` with
-`version` as the external version; skip stubs (`superseded: true`), whose newer revision has
-an `updated_at` at least as late.
+Revision layout (what the search sync reads by key): `_id`, `product_id`, `version`,
+`deleted`, `updated_at`, and unless deleted `created_at`, `title`, `description`, `brand` (or
+null), `attributes`, `variants` [{`sku`, `price` {`amount_minor`, `currency`}, `attributes`}],
+`images`, `category_ids`, `primary_category_id`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
@@ -52,14 +51,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_services.product.catalog.mappings import CategoryMappings
 from commerce_services.product.catalog.model import (
     CLAIM_LEASE,
-    CategoryMapping,
     DuplicateSku,
     Owner,
     Price,
@@ -75,6 +73,11 @@ from commerce_services.product.catalog.model import (
     price_query,
     validate_content,
 )
+from commerce_services.product.catalog.pending_writes import PendingWrites
+from commerce_services.product.catalog.projection import CatalogProjection, Commit
+from commerce_services.product.catalog.revision_stubs import RevisionStubs
+from commerce_services.product.catalog.sku_claims import SkuClaims
+from commerce_services.product.catalog.sku_prices import SkuPrices
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +86,28 @@ Document = dict[str, Any]
 # A stub may go once its version was superseded this long ago: only a writer that read the
 # version before it, and stalled ever since, could insert it again.
 STUB_HORIZON = timedelta(days=1)
+# A pending write younger than this is most likely still on its way to its commit.
+REPAIR_GRACE = timedelta(seconds=5)
 WRITE_ATTEMPTS = 5  # without If-Match, a write re-reads this often before giving up
+READ_ATTEMPTS = 5  # a read that met a head moving under it reads again
 CLAIM_ROUNDS = 5  # a SKU whose claim changes hands this often while we look is taken
+# Secondary indexes of earlier layouts: nothing queries them any more, and every insert paid
+# for them.
+_OBSOLETE_INDEXES = ("latest", "changes", "variant_sku", "pending")
 
 
 @dataclass(frozen=True)
 class ProductPage:
     products: list[Product]
     next_after: str | None  # the last product id when more may follow
+
+
+@dataclass(frozen=True)
+class Current:
+    """A product's newest stored revision (None: none stored) and its committed version."""
+
+    revision: Document | None
+    committed: int
 
 
 class _Superseded(Exception):
@@ -109,7 +126,6 @@ def revision_document(
         "product_id": product_id,
         "version": version,
         "deleted": False,
-        "mapping_pending": True,
         "created_at": created_at,
         "updated_at": updated_at,
         "title": content.title,
@@ -130,9 +146,18 @@ def revision_document(
     }
 
 
+def tombstone_document(product_id: str, version: int, updated_at: datetime) -> Document:
+    return {
+        "_id": f"{product_id}:{version}",
+        "product_id": product_id,
+        "version": version,
+        "deleted": True,
+        "updated_at": updated_at,
+    }
+
+
 # What a superseded revision loses: all but _id, product_id, version, deleted, updated_at.
 _STUBBED = (
-    "mapping_pending",
     "created_at",
     "title",
     "description",
@@ -143,17 +168,6 @@ _STUBBED = (
     "category_ids",
     "primary_category_id",
 )
-
-
-def _tombstone(product_id: str, version: int, updated_at: datetime) -> Document:
-    return {
-        "_id": f"{product_id}:{version}",
-        "product_id": product_id,
-        "version": version,
-        "deleted": True,
-        "mapping_pending": True,
-        "updated_at": updated_at,
-    }
 
 
 def _price(stored: Document) -> Price:
@@ -176,31 +190,12 @@ def _product(doc: Document) -> Product:
     return Product(doc["product_id"], doc["version"], content, doc["created_at"], doc["updated_at"])
 
 
-def _skus(doc: Document) -> frozenset[str]:
-    return frozenset(v["sku"] for v in doc.get("variants", ()))
+def _skus(doc: Document | None) -> frozenset[str]:
+    return frozenset(v["sku"] for v in (doc or {}).get("variants", ()))
 
 
-def _mapping(doc: Document) -> CategoryMapping:
-    if doc["deleted"]:
-        return CategoryMapping(doc["product_id"], doc["version"], (), None)
-    return CategoryMapping(
-        doc["product_id"], doc["version"], tuple(doc["category_ids"]), doc["primary_category_id"]
-    )
-
-
-def _current(query: Document) -> Document:
-    """`query` restricted to revisions not yet cut down to stubs."""
-    return {**query, "superseded": {"$ne": True}}
-
-
-def _newest(docs: Iterable[Document]) -> dict[str, Document]:
-    """The latest revision per product among `docs`."""
-    latest: dict[str, Document] = {}
-    for doc in docs:
-        known = latest.get(doc["product_id"])
-        if known is None or doc["version"] > known["version"]:
-            latest[doc["product_id"]] = doc
-    return latest
+def _live_content(doc: Document | None) -> bool:
+    return doc is not None and not doc.get("superseded") and not doc["deleted"]
 
 
 class CatalogStore:
@@ -208,13 +203,19 @@ class CatalogStore:
         self,
         client: AsyncMongoClient[Document],
         database: str,
-        mappings: CategoryMappings,
+        engine: AsyncEngine,
         clock: Callable[[], datetime],
+        *,
+        projection: CatalogProjection | None = None,
         claim_lease: timedelta = CLAIM_LEASE,
     ) -> None:
+        """`projection`: the MariaDB side of commits (tests pass one that fails)."""
         self._revisions: AsyncCollection[Document] = client[database]["product_revisions"]
-        self._claims: AsyncCollection[Document] = client[database]["sku_claims"]
-        self._mappings = mappings
+        self._projection = projection or CatalogProjection(engine, clock)
+        self._claims = SkuClaims(engine)
+        self._pending = PendingWrites(engine)
+        self._stubs = RevisionStubs(engine)
+        self._prices = SkuPrices(engine)
         self._now = clock
         self._lease = claim_lease
 
@@ -223,58 +224,76 @@ class CatalogStore:
         now = self._now()
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
-    async def ensure_indexes(self) -> None:
-        await self._revisions.create_index(
-            [("product_id", ASCENDING), ("version", DESCENDING)], name="latest"
-        )
-        # The search sync polls (updated_at, _id) after its watermark, tombstones included.
-        await self._revisions.create_index(
-            [("updated_at", ASCENDING), ("_id", ASCENDING)], name="changes"
-        )
-        # For price lookups only: uniqueness is the claims' job (see the module docstring).
-        await self._revisions.create_index([("variants.sku", ASCENDING)], name="variant_sku")
-        await self._revisions.create_index([("mapping_pending", ASCENDING)], name="pending")
-        await self._claims.create_index([("sku", ASCENDING)], unique=True, name="one_claim")
-        await self._claims.create_index([("product_id", ASCENDING)], name="by_product")
+    async def ensure_layout(self) -> None:
+        """Drops the secondary indexes earlier layouts made on `product_revisions`."""
+        try:
+            existing = await self._revisions.index_information()
+        except OperationFailure:  # no collection yet
+            return
+        for name in _OBSOLETE_INDEXES:
+            if name in existing:
+                await self._revisions.drop_index(name)
 
     # ---- reads ------------------------------------------------------------------------------
 
     async def get(self, product_id: str) -> Product:
-        return _product(await self._live(product_id))
+        current = await self.current(check_product_id(product_id))
+        if not _live_content(current.revision):
+            raise ProductNotFound(product_id)
+        assert current.revision is not None
+        return _product(current.revision)
 
     async def list_category(
         self, category_id: int, include_descendants: bool, after: str | None, limit: int
     ) -> ProductPage:
-        ids = await self._mappings.product_ids(category_id, include_descendants, after, limit + 1)
-        page, more = ids[:limit], len(ids) > limit
-        latest = _newest(
-            await self._revisions.find(_current({"product_id": {"$in": page}})).to_list()
-        )
-        # A product deleted after the mapping was read is left out of this page.
-        products = [
-            _product(latest[pid]) for pid in page if pid in latest and not latest[pid]["deleted"]
-        ]
-        return ProductPage(products, page[-1] if more else None)
+        listed = await self._projection.page(category_id, include_descendants, after, limit + 1)
+        page, more = listed[:limit], len(listed) > limit
+        found = await asyncio.gather(*(self._by_key(pid, version) for pid, version in page))
+        products = []
+        for (product_id, _), doc in zip(page, found, strict=True):
+            if not _live_content(doc):
+                # Changed since the page was read: its newest revision decides.
+                doc = (await self.current(product_id)).revision
+            if _live_content(doc):
+                assert doc is not None
+                products.append(_product(doc))
+        return ProductPage(products, page[-1][0] if more else None)
 
     async def prices(self, skus: Iterable[str]) -> dict[str, Price]:
-        """The price of every SKU among `skus` that a live product's latest revision has;
-        others are absent."""
-        wanted = set(price_query(skus))
-        if not wanted:
-            return {}
-        mentioning = await self._revisions.distinct(
-            "product_id", {"variants.sku": {"$in": sorted(wanted)}}
-        )
-        latest = _newest(
-            await self._revisions.find(_current({"product_id": {"$in": mentioning}})).to_list()
-        )
-        prices: dict[str, Price] = {}
-        for doc in latest.values():
-            if not doc["deleted"]:
-                for variant in doc["variants"]:
-                    if variant["sku"] in wanted:
-                        prices[variant["sku"]] = _price(variant["price"])
-        return prices
+        """The committed price of every SKU among `skus` that a live product has; others
+        are absent."""
+        return await self._prices.prices(price_query(skus))
+
+    async def current(self, product_id: str) -> Current:
+        """The product's newest stored revision: the committed head (MariaDB), then by key
+        the revision of that version and the one after it, read together, and further on
+        while there are more (writes stored but not committed yet)."""
+        previous: int | None = None
+        for _ in range(READ_ATTEMPTS):
+            head = await self._projection.head(product_id)
+            if head is not None and head.deleted:
+                tombstone = tombstone_document(product_id, head.version, self._now())
+                return Current(tombstone, head.version)
+            committed = head.version if head is not None else 0
+            at, after = await asyncio.gather(
+                self._by_key(product_id, committed) if committed else _none(),
+                self._by_key(product_id, committed + 1),
+            )
+            if after is not None:
+                newest, version = after, committed + 1
+                while (later := await self._by_key(product_id, version + 1)) is not None:
+                    newest, version = later, version + 1
+                if not newest.get("superseded"):
+                    return Current(newest, committed)
+            elif committed == 0:
+                return Current(None, 0)
+            elif at is not None and not at.get("superseded"):
+                return Current(at, committed)
+            elif at is None and committed == previous:
+                log.error("product %s v%s is committed but not stored", product_id, committed)
+                return Current(None, committed)
+            previous = committed  # a commit moved the head between the reads: read again
+        raise VersionConflict(None)
 
     # ---- writes -----------------------------------------------------------------------------
 
@@ -282,10 +301,7 @@ class CatalogStore:
         await self._check(content)
         product_id = uuid.uuid4().hex
         now = self._clock()
-        revision = revision_document(product_id, 1, content, now, now)
-        async with self._claimed(product_id, 1, content.skus):
-            await self._revisions.insert_one(revision)
-        await self._follow_up(revision)
+        await self._write(revision_document(product_id, 1, content, now, now), content.skus)
         return Product(product_id, 1, content, now, now)
 
     async def replace(
@@ -299,11 +315,9 @@ class CatalogStore:
             version, now = int(current["version"]) + 1, self._successor_time(current)
             revision = revision_document(product_id, version, content, current["created_at"], now)
             try:
-                async with self._claimed(product_id, version, content.skus):
-                    await self._insert(revision)
+                await self._write(revision, content.skus)
             except _Superseded:
                 continue  # re-read: _live raises VersionConflict if If-Match no longer holds
-            await self._follow_up(revision)
             return Product(product_id, version, content, current["created_at"], now)
         raise VersionConflict(None)
 
@@ -312,53 +326,72 @@ class CatalogStore:
         for _ in range(WRITE_ATTEMPTS):
             current = await self._live(product_id, if_match)
             version = int(current["version"]) + 1
-            tombstone = _tombstone(product_id, version, self._successor_time(current))
             try:
-                await self._insert(tombstone)
+                await self._write(
+                    tombstone_document(product_id, version, self._successor_time(current)), ()
+                )
             except _Superseded:
                 continue
-            await self._follow_up(tombstone)
             return version
         raise VersionConflict(None)
 
-    async def repair_mappings(self, batch: int = 500) -> int:
-        """Writes the MariaDB mapping of products whose write stopped before it (crash, MariaDB
-        outage), prunes and frees what those writes left; returns how many were repaired."""
-        marked = self._revisions.find({"mapping_pending": True}, {"product_id": 1}).limit(batch)
+    async def repair_writes(self, batch: int = 500) -> int:
+        """Finishes the writes that stopped between storing their revision and committing it
+        (a crash, a MariaDB outage): commits each product's newest revision by key. A pending
+        write that never stored its revision is forgotten after the claim lease, with its
+        claims. Returns how many products it committed. Indexed rows and keys only."""
+        now = self._now()
+        due = await self._pending.due(now - REPAIR_GRACE, batch)
         repaired = 0
-        for product_id in {doc["product_id"] async for doc in marked}:
+        for product_id in dict.fromkeys(w.product_id for w in due):
             try:
-                latest = await self._latest(product_id)
-                if latest is not None:
-                    await self._mappings.write(_mapping(latest))
-                    await self._settle(latest)
+                current = await self.current(product_id)
+                newest = current.revision
+                if newest is not None and newest["version"] > current.committed:
+                    await self._projection.commit(Commit.of(newest))
+                    await self._stub_predecessors(newest, current.committed)
+                    repaired += 1
+                stored = 0 if newest is None else int(newest["version"])
+                for write in (w for w in due if w.product_id == product_id):
+                    if write.version <= stored:
+                        await self._pending.forget(product_id, write.version)
+                    elif now - write.started_at > self._lease:  # it never stored its revision
+                        await self._claims.drop_all_but(product_id, write.version, _skus(newest))
+                        await self._pending.forget(product_id, write.version)
             except Exception:  # one product's failure must not hold up the others
-                log.exception("repairing the category mapping of product %s failed", product_id)
-            else:
-                repaired += 1
+                log.exception("repairing the write of product %s failed", product_id)
         return repaired
 
-    async def drop_stubs(self, horizon: timedelta = STUB_HORIZON) -> int:
-        """Deletes the stubs of versions superseded more than `horizon` ago; returns how many.
-        A stub's updated_at is when its own version was written, so it was superseded later."""
-        dropped = await self._revisions.delete_many(
-            {"superseded": True, "updated_at": {"$lt": self._clock() - horizon}}
-        )
-        return int(dropped.deleted_count)
+    async def complete_projection(self, batch: int = 500) -> int:
+        """Titles, prices and SKU claims of the products committed before they were projected
+        (migration 0006), by key; returns how many were completed. Run until it returns 0."""
+        completed, after = 0, ""
+        while rows := await self._projection.untitled(after, batch):
+            for product_id, version in rows:
+                doc = await self._by_key(product_id, version)
+                if doc is None:
+                    log.error("product %s v%s is committed but not stored", product_id, version)
+                elif _live_content(doc) and await self._projection.complete(Commit.of(doc)):
+                    completed += 1
+            after = rows[-1][0]
+        return completed
+
+    async def drop_stubs(self, horizon: timedelta = STUB_HORIZON, batch: int = 1000) -> int:
+        """Deletes, by key, the stubs of versions superseded more than `horizon` ago; returns
+        how many."""
+        due = await self._stubs.due(self._now() - horizon, batch)
+        for revision_id in due:
+            await self._revisions.delete_one({"_id": revision_id})
+        await self._stubs.forget(due)
+        return len(due)
 
     # ---- internals --------------------------------------------------------------------------
 
-    async def _latest(self, product_id: str) -> Document | None:
-        found = (
-            await self._revisions.find({"product_id": product_id})
-            .sort("version", DESCENDING)
-            .limit(1)
-            .to_list()
-        )
-        return found[0] if found else None
+    async def _by_key(self, product_id: str, version: int) -> Document | None:
+        return await self._revisions.find_one({"_id": f"{product_id}:{version}"})
 
     async def _live(self, product_id: str, if_match: int | None = None) -> Document:
-        doc = await self._latest(check_product_id(product_id))
+        doc = (await self.current(check_product_id(product_id))).revision
         if doc is None or doc["deleted"]:
             raise ProductNotFound(product_id)
         if if_match is not None and doc["version"] != if_match:
@@ -366,64 +399,53 @@ class CatalogStore:
         return doc
 
     def _successor_time(self, current: Document) -> datetime:
-        # Never before the previous revision, even if this host's clock is behind: a poll on
-        # updated_at must meet a product's revisions in version order.
+        # Never before the previous revision, even if this host's clock is behind.
         previous: datetime = current["updated_at"]
         return max(self._clock(), previous)
 
     async def _check(self, content: ProductContent) -> None:
         validate_content(content)
-        missing = await self._mappings.missing_categories(content.category_ids)
+        missing = await self._projection.missing_categories(content.category_ids)
         if missing:
             raise UnknownCategory(missing)
 
-    async def _insert(self, revision: Document) -> None:
+    async def _write(self, revision: Document, skus: Collection[str]) -> None:
+        """Records the write as pending, claims its SKUs, stores the revision, then commits
+        it. DuplicateSku or _Superseded: nothing was stored. A failure after the insert is
+        left to the repair sweep: the write has happened."""
+        product_id, version = revision["product_id"], revision["version"]
+        await self._pending.start(product_id, version, self._now())
+        async with self._claimed(product_id, version, skus):
+            try:
+                await self._revisions.insert_one(revision)
+            except DuplicateKeyError as exc:
+                raise _Superseded from exc
         try:
-            await self._revisions.insert_one(revision)
-        except DuplicateKeyError as exc:
-            raise _Superseded from exc
-
-    async def _follow_up(self, revision: Document) -> None:
-        """The steps after a revision is stored. A failure here does not fail the write: the
-        revision stays marked pending and repair_mappings() finishes the job."""
-        try:
-            await self._mappings.write(_mapping(revision))
-            await self._settle(revision)
+            superseded = await self._projection.commit(Commit.of(revision))
         except Exception:
             log.warning(
-                "product %s v%s stored; its category mapping is left to the repair sweep",
-                revision["product_id"],
-                revision["version"],
+                "product %s v%s stored; its commit is left to the repair sweep",
+                product_id,
+                version,
                 exc_info=True,
             )
+            return
+        if superseded is not None:
+            await self._stub_predecessors(revision, superseded)
 
-    async def _settle(self, revision: Document) -> None:
-        """After the mapping of `revision` is written: unmark it, prune older revisions, free
-        the claims up to its version on SKUs it does not have."""
-        product_id, version = revision["product_id"], revision["version"]
-        # Only these idempotent steps ever change a stored revision, so FerretDB's unisolated
-        # updates can lose nothing that matters: at worst a stub keeps its content until the
-        # next write of the product.
-        await self._revisions.update_one(
-            {"_id": revision["_id"]}, {"$unset": {"mapping_pending": ""}}
-        )
-        # Older revisions become stubs rather than being deleted: a deleted revision would free
-        # its _id, and a writer that read the version before it could then insert it again.
-        await self._revisions.update_many(
-            {"product_id": product_id, "version": {"$lt": version}, "superseded": {"$ne": True}},
-            {"$set": {"superseded": True}, "$unset": dict.fromkeys(_STUBBED, "")},
-        )
-        # Newer writes' claims (version > ours) are theirs to settle. Deleting by _id removes
-        # exactly the claim read, never one made since.
-        dropped = [
-            claim["_id"]
-            async for claim in self._claims.find(
-                {"product_id": product_id, "version": {"$lte": version}}
-            )
-            if claim["sku"] not in _skus(revision)
-        ]
-        if dropped:
-            await self._claims.delete_many({"_id": {"$in": dropped}})
+    async def _stub_predecessors(self, revision: Document, committed_before: int) -> None:
+        """Cuts the revisions a commit superseded down to stubs, by key. Only this idempotent
+        step ever changes a stored revision, so FerretDB's unisolated updates lose nothing
+        that matters; one that fails leaves a whole old revision until it is dropped."""
+        product_id = revision["product_id"]
+        for version in range(max(committed_before, 1), revision["version"]):
+            try:
+                await self._revisions.update_one(
+                    {"_id": f"{product_id}:{version}"},
+                    {"$set": {"superseded": True}, "$unset": dict.fromkeys(_STUBBED, "")},
+                )
+            except Exception:
+                log.warning("stubbing %s:%s failed", product_id, version, exc_info=True)
 
     @asynccontextmanager
     async def _claimed(
@@ -432,59 +454,52 @@ class CatalogStore:
         """Holds claims on `skus` for the write that makes the product `version`.
 
         If the write is known not to have landed (a SKU is taken, or another write came first),
-        the claims it created are deleted again. On any other failure the outcome is unknown,
-        so they stay: valid if the revision landed, stale after the lease if it did not."""
+        the claims it created are freed again. On any other failure the outcome is unknown, so
+        they stay: valid if the revision landed, stale after the lease if it did not."""
         created: list[str] = []
         try:
             taken: list[str] = []
             for sku in sorted(skus):  # one order everywhere: two racing writers meet on one SKU
-                outcome, claim_id = await self._claim(sku, product_id, version)
+                outcome = await self._claim(sku, product_id, version)
                 if outcome == "created":
-                    created.append(claim_id)
+                    created.append(sku)
                 elif outcome == "theirs":
                     taken.append(sku)
             if taken:
                 raise DuplicateSku(taken)
             yield
         except (DuplicateSku, _Superseded):
-            if created:
-                await self._claims.delete_many({"_id": {"$in": created}})
+            await self._claims.drop(product_id, version, created)
             raise
 
     async def _claim(
         self, sku: str, product_id: str, version: int
-    ) -> tuple[Literal["created", "ours", "theirs"], str]:
-        """Claims `sku` for this write: "created" (with the new claim's id), "ours" (the
-        product holds a valid claim already), or "theirs" (another product does)."""
+    ) -> Literal["created", "ours", "theirs"]:
+        """Claims `sku` for this write: "created", "ours" (the product holds a valid claim
+        already), or "theirs" (another product does)."""
         for _ in range(CLAIM_ROUNDS):
-            now = self._clock()
-            claim_id = uuid.uuid4().hex
-            try:
-                await self._claims.insert_one(
-                    {
-                        "_id": claim_id,
-                        "sku": sku,
-                        "product_id": product_id,
-                        "version": version,
-                        "claimed_at": now,
-                    }
-                )
-                return "created", claim_id
-            except DuplicateKeyError:
-                pass
-            held = await self._claims.find_one({"sku": sku})
+            now = self._now()
+            held = await self._claims.insert(sku, product_id, version, now)
+            if held == "created":
+                return "created"
             if held is None:
                 continue  # freed meanwhile
-            owner = await self._latest(held["product_id"])
+            owner = (await self.current(held.product_id)).revision
             stale = claim_is_stale(
-                SkuClaim(sku, held["product_id"], held["version"], held["claimed_at"]),
-                None if owner is None else Owner(owner["version"], owner["deleted"], _skus(owner)),
+                SkuClaim(sku, held.product_id, held.version, held.claimed_at),
+                None
+                if owner is None
+                else Owner(int(owner["version"]), bool(owner["deleted"]), _skus(owner)),
                 now,
                 self._lease,
             )
             if not stale:
-                return ("ours" if held["product_id"] == product_id else "theirs"), held["_id"]
+                return "ours" if held.product_id == product_id else "theirs"
             # Stale, even if it is our own (say, a SKU this product dropped and now takes
             # back): delete exactly that claim and compete for the SKU again.
-            await self._claims.delete_one({"_id": held["_id"]})
-        return "theirs", ""  # it kept changing hands: someone else is claiming it right now
+            await self._claims.take_back(held)
+        return "theirs"  # it kept changing hands: someone else is claiming it right now
+
+
+async def _none() -> None:
+    return None

@@ -1,0 +1,69 @@
+"""Writes between storing their revision in MongoDB and committing it in MariaDB.
+
+A write records itself here before it stores its revision; its commit deletes the record in
+its own transaction. A record that outlives a short grace is a write that stopped half-way (a
+crash, a MariaDB outage): the repair sweep finds it through the index on `started_at` and
+commits the revision by key, or, when no revision was stored, forgets it and frees its
+claims. So the sweep reads nothing but indexed rows and keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commerce_services.product.catalog.tables import pending_writes
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    product_id: str
+    version: int
+    started_at: datetime
+
+
+async def forget_in(conn: AsyncConnection, product_id: str, up_to: int) -> None:
+    """Inside a commit: the product's writes up to version `up_to` are done."""
+    await conn.execute(
+        pending_writes.delete().where(
+            pending_writes.c.product_id == product_id, pending_writes.c.version <= up_to
+        )
+    )
+
+
+class PendingWrites:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def start(self, product_id: str, version: int, now: datetime) -> None:
+        """Two writers racing for one version share the record; one of them stores it."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                mysql_insert(pending_writes)
+                .values(product_id=product_id, version=version, started_at=now)
+                .on_duplicate_key_update(started_at=now)
+            )
+
+    async def due(self, started_before: datetime, limit: int) -> list[PendingWrite]:
+        """The oldest writes started before `started_before` (ix_pending_writes_started)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(pending_writes)
+                .where(pending_writes.c.started_at < started_before)
+                .order_by(pending_writes.c.started_at)
+                .limit(limit)
+            )
+            return [PendingWrite(str(r.product_id), int(r.version), r.started_at) for r in rows]
+
+    async def forget(self, product_id: str, version: int) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                pending_writes.delete().where(
+                    pending_writes.c.product_id == product_id,
+                    pending_writes.c.version == version,
+                )
+            )

@@ -1,0 +1,262 @@
+"""The catalog's committed state in the product service's MariaDB: each product's latest
+committed version (the head every read starts from), its listing rows, its SKUs' prices, and
+the change event that tells the search index, all written by one transaction per version.
+
+A version is committed after its revision is stored in MongoDB; a commit is applied only if
+its version is newer than the one stored: commits may come late, twice, or from the repair
+sweep, and the newest version always wins. The transaction also frees the claims the product
+no longer needs, closes the product's pending writes up to the version, and schedules the
+revisions it supersedes for dropping. Listing a category (with its whole subtree, by
+materialized-path prefix) and reading a head are indexed queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, insert, select, union_all, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commerce_services.db.transactions import retry_transaction
+from commerce_services.events.outbox import Outbox
+from commerce_services.product.catalog import pending_writes, revision_stubs, sku_claims, sku_prices
+from commerce_services.product.catalog.events import ProductChanged
+from commerce_services.product.catalog.model import Price
+from commerce_services.product.catalog.tables import outbox, product_categories, product_mappings
+from commerce_services.product.catalog.tables import sku_claims as claims_table
+from commerce_services.product.categories.model import CategoryNotFound, subtree_prefix
+from commerce_services.product.categories.tables import categories
+
+
+@dataclass(frozen=True)
+class Head:
+    """A product's latest committed version."""
+
+    version: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What the commit of one revision writes."""
+
+    product_id: str
+    version: int
+    deleted: bool
+    updated_at: datetime
+    title: str | None
+    category_ids: tuple[int, ...]
+    primary_category_id: int | None
+    prices: tuple[tuple[str, Price], ...]
+
+    @property
+    def skus(self) -> frozenset[str]:
+        return frozenset(sku for sku, _ in self.prices)
+
+    @classmethod
+    def of(cls, revision: Mapping[str, Any]) -> Commit:
+        """From a revision as the catalog stores it (a tombstone commits no rows)."""
+        if revision["deleted"]:
+            return cls(
+                revision["product_id"], revision["version"], True, revision["updated_at"],
+                None, (), None, (),
+            )  # fmt: skip
+        return cls(
+            revision["product_id"],
+            revision["version"],
+            False,
+            revision["updated_at"],
+            revision["title"],
+            tuple(revision["category_ids"]),
+            revision["primary_category_id"],
+            tuple(
+                (v["sku"], Price(int(v["price"]["amount_minor"]), v["price"]["currency"]))
+                for v in revision["variants"]
+            ),
+        )
+
+
+class CatalogProjection:
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._outbox = Outbox(outbox)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    async def missing_categories(self, category_ids: Iterable[int]) -> list[int]:
+        wanted = set(category_ids)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(categories.c.id).where(categories.c.id.in_(wanted)))
+            return sorted(wanted - {int(row.id) for row in rows})
+
+    async def head(self, product_id: str) -> Head | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(product_mappings.c.version, product_mappings.c.deleted).where(
+                        product_mappings.c.product_id == product_id
+                    )
+                )
+            ).one_or_none()
+        return None if row is None else Head(int(row.version), bool(row.deleted))
+
+    async def page(
+        self, category_id: int, include_descendants: bool, after: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` (product id, committed version) in the category (and its subtree), in
+        id order after `after`: keyset paging, so every product is on exactly one page however
+        deep. A subtree is read as one index range per category, merged."""
+        async with self.engine.connect() as conn:
+            path = (
+                await conn.execute(select(categories.c.path).where(categories.c.id == category_id))
+            ).scalar_one_or_none()
+            if path is None:
+                raise CategoryNotFound(f"no category {category_id}")
+            ids = [category_id]
+            if include_descendants:
+                ids += [
+                    int(r.id)
+                    for r in await conn.execute(
+                        select(categories.c.id).where(categories.c.path.like(subtree_prefix(path)))
+                    )
+                ]
+            ranges = [_listing_range(c, after, limit) for c in ids]
+            listed = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
+            # A product in several categories of the subtree is listed once.
+            found = (
+                select(listed.c.product_id, product_mappings.c.version)
+                .distinct()
+                .join(product_mappings, product_mappings.c.product_id == listed.c.product_id)
+                .order_by(listed.c.product_id)
+                .limit(limit)
+            )
+            return [(str(r.product_id), int(r.version)) for r in await conn.execute(found)]
+
+    async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
+        """Live products committed before titles and prices were projected (migration 0006),
+        in id order after `after` (ix_product_mappings_title holds the NULLs)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(product_mappings.c.product_id, product_mappings.c.version)
+                .where(
+                    product_mappings.c.title.is_(None),
+                    product_mappings.c.deleted.is_(False),
+                    product_mappings.c.product_id > after,
+                )
+                .order_by(product_mappings.c.product_id)
+                .limit(limit)
+            )
+            return [(str(r.product_id), int(r.version)) for r in rows]
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    @retry_transaction
+    async def commit(self, change: Commit) -> int | None:
+        """Makes `change` the product's committed version unless it or a newer one is:
+        returns the version it superseded (0 for none), or None when it changed nothing."""
+        now = self._clock()
+        async with self.engine.begin() as conn:
+            stored = await self._locked_version(conn, change.product_id, now)
+            if stored >= change.version:
+                await pending_writes.forget_in(conn, change.product_id, stored)
+                return None
+            await conn.execute(
+                update(product_mappings)
+                .where(product_mappings.c.product_id == change.product_id)
+                .values(
+                    version=change.version,
+                    deleted=change.deleted,
+                    updated_at=now,
+                    title=change.title,
+                )
+            )
+            await conn.execute(
+                product_categories.delete().where(
+                    product_categories.c.product_id == change.product_id
+                )
+            )
+            if change.category_ids:
+                await conn.execute(
+                    insert(product_categories),
+                    [
+                        {
+                            "product_id": change.product_id,
+                            "category_id": category_id,
+                            "is_primary": category_id == change.primary_category_id,
+                        }
+                        for category_id in change.category_ids
+                    ],
+                )
+            await sku_prices.replace_in(conn, change.product_id, change.version, change.prices)
+            await sku_claims.release_in(conn, change.product_id, change.version, change.skus)
+            await pending_writes.forget_in(conn, change.product_id, change.version)
+            superseded = range(max(stored, 1), change.version)
+            await revision_stubs.record_in(
+                conn, [f"{change.product_id}:{k}" for k in superseded], now
+            )
+            event = ProductChanged(
+                change.product_id, change.version, change.deleted, change.updated_at
+            )
+            await self._outbox.append(conn, event.outbox_event(), now)
+        return stored
+
+    @retry_transaction
+    async def complete(self, change: Commit) -> bool:
+        """For a product committed before migration 0006: its title, prices and SKU claims,
+        if `change` is still its committed version. True when written."""
+        now = self._clock()
+        async with self.engine.begin() as conn:
+            stored = await self._locked_version(conn, change.product_id, now)
+            if stored != change.version or change.deleted:
+                return False
+            await conn.execute(
+                update(product_mappings)
+                .where(product_mappings.c.product_id == change.product_id)
+                .values(title=change.title)
+            )
+            await sku_prices.replace_in(conn, change.product_id, change.version, change.prices)
+            if change.prices:
+                await conn.execute(
+                    mysql_insert(claims_table).prefix_with("IGNORE"),
+                    [
+                        {
+                            "sku": sku,
+                            "product_id": change.product_id,
+                            "version": change.version,
+                            "claimed_at": now,
+                        }
+                        for sku, _ in change.prices
+                    ],
+                )
+        return True
+
+    async def _locked_version(self, conn: AsyncConnection, product_id: str, now: datetime) -> int:
+        # The row must exist to be locked; a no-op upsert creates it at version 0.
+        await conn.execute(
+            mysql_insert(product_mappings)
+            .values(product_id=product_id, version=0, deleted=False, updated_at=now)
+            .on_duplicate_key_update(product_id=product_mappings.c.product_id)
+        )
+        return int(
+            (
+                await conn.execute(
+                    select(product_mappings.c.version)
+                    .where(product_mappings.c.product_id == product_id)
+                    .with_for_update()
+                )
+            ).scalar_one()
+        )
+
+
+def _listing_range(category_id: int, after: str | None, limit: int) -> Select[Any]:
+    query = select(product_categories.c.product_id).where(
+        product_categories.c.category_id == category_id
+    )
+    if after is not None:
+        query = query.where(product_categories.c.product_id > after)
+    return query.order_by(product_categories.c.product_id).limit(limit)
