@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from commerce_services.product.catalog.events import MalformedChange, ProductChanged
 from commerce_services.product.catalog.model import (
     CLAIM_LEASE,
     InvalidCursor,
@@ -312,3 +313,39 @@ OLD_CLAIM = replace(CLAIM, claimed_at=NOW - CLAIM_LEASE - timedelta(seconds=1))
 )
 def test_claim_staleness(claim: SkuClaim, owner: Owner | None, stale: bool) -> None:
     assert claim_is_stale(claim, owner, NOW) is stale
+
+
+# ---- the catalog's change event --------------------------------------------------------------
+
+PRODUCT = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_change_event_round_trips_through_its_outbox_payload() -> None:
+    change = ProductChanged(PRODUCT, 3, False, datetime(2026, 1, 2, 3, 4, 5, 6000))
+    event = change.outbox_event()
+    assert (event.aggregate_type, event.aggregate_id, event.event_type) == (
+        "product",
+        PRODUCT,
+        "product_changed",
+    )
+    payload = json.loads(json.dumps(event.payload))  # as the consumer receives it
+    assert payload["updated_at"] == "2026-01-02T03:04:05.006000+00:00"
+    assert ProductChanged.of(payload) == change
+    assert change.revision_id == f"{PRODUCT}:3"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"product_id": "x", "version": 1, "deleted": False, "updated_at": "2026-01-01"},
+        {"product_id": PRODUCT, "version": 0, "deleted": False, "updated_at": "2026-01-01"},
+        {"product_id": PRODUCT, "version": True, "deleted": False, "updated_at": "2026-01-01"},
+        {"product_id": PRODUCT, "version": "1", "deleted": False, "updated_at": "2026-01-01"},
+        {"product_id": PRODUCT, "version": 1, "deleted": "no", "updated_at": "2026-01-01"},
+        {"product_id": PRODUCT, "version": 1, "deleted": False, "updated_at": "yesterday"},
+    ],
+)
+def test_a_malformed_change_event_is_refused(payload: dict[str, object]) -> None:
+    with pytest.raises(MalformedChange):
+        ProductChanged.of(payload)
