@@ -59,9 +59,7 @@ async def test_a_hung_engine_is_given_up_fast_and_probed_again_later(
     app = create_app(
         ElasticsearchEngine(client, reads=guard),
         alias,
-        MongoFallback(
-            CatalogRevisions(catalog_db.client, catalog_db.name), CatalogReads(engine)
-        ),
+        MongoFallback(CatalogRevisions(catalog_db.client, catalog_db.name), CatalogReads(engine)),
         {},
     )
     api = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s.test")
