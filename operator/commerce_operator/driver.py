@@ -149,6 +149,20 @@ class Run:
         self.changes.append(message)
         await self.kube.post_event(self.body, reason, message, warning=False)
 
+    async def publish(self, **fields: Any) -> None:
+        """Status fields that resources binding this one read (an OutboxConnector's topics, a
+        CatalogIndex's alias), written at once when they changed, ahead of the steps that may
+        take a while: the binders need not wait for the pass to end."""
+        self.fields.update(fields)
+        changed = {k: v for k, v in fields.items() if _stored(self.written.get(k)) != _stored(v)}
+        if changed:
+            stored = await self.kube.patch_status(
+                self.kind, self.meta.namespace, self.meta.name, changed
+            )
+            if stored is not None:
+                self.resource_version = str(stored["metadata"].get("resourceVersion", ""))
+            self.written.update(changed)
+
     async def write(self, results: Sequence[StepResult], *, paused: bool = False) -> None:
         """The status for `results`, patched if it changed; an Event if Ready's status or
         reason changed."""

@@ -15,6 +15,7 @@ is up to date. What is written is a server-side apply under the operator's field
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -92,18 +93,32 @@ class OwnedObjects:
         )
 
     async def ensure(self, objects: Iterable[Mapping[str, Any]]) -> dict[str, Json]:
-        """Applies, in order, each object that is not up to date (with its spec hash); answers
-        what is now stored by `Kind/name`, applied or watched."""
+        """Applies each object that is not up to date (with its spec hash); answers what is
+        now stored by `Kind/name`, applied or watched. Two rounds of requests side by side:
+        first everything a Deployment's pods refer to or sit behind (ServiceAccount,
+        ConfigMap, Service, ...), then the Deployments, so a pod never starts without its
+        ServiceAccount or ConfigMap."""
+        wanted = [with_spec_hash(obj) for obj in objects]
         stored: dict[str, Json] = {}
-        for obj in objects:
-            wanted = with_spec_hash(obj)
-            meta = wanted["metadata"]
-            kind = kube.kind_of(wanted["apiVersion"], wanted["kind"])
-            observed = self.state.get(kind, meta["namespace"], meta["name"])
-            if observed is None or not self.up_to_date(wanted, observed):
-                observed = await self.api.apply(wanted)
-                self._applied[_key(wanted)] = stored_form(observed, wanted)
-            stored[f"{wanted['kind']}/{meta['name']}"] = observed
+        for round_ in (
+            [obj for obj in wanted if obj["kind"] != "Deployment"],
+            [obj for obj in wanted if obj["kind"] == "Deployment"],
+        ):
+            done = await asyncio.gather(*(self._ensure(obj) for obj in round_))
+            stored.update(
+                (f"{obj['kind']}/{obj['metadata']['name']}", found)
+                for obj, found in zip(round_, done, strict=True)
+            )
+        return stored
+
+    async def _ensure(self, wanted: Json) -> Json:
+        meta = wanted["metadata"]
+        kind = kube.kind_of(wanted["apiVersion"], wanted["kind"])
+        observed = self.state.get(kind, meta["namespace"], meta["name"])
+        if observed is not None and self.up_to_date(wanted, observed):
+            return observed
+        stored = await self.api.apply(wanted)
+        self._applied[_key(wanted)] = stored_form(stored, wanted)
         return stored
 
     async def prune(

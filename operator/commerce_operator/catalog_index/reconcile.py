@@ -165,6 +165,7 @@ class CatalogIndexFlow:
         return None
 
     async def steps(self, run: Run, spec: CatalogIndexSpec) -> Sequence[StepResult]:
+        await run.publish(alias=spec.alias)
         index = await _IndexStep(self.indices, run, spec).run()
         return [index, await self._worker(run, spec)]
 
@@ -239,7 +240,6 @@ class _IndexStep:
 
     async def _index(self) -> str:
         run, spec, indices, alias = self.run_, self.spec, self.indices, self.spec.alias
-        run.fields["alias"] = alias
         observed = await indices.observe(alias)
         migrating_to = (run.written.get("migration") or {}).get("toIndex")
         current = current_index(observed, run.written.get("currentIndex"), migrating_to)

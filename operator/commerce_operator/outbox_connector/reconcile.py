@@ -168,11 +168,8 @@ class OutboxConnectorFlow:
     async def steps(self, run: Run, spec: OutboxConnectorSpec) -> Sequence[StepResult]:
         meta = run.meta
         topics = desired_topics(spec, meta)
-        run.fields.update(
-            connectorName=connector_name(meta),
-            topics=[t.name for t in topics],
-            eventTopics=topics_by_aggregate(spec),
-        )
+        run.fields.update(connectorName=connector_name(meta), topics=[t.name for t in topics])
+        await run.publish(eventTopics=topics_by_aggregate(spec))
         topics_step, partitions = await self._topics(run, topics)
         history = _history(run.written)
         connector_step, observed, restart_delay, history = await self._connector(
