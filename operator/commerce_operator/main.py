@@ -2,9 +2,10 @@
 
 Runs Kopf embedded (`kopf.operator` in our own event loop) with:
 - peering, so only one replica is active: each replica's priority is its start time in
-  milliseconds, so the newest wins and the others pause (Kopf lets equal priorities all run, so
-  they must differ); peering is mandatory (the KopfPeering CRDs must be installed), except with
-  `--standalone` for development; the work queues follow the same peering (`peering_gate.py`);
+  milliseconds, so the newest wins and the others pause (Kopf pauses all replicas of equal
+  priority, so they must differ); peering is mandatory (the KopfPeering CRDs must be
+  installed), except with `--standalone` for development; the work queues follow the same
+  peering (`peering_gate.py`);
 - watches of the namespaces given by `--namespace` (repeatable), cluster-wide without one, of
   the commerce kinds, the objects they own and the Secrets they bind (`watches.py`): the
   watched state every reconcile reads (`cache.py`);
