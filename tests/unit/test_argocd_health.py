@@ -1,5 +1,7 @@
-"""The Argo CD health check of the commerce.io kinds, run by a real Lua interpreter (Debian's
-lua5.4, installed on first use) against status objects like the operator writes."""
+"""The Argo CD health check of the commerce.io kinds, run under the Lua VM Argo CD embeds:
+gopher-lua (Lua 5.1 semantics, no string library), through a small Go harness that sets up the
+VM as Argo CD's controller does (devstack/go/argocd-health), against status objects like the
+operator writes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from commerce_devstack.install.debian import ensure_packages
+from commerce_devstack.argocd_health import harness
+from commerce_devstack.settings import StackSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "argocd"
 SCRIPT = (SAMPLES / "health.lua").read_text()
@@ -19,35 +22,21 @@ KINDS = ("CommerceService", "OutboxConnector", "CatalogIndex")
 
 
 @pytest.fixture(scope="session")
-def lua() -> str:
-    return ensure_packages("lua5.4", ["lua5.4"])
+def argocd_lua() -> Path:
+    return harness(StackSettings())
 
 
-def _lua_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"[{_lua_value(k)}] = {_lua_value(v)}" for k, v in value.items()) + "}"
-        )
-    if isinstance(value, list):
-        return "{" + ", ".join(_lua_value(v) for v in value) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(str(value))  # a JSON string literal is a valid Lua string literal here
-
-
-def health(lua: str, obj: dict[str, Any]) -> tuple[str, str]:
-    # Argo CD runs the script with the resource as the global `obj` and reads the returned table.
-    program = (
-        f"obj = {_lua_value(obj)}\n"
-        f"local function check()\n{SCRIPT}\nend\n"
-        'local hs = check()\nio.write(hs.status, "\\n", hs.message)\n'
-    )
-    done = subprocess.run([lua, "-"], input=program, capture_output=True, text=True, timeout=10)
+def run_scripts(binary: Path, requests: list[tuple[str, dict[str, Any]]]) -> list[dict[str, str]]:
+    lines = "".join(json.dumps({"script": script, "obj": obj}) + "\n" for script, obj in requests)
+    done = subprocess.run([binary], input=lines, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    status, message = done.stdout.split("\n", 1)
-    return status, message
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def health(binary: Path, obj: dict[str, Any]) -> tuple[str, str]:
+    [answer] = run_scripts(binary, [(SCRIPT, obj)])
+    assert "error" not in answer, answer["error"]
+    return answer["status"], answer.get("message", "")
 
 
 def _resource(
@@ -125,9 +114,31 @@ def _c(kind: str, status: str, reason: str = "", message: str = "") -> dict[str,
     ],
 )
 def test_health_of_a_commerce_resource(
-    lua: str, resource: dict[str, Any], expected: tuple[str, str]
+    argocd_lua: Path, resource: dict[str, Any], expected: tuple[str, str]
 ) -> None:
-    assert health(lua, resource) == expected
+    assert health(argocd_lua, resource) == expected
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        # Argo CD opens no string library: a script that relies on one fails there.
+        ('return {status = string.upper("healthy")}', "attempt to index a non-table object"),
+        ('return {status = "Healthy", message = 3}', "message is a number"),
+        ('return "Healthy"', "expect table output"),
+        ("while true do end", "context deadline exceeded"),
+    ],
+)
+def test_the_harness_refuses_what_argo_cd_refuses(
+    argocd_lua: Path, script: str, expected: str
+) -> None:
+    [answer] = run_scripts(argocd_lua, [(script, {})])
+    assert expected in answer.get("error", ""), answer
+
+
+def test_an_unknown_status_is_unknown_as_in_argo_cd(argocd_lua: Path) -> None:
+    [answer] = run_scripts(argocd_lua, [('return {status = "Fine"}', {})])
+    assert answer == {"status": "Unknown", "message": "Lua returned an invalid health status"}
 
 
 def test_the_argocd_config_carries_the_same_script_for_every_kind() -> None:
