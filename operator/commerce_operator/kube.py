@@ -56,22 +56,40 @@ class Kind:
         return f"{base}{where}/{self.plural}{tail}"
 
 
+SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
+SECRET = Kind("v1", "Secret", "secrets")
+SERVICE = Kind("v1", "Service", "services")
+EVENT = Kind("v1", "Event", "events")
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+HORIZONTAL_POD_AUTOSCALER = Kind(
+    "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"
+)
+POD_DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+COMMERCE_SERVICE = Kind("commerce.io/v1alpha1", "CommerceService", "commerceservices")
+OUTBOX_CONNECTOR = Kind("commerce.io/v1alpha1", "OutboxConnector", "outboxconnectors")
+CATALOG_INDEX = Kind("commerce.io/v1alpha1", "CatalogIndex", "catalogindexes")
+CLUSTER_KOPF_PEERING = Kind(
+    "kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False
+)
+KOPF_PEERING = Kind("kopf.dev/v1", "KopfPeering", "kopfpeerings")
+
 KINDS: Mapping[tuple[str, str], Kind] = {
     (k.api_version, k.kind): k
     for k in (
-        Kind("v1", "ServiceAccount", "serviceaccounts"),
-        Kind("v1", "ConfigMap", "configmaps"),
-        Kind("v1", "Secret", "secrets"),
-        Kind("v1", "Service", "services"),
-        Kind("v1", "Event", "events"),
-        Kind("apps/v1", "Deployment", "deployments"),
-        Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        Kind("commerce.io/v1alpha1", "CommerceService", "commerceservices"),
-        Kind("commerce.io/v1alpha1", "OutboxConnector", "outboxconnectors"),
-        Kind("commerce.io/v1alpha1", "CatalogIndex", "catalogindexes"),
-        Kind("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
-        Kind("kopf.dev/v1", "KopfPeering", "kopfpeerings"),
+        SERVICE_ACCOUNT,
+        CONFIG_MAP,
+        SECRET,
+        SERVICE,
+        EVENT,
+        DEPLOYMENT,
+        HORIZONTAL_POD_AUTOSCALER,
+        POD_DISRUPTION_BUDGET,
+        COMMERCE_SERVICE,
+        OUTBOX_CONNECTOR,
+        CATALOG_INDEX,
+        CLUSTER_KOPF_PEERING,
+        KOPF_PEERING,
     )
 }
 
@@ -181,19 +199,6 @@ def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Json:
     )
 
 
-def patch_metadata(
-    api: client.ApiClient, kind: Kind, namespace: str, name: str, metadata: Json
-) -> Json:
-    """A merge patch of the object's metadata (an annotation set, or removed with None)."""
-    return _call(
-        api,
-        "PATCH",
-        kind.path(namespace, name),
-        body={"metadata": metadata},
-        content_type="application/merge-patch+json",
-    )
-
-
 def delete(api: client.ApiClient, kind: Kind, namespace: str, name: str, uid: str) -> bool:
     """Deletes the object only if it is still the one with `uid`; False if it was gone."""
     try:
@@ -212,13 +217,18 @@ def patch_status(
     api: client.ApiClient, kind: Kind, namespace: str, name: str, status: Json
 ) -> Json:
     """A merge patch of the status subresource only: the operator never writes spec."""
-    return _call(
-        api,
-        "PATCH",
-        kind.path(namespace, name) + "/status",
-        body={"status": status},
-        content_type="application/merge-patch+json",
-    )
+    return merge_patch(api, kind.path(namespace, name) + "/status", {"status": status})
+
+
+def patch_metadata(
+    api: client.ApiClient, kind: Kind, namespace: str, name: str, metadata: Json
+) -> Json:
+    """A merge patch of the object's metadata (an annotation set, or removed with None)."""
+    return merge_patch(api, kind.path(namespace, name), {"metadata": metadata})
+
+
+def merge_patch(api: client.ApiClient, path: str, body: Json) -> Json:
+    return _call(api, "PATCH", path, body=body, content_type="application/merge-patch+json")
 
 
 _event_serial = itertools.count(1)
@@ -261,4 +271,4 @@ def post_event(
         "lastTimestamp": now,
         "count": 1,
     }
-    _call(api, "POST", KINDS[("v1", "Event")].path(meta["namespace"]), body=event)
+    _call(api, "POST", EVENT.path(meta["namespace"]), body=event)

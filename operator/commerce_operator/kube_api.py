@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -75,22 +75,12 @@ class KubernetesApi:
     async def patch_status(
         self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]
     ) -> Json | None:
-        try:
-            return await asyncio.to_thread(
-                kube.patch_status, self._api, kind, namespace, name, dict(status)
-            )
-        except kube.NotFound:
-            return None
+        return await _unless_gone(kube.patch_status, self._api, kind, namespace, name, status)
 
     async def patch_metadata(
         self, kind: Kind, namespace: str, name: str, metadata: Mapping[str, Any]
     ) -> Json | None:
-        try:
-            return await asyncio.to_thread(
-                kube.patch_metadata, self._api, kind, namespace, name, dict(metadata)
-            )
-        except kube.NotFound:
-            return None
+        return await _unless_gone(kube.patch_metadata, self._api, kind, namespace, name, metadata)
 
     async def post_event(
         self, subject: Mapping[str, Any], reason: str, message: str, *, warning: bool
@@ -108,8 +98,23 @@ class KubernetesApi:
             log.warning("could not post the event %s: %s", reason, exc)
 
     async def secret_values(self, namespace: str, name: str) -> dict[str, str] | None:
-        found = await self.get(kube.kind_of("v1", "Secret"), namespace, name)
+        found = await self.get(kube.SECRET, namespace, name)
         if found is None:
             return None
         data: Mapping[str, str] = found.get("data") or {}
         return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
+async def _unless_gone(
+    patch: Callable[[client.ApiClient, Kind, str, str, Json], Json],
+    api: client.ApiClient,
+    kind: Kind,
+    namespace: str,
+    name: str,
+    body: Mapping[str, Any],
+) -> Json | None:
+    """A patch in the thread pool; None when the object is gone."""
+    try:
+        return await asyncio.to_thread(patch, api, kind, namespace, name, dict(body))
+    except kube.NotFound:
+        return None

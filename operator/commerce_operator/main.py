@@ -39,10 +39,7 @@ from commerce_operator import kube
 from commerce_operator.backoff import Backoff
 from commerce_operator.cache import KopfIndices
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
-from commerce_operator.catalog_index.reconcile import (
-    CATALOG_INDEX,
-    CatalogIndexFlow,
-)
+from commerce_operator.catalog_index.reconcile import CatalogIndexFlow
 from commerce_operator.catalog_index.reconcile import (
     needs_finalizer as catalog_index_needs_finalizer,
 )
@@ -51,7 +48,7 @@ from commerce_operator.driver import Flow, Reconciler
 from commerce_operator.kube_api import KubernetesApi
 from commerce_operator.outbox_connector.connect_client import ConnectClient
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
-from commerce_operator.outbox_connector.reconcile import OUTBOX_CONNECTOR, OutboxConnectorFlow
+from commerce_operator.outbox_connector.reconcile import OutboxConnectorFlow
 from commerce_operator.owned_objects import OwnedObjects
 from commerce_operator.peering_gate import PeeringGate
 from commerce_operator.settings import (
@@ -68,8 +65,6 @@ from commerce_operator.workqueue import AlwaysOpen, Gate, WorkQueue
 # handlers) under our group's name rather than Kopf's default kopf.zalando.org.
 BOOKKEEPING_PREFIX = "operator.commerce.io"
 PEERING_NAME = "commerce-operator"
-CLUSTER_PEERING = kube.kind_of("kopf.dev/v1", "ClusterKopfPeering")
-NAMESPACED_PEERING = kube.kind_of("kopf.dev/v1", "KopfPeering")
 
 log = logging.getLogger("commerce_operator")
 
@@ -225,7 +220,9 @@ def build(
         outbox = OutboxSettings.from_env(env)
     except SettingsError as exc:
         flows.append(
-            Unconfigured(OUTBOX_CONNECTOR, str(exc), options.resync_seconds, True, lambda _: True)
+            Unconfigured(
+                kube.OUTBOX_CONNECTOR, str(exc), options.resync_seconds, True, lambda _: True
+            )
         )
     else:
         topics = KafkaTopics(outbox.bootstrap_servers)
@@ -237,7 +234,7 @@ def build(
     except SettingsError as exc:
         flows.append(
             Unconfigured(
-                CATALOG_INDEX,
+                kube.CATALOG_INDEX,
                 str(exc),
                 options.resync_seconds,
                 True,
@@ -289,10 +286,10 @@ def _peerings(
 
     async def read() -> list[Mapping[str, Any]]:
         if not options.namespaces:
-            found = [await kube_api.get(CLUSTER_PEERING, "", options.peering_name)]
+            found = [await kube_api.get(kube.CLUSTER_KOPF_PEERING, "", options.peering_name)]
         else:
             found = [
-                await kube_api.get(NAMESPACED_PEERING, namespace, options.peering_name)
+                await kube_api.get(kube.KOPF_PEERING, namespace, options.peering_name)
                 for namespace in options.namespaces
             ]
         return [dict(peering.get("status") or {}) for peering in found if peering is not None]

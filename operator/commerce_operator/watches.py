@@ -40,14 +40,13 @@ from commerce_operator.cache import (
     secret_info,
 )
 from commerce_operator.driver import Reconciler
-from commerce_operator.kube import Kind, kind_of
+from commerce_operator.kube import SECRET, Kind
 from commerce_operator.resource import MANAGED_BY, VERSION, controlling_owner
 from commerce_operator.workqueue import Key, WorkQueue
 
 log = logging.getLogger(__name__)
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
-SECRET = kind_of("v1", "Secret")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """What the services and the operator agree on, in one place both import: the names and
-formats one side writes and the other reads. Pure; it imports nothing of either side.
+formats one side writes and the other reads (and, for the checkpoints, the few requests that
+read and write them). It imports nothing of either side.
 
 Search (the catalog sync worker and the CatalogIndex reconciler):
 - documents live in `<alias>-v<version>` behind the alias, so a mapping change is a new
@@ -18,6 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from elasticsearch import AsyncElasticsearch
 
 # ---- search: index versions behind an alias ---------------------------------------------
 
@@ -57,8 +60,8 @@ START = Checkpoint(0, "")
 Stream = Literal["revisions", "stock"]
 STREAMS: tuple[Stream, ...] = ("revisions", "stock")
 
-CHECKPOINT_INDEX_SETTINGS: Mapping[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
-CHECKPOINT_MAPPING: Mapping[str, Any] = {
+_CHECKPOINT_INDEX_SETTINGS: Mapping[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+_CHECKPOINT_MAPPING: Mapping[str, Any] = {
     "dynamic": "strict",
     "properties": {
         "index": {"type": "keyword"},
@@ -78,16 +81,52 @@ def checkpoint_id(index: str, stream: Stream) -> str:
     return index if stream == "revisions" else f"{index}:{stream}"
 
 
-def checkpoint_document(index: str, checkpoint: Checkpoint) -> dict[str, Any]:
-    return {
-        "index": index,
-        "updated_at_ms": checkpoint.updated_at_ms,
-        "revision_id": checkpoint.revision_id,
-    }
-
-
-def checkpoint_from_document(source: Mapping[str, Any]) -> Checkpoint:
+async def load_checkpoint(
+    es: AsyncElasticsearch, alias: str, index: str, stream: Stream = "revisions"
+) -> Checkpoint | None:
+    """None when there is none (nor a checkpoint index). Elasticsearch's errors propagate,
+    for each side to judge."""
+    found = await es.options(ignore_status=404).get(
+        index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+    )
+    if found.meta.status == 404:
+        return None
+    source = found["_source"]
     return Checkpoint(int(source["updated_at_ms"]), str(source["revision_id"]))
+
+
+async def save_checkpoint(
+    es: AsyncElasticsearch,
+    alias: str,
+    index: str,
+    checkpoint: Checkpoint,
+    stream: Stream = "revisions",
+) -> None:
+    """Creates the checkpoint index on first use."""
+    if not await es.indices.exists(index=checkpoint_index(alias)):
+        # 400 when a concurrent save created it first: it exists, which is the point.
+        await es.options(ignore_status=400).indices.create(
+            index=checkpoint_index(alias),
+            settings=dict(_CHECKPOINT_INDEX_SETTINGS),
+            mappings=dict(_CHECKPOINT_MAPPING),
+        )
+    await es.index(
+        index=checkpoint_index(alias),
+        id=checkpoint_id(index, stream),
+        document={
+            "index": index,
+            "updated_at_ms": checkpoint.updated_at_ms,
+            "revision_id": checkpoint.revision_id,
+        },
+    )
+
+
+async def delete_checkpoints(es: AsyncElasticsearch, alias: str, index: str) -> None:
+    """Every stream's checkpoint of the version `index`; gone already is fine."""
+    for stream in STREAMS:
+        await es.options(ignore_status=404).delete(
+            index=checkpoint_index(alias), id=checkpoint_id(index, stream)
+        )
 
 
 # ---- events: the Debezium outbox connector ----------------------------------------------

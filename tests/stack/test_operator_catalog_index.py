@@ -30,8 +30,8 @@ from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.settings import StackSettings
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
-from commerce_operator.catalog_index.reconcile import CATALOG_INDEX, CatalogIndexFlow
-from commerce_operator.kube import Kind
+from commerce_operator.catalog_index.reconcile import CatalogIndexFlow
+from commerce_operator.kube import CATALOG_INDEX, Kind
 from commerce_operator.kube_api import KubernetesApi
 from commerce_operator.owned_objects import OwnedObjects
 from commerce_operator.resource import PAUSED_ANNOTATION

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from commerce_operator.backoff import Backoff
-from commerce_operator.catalog_index.reconcile import CATALOG_INDEX, CatalogIndexFlow
+from commerce_operator.catalog_index.reconcile import CatalogIndexFlow
 from commerce_operator.driver import Reconciler
+from commerce_operator.kube import CATALOG_INDEX
 from commerce_operator.owned_objects import OwnedObjects
 from commerce_services.contracts import START, Checkpoint
 from tests.unit.operator_fakes import FakeCluster, FakeIndices

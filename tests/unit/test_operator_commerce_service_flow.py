@@ -11,8 +11,9 @@ import pytest
 from kubernetes import client
 
 from commerce_operator.backoff import Backoff
-from commerce_operator.commerce_service.reconcile import COMMERCE_SERVICE, CommerceServiceFlow
+from commerce_operator.commerce_service.reconcile import CommerceServiceFlow
 from commerce_operator.driver import Reconciler
+from commerce_operator.kube import COMMERCE_SERVICE
 from commerce_operator.owned_objects import OwnedObjects
 from tests.unit.operator_fakes import FakeCluster
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from commerce_operator.backoff import Backoff
 from commerce_operator.driver import Reconciler
-from commerce_operator.outbox_connector.reconcile import OUTBOX_CONNECTOR, OutboxConnectorFlow
+from commerce_operator.kube import OUTBOX_CONNECTOR
+from commerce_operator.outbox_connector.reconcile import OutboxConnectorFlow
 from commerce_operator.resource import RESTART_ANNOTATION
 from commerce_operator.settings import CredentialsMode, OutboxSettings
 from tests.unit.operator_fakes import FakeCluster, FakeConnect, FakeTopics

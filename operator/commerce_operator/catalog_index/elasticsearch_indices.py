@@ -34,16 +34,13 @@ from commerce_operator.catalog_index.ports import (
 )
 from commerce_operator.settings import ElasticsearchSettings
 from commerce_services.contracts import (
-    CHECKPOINT_INDEX_SETTINGS,
-    CHECKPOINT_MAPPING,
-    STREAMS,
     Checkpoint,
     Stream,
-    checkpoint_document,
-    checkpoint_from_document,
-    checkpoint_id,
     checkpoint_index,
+    delete_checkpoints,
     index_version,
+    load_checkpoint,
+    save_checkpoint,
 )
 
 log = logging.getLogger(__name__)
@@ -162,10 +159,7 @@ class ElasticsearchIndices:
         """The index and its sync checkpoints; False when the index was gone already."""
         async with _answering():
             answer = await self._es.options(ignore_status=404).indices.delete(index=index)
-            for stream in STREAMS:
-                await self._es.options(ignore_status=404).delete(
-                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
-                )
+            await delete_checkpoints(self._es, alias, index)
         return answer.meta.status != 404
 
     async def delete_checkpoints(self, alias: str) -> bool:
@@ -189,29 +183,13 @@ class ElasticsearchIndices:
         self, alias: str, index: str, stream: Stream = "revisions"
     ) -> Checkpoint | None:
         async with _answering():
-            found = await self._es.options(ignore_status=404).get(
-                index=checkpoint_index(alias), id=checkpoint_id(index, stream)
-            )
-        if found.meta.status == 404:
-            return None
-        return checkpoint_from_document(found["_source"])
+            return await load_checkpoint(self._es, alias, index, stream)
 
     async def save_checkpoint(
         self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
     ) -> None:
         async with _answering():
-            if not await self._es.indices.exists(index=checkpoint_index(alias)):
-                # 400 when the worker created it first: it exists, which is the point.
-                await self._es.options(ignore_status=400).indices.create(
-                    index=checkpoint_index(alias),
-                    settings=dict(CHECKPOINT_INDEX_SETTINGS),
-                    mappings=dict(CHECKPOINT_MAPPING),
-                )
-            await self._es.index(
-                index=checkpoint_index(alias),
-                id=checkpoint_id(index, stream),
-                document=checkpoint_document(index, checkpoint),
-            )
+            await save_checkpoint(self._es, alias, index, checkpoint, stream)
 
     # ---- copy ---------------------------------------------------------------------------
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 
-from commerce_operator import kube
 from commerce_operator.bindings import SecretInfo
 from commerce_operator.cache import WatchedState
 from commerce_operator.catalog_index.desired import (
@@ -59,19 +59,15 @@ from commerce_operator.catalog_index.ports import (
 from commerce_operator.catalog_index.spec import DELETE, RETAIN, CatalogIndexSpec
 from commerce_operator.conditions import Outcome, StepResult
 from commerce_operator.driver import INVALID_SPEC, InvalidSpec, Run
-from commerce_operator.kube import Kind
+from commerce_operator.kube import CATALOG_INDEX, DEPLOYMENT, SECRET, SERVICE_ACCOUNT, Kind
 from commerce_operator.kube_api import KubeApi
 from commerce_operator.owned_objects import OwnedObjects, apply_error, controlled_by
-from commerce_operator.resource import API_VERSION
 from commerce_operator.rollout import rollout_result
 from commerce_services.contracts import START, index_version
 
 log = logging.getLogger(__name__)
 
-CATALOG_INDEX = kube.kind_of(API_VERSION, "CatalogIndex")
-SECRET = kube.kind_of("v1", "Secret")
-DEPLOYMENT = kube.kind_of("apps/v1", "Deployment")
-OWNED_KINDS = (kube.kind_of("v1", "ServiceAccount"), DEPLOYMENT)
+OWNED_KINDS = (SERVICE_ACCOUNT, DEPLOYMENT)
 
 ELASTICSEARCH_UNAVAILABLE = "ElasticsearchUnavailable"
 # Elasticsearch answered a read with an unexpected 4xx (e.g. a permission of its own missing).
@@ -111,33 +107,23 @@ def needs_finalizer(body: Mapping[str, Any]) -> bool:
     return (body.get("spec") or {}).get("deletionPolicy") == DELETE
 
 
+@dataclass
 class CatalogIndexFlow:
-    kind = CATALOG_INDEX
+    indices: Indices
+    kube: KubeApi
+    state: WatchedState
+    owned: OwnedObjects
+    elasticsearch_url: str
+    observe_every: float
+    kind: Kind = CATALOG_INDEX
     owns: tuple[Kind, ...] = OWNED_KINDS
     status_fields: tuple[str, ...] = STATUS_FIELDS
-    cleans_up = True
+    cleans_up: bool = True
     temporary: tuple[type[Exception], ...] = (
         ElasticsearchUnavailable,
         ElasticsearchError,
         OSError,
     )
-
-    def __init__(
-        self,
-        indices: Indices,
-        kube_api: KubeApi,
-        state: WatchedState,
-        owned: OwnedObjects,
-        *,
-        elasticsearch_url: str,
-        observe_every: float,
-    ) -> None:
-        self.indices = indices
-        self.kube = kube_api
-        self.state = state
-        self.owned = owned
-        self.elasticsearch_url = elasticsearch_url
-        self.observe_every = observe_every
 
     def parse(self, body: Mapping[str, Any]) -> CatalogIndexSpec:
         return parse_spec(body)

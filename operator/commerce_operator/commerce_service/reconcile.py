@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 
-from commerce_operator import kube
 from commerce_operator.bindings import SecretInfo
 from commerce_operator.cache import WatchedState
 from commerce_operator.commerce_service.desired import (
@@ -37,29 +37,26 @@ from commerce_operator.commerce_service.desired import (
 from commerce_operator.commerce_service.spec import CommerceServiceSpec
 from commerce_operator.conditions import Outcome, StepResult
 from commerce_operator.driver import InvalidSpec, Run
-from commerce_operator.kube import Kind
+from commerce_operator.kube import (
+    CATALOG_INDEX,
+    COMMERCE_SERVICE,
+    CONFIG_MAP,
+    DEPLOYMENT,
+    HORIZONTAL_POD_AUTOSCALER,
+    OUTBOX_CONNECTOR,
+    POD_DISRUPTION_BUDGET,
+    SECRET,
+    SERVICE,
+    SERVICE_ACCOUNT,
+    Kind,
+)
 from commerce_operator.owned_objects import OwnedObjects, apply_error, controlled_by
-from commerce_operator.resource import API_VERSION
 
 log = logging.getLogger(__name__)
 
-COMMERCE_SERVICE = kube.kind_of(API_VERSION, "CommerceService")
-OUTBOX_CONNECTOR = kube.kind_of(API_VERSION, "OutboxConnector")
-CATALOG_INDEX = kube.kind_of(API_VERSION, "CatalogIndex")
-SECRET = kube.kind_of("v1", "Secret")
-DEPLOYMENT = kube.kind_of("apps/v1", "Deployment")
 # Built only when the spec asks for them: deleted when it stops asking.
-OPTIONAL_KINDS = (
-    kube.kind_of("autoscaling/v2", "HorizontalPodAutoscaler"),
-    kube.kind_of("policy/v1", "PodDisruptionBudget"),
-)
-OWNED_KINDS = (
-    kube.kind_of("v1", "ServiceAccount"),
-    kube.kind_of("v1", "ConfigMap"),
-    DEPLOYMENT,
-    kube.kind_of("v1", "Service"),
-    *OPTIONAL_KINDS,
-)
+OPTIONAL_KINDS = (HORIZONTAL_POD_AUTOSCALER, POD_DISRUPTION_BUDGET)
+OWNED_KINDS = (SERVICE_ACCOUNT, CONFIG_MAP, DEPLOYMENT, SERVICE, *OPTIONAL_KINDS)
 
 STATUS_FIELDS = (
     "replicas",
@@ -71,27 +68,18 @@ STATUS_FIELDS = (
 )
 
 
+@dataclass
 class CommerceServiceFlow:
-    kind = COMMERCE_SERVICE
+    state: WatchedState
+    owned: OwnedObjects
+    # The operator's OPERATOR_ELASTICSEARCH_URL, for the roles that use Elasticsearch.
+    elasticsearch_url: str | None
+    observe_every: float
+    kind: Kind = COMMERCE_SERVICE
     owns: tuple[Kind, ...] = OWNED_KINDS
     status_fields: tuple[str, ...] = STATUS_FIELDS
-    cleans_up = False
+    cleans_up: bool = False
     temporary: tuple[type[Exception], ...] = ()
-
-    def __init__(
-        self,
-        state: WatchedState,
-        owned: OwnedObjects,
-        *,
-        elasticsearch_url: str | None,
-        observe_every: float,
-    ) -> None:
-        """`elasticsearch_url`: the operator's OPERATOR_ELASTICSEARCH_URL, for the roles that
-        use Elasticsearch."""
-        self.state = state
-        self.owned = owned
-        self.elasticsearch_url = elasticsearch_url
-        self.observe_every = observe_every
 
     def parse(self, body: Mapping[str, Any]) -> CommerceServiceSpec:
         try:

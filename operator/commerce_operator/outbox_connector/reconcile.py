@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from commerce_operator import kube
 from commerce_operator.bindings import BINDING_INVALID, BINDING_NOT_FOUND
 from commerce_operator.cache import WatchedState
 from commerce_operator.conditions import Outcome, StepResult
 from commerce_operator.driver import InvalidSpec, Run
-from commerce_operator.kube import Kind
+from commerce_operator.kube import OUTBOX_CONNECTOR, SECRET, Kind
 from commerce_operator.kube_api import KubeApi
 from commerce_operator.outbox_connector.connector_changes import (
     CONNECT_STATES,
@@ -60,14 +59,12 @@ from commerce_operator.outbox_connector.ports import (
 )
 from commerce_operator.outbox_connector.spec import OutboxConnectorSpec
 from commerce_operator.outbox_connector.topic_changes import plan_topics, topics_result
-from commerce_operator.resource import API_VERSION, RESTART_ANNOTATION, ResourceMeta
+from commerce_operator.resource import RESTART_ANNOTATION, ResourceMeta
 from commerce_operator.settings import CredentialsMode, OutboxSettings
 from commerce_services.contracts import heartbeat_topic
 
 log = logging.getLogger(__name__)
 
-OUTBOX_CONNECTOR = kube.kind_of(API_VERSION, "OutboxConnector")
-SECRET = kube.kind_of("v1", "Secret")
 
 KAFKA_UNAVAILABLE = "KafkaUnavailable"
 CONNECT_UNAVAILABLE = "ConnectUnavailable"

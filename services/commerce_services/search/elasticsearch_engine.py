@@ -16,14 +16,10 @@ from tenacity import (
 )
 
 from commerce_services.contracts import (
-    CHECKPOINT_INDEX_SETTINGS,
-    CHECKPOINT_MAPPING,
-    STREAMS,
-    checkpoint_document,
-    checkpoint_from_document,
-    checkpoint_id,
-    checkpoint_index,
+    delete_checkpoints,
     index_version,
+    load_checkpoint,
+    save_checkpoint,
 )
 from commerce_services.search.breaker import ReadGuard
 from commerce_services.search.bulk import bulk_lines, byte_chunks, encoded_size, item_outcome
@@ -236,39 +232,19 @@ class ElasticsearchEngine:
     async def load_checkpoint(
         self, alias: str, index: str, stream: Stream = "revisions"
     ) -> Checkpoint | None:
-        try:
-            async with _answering():
-                found = await self._es.get(
-                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
-                )
-        except NotFoundError:
-            return None
-        return checkpoint_from_document(found["_source"])
+        async with _answering():
+            return await load_checkpoint(self._es, alias, index, stream)
 
     async def delete_checkpoints(self, alias: str, index: str) -> None:
         """Every stream's checkpoint of the generation `index`; gone already is fine."""
         async with _answering():
-            for stream in STREAMS:
-                await self._es.options(ignore_status=404).delete(
-                    index=checkpoint_index(alias), id=checkpoint_id(index, stream)
-                )
+            await delete_checkpoints(self._es, alias, index)
 
     async def save_checkpoint(
         self, alias: str, index: str, checkpoint: Checkpoint, stream: Stream = "revisions"
     ) -> None:
         async with _answering():
-            if not await self._es.indices.exists(index=checkpoint_index(alias)):
-                # 400 when a concurrent save created it first: it exists, which is the point.
-                await self._es.options(ignore_status=400).indices.create(
-                    index=checkpoint_index(alias),
-                    settings=dict(CHECKPOINT_INDEX_SETTINGS),
-                    mappings=dict(CHECKPOINT_MAPPING),
-                )
-            await self._es.index(
-                index=checkpoint_index(alias),
-                id=checkpoint_id(index, stream),
-                document=checkpoint_document(index, checkpoint),
-            )
+            await save_checkpoint(self._es, alias, index, checkpoint, stream)
 
 
 def _alias_of(index: str) -> str:
