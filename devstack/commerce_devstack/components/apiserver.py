@@ -14,6 +14,7 @@ from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
 from commerce_devstack.components.helm_build import helm_bin, helm_path
 from commerce_devstack.components.kube_build import kube_bin
+from commerce_devstack.node.addons import INGRESS_NAMESPACE
 from commerce_devstack.node.network import EXTRA_SERVICE_CIDR, SERVICE_CIDR
 from commerce_devstack.pki import ensure_pki
 from commerce_devstack.process import LaunchSpec
@@ -30,6 +31,25 @@ EXTRA_SERVICE_CIDR_OBJECT = {
 }
 # The components that talk to the API server, each with its own client certificate (pki.py).
 CLIENTS = ("admin", "controller-manager", "scheduler", "kube-proxy", "kubelet")
+# What workloads do with their ServiceAccounts is audited (who asked for what, and the
+# answer): a test can then see every request RBAC refused an operator. The control plane's own
+# requests, and those of the cluster's add-ons, are not written.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [
+        {
+            "level": "None",
+            "userGroups": [
+                "system:serviceaccounts:kube-system",
+                f"system:serviceaccounts:{INGRESS_NAMESPACE}",
+            ],
+        },
+        {"level": "Metadata", "userGroups": ["system:serviceaccounts"]},
+        {"level": "None"},
+    ],
+}
 
 
 def pki_dir(settings: StackSettings) -> Path:
@@ -85,6 +105,10 @@ def write_kubeconfig(settings: StackSettings, client: str = "admin") -> Path:
     return path
 
 
+def audit_log(settings: StackSettings) -> Path:
+    return settings.log_dir / "kube-apiserver-audit.log"
+
+
 def admin_client(settings: StackSettings) -> httpx.Client:
     pki = pki_dir(settings)
     # One SSL context with the CA and the client certificate: httpx ignores `cert=` next to a
@@ -122,6 +146,11 @@ class KubeApiServer(Component):
         ensure_pki(pki_dir(s), [s.node_address, s.host], s.node_name)
         for client in CLIENTS:
             write_kubeconfig(s, client)
+        self._audit_policy.write_text(json.dumps(AUDIT_POLICY, indent=2))
+
+    @property
+    def _audit_policy(self) -> Path:
+        return self.settings.data_dir("kube") / "audit-policy.json"
 
     def launch(self) -> LaunchSpec:
         s = self.settings
@@ -149,6 +178,11 @@ class KubeApiServer(Component):
                 "--enable-admission-plugins=NodeRestriction",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={self._audit_policy}",
+                f"--audit-log-path={audit_log(s)}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=50",
+                "--audit-log-maxbackup=1",
                 "--v=0",
             ]
         )
@@ -178,5 +212,6 @@ class KubeApiServer(Component):
             "kubeconfig": str(kubeconfig_path(self.settings)),
             "kubectl": str(kube_bin(self.settings) / "kubectl"),
             "helm": str(helm_path(self.settings)),
+            "audit_log": str(audit_log(self.settings)),
             "version": versions.KUBERNETES,
         }
