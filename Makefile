@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-flash-sale bench-saga bench-search bench-operator chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-flash-sale bench-saga bench-search bench-catalog bench-operator chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -92,13 +92,21 @@ bench-saga: venv ## saga latency, order accepted -> COMPLETED through Debezium a
 	$(STACK) up
 	$(BIN)/python bench/saga_latency.py
 
-catalog-dataset: venv ## load the deterministic 1,000,000-product catalog (target bench; ~20 min)
-	$(STACK) up
-	$(BIN)/commerce-dataset load --products 1000000 --target bench --report bench/results/search_dataset.json
+# CATALOG_MONGO_URI=mongodb://...: the data sets in another MongoDB than the stack's FerretDB.
+CATALOG_MONGO := $(if $(CATALOG_MONGO_URI),--mongo-uri $(CATALOG_MONGO_URI))
 
-bench-search: venv ## search latency: Elasticsearch vs the MongoDB fallback at 1M products (docs/benchmarks)
+catalog-dataset: venv ## load the deterministic 1,000,000-product catalog (target bench; resumable)
 	$(STACK) up
-	$(BIN)/python bench/search_latency.py
+	$(BIN)/commerce-dataset load --products 1000000 --target bench --report bench/results/search_dataset.json $(CATALOG_MONGO)
+
+bench-search: venv ## search at 1M products: the API vs Elasticsearch directly, the degraded search (docs/benchmarks)
+	$(STACK) up
+	$(BIN)/python bench/search_latency.py --resume $(CATALOG_MONGO)
+
+bench-catalog: catalog-dataset ## the catalog at 1M vs 100 products: reads, prices, pages, orders, index lag, search (docs/benchmarks)
+	$(BIN)/commerce-dataset load --products 100 --target bench_small $(CATALOG_MONGO)
+	$(BIN)/python bench/catalog_latency.py --resume $(CATALOG_MONGO)
+	$(BIN)/python bench/search_latency.py --resume $(CATALOG_MONGO)
 
 bench-operator: venv ## operator load: 500 resources to Ready, CPU, memory, API requests (docs/benchmarks)
 	$(STACK) up
