@@ -35,18 +35,19 @@ async def forget_in(conn: AsyncConnection, product_id: str, up_to: int) -> None:
     )
 
 
+async def start_in(conn: AsyncConnection, product_id: str, version: int, now: datetime) -> None:
+    """Inside the caller's transaction: the write that makes the product `version` begins. Two
+    writers racing for one version share the record; one of them stores the revision."""
+    await conn.execute(
+        mysql_insert(pending_writes)
+        .values(product_id=product_id, version=version, started_at=now)
+        .on_duplicate_key_update(started_at=now)
+    )
+
+
 class PendingWrites:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def start(self, product_id: str, version: int, now: datetime) -> None:
-        """Two writers racing for one version share the record; one of them stores it."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                mysql_insert(pending_writes)
-                .values(product_id=product_id, version=version, started_at=now)
-                .on_duplicate_key_update(started_at=now)
-            )
 
     async def due(self, started_before: datetime, limit: int) -> list[PendingWrite]:
         """The oldest writes started before `started_before` (ix_pending_writes_started)."""

@@ -33,6 +33,28 @@ async def release_in(
     await conn.execute(query)
 
 
+async def claim_in(
+    conn: AsyncConnection, product_id: str, version: int, skus: Collection[str], now: datetime
+) -> dict[str, SkuClaim]:
+    """Inside the caller's transaction: claims each free SKU among `skus` for the write that
+    makes the product `version`, in SKU order (two racing writers meet on one SKU, never in a
+    cycle); returns the claim that holds each SKU afterwards, this write's or another's."""
+    if not skus:
+        return {}
+    await conn.execute(
+        mysql_insert(sku_claims).prefix_with("IGNORE"),
+        [
+            {"sku": sku, "product_id": product_id, "version": version, "claimed_at": now}
+            for sku in sorted(skus)
+        ],
+    )
+    rows = await conn.execute(select(sku_claims).where(sku_claims.c.sku.in_(sorted(skus))))
+    return {
+        str(r.sku): SkuClaim(str(r.sku), str(r.product_id), int(r.version), r.claimed_at)
+        for r in rows
+    }
+
+
 class SkuClaims:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -56,6 +56,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.db.transactions import retry_transaction
+from commerce_services.product.catalog import pending_writes, sku_claims
 from commerce_services.product.catalog.model import (
     CLAIM_LEASE,
     DuplicateSku,
@@ -211,6 +213,7 @@ class CatalogStore:
     ) -> None:
         """`projection`: the MariaDB side of commits (tests pass one that fails)."""
         self._revisions: AsyncCollection[Document] = client[database]["product_revisions"]
+        self._engine = engine
         self._projection = projection or CatalogProjection(engine, clock)
         self._claims = SkuClaims(engine)
         self._pending = PendingWrites(engine)
@@ -414,7 +417,6 @@ class CatalogStore:
         it. DuplicateSku or _Superseded: nothing was stored. A failure after the insert is
         left to the repair sweep: the write has happened."""
         product_id, version = revision["product_id"], revision["version"]
-        await self._pending.start(product_id, version, self._now())
         async with self._claimed(product_id, version, skus):
             try:
                 await self._revisions.insert_one(revision)
@@ -447,20 +449,35 @@ class CatalogStore:
             except Exception:
                 log.warning("stubbing %s:%s failed", product_id, version, exc_info=True)
 
+    @retry_transaction
+    async def _start(
+        self, product_id: str, version: int, skus: Collection[str], now: datetime
+    ) -> dict[str, SkuClaim]:
+        """One transaction: the write is recorded as pending and claims its free SKUs."""
+        async with self._engine.begin() as conn:
+            await pending_writes.start_in(conn, product_id, version, now)
+            return await sku_claims.claim_in(conn, product_id, version, skus, now)
+
     @asynccontextmanager
     async def _claimed(
         self, product_id: str, version: int, skus: Collection[str]
     ) -> AsyncIterator[None]:
-        """Holds claims on `skus` for the write that makes the product `version`.
+        """Records the write that makes the product `version` as pending and holds claims on
+        `skus` for it.
 
         If the write is known not to have landed (a SKU is taken, or another write came first),
         the claims it created are freed again. On any other failure the outcome is unknown, so
         they stay: valid if the revision landed, stale after the lease if it did not."""
-        created: list[str] = []
+        now = self._now()
+        held = await self._start(product_id, version, skus, now)
+        created = [s for s, c in held.items() if c == SkuClaim(s, product_id, version, now)]
         try:
             taken: list[str] = []
-            for sku in sorted(skus):  # one order everywhere: two racing writers meet on one SKU
-                outcome = await self._claim(sku, product_id, version)
+            for sku in sorted(skus):
+                claim = held.get(sku)
+                if claim is not None and claim.product_id == product_id:
+                    continue  # this write's, or the product's since an earlier write
+                outcome = await self._claim(sku, product_id, version, claim)
                 if outcome == "created":
                     created.append(sku)
                 elif outcome == "theirs":
@@ -473,31 +490,31 @@ class CatalogStore:
             raise
 
     async def _claim(
-        self, sku: str, product_id: str, version: int
+        self, sku: str, product_id: str, version: int, held: SkuClaim | None
     ) -> Literal["created", "ours", "theirs"]:
-        """Claims `sku` for this write: "created", "ours" (the product holds a valid claim
-        already), or "theirs" (another product does)."""
+        """Claims `sku`, which another product's claim `held` holds (None: nobody's any
+        more): "created" when it was stale and this write took it over, "ours", or "theirs"
+        (another product holds it validly)."""
         for _ in range(CLAIM_ROUNDS):
             now = self._now()
-            held = await self._claims.insert(sku, product_id, version, now)
-            if held == "created":
+            if held is not None:
+                owner = (await self.current(held.product_id)).revision
+                stale = claim_is_stale(
+                    held,
+                    None
+                    if owner is None
+                    else Owner(int(owner["version"]), bool(owner["deleted"]), _skus(owner)),
+                    now,
+                    self._lease,
+                )
+                if not stale:
+                    return "ours" if held.product_id == product_id else "theirs"
+                # Stale: delete exactly that claim and compete for the SKU again.
+                await self._claims.take_back(held)
+            found = await self._claims.insert(sku, product_id, version, now)
+            if found == "created":
                 return "created"
-            if held is None:
-                continue  # freed meanwhile
-            owner = (await self.current(held.product_id)).revision
-            stale = claim_is_stale(
-                SkuClaim(sku, held.product_id, held.version, held.claimed_at),
-                None
-                if owner is None
-                else Owner(int(owner["version"]), bool(owner["deleted"]), _skus(owner)),
-                now,
-                self._lease,
-            )
-            if not stale:
-                return "ours" if held.product_id == product_id else "theirs"
-            # Stale, even if it is our own (say, a SKU this product dropped and now takes
-            # back): delete exactly that claim and compete for the SKU again.
-            await self._claims.take_back(held)
+            held = found
         return "theirs"  # it kept changing hands: someone else is claiming it right now
 
 
