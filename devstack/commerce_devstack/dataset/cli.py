@@ -93,12 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=2000, help="products per write")
     parser.add_argument("--report", type=Path, help="load: also write the summary (JSON) here")
-    parser.add_argument(
-        "--fresh", action="store_true", help="load: start over instead of going on"
-    )
+    parser.add_argument("--fresh", action="store_true", help="load: start over instead of going on")
+    parser.add_argument("--mongo-uri", help="another MongoDB than the stack's FerretDB")
     args = parser.parse_args(argv)
     try:
-        target = Target(args.target)
+        target = Target(args.target, args.mongo_uri)
     except ValueError as exc:
         parser.error(str(exc))
     try:

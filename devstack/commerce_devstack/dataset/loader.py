@@ -282,7 +282,7 @@ async def load(
         report = LoadReport(target.name, seed, count, categories=len(tree))
     database = create_async_engine(target.database_settings(stack).database_url(), pool_size=4)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        stack["ferretdb"]["uri"], serverSelectionTimeoutMS=5000, tz_aware=False
+        target.mongo_uri(stack), serverSelectionTimeoutMS=5000, tz_aware=False
     )
     es = AsyncElasticsearch(stack["elasticsearch"]["url"], request_timeout=300)
     engine = ElasticsearchEngine(es)

@@ -30,6 +30,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 @dataclass(frozen=True)
 class Target:
     name: str
+    # Another MongoDB than the stack's FerretDB (a real MongoDB to compare with, or a FerretDB
+    # built with the `_id` index fix while the stack's still runs an older build).
+    mongo_override: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -38,6 +41,9 @@ class Target:
     @property
     def mongo_database(self) -> str:
         return f"catalog_{self.name}"
+
+    def mongo_uri(self, stack: Endpoints) -> str:
+        return self.mongo_override or str(stack["ferretdb"]["uri"])
 
     @property
     def mariadb_database(self) -> str:
@@ -67,6 +73,7 @@ class Target:
         values = {
             **stack.service_settings("product"),
             "db_name": self.mariadb_database,
+            "mongo_uri": self.mongo_uri(stack),
             "mongo_database": self.mongo_database,
         }
         if prefix == "SEARCH":
@@ -130,7 +137,7 @@ async def drop(stack: Endpoints, target: Target) -> None:
     """Deletes everything of the target; what is already gone is no error."""
     drop_mariadb(stack, target)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        stack["ferretdb"]["uri"], serverSelectionTimeoutMS=5000
+        target.mongo_uri(stack), serverSelectionTimeoutMS=5000
     )
     try:
         await mongo.drop_database(target.mongo_database)
