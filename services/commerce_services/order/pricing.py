@@ -1,7 +1,11 @@
 """Prices for an order's lines, asked of the product service's catalog over gRPC.
 
-A SKU without a price in the order's currency is absent from the answer, so the placement
-refuses it as unknown instead of charging a wrong amount.
+The catalog answers from its price projection (one primary-key read in its MariaDB, whatever
+the catalog's size): the price of the version it has committed when it answers. The order is
+priced once, here, and keeps these prices on its lines; a price changed during the checkout
+prices the orders placed after the change, never this one. A SKU without a price in the
+order's currency is absent from the answer, so the placement refuses it as unknown instead of
+charging a wrong amount.
 """
 
 from __future__ import annotations
