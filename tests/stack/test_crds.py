@@ -43,6 +43,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "source": {
             "documentStore": {"secretName": "catalog-mongo"},
             "productDatabase": {"secretName": "product-db"},
+            "broker": {"secretName": "kafka"},
+            "productEvents": {"outboxConnector": "product-outbox"},
         },
         "syncWorker": {"image": "registry.local/commerce:1.0"},
     },

@@ -52,15 +52,31 @@ COPY_BATCH = 40
 
 @pytest.fixture
 def namespace(
-    kube: client.ApiClient, commerce_crds: list[str], stack: Endpoints, unique: str
+    kube: client.ApiClient,
+    commerce_crds: list[str],
+    stack: Endpoints,
+    unique: str,
+    product_events_topic: str,
 ) -> Iterator[str]:
-    """A namespace with the catalog's MongoDB Secret and the product database's Secret."""
+    """A namespace with the Secrets of the catalog's MongoDB, the product database and Kafka,
+    and the product outbox's OutboxConnector `product-outbox` publishing the topic of the
+    session's own relay of the product database (a stopped connector of its own, when an
+    operator process reconciles it; the passes here only read its status)."""
     name = f"cidx-{unique}"
     core = client.CoreV1Api(kube)
     core.create_namespace(cast(Any, {"metadata": {"name": name}}))
     dsn = stack.mariadb_dsn("product")
+    replication = stack["mariadb"]["replication"]
     for secret, data in (
         ("catalog-mongo", {"uri": stack["ferretdb"]["uri"]}),
+        ("kafka", {"bootstrapServers": stack["kafka"]["bootstrap_servers"]}),
+        (
+            "replication",
+            {
+                "username": replication["user"],
+                "password": stack.secret(replication["password_ref"]),
+            },
+        ),
         (
             "product-db",
             {
@@ -74,6 +90,33 @@ def namespace(
     ):
         body = {"metadata": {"name": secret}, "stringData": data}
         core.create_namespaced_secret(name, cast(Any, body))
+    objects = client.CustomObjectsApi(kube)
+    prefix = product_events_topic.removesuffix(".product.events")
+    outbox = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "OutboxConnector",
+        "metadata": {"name": "product-outbox"},
+        "spec": {
+            "database": {
+                "host": dsn["host"],
+                "port": dsn["port"],
+                "name": dsn["database"],
+                "credentialsSecretRef": {"name": "replication"},
+            },
+            "aggregateTypes": ["product"],
+            "topicPrefix": prefix,
+            "state": "stopped",
+        },
+    }
+    objects.create_namespaced_custom_object(GROUP, VERSION, name, "outboxconnectors", outbox)
+    objects.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        name,
+        "outboxconnectors",
+        "product-outbox",
+        {"status": {"eventTopics": {"product": product_events_topic}}},
+    )
     yield name
     core.delete_namespace(name)
 
@@ -620,6 +663,10 @@ async def test_the_operator_process_indexes_a_catalog_written_during_a_version_c
 ) -> None:
     monkeypatch.setenv("OPERATOR_ELASTICSEARCH_URL", stack["elasticsearch"]["url"])
     monkeypatch.setenv("OPERATOR_CATALOG_COPY_BATCH", "10")
+    # The product outbox's OutboxConnector is reconciled too (a stopped connector of its own).
+    monkeypatch.setenv("OPERATOR_KAFKA_BOOTSTRAP", stack["kafka"]["bootstrap_servers"])
+    monkeypatch.setenv("OPERATOR_CONNECT_URL", stack["connect"]["url"])
+    monkeypatch.setenv("OPERATOR_CONNECT_CREDENTIALS", "literal")
     operator = OperatorProcess(stack, namespace, tmp_path / "operator.log", resync_seconds=2)
     operator.start()
     store = CatalogStore(catalog_db.client, catalog_db.name, engine, utc_now)

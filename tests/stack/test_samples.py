@@ -89,6 +89,7 @@ def test_secret_templates_name_every_bound_secret_and_hold_no_password() -> None
             if doc["kind"] == "CatalogIndex":
                 bound.add(spec["source"]["documentStore"]["secretName"])
                 bound.add(spec["source"]["productDatabase"]["secretName"])
+                bound.add(spec["source"]["broker"]["secretName"])
     assert bound <= names
     for doc in templates:
         data = doc["stringData"]

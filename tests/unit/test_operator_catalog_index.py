@@ -351,6 +351,8 @@ SPEC = CatalogIndexSpec.from_dict(
             "database": "catalog",
             "documentStore": {"secretName": "catalog-mongo"},
             "productDatabase": {"secretName": "product-db"},
+            "broker": {"secretName": "kafka"},
+            "productEvents": {"outboxConnector": "product-outbox"},
         },
         "syncWorker": {"image": "registry.local/commerce:1.0", "resources": {"limits": {"cpu": 1}}},
     }
@@ -358,11 +360,13 @@ SPEC = CatalogIndexSpec.from_dict(
 SECRETS = {
     "catalog-mongo": SecretInfo(frozenset({"uri"}), "4"),
     "product-db": SecretInfo(frozenset({"host", "port", "database", "username", "password"}), "7"),
+    "kafka": SecretInfo(frozenset({"bootstrapServers"}), "3"),
 }
+TOPICS = {"product": "shop.product.events"}
 
 
 def test_the_worker_runs_the_sync_without_creating_indices_and_secrets_stay_references() -> None:
-    account, deployment = worker_objects(SPEC, META, "http://es:9200", SECRETS)
+    account, deployment = worker_objects(SPEC, META, "http://es:9200", SECRETS, TOPICS["product"])
     assert account["kind"] == "ServiceAccount"
     assert account["automountServiceAccountToken"] is False
     assert deployment["metadata"]["name"] == "products-sync"
@@ -382,6 +386,8 @@ def test_the_worker_runs_the_sync_without_creating_indices_and_secrets_stay_refe
         "SEARCH_HTTP_PORT": "8080",
         "SEARCH_LISTEN_HOST": "0.0.0.0",
         "SEARCH_MONGO_DATABASE": "catalog",
+        # The product service's change events, the topic its OutboxConnector publishes.
+        "SEARCH_PRODUCT_EVENTS_TOPIC": "shop.product.events",
     }
     references = {
         e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
@@ -393,6 +399,7 @@ def test_the_worker_runs_the_sync_without_creating_indices_and_secrets_stay_refe
         "SEARCH_DB_NAME": {"name": "product-db", "key": "database"},
         "SEARCH_DB_USER": {"name": "product-db", "key": "username"},
         "SEARCH_DB_PASSWORD": {"name": "product-db", "key": "password"},
+        "SEARCH_KAFKA_BOOTSTRAP": {"name": "kafka", "key": "bootstrapServers"},
     }
     # The settings the worker reads are exactly these names.
     fields = {f"SEARCH_{name.upper()}" for name in SearchSettings.model_fields}
@@ -401,7 +408,7 @@ def test_the_worker_runs_the_sync_without_creating_indices_and_secrets_stay_refe
 
 def test_a_rotated_secret_rolls_the_worker() -> None:
     def config_hash(secrets: dict[str, SecretInfo]) -> str:
-        deployment = worker_objects(SPEC, META, "http://es:9200", secrets)[1]
+        deployment = worker_objects(SPEC, META, "http://es:9200", secrets, "t")[1]
         return str(
             deployment["spec"]["template"]["metadata"]["annotations"]["commerce.io/config-hash"]
         )
@@ -412,19 +419,29 @@ def test_a_rotated_secret_rolls_the_worker() -> None:
 
 
 @pytest.mark.parametrize(
-    ("secrets", "reasons"),
+    ("secrets", "topics", "reasons"),
     [
-        (SECRETS, []),
-        ({"catalog-mongo": SECRETS["catalog-mongo"]}, ["BindingNotFound"]),
+        (SECRETS, TOPICS, []),
+        (
+            {k: v for k, v in SECRETS.items() if k != "product-db"},
+            TOPICS,
+            ["BindingNotFound"],
+        ),
         (
             {**SECRETS, "catalog-mongo": SecretInfo(frozenset({"url"}), "1")},
+            TOPICS,
             ["BindingInvalid"],
         ),
-        ({}, ["BindingNotFound", "BindingNotFound"]),
+        ({}, TOPICS, ["BindingNotFound"] * 3),
+        # The OutboxConnector missing, or not publishing the product events' topic.
+        (SECRETS, None, ["BindingNotFound"]),
+        (SECRETS, {"order": "shop.order.events"}, ["BindingInvalid"]),
     ],
 )
-def test_worker_problems(secrets: dict[str, SecretInfo], reasons: list[str]) -> None:
-    assert [p.reason for p in worker_problems(SPEC, secrets)] == reasons
+def test_worker_problems(
+    secrets: dict[str, SecretInfo], topics: dict[str, str] | None, reasons: list[str]
+) -> None:
+    assert [p.reason for p in worker_problems(SPEC, secrets, topics)] == reasons
 
 
 # ---- operator settings --------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Catalog:
         for secret, keys in (
             ("mongo", ["uri"]),
             ("product-db", ["host", "port", "database", "username", "password"]),
+            ("kafka", ["bootstrapServers"]),
         ):
             self.cluster.put(
                 {
@@ -44,6 +45,15 @@ class Catalog:
                     "stringData": dict.fromkeys(keys, "x"),
                 }
             )
+        # What the CatalogIndex reads of the product outbox's OutboxConnector: its status.
+        self.cluster.put(
+            {
+                "apiVersion": "commerce.io/v1alpha1",
+                "kind": "OutboxConnector",
+                "metadata": {"name": "product-outbox", "namespace": NS},
+                "status": {"eventTopics": {"product": "commerce.product.events"}},
+            }
+        )
         self.resource(MAPPINGS)
 
     def resource(self, mappings: dict[str, Any]) -> None:
@@ -58,6 +68,8 @@ class Catalog:
                     "source": {
                         "documentStore": {"secretName": "mongo"},
                         "productDatabase": {"secretName": "product-db"},
+                        "broker": {"secretName": "kafka"},
+                        "productEvents": {"outboxConnector": "product-outbox"},
                     },
                     "syncWorker": {"image": "commerce:1", "replicas": 0},
                 },

@@ -14,7 +14,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from commerce_operator.bindings import BindingProblem, SecretInfo, secret_key_refs, secret_problem
+from commerce_operator.bindings import (
+    BINDING_INVALID,
+    BINDING_NOT_FOUND,
+    BindingProblem,
+    SecretInfo,
+    secret_key_refs,
+    secret_problem,
+)
 from commerce_operator.catalog_index.spec import CatalogIndexSpec
 from commerce_operator.resource import MANAGED_BY, ResourceMeta, object_meta
 from commerce_services.contracts import index_name, index_version
@@ -63,6 +70,7 @@ PRODUCT_DATABASE_KEYS = {
     "username": "SEARCH_DB_USER",
     "password": "SEARCH_DB_PASSWORD",
 }
+BROKER_KEYS = {"bootstrapServers": "SEARCH_KAFKA_BOOTSTRAP"}
 WORKER_ROLE = "catalog-sync"
 HTTP_PORT = 8080
 
@@ -86,18 +94,36 @@ def worker_selector(meta: ResourceMeta) -> dict[str, str]:
 
 
 def worker_problems(
-    spec: CatalogIndexSpec, secrets: Mapping[str, SecretInfo]
+    spec: CatalogIndexSpec,
+    secrets: Mapping[str, SecretInfo],
+    event_topics: Mapping[str, str] | None,
 ) -> list[BindingProblem]:
-    """A source Secret missing or lacking a key: the worker would crash on a missing setting,
-    so nothing is applied until it is there (it may be created later: retried)."""
-    problems = (
+    """A source Secret missing or lacking a key, or the product events' OutboxConnector not
+    publishing their topic: the worker would crash on a missing setting, so nothing is applied
+    until it is there (it may be created later: retried). `event_topics`: the connector's
+    status.eventTopics, None when there is no such connector or it published none yet."""
+    problems = [
         secret_problem(
             "source.documentStore", spec.document_store_secret, secrets, DOCUMENT_STORE_KEYS
         ),
         secret_problem(
             "source.productDatabase", spec.product_database_secret, secrets, PRODUCT_DATABASE_KEYS
         ),
-    )
+        secret_problem("source.broker", spec.broker_secret, secrets, BROKER_KEYS),
+    ]
+    where = f"source.productEvents: OutboxConnector {spec.events_connector!r}"
+    if event_topics is None:
+        problems.append(
+            BindingProblem(
+                BINDING_NOT_FOUND, f"{where} not found, or its topics not in its status yet"
+            )
+        )
+    elif spec.events_aggregate not in event_topics:
+        problems.append(
+            BindingProblem(
+                BINDING_INVALID, f"{where} has no aggregate type {spec.events_aggregate!r}"
+            )
+        )
     return [problem for problem in problems if problem is not None]
 
 
@@ -106,26 +132,28 @@ def worker_objects(
     meta: ResourceMeta,
     elasticsearch_url: str,
     secrets: Mapping[str, SecretInfo],
+    events_topic: str,
 ) -> list[dict[str, Any]]:
     """The worker's ServiceAccount (no API token) and Deployment running `commerce-search run`
     with SEARCH_CREATE_INDEX=false: the operator creates every index version with the spec's
-    settings and mappings; the worker only fills the one behind the alias."""
+    settings and mappings; the worker only fills the one behind the alias, following the
+    product service's events on `events_topic`."""
     config = {
         "SEARCH_ALIAS": spec.alias,
+        "SEARCH_PRODUCT_EVENTS_TOPIC": events_topic,
         "SEARCH_ELASTICSEARCH_URL": elasticsearch_url,
         "SEARCH_MONGO_DATABASE": spec.mongo_database,
         "SEARCH_CREATE_INDEX": "false",
         "SEARCH_LISTEN_HOST": "0.0.0.0",
         "SEARCH_HTTP_PORT": str(HTTP_PORT),
     }
-    env = secret_key_refs(spec.document_store_secret, DOCUMENT_STORE_KEYS) + secret_key_refs(
-        spec.product_database_secret, PRODUCT_DATABASE_KEYS
+    env = (
+        secret_key_refs(spec.document_store_secret, DOCUMENT_STORE_KEYS)
+        + secret_key_refs(spec.product_database_secret, PRODUCT_DATABASE_KEYS)
+        + secret_key_refs(spec.broker_secret, BROKER_KEYS)
     )
-    versions = {
-        name: secrets[name].resource_version
-        for name in (spec.document_store_secret, spec.product_database_secret)
-        if name in secrets
-    }
+    bound = (spec.document_store_secret, spec.product_database_secret, spec.broker_secret)
+    versions = {name: secrets[name].resource_version for name in bound if name in secrets}
     # A rotated Secret changes the hash and so rolls the worker (env is read at start).
     config_hash = hashlib.sha256(
         json.dumps([config, env, versions], sort_keys=True).encode()

@@ -59,7 +59,14 @@ from commerce_operator.catalog_index.ports import (
 from commerce_operator.catalog_index.spec import DELETE, RETAIN, CatalogIndexSpec
 from commerce_operator.conditions import Outcome, StepResult
 from commerce_operator.driver import INVALID_SPEC, InvalidSpec, Run
-from commerce_operator.kube import CATALOG_INDEX, DEPLOYMENT, SECRET, SERVICE_ACCOUNT, Kind
+from commerce_operator.kube import (
+    CATALOG_INDEX,
+    DEPLOYMENT,
+    OUTBOX_CONNECTOR,
+    SECRET,
+    SERVICE_ACCOUNT,
+    Kind,
+)
 from commerce_operator.kube_api import KubeApi
 from commerce_operator.owned_objects import OwnedObjects, apply_error, controlled_by
 from commerce_operator.rollout import rollout_result
@@ -130,12 +137,17 @@ class CatalogIndexFlow:
 
     def binds(self, body: Mapping[str, Any]) -> list[tuple[Kind, str]]:
         source = (body.get("spec") or {}).get("source") or {}
+        refs = (source.get(key) for key in ("documentStore", "productDatabase", "broker"))
         names = {
             str(ref["secretName"])
-            for ref in (source.get("documentStore"), source.get("productDatabase"))
+            for ref in refs
             if isinstance(ref, Mapping) and "secretName" in ref
         }
-        return [(SECRET, name) for name in sorted(names)]
+        targets: list[tuple[Kind, str]] = [(SECRET, name) for name in sorted(names)]
+        events = source.get("productEvents")
+        if isinstance(events, Mapping) and "outboxConnector" in events:
+            targets.append((OUTBOX_CONNECTOR, str(events["outboxConnector"])))
+        return targets
 
     def published(self, body: Mapping[str, Any]) -> object:
         """What a CommerceService's catalogIndex binding reads of it."""
@@ -158,11 +170,14 @@ class CatalogIndexFlow:
     async def _worker(self, run: Run, spec: CatalogIndexSpec) -> StepResult:
         meta = run.meta
         secrets: dict[str, SecretInfo] = {}
-        for name in (spec.document_store_secret, spec.product_database_secret):
+        for name in (spec.document_store_secret, spec.product_database_secret, spec.broker_secret):
             found = self.state.secret(meta.namespace, name)
             if found is not None:
                 secrets[name] = found
-        problems = worker_problems(spec, secrets)
+        connector = self.state.get(OUTBOX_CONNECTOR, meta.namespace, spec.events_connector)
+        topics = ((connector or {}).get("status") or {}).get("eventTopics")
+        event_topics = dict(topics) if isinstance(topics, Mapping) else None
+        problems = worker_problems(spec, secrets, event_topics)
         if problems:
             return StepResult(
                 "worker",
@@ -170,7 +185,10 @@ class CatalogIndexFlow:
                 problems[0].reason,
                 "; ".join(p.message for p in problems),
             )
-        objects = worker_objects(spec, meta, self.elasticsearch_url, secrets)
+        assert event_topics is not None
+        objects = worker_objects(
+            spec, meta, self.elasticsearch_url, secrets, event_topics[spec.events_aggregate]
+        )
         try:
             stored = await self.owned.ensure(objects)
         except client.ApiException as exc:

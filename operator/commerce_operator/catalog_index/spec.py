@@ -23,7 +23,11 @@ class CatalogIndexSpec:
     mappings: Mapping[str, Any]
     document_store_secret: str  # MongoDB: key uri
     product_database_secret: str  # the product service's MariaDB: host, port, database, ...
+    broker_secret: str  # Kafka: key bootstrapServers
+    # The OutboxConnector relaying the product outbox, and the aggregate type of the events.
+    events_connector: str
     worker: SyncWorker
+    events_aggregate: str = "product"
     settings: Mapping[str, Any] = field(default_factory=dict)
     mongo_database: str = "commerce_catalog"
     previous_versions: int = 1
@@ -38,6 +42,9 @@ class CatalogIndexSpec:
             mappings=dict(spec["mappings"]),
             document_store_secret=str(source["documentStore"]["secretName"]),
             product_database_secret=str(source["productDatabase"]["secretName"]),
+            broker_secret=str(source["broker"]["secretName"]),
+            events_connector=str(source["productEvents"]["outboxConnector"]),
+            events_aggregate=str(source["productEvents"].get("aggregateType", "product")),
             worker=SyncWorker(
                 image=str(worker["image"]),
                 replicas=int(worker.get("replicas", 1)),
