@@ -314,7 +314,10 @@ def outbox_connector(stack: Endpoints, namespace: str, index: int) -> Json:
     )
 
 
-def catalog_index(namespace: str, index: int) -> Json:
+def catalog_index(namespace: str, index: int, mix: Mix) -> Json:
+    """Its product events are an OutboxConnector's events (any: nothing flows, the worker
+    has no replicas), as a CatalogIndex binds them."""
+    events = index % max(mix.outbox_connectors, 1)
     return _resource(
         "cidx",
         f"idx-{index:03d}",
@@ -328,6 +331,11 @@ def catalog_index(namespace: str, index: int) -> Json:
             "source": {
                 "documentStore": {"secretName": "mongo"},
                 "productDatabase": {"secretName": "db"},
+                "broker": {"secretName": "kafka"},
+                "productEvents": {
+                    "outboxConnector": f"obc-{events:02d}",
+                    "aggregateType": f"agg{events}",
+                },
             },
             "syncWorker": {"image": IMAGE, "replicas": 0},
             "deletionPolicy": "Delete",
@@ -372,7 +380,7 @@ def resources(stack: Endpoints, namespace: str, mix: Mix) -> list[Json]:
     then the CommerceServices."""
     return (
         [outbox_connector(stack, namespace, i) for i in range(mix.outbox_connectors)]
-        + [catalog_index(namespace, i) for i in range(mix.catalog_indexes)]
+        + [catalog_index(namespace, i, mix) for i in range(mix.catalog_indexes)]
         + [commerce_service(i, mix) for i in range(mix.commerce_services)]
     )
 
