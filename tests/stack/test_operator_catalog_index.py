@@ -3,11 +3,10 @@ module: version changes copy documents in the operator's own code).
 
 Most tests run the driver one pass at a time (`Passes`: the flow on the real adapters, the
 watched state read from the API server), so every step is observable between passes; the
-passes write status and Events as the operator does, and the development runtime stands in for
-the kubelet and the Deployment controller (it runs the sync worker, `commerce-search run`, as a
-local process). The last test runs the operator as a process, with a real catalog being
-written while the index changes version. Every resource and index is named after the `unique`
-fixture and removed afterwards.
+passes write status and Events as the operator does, and the sync worker, `commerce-search
+run`, runs as a real pod on the stack's node. The last test runs the operator as a process,
+with a real catalog being written while the index changes version. Every resource and index
+is named after the `unique` fixture and removed afterwards.
 """
 
 from __future__ import annotations
@@ -26,9 +25,7 @@ from kubernetes import client
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
-from commerce_devstack.settings import StackSettings
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
 from commerce_operator.catalog_index.reconcile import CatalogIndexFlow
 from commerce_operator.kube import CATALOG_INDEX, Kind
@@ -40,6 +37,7 @@ from commerce_services.contracts import Checkpoint, checkpoint_index
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
+from tests.stack.node_image import project_image
 from tests.stack.operator_runs import ApiState, OperatorProcess, Passes
 from tests.stack.test_search_sync import _content
 
@@ -122,15 +120,11 @@ def namespace(
 
 
 @pytest.fixture
-async def runtime(kube: client.ApiClient, namespace: str) -> AsyncIterator[DevRuntime]:
-    """The development runtime on the test's namespace: runs the worker, writes Deployment
-    status as the Deployment controller would."""
-    runtime = DevRuntime(kube, StackSettings().state_dir, namespace)
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop, interval_s=0.3))
-    yield runtime
-    stop.set()
-    await task
+def worker_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The sync worker's image, which the node holds, in place of the samples' placeholder."""
+    image = project_image(tmp_path)
+    monkeypatch.setitem(SAMPLE_SPEC["syncWorker"], "image", image)
+    return image
 
 
 class RecordingApi(KubernetesApi):
@@ -331,7 +325,7 @@ async def _seed(es: AsyncElasticsearch, index: str, count: int) -> None:
 
 async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and_pause(
     namespace: str,
-    runtime: DevRuntime,
+    worker_image: str,
     outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
@@ -374,8 +368,8 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     assert env["SEARCH_ELASTICSEARCH_URL"] == outside.settings.url
     assert env["SEARCH_DB_PASSWORD"] == {"name": "product-db", "key": "password"}
     assert env["SEARCH_MONGO_URI"] == {"name": "catalog-mongo", "key": "uri"}
-    [replica] = runtime.replicas(namespace, "products-sync")
-    assert replica.ready  # a real `commerce-search run`, waiting for catalog changes
+    # A real `commerce-search run`, waiting for catalog changes.
+    assert resource.worker()["status"]["readyReplicas"] == 1
 
     # Another pass with nothing to do changes nothing, not even the status.
     written = len(resource.statuses)
@@ -433,7 +427,7 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
 
 async def test_an_incompatible_change_copies_every_document_and_swaps_while_searches_go_on(
     namespace: str,
-    runtime: DevRuntime,
+    worker_image: str,
     outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
@@ -518,7 +512,7 @@ async def test_an_incompatible_change_copies_every_document_and_swaps_while_sear
 
 async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
     namespace: str,
-    runtime: DevRuntime,
+    worker_image: str,
     outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
@@ -559,7 +553,7 @@ async def test_an_interrupted_version_change_is_resumed_into_the_same_index(
 
 async def test_refusals_stall_and_delete_removes_indices_alias_and_checkpoints(
     namespace: str,
-    runtime: DevRuntime,
+    worker_image: str,
     outside: Outside,
     objects: client.CustomObjectsApi,
     es: AsyncElasticsearch,
@@ -651,7 +645,7 @@ async def _eventually(
 async def test_the_operator_process_indexes_a_catalog_written_during_a_version_change(
     stack: Endpoints,
     namespace: str,
-    runtime: DevRuntime,
+    worker_image: str,
     objects: client.CustomObjectsApi,
     catalog_db: AsyncDatabase[Document],
     engine: AsyncEngine,

@@ -4,8 +4,8 @@ its own, so a restart is a real one.
 
 A missing binding is reported, not crashed on; the Secret appearing creates the owned objects
 with owner references and the config hash; scale, rotation, drift, pause, pruning, a spec the
-API server refuses, a restart; and with the development runtime standing in for the kubelet, a
-real `commerce-user serve` behind the Deployment makes the resource Ready.
+API server refuses, a restart; and on the stack's node, a real `commerce-user serve` pod behind
+the Deployment makes the resource Ready.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import pytest
 from kubernetes import client
 from pymongo import AsyncMongoClient
 
-from commerce_devstack.devruntime.runtime import DevRuntime
 from commerce_devstack.endpoints import Endpoints
-from commerce_devstack.settings import StackSettings
+from tests.stack.node_image import project_image
 from tests.stack.operator_runs import OperatorProcess, until
 
 GROUP, VERSION, PLURAL = "commerce.io", "v1alpha1", "commerceservices"
@@ -400,8 +399,8 @@ def test_a_restarted_operator_converges_without_rewriting_anything(
     )
 
 
-async def test_with_the_development_runtime_a_real_service_makes_it_ready(
-    operator: OperatorProcess, cluster: Cluster, stack: Endpoints, unique: str
+async def test_on_the_node_a_real_service_makes_it_ready(
+    operator: OperatorProcess, cluster: Cluster, stack: Endpoints, unique: str, tmp_path: Path
 ) -> None:
     database = f"users_op_{unique}"
     cluster.secret("mongo", {"uri": stack["ferretdb"]["uri"]})
@@ -409,17 +408,14 @@ async def test_with_the_development_runtime_a_real_service_makes_it_ready(
         "people",
         {
             "role": "user",
-            "image": "registry.local/commerce:1.0",
+            "image": project_image(tmp_path),
             "env": [{"name": "USER_MONGO_DATABASE", "value": database}],
             "bindings": {"documentStore": {"secretName": "mongo"}},
         },
     )
-    runtime = DevRuntime(cluster.api, StackSettings().state_dir, cluster.ns)
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop, interval_s=0.3))
     try:
-        async with asyncio.timeout(90):
-            while not (  # noqa: ASYNC110 - the operator and the runtime change it
+        async with asyncio.timeout(180):
+            while not (  # noqa: ASYNC110 - the operator and the node change it
                 await asyncio.to_thread(cluster.condition_is, "people", "Reconciled", "True")
             ):
                 await asyncio.sleep(0.3)
@@ -427,17 +423,17 @@ async def test_with_the_development_runtime_a_real_service_makes_it_ready(
         assert (status["replicas"], status["readyReplicas"], status["updatedReplicas"]) == (1, 1, 1)
         conditions = {c["type"]: c["status"] for c in status["conditions"]}
         assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
-        # The real service answers behind the Service's local proxy.
-        address = runtime.service_address(cluster.ns, "people", 8080)
+        # The real service answers at its Service's cluster address (kube-proxy).
+        service = client.CoreV1Api(cluster.api).read_namespaced_service("people", cluster.ns).spec
+        assert service is not None
         async with httpx.AsyncClient(timeout=5) as http:
             created = await http.post(
-                f"http://{address}/api/v1/users", json={"email": "op@example.com", "name": "Op"}
+                f"http://{service.cluster_ip}:8080/api/v1/users",
+                json={"email": "op@example.com", "name": "Op"},
             )
         assert created.status_code == 201
         assert "Reconciled" in await asyncio.to_thread(cluster.event_reasons, "people")
     finally:
-        stop.set()
-        await task
         mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack["ferretdb"]["uri"])
         await mongo.drop_database(database)
         await mongo.close()
