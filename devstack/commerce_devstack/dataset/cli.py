@@ -3,7 +3,8 @@
 load   fills the target with --products live products (one deleted per hundred more), their
        categories, stock, listing rows, prices and search index; deterministic per --seed;
        an interrupted load of the same data set goes on where it stopped (--fresh: start over)
-drop   deletes the target's MongoDB and MariaDB databases and its indices
+drop   deletes the target's MongoDB and MariaDB databases, its indices, its events topic and
+       the progress of its load
 env    prints the exports that point `commerce-search` or `commerce-product` at the target
 """
 
@@ -27,7 +28,7 @@ from rich.progress import (
 )
 
 from commerce_devstack import endpoints
-from commerce_devstack.dataset.loader import LoadReport, load
+from commerce_devstack.dataset.loader import LoadReport, load, progress_file
 from commerce_devstack.dataset.products import DELETED_EVERY
 from commerce_devstack.dataset.target import Target, drop
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "drop":
         asyncio.run(drop(stack, target))
+        progress_file(StackSettings().state_dir, target).unlink(missing_ok=True)
         print(f"dropped {target.name}")
     elif args.command == "env":
         for prefix in ("SEARCH", "PRODUCT"):
