@@ -235,8 +235,8 @@ async def _seed_shop(
     )
     user.raise_for_status()
     skus: list[str] = []
-    while len(skus) < 30:
-        content = data.product(rng).content
+    for i in rng.sample(range(data.count), 30):  # thirty products, one SKU of each
+        content = data.generator.product(i).content
         assert content is not None
         sku = content.variants[0].sku
         stocked = await http.put(
