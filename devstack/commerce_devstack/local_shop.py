@@ -6,8 +6,8 @@ ports, each ready.
 Everything is named after a prefix (topics `<prefix>.<aggregate>.events`, consumer groups,
 connector names, MongoDB databases), so shops started by different runs never share state
 except the services' MariaDB databases, where ids are unique anyway. Logs go to
-`<state>/shops/<prefix>/<service>.log`. The operator's development runtime replaces this for
-`make up`; here nothing but the stack is needed.
+`<state>/shops/<prefix>/<service>.log`. `make up` runs the services as pods on the stack's
+node instead; here nothing but the stack's servers is needed.
 """
 
 from __future__ import annotations

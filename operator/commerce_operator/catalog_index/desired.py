@@ -84,8 +84,7 @@ def worker_labels(meta: ResourceMeta) -> dict[str, str]:
 
 
 def worker_selector(meta: ResourceMeta) -> dict[str, str]:
-    # Only labels that never change: a Deployment's selector is immutable. managed-by makes the
-    # development runtime run it as a local process (docs/dev-runtime.md).
+    # Only labels that never change: a Deployment's selector is immutable.
     return {
         "app.kubernetes.io/name": WORKER_ROLE,
         "app.kubernetes.io/instance": meta.name,
@@ -161,7 +160,7 @@ def worker_objects(
     container: dict[str, Any] = {
         "name": "sync",
         "image": spec.worker.image,
-        # The entry point itself: runs under any image layout and the development runtime.
+        # The entry point itself: runs under any image layout.
         "command": ["commerce-search", "run"],
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "env": [{"name": k, "value": v} for k, v in sorted(config.items())] + env,

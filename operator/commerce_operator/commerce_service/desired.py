@@ -315,7 +315,7 @@ def _deployment(
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         # The entry point itself, not args to an image ENTRYPOINT: the same Deployment runs
-        # under any image layout and under the development runtime (docs/dev-runtime.md).
+        # under any image layout.
         "command": list(spec.role.command),
         "ports": ports,
         "envFrom": [{"configMapRef": {"name": meta.name}}],
