@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.install.commands import SetupError
 from commerce_devstack.kube_shop import build_context
+from commerce_devstack.kube_shop.image import tag_of
 from commerce_devstack.kube_shop.local_secrets import NoLocalValue, local_secrets
 from commerce_devstack.kube_shop.manifests import documents, pin_image
 from commerce_devstack.kube_shop.operator_release import helm_command
@@ -196,3 +197,18 @@ def test_helm_gets_the_content_tag_as_a_string() -> None:
     command = helm_command("helm", "kubeconfig", shop, {"image.tag": "012345678901", "replicas": 1})
     assert "--set-string=image.tag=012345678901" in command
     assert "--set=replicas=1" in command
+
+
+@pytest.mark.parametrize(
+    ("name", "tag"),
+    [
+        ("commerce-platform:0123456789ab", "0123456789ab"),
+        ("localhost/commerce-platform:0123456789ab", "0123456789ab"),  # buildah's spelling
+        ("docker.io/library/commerce-platform:0123456789ab", "0123456789ab"),  # containerd's
+        ("localhost/commerce/coredns:v1.12.1", None),
+        ("commerce-platform-old:1", None),
+        ("sha256:0123456789ab", None),
+    ],
+)
+def test_which_names_are_the_project_image(name: str, tag: str | None) -> None:
+    assert tag_of(name, "commerce-platform") == tag

@@ -30,7 +30,7 @@ from commerce_devstack.kube_shop.addresses import (
 )
 from commerce_devstack.kube_shop.demo_data import DemoData, seed
 from commerce_devstack.kube_shop.demo_orders import run_demo
-from commerce_devstack.kube_shop.image import build_and_import
+from commerce_devstack.kube_shop.image import build_and_import, prune
 from commerce_devstack.kube_shop.local_secrets import local_secrets
 from commerce_devstack.kube_shop.manifests import (
     commerce_resources,
@@ -167,6 +167,12 @@ class Shop:
                 f"deploy/{self.settings.release}`"
             )
             return 1
+        pods = self.run_kubectl("get", "pods", "--all-namespaces", "-o=jsonpath={..image}")
+        removed = prune(
+            self.stack_settings, self.settings.image_repository, [image.name, *pods.split()]
+        )
+        if removed:
+            self.console.print(f"  older images removed: {', '.join(removed)}")
         self.step("demo data through the Ingress")
         self.wait_routed()
         demo, created = seed(self.public_urls(), self.state / "demo.json")

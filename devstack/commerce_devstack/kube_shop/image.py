@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from commerce_devstack.components.containerd import holds, import_archive
+from commerce_devstack.components.containerd import containerd_name, ctr, holds, import_archive
 from commerce_devstack.install import cache
 from commerce_devstack.kube_shop import build_context
 from commerce_devstack.node import builds, images
@@ -79,3 +79,32 @@ def build_and_import(
     name = f"{repository}:{content_tag(image_id)}"
     images.tag(settings, image_id, name)
     return ProjectImage(name, image_id, commit, ensure_imported(settings, name, work))
+
+
+def tag_of(name: str, repository: str) -> str | None:
+    """The tag of `name` when it is `repository` (bare, or as buildah or containerd spell
+    it), else None."""
+    base, _, tag = name.rpartition(":")
+    spellings = {repository, f"localhost/{repository}", containerd_name(repository)}
+    return tag if base in spellings else None
+
+
+def prune(settings: StackSettings, repository: str, in_use: list[str]) -> list[str]:
+    """Removes the images of `repository` that no name in `in_use` (the current image, those
+    the pods run) names, from containerd and from buildah's storage with the build layers only
+    they used; returns the tags removed. Every `make up` after a code change makes a new tag:
+    without this, each would stay on disk."""
+    keep = {tag for name in in_use if (tag := tag_of(name, repository))}
+    listed = ctr(settings, "images", "list", "--quiet", what="ctr images").split()
+    old = {tag for name in listed if (tag := tag_of(name, repository)) and tag not in keep}
+    for tag in sorted(old):
+        refs = [n for n in listed if tag_of(n, repository) == tag or n.startswith(f"sha256:{tag}")]
+        ctr(settings, "images", "rm", *refs, what=f"removing {repository}:{tag} from containerd")
+    names = images.buildah(
+        settings, "images", "--format={{.Name}}:{{.Tag}}", what="listing images"
+    ).split()
+    stale = [n for n in names if (tag := tag_of(n, repository)) and tag not in keep]
+    if stale:
+        images.buildah(settings, "rmi", *stale, what="removing old images from buildah")
+    images.buildah(settings, "rmi", "--prune", what="removing unused build layers")
+    return sorted(old | {tag for n in stale if (tag := tag_of(n, repository))})
