@@ -55,6 +55,7 @@ class Shop:
         self.helm = str(kube["helm"])
         self.docs = sample_documents(self.settings.samples_dir)
         self.state = self.stack_settings.state_dir / "kube-shop"
+        self.began = time.monotonic()
 
     def api(self) -> client.CustomObjectsApi:
         api_client = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
@@ -69,7 +70,9 @@ class Shop:
         return done.stdout
 
     def step(self, message: str) -> None:
-        self.console.print(f"[bold]▸[/bold] {message}")
+        """A step's line, with the time since the command began (where a slow `up` went)."""
+        elapsed = time.monotonic() - self.began
+        self.console.print(f"[bold]▸[/bold] [dim]{elapsed:6.1f} s[/dim] {message}")
 
     def service_urls(self) -> dict[str, str]:
         """Each CommerceService's cluster address (reachable from this machine too)."""
@@ -181,6 +184,7 @@ class Shop:
             f"{len(demo.skus)} products with stock, {len(demo.users)} users"
         )
         self.summary(demo)
+        self.console.print(f"\nthe shop is up in {time.monotonic() - self.began:.1f} s")
         return 0
 
     def summary(self, demo: DemoData) -> None:
