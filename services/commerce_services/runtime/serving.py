@@ -1,7 +1,7 @@
 """Serving a FastAPI app, a gRPC server and background jobs from one process until SIGTERM.
 
 A background job (an event consumer, a sweeper) that fails takes the whole process down with a
-non-zero exit, so the supervisor (the kubelet, the development runtime) restarts it, instead of
+non-zero exit, so the supervisor (the kubelet) restarts it, instead of
 a service that answers HTTP while no longer consuming.
 """
 
