@@ -5,27 +5,30 @@ ServiceAccount and RBAC, nothing else to authenticate with.
 of each kind to Ready, and deleting the namespace is not wedged by its finalizers (the
 connector, the topics and the index are cleaned up first). Every request the operator's
 ServiceAccount made meanwhile is read back from the API server's audit log: one that RBAC
-refused fails the test, so a verb missing from the chart cannot pass silently. `helm
-uninstall` keeps the CRDs and the shop's resources; the release is put back as `make up` left
-it.
+refused fails the test, so a verb missing from the chart cannot pass silently. A `helm
+upgrade` killed midway is cleared by `make up`'s release step; `helm uninstall` keeps the CRDs
+and the shop's resources; the release is put back as `make up` left it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import yaml
+from rich.console import Console
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop import operator_release
+from commerce_devstack.kube_shop.cli import Shop
 from commerce_devstack.kube_shop.manifests import documents
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 
@@ -296,3 +299,34 @@ def test_helm_uninstall_keeps_the_crds_and_the_shop(cluster: Cluster, image: str
     _wait_for(
         lambda: all(_ready(cluster, SHOP.namespace, *name.split("/")) for name in before.split())
     )
+
+
+def _history(cluster: Cluster) -> list[dict[str, Any]]:
+    listed = cluster.helm(
+        "history", SHOP.release, f"--namespace={SHOP.operator_namespace}", "-o=json"
+    )
+    return cast(list[dict[str, Any]], json.loads(listed))
+
+
+def test_a_helm_upgrade_killed_midway_is_cleared_before_the_next_one(
+    cluster: Cluster, stack: Endpoints, image: str
+) -> None:
+    """What a `make up` killed during `helm upgrade --wait` leaves (a release stuck in
+    pending-upgrade, which helm refuses to upgrade) is rolled back by make up's release step,
+    and the upgrade goes through again."""
+    kube = stack["kube-apiserver"]
+    values = {**operator_release.values(stack, SHOP, image), "logLevel": "DEBUG"}
+    command = operator_release.helm_command(kube["helm"], kube["kubeconfig"], SHOP, values)
+    upgrade = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _history(cluster)[-1]["status"] == "pending-upgrade", 60)
+    finally:
+        upgrade.kill()
+        upgrade.wait()
+    assert _history(cluster)[-1]["status"] == "pending-upgrade"
+
+    Shop(stack, Console(file=io.StringIO())).clear_stuck_release()
+
+    assert _history(cluster)[-1]["status"] == "deployed"
+    cluster.install(image)
+    assert _history(cluster)[-1]["status"] == "deployed"

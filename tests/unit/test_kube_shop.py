@@ -17,7 +17,7 @@ from commerce_devstack.kube_shop import build_context
 from commerce_devstack.kube_shop.image import tag_of
 from commerce_devstack.kube_shop.local_secrets import NoLocalValue, local_secrets
 from commerce_devstack.kube_shop.manifests import documents, pin_image
-from commerce_devstack.kube_shop.operator_release import helm_command
+from commerce_devstack.kube_shop.operator_release import helm_command, recovery
 from commerce_devstack.kube_shop.readiness import state_of
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 from commerce_services.db.document_store import document_database
@@ -212,3 +212,33 @@ def test_helm_gets_the_content_tag_as_a_string() -> None:
 )
 def test_which_names_are_the_project_image(name: str, tag: str | None) -> None:
     assert tag_of(name, "commerce-platform") == tag
+
+
+def _revision(number: int, status: str) -> dict[str, Any]:
+    return {"revision": number, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("history", "command"),
+    [
+        ([], None),
+        ([_revision(1, "superseded"), _revision(2, "deployed")], None),
+        ([_revision(1, "pending-install")], ["uninstall", "op"]),
+        (
+            [_revision(1, "superseded"), _revision(2, "deployed"), _revision(3, "pending-upgrade")],
+            ["rollback", "op", "2"],
+        ),
+        (
+            [_revision(1, "deployed"), _revision(2, "failed"), _revision(3, "pending-rollback")],
+            [
+                "rollback",
+                "op",
+                "1",
+            ],
+        ),
+    ],
+)
+def test_a_release_a_killed_run_left_pending_is_cleared(
+    history: list[dict[str, Any]], command: list[str] | None
+) -> None:
+    assert recovery(history, "op") == command

@@ -105,6 +105,33 @@ class Shop:
                     raise RuntimeError(f"the Ingress does not route {paths}: {answers}")
                 time.sleep(0.5 if paths else 0)
 
+    def helm_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                self.helm,
+                f"--kubeconfig={self.kubeconfig}",
+                f"--namespace={self.settings.operator_namespace}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    def clear_stuck_release(self) -> None:
+        """A `make up` killed during `helm upgrade` leaves the release pending, and helm then
+        refuses to upgrade it: roll it back (or uninstall a first install) first."""
+        listed = self.helm_run("history", self.settings.release, "-o=json")
+        if listed.returncode != 0:
+            return  # no release yet
+        command = operator_release.recovery(json.loads(listed.stdout), self.settings.release)
+        if command is None:
+            return
+        self.console.print(f"  the release was left pending by a killed run: helm {command[0]}")
+        done = self.helm_run(*command, "--wait")
+        if done.returncode != 0:
+            raise RuntimeError(f"helm {' '.join(command)}: {done.stdout}{done.stderr}")
+
     # ---- the commands ----------------------------------------------------------------------
 
     def up(self) -> int:
@@ -139,6 +166,7 @@ class Shop:
             f"{' imported' if image.imported else ' (containerd had it)'}"
         )
         self.step(f"helm upgrade --install {self.settings.release} charts/commerce-operator")
+        self.clear_stuck_release()
         values = operator_release.values(self.stack, self.settings, image.name)
         helm = subprocess.run(
             operator_release.helm_command(self.helm, self.kubeconfig, self.settings, values),

@@ -4,6 +4,8 @@ at the stack's servers by their cluster names."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop.local_secrets import cluster_name
 from commerce_devstack.kube_shop.settings import KubeShopSettings
@@ -49,3 +51,16 @@ def helm_command(
             for key, value in settings.items()
         ),
     ]
+
+
+def recovery(history: list[dict[str, Any]], release: str) -> list[str] | None:
+    """The helm command that clears what a killed `helm upgrade --install` left, from `helm
+    history -o json` (oldest first): a release stuck in pending-install is uninstalled, one
+    stuck in pending-upgrade or pending-rollback is rolled back to its last good revision;
+    None when nothing is stuck. Helm refuses every other operation on a stuck release."""
+    if not history or not str(history[-1]["status"]).startswith("pending-"):
+        return None
+    good = [h["revision"] for h in history[:-1] if h["status"] in ("deployed", "superseded")]
+    if not good:
+        return ["uninstall", release]
+    return ["rollback", release, str(good[-1])]
