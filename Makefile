@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-flash-sale bench-saga bench-search bench-catalog bench-operator chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-node bench-flash-sale bench-saga bench-search bench-catalog bench-operator chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ test-stack: venv ## tests against the running stack
 test: lint typecheck ## the whole suite: lint, types, then every test against the real stack
 	$(STACK) up
 	$(BIN)/pytest
+
+bench-node: venv ## the node at rest: memory and CPU of each of its components (docs/benchmarks/node-idle.md)
+	$(STACK) up
+	$(BIN)/python bench/node_idle.py
 
 bench-flash-sale: venv ## flash-sale benchmark: conditional UPDATE vs SELECT FOR UPDATE (docs/benchmarks)
 	$(STACK) up --only mariadb
