@@ -33,7 +33,7 @@ from commerce_services.search.metrics import SYNC_AVAILABILITY
 log = logging.getLogger(__name__)
 
 # Looks at a batch again when a newer revision won a rewrite; more rounds than that means
-# another writer keeps racing this one, and the poll is retried from the checkpoint.
+# another writer keeps racing this one, and the cycle is retried from the checkpoint.
 _ROUNDS = 3
 
 

@@ -2,7 +2,7 @@
 
 The revision's `version` becomes the document's external version, so whichever order revisions
 reach the index in, the newest wins; a tombstone becomes a delete carrying its version too; a
-stub (`superseded: true`) is skipped, because its successor is at least as late in the poll.
+stub (`superseded: true`) is skipped, because its successor's change follows it.
 """
 
 from __future__ import annotations

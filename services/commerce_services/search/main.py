@@ -137,13 +137,13 @@ async def serve_api(settings: SearchSettings) -> None:
 async def run_worker(settings: SearchSettings) -> None:
     async with catalog_sync(settings) as sync:
 
-        async def poll() -> None:
+        async def follow() -> None:
             await sync.run(settings.poll_interval_s)
 
         # The sync retries its own failures; readiness is the process being up.
         app = service_app("search-sync", {})
         await serve_until_signalled(
-            app, None, settings.listen_host, settings.http_port, background=[poll]
+            app, None, settings.listen_host, settings.http_port, background=[follow]
         )
 
 

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge
 
 SYNC_LAG = Gauge(
     "search_sync_lag_seconds",
-    "Age of the oldest catalog change not yet in the index, as of the last poll (0: caught up)",
+    "Age of the oldest catalog change in the last batch the sync read (0: none came)",
 )
 SYNC_DOCUMENTS = Counter(
     "search_sync_documents_total",
