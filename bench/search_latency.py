@@ -543,10 +543,57 @@ def _markdown(report: dict[str, Any]) -> str:
         "| index lag from a write to a search hit, sync throughput | see "
         "[catalog.md](catalog.md) |",
         "",
+        *_reading(report),
         "Rerun: `make bench-catalog` (options: `.venv/bin/python bench/search_latency.py "
         "--help`; `--resume` goes on after the last phase done).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reading(report: dict[str, Any]) -> list[str]:
+    """What the figures say, computed from them so a rerun cannot leave the text behind."""
+    phases = report["phases"]
+    lines = ["## Reading it", ""]
+    single = phases.get("single")
+    if single:
+        row = single["all"]
+        lines.append(
+            f"- **What the API adds** to one query: {row['api']['p50_ms']} ms against "
+            f"{row['elasticsearch']['p50_ms']} ms for Elasticsearch asked directly with the "
+            f"same body ({row['p50_ratio']}x, p50 over the mix): checking the parameters, "
+            "building the query, one more HTTP hop and JSON both ways in one Python process."
+        )
+    loop = phases.get("closed_loop")
+    if loop:
+        api = loop["api"]
+        lines.append(
+            f"- **Closed loop**: {loop['clients']} clients get {api['req_s']} engine answers/s "
+            f"through the API against {loop['elasticsearch']['req_s']} from Elasticsearch "
+            f"directly; {api.get('degraded', 0)} answers were degraded and {api['failed']} "
+            "failed (an engine cursor for page 2 while the breaker is open gets 503 "
+            "`search_unavailable`, by design). One API process saturates first; its own "
+            "queueing then counts against the engine's read budget, which trips the breaker "
+            "and moves the load to the degraded path, which costs more per answer. More API "
+            "replicas (it is stateless), or a budget that counts only the engine's time, would "
+            "keep the load on the engine."
+        )
+    fallback = phases.get("fallback")
+    if fallback and fallback["all"]["n"]:
+        worst = max(
+            (fallback[k]["p95_ms"] for k in KINDS if fallback[k]["p95_ms"] is not None),
+            default=None,
+        )
+        lines.append(
+            f"- **The degraded search** answered {fallback['all']['n']} queries at "
+            f"{fallback['all']['p50_ms']} ms p50 (the slowest kind's p95: {worst} ms) from "
+            "indexed paths only; before issue 15 it scanned the whole collection and "
+            "answered none within 240 s at this size. Its pages stop at the budget: a price "
+            "range or attribute filter over a broad category reads candidates by key until "
+            "it has a page or the budget is spent, and then hands out a cursor. A typo finds "
+            "nothing: words are matched as written."
+        )
+    lines.append("")
+    return lines
 
 
 def main() -> None:
