@@ -23,7 +23,9 @@ Nobody runs pods here: every Deployment has 0 replicas and a stand-in of the Dep
 controller in this process writes the status the real one writes for a Deployment scaled to
 zero. Its requests, and every other request of this process, are counted and taken out of the
 windows. Everything is deleted afterwards through the operator (deletionPolicy Delete: topics,
-connectors and indices go too), then the namespace.
+connectors and indices go too), then the namespace. The CRDs of this checkout's crds/ are
+applied before each variant, as the stack tests apply them (the cluster is shared: a checkout
+at another commit may have applied its own).
 Results: bench/results/operator_load.json and docs/benchmarks/operator-load.md.
 Run: `make bench-operator` (the stack must be up).
 """
@@ -57,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from kubernetes import client, config
 
 from commerce_devstack import endpoints
@@ -73,6 +76,7 @@ DOC = ROOT / "docs" / "benchmarks" / "operator-load.md"
 # commit before that change, measured as the baseline of every run.
 BASELINE_REVISION = "760f58d"
 
+CRD_DIR = ROOT / "crds"
 GROUP_VERSION = "commerce.io/v1alpha1"
 # The window `make bench-operator` measures: the operators' default resync of 60 s.
 DEFAULT_SETTINGS = ("60",)
@@ -211,6 +215,39 @@ class Kube:
         return totals
 
 
+async def install_crds(kube: Kube) -> None:
+    """This checkout's CRDs, applied server-side (taking the fields over), then Established."""
+    names = []
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text())
+        name = manifest["metadata"]["name"]
+        names.append(name)
+        await kube.call(
+            "APPLY",
+            "PATCH",
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            "?fieldManager=commerce-bench&force=true",
+            key=("customresourcedefinitions", ""),
+            body=manifest,
+            content_type="application/apply-patch+yaml",
+        )
+    deadline = time.monotonic() + 30
+    for name in names:
+        while True:
+            crd = await kube.call(
+                "GET",
+                "GET",
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+                key=("customresourcedefinitions", ""),
+            )
+            conditions = crd.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CRD {name} never became Established: {conditions}")
+            await asyncio.sleep(0.2)
+
+
 # ---- the resources --------------------------------------------------------------------------
 
 
@@ -246,6 +283,10 @@ def parse_mix(text: str, count: int) -> Mix:
     by_remainder = sorted(exact, key=lambda s: exact[s] - shares[s], reverse=True)
     for short in by_remainder[: count - sum(shares.values())]:
         shares[short] += 1
+    if shares["cidx"] and not shares["obc"]:
+        # A CatalogIndex binds an OutboxConnector's events: one, from the largest share.
+        shares[max(shares, key=lambda s: shares[s])] -= 1
+        shares["obc"] = 1
     return Mix(shares["csvc"], shares["cidx"], shares["obc"])
 
 
@@ -988,6 +1029,7 @@ async def _one_variant(
     tracker.expected = len(bodies)
     result: Json = {"namespace": namespace, "operator_log": str(log)}
     steady: list[Steady] = []
+    await install_crds(kube)
     await kube.call(
         "POST",
         "POST",
@@ -1057,7 +1099,9 @@ async def _one_variant(
             result["drift"] = await _drift(kube, stack, namespace, mix)
             print(f"[{namespace}] drift: {json.dumps(result['drift'])}")
     finally:
-        if created and operator.proc is None:
+        if created and (operator.proc is None or operator.proc.returncode is not None):
+            # Clean-up goes through the operator (its finalizers): one must run.
+            await operator.stop()
             await operator.start(options.settings[-1])
         try:
             result["cleanup"] = await _cleanup(

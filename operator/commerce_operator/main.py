@@ -361,9 +361,10 @@ async def run_operator(
 
 def main(argv: Sequence[str] | None = None) -> int:
     kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object", log_prefix=False)
-    # One line per request to Connect, or per watch event handled, would drown the reconciles'
-    # own lines (and cost a core's worth of JSON under load).
+    # One line per request to Connect or Elasticsearch, or per watch event handled, would drown
+    # the reconciles' own lines (and cost a core's worth of JSON under load).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     options = parse_options(argv)
     if options.metrics_port:
