@@ -143,7 +143,8 @@ class KubeApiServer(Component):
 
     def prepare(self) -> None:
         s = self.settings
-        ensure_pki(pki_dir(s), [s.node_address, s.host], s.node_name)
+        # One address when the node runs on loopback (no node): the same certificates then.
+        ensure_pki(pki_dir(s), list(dict.fromkeys([s.node_address, s.host])), s.node_name)
         for client in CLIENTS:
             write_kubeconfig(s, client)
         self._audit_policy.write_text(json.dumps(AUDIT_POLICY, indent=2))
