@@ -23,15 +23,20 @@ def _helm(stack: Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _render(stack: Endpoints, *values: str) -> list[dict[str, Any]]:
+def _render(
+    stack: Endpoints,
+    *values: str,
+    release: str = "commerce-operator",
+    namespace: str = "commerce-system",
+) -> list[dict[str, Any]]:
     sets = [arg for value in values for arg in ("--set", value)]
     done = _helm(
         stack,
         "template",
-        "commerce-operator",
+        release,
         str(CHART),
         "--namespace",
-        "commerce-system",
+        namespace,
         "--include-crds",
         "--kube-version",
         versions.KUBERNETES,
@@ -70,8 +75,15 @@ def _kubectl(stack: Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_what_it_renders_passes_a_server_side_dry_run(stack: Endpoints, tmp_path: Path) -> None:
-    docs = _render(stack, "watchNamespaces={shop}")
+def test_what_it_renders_passes_a_server_side_dry_run(
+    stack: Endpoints, tmp_path: Path, unique: str
+) -> None:
+    # A release and namespaces of the test's own: make up's release of the chart runs on the
+    # same cluster, and a dry run of other values over its objects would conflict with Helm's.
+    operator_ns, watched = f"chart-{unique}", f"chart-shop-{unique}"
+    docs = _render(
+        stack, f"watchNamespaces={{{watched}}}", release=f"chart-{unique}", namespace=operator_ns
+    )
     # The CRDs go in for real (as helm's crds/ folder does first), so the objects of their
     # kinds (the peering objects) can be checked against them.
     definitions = tmp_path / "crds.yaml"
@@ -87,19 +99,9 @@ def test_what_it_renders_passes_a_server_side_dry_run(stack: Endpoints, tmp_path
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(yaml.safe_dump_all(docs))
     server = stack["kube-apiserver"]
-    for namespace in ("commerce-system", "shop"):
-        subprocess.run(
-            [
-                server["kubectl"],
-                "--kubeconfig",
-                server["kubeconfig"],
-                "create",
-                "namespace",
-                namespace,
-            ],
-            capture_output=True,
-            timeout=30,
-        )  # already there from an earlier run is fine
+    for namespace in (operator_ns, watched):
+        created = _kubectl(stack, "create", "namespace", namespace)
+        assert created.returncode == 0, created.stderr
     done = subprocess.run(
         [
             server["kubectl"],
@@ -115,6 +117,8 @@ def test_what_it_renders_passes_a_server_side_dry_run(stack: Endpoints, tmp_path
         text=True,
         timeout=60,
     )
+    for namespace in (operator_ns, watched):
+        _kubectl(stack, "delete", "namespace", namespace, "--wait=false")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("(server dry run)") == len(docs)
 
