@@ -63,6 +63,7 @@ class LoadReport:
     target: str
     seed: int
     count: int  # live products asked for
+    mongo_uri: str  # where the revisions went
     products: int = 0  # live, written so far
     deleted: int = 0
     skus: int = 0
@@ -245,12 +246,22 @@ def progress_file(state_dir: Path, target: Target) -> Path:
     return state_dir / "datasets" / f"{target.name}.json"
 
 
-def _resumable(saved: Path, target: Target, count: int, seed: int) -> LoadReport | None:
+def _resumable(
+    saved: Path, target: Target, count: int, seed: int, mongo_uri: str
+) -> LoadReport | None:
     """The progress of an earlier load of the same data set into the target, if any."""
     if not saved.exists():
         return None
-    report = LoadReport(**json.loads(saved.read_text()))
-    if (report.target, report.seed, report.count) != (target.name, seed, count):
+    try:
+        report = LoadReport(**json.loads(saved.read_text()))
+    except TypeError:  # written by an older loader
+        return None
+    if (report.target, report.seed, report.count, report.mongo_uri) != (
+        target.name,
+        seed,
+        count,
+        mongo_uri,
+    ):
         return None
     return report
 
@@ -271,7 +282,8 @@ async def load(
     `on_batch` is told how many products each batch held."""
     began = time.perf_counter()
     saved = progress_file(state_dir, target)
-    report = None if fresh else _resumable(saved, target, count, seed)
+    mongo_uri = target.mongo_uri(stack)
+    report = None if fresh else _resumable(saved, target, count, seed, mongo_uri)
     if report is not None and report.finished:
         return report
     tree = category_tree(seed)
@@ -279,7 +291,7 @@ async def load(
     if report is None:
         await drop(stack, target)
         await asyncio.to_thread(create_mariadb, stack, target)
-        report = LoadReport(target.name, seed, count, categories=len(tree))
+        report = LoadReport(target.name, seed, count, mongo_uri, categories=len(tree))
     database = create_async_engine(target.database_settings(stack).database_url(), pool_size=4)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         target.mongo_uri(stack), serverSelectionTimeoutMS=5000, tz_aware=False
