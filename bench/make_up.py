@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from commerce_devstack.kube_shop import build_context
+from commerce_devstack.kube_shop.image import pip_settings
 from commerce_devstack.node import builds, images
 from commerce_devstack.settings import REPO_ROOT, StackSettings
 
@@ -65,7 +66,8 @@ def cold(folder: Path) -> dict[str, float]:
     began = time.monotonic()
     context = folder / "context"
     build_context.export(REPO_ROOT, context)
-    images.build_dockerfile(settings, context, {"BASE": builds.base_image(settings)})
+    base = builds.base_image(settings)
+    images.build_dockerfile(settings, context, {"BASE": base}, pip_settings())
     image = round(time.monotonic() - began, 1)
     return {"install_s": install, "image_s": image}
 

@@ -37,6 +37,11 @@ class ProjectImage:
     imported: bool  # False when containerd already held it
 
 
+def pip_settings() -> list[str]:
+    """buildah volumes: the host's pip settings and CA, which pip in the build reads."""
+    return [f"{path}:{path}:ro" for path in _HOST_PIP_FILES if path.exists()]
+
+
 def content_tag(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:TAG_LENGTH]
 
@@ -68,12 +73,7 @@ def build_and_import(
     commit = build_context.export(repo, context)
     notify(f"buildah bud of commit {commit[:12]} (base {base})")
     try:
-        image_id = images.build_dockerfile(
-            settings,
-            context,
-            {"BASE": base},
-            [f"{path}:{path}:ro" for path in _HOST_PIP_FILES if path.exists()],
-        )
+        image_id = images.build_dockerfile(settings, context, {"BASE": base}, pip_settings())
     finally:
         shutil.rmtree(context, ignore_errors=True)
     name = f"{repository}:{content_tag(image_id)}"
