@@ -1,9 +1,9 @@
 """How long `make up` takes: warm (after `make down`, every cache full) and cold (every cache
 empty, as on a fresh machine).
 
---warm   `commerce-stack down`, then `commerce-stack up` (the servers and the node) and
-         `commerce-kube-shop up` (the image, the operator, the samples Ready, demo data), each
-         timed. It takes the stack down: run it when nobody else uses it.
+--warm   `commerce-stack down` (then what of the node is left on the host, which must be
+         nothing), `commerce-stack up` (the servers and the node) and `commerce-kube-shop up`
+         (the image, the operator, the samples Ready, demo data), each timed. It takes the stack down: run it when nobody else uses it.
 --cold DIR  `commerce-stack install` with every cache empty and inside DIR (the stack's cache
          folder, Go's module and build caches, Maven's repository), then the project's image
          built from the last commit into an empty buildah storage there; nothing running is
@@ -27,6 +27,7 @@ from typing import Any
 from commerce_devstack.kube_shop import build_context
 from commerce_devstack.kube_shop.image import pip_settings
 from commerce_devstack.node import builds, images
+from commerce_devstack.node.leftovers import host_leftovers
 from commerce_devstack.settings import REPO_ROOT, StackSettings
 
 RESULTS = REPO_ROOT / "bench" / "results" / "make_up.json"
@@ -44,14 +45,22 @@ def _timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return round(time.monotonic() - began, 1)
 
 
-def warm() -> dict[str, float]:
+def warm() -> dict[str, Any]:
     down = _timed([str(BIN / "commerce-stack"), "down"])
+    # `make down` must leave nothing of the node behind: checked before it comes back.
+    left = host_leftovers(StackSettings().state_dir)
     stack = _timed([str(BIN / "commerce-stack"), "up"])
     shop = _timed([str(BIN / "commerce-kube-shop"), "up"])
-    return {"down_s": down, "stack_up_s": stack, "shop_up_s": shop, "make_up_s": stack + shop}
+    return {
+        "down_s": down,
+        "left_on_the_host_after_down": left,
+        "stack_up_s": stack,
+        "shop_up_s": shop,
+        "make_up_s": stack + shop,
+    }
 
 
-def cold(folder: Path) -> dict[str, float]:
+def cold(folder: Path) -> dict[str, Any]:
     if folder.exists() and any(folder.iterdir()):
         raise SystemExit(f"{folder} is not empty: a cold run starts from nothing")
     env = {
@@ -93,7 +102,9 @@ def _markdown(doc: dict[str, Any]) -> str:
     if "warm" in doc:
         w = doc["warm"]
         lines += [
-            f"| `make down` | {w['machine']} | {w['down_s']:.0f} s |",
+            f"| `make down` (left on the host after it: "
+            f"{len(w['left_on_the_host_after_down']) or 'nothing'}) | {w['machine']} "
+            f"| {w['down_s']:.0f} s |",
             f"| warm `commerce-stack up` (servers and node, after `make down`) | {w['machine']} "
             f"| {w['stack_up_s']:.0f} s |",
             f"| warm `commerce-kube-shop up` (image, Helm, samples Ready, demo data) | "

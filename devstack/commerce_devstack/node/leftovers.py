@@ -12,7 +12,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from commerce_devstack.node.network import cgroup_processes
+from commerce_devstack.node.network import (
+    BRIDGE,
+    CGROUP_ROOT,
+    GUARD,
+    OWNER,
+    cgroup_hierarchies,
+    cgroup_processes,
+)
 
 
 def _kill(pids: list[int]) -> None:
@@ -72,3 +79,27 @@ def unmount_under(*roots: Path) -> list[str]:
     for point in mounts_under(*roots):
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
     return mounts_under(*roots)
+
+
+def host_leftovers(state_dir: Path) -> list[str]:
+    """What of a node is still on the host (empty after a complete `down`): its bridge and
+    routes, iptables rules, cgroups, ownership marker, processes naming the state folder and
+    mounts under it."""
+    found = []
+    links = subprocess.run(["ip", "link", "show"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    found += [f"bridge {BRIDGE}" for line in links.splitlines() if f" {BRIDGE}:" in line]
+    found += [f"route {line}" for line in routes.splitlines() if f"dev {BRIDGE}" in line]
+    for tool in ("iptables-save", "ip6tables-save"):
+        rules = subprocess.run([tool], capture_output=True, text=True).stdout.splitlines()
+        found += [f"{tool}: {line}" for line in rules if "KUBE-" in line or GUARD in line]
+    roots = [hierarchy / CGROUP_ROOT for hierarchy in cgroup_hierarchies()]
+    found += [f"cgroup {root}" for root in roots if root.exists()]
+    if OWNER.exists():
+        found.append(str(OWNER))
+    state = str(state_dir.resolve()).encode()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and state in (cmdline := _cmdline(int(entry.name))):
+            found.append(f"pid {entry.name}: {cmdline[:120]!r}")
+    found += [f"mounted: {point}" for point in mounts_under(state_dir)]
+    return found
