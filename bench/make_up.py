@@ -3,7 +3,8 @@ empty, as on a fresh machine).
 
 --warm   `commerce-stack down` (then what of the node is left on the host, which must be
          nothing), `commerce-stack up` (the servers and the node) and `commerce-kube-shop up`
-         (the image, the operator, the samples Ready, demo data), each timed. It takes the stack down: run it when nobody else uses it.
+         (the image, the operator, the samples Ready, demo data), each timed. It takes the
+         stack down: run it when nobody else uses it.
 --cold DIR  `commerce-stack install` with every cache empty and inside DIR (the stack's cache
          folder, Go's module and build caches, Maven's repository), then the project's image
          built from the last commit into an empty buildah storage there; nothing running is
