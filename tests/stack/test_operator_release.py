@@ -123,11 +123,13 @@ class AuditLog:
             return [json.loads(line) for line in log.read().splitlines() if line.strip()]
 
     def refused(self, user: str) -> list[str]:
+        """The requests of `user` that RBAC refused (not, say, admission refusing new content
+        in a namespace being deleted)."""
         return [
             f"{e['verb']} {e['requestURI']}"
             for e in self.events()
             if e.get("user", {}).get("username") == user
-            and e.get("responseStatus", {}).get("code") == 403
+            and e.get("annotations", {}).get("authorization.k8s.io/decision") == "forbid"
         ]
 
 
