@@ -7,9 +7,9 @@ base). So a pod restarted later still gets the image its Deployment names, and a
 changes nothing in the image rolls no pod.
 
 The build reaches PyPI with the host's pip settings and CA bundle, mounted for the RUN steps
-only (never part of the image). With the layer cache, a rebuild after a source change
-reinstalls the project in about a minute and a rebuild without one takes seconds; an image
-containerd already holds is not imported again.
+only (never part of the image). With the layer cache (the dependencies are a layer of their
+own), a rebuild after a code change takes about 16 s and one without a change about 8 s; an
+image containerd already holds is not imported again.
 """
 
 from __future__ import annotations
