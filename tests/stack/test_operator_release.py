@@ -36,7 +36,7 @@ SHOP = KubeShopSettings()
 SAMPLES = SHOP.samples_dir
 OPERATOR_USER = f"system:serviceaccount:{SHOP.operator_namespace}:{SHOP.release}"
 KINDS = "commerceservices,outboxconnectors,catalogindexes"
-SECRETS = ("user-mongo", "catalog-mongo", "product-db", "debezium-replication")
+SECRETS = ("user-mongo", "catalog-mongo", "product-db", "debezium-replication", "kafka")
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,12 @@ class Cluster:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 240) -> None:
+def _wait_for(
+    condition: Callable[[], bool], timeout_s: float = 240, explain: Callable[[], object] = str
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out: {explain()}"
         time.sleep(1)
 
 
@@ -185,7 +187,8 @@ def test_a_request_rbac_refuses_the_operator_is_seen_in_the_audit_log(
 
 def _resources(namespace: str, unique: str, image: str) -> list[dict[str, Any]]:
     """One of each kind in `namespace`, with what they need and nothing the shop uses: the
-    connector reads a database no service writes, the index has an alias of its own."""
+    connector reads a database no service writes into topics of its own prefix, and the
+    index, with an alias of its own, follows that connector's (empty) product events."""
     [index] = documents(SAMPLES / "30-catalog-index.yaml")
     index["metadata"] = {"name": "products", "namespace": namespace}
     index["spec"].update(
@@ -193,6 +196,7 @@ def _resources(namespace: str, unique: str, image: str) -> list[dict[str, Any]]:
         syncWorker={**index["spec"]["syncWorker"], "image": image},
         deletionPolicy="Delete",
     )
+    index["spec"]["source"]["productEvents"] = {"outboxConnector": "audit"}
     return [
         {
             "apiVersion": "commerce.io/v1alpha1",
@@ -213,7 +217,8 @@ def _resources(namespace: str, unique: str, image: str) -> list[dict[str, Any]]:
                     "name": "commerce_stackcheck",
                     "credentialsSecretRef": {"name": "debezium-replication"},
                 },
-                "aggregateTypes": [f"releasetest{unique}"],
+                "topicPrefix": f"release-test-{unique}",
+                "aggregateTypes": ["product"],
                 "topics": {"partitions": 1},
                 "deletionPolicy": "Delete",
             },
@@ -245,7 +250,8 @@ def watched(cluster: Cluster, image: str, unique: str) -> Iterator[str]:
         cluster.install(image, namespace)
         yield namespace
     finally:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        # Gone while the operator still watches it (its finalizers need it), then unwatched.
+        cluster.kubectl("delete", "namespace", namespace, "--timeout=240s", check=False)
         cluster.install(image)
 
 
@@ -267,7 +273,11 @@ def test_every_kind_reconciles_under_the_chart_rbac_and_a_namespace_deletion_is_
     resources = _resources(watched, unique, image)
     cluster.kubectl("apply", "-f=-", stdin=yaml.safe_dump_all(resources))
     names = [(r["kind"].lower(), r["metadata"]["name"]) for r in resources]
-    _wait_for(lambda: all(_ready(cluster, watched, kind, name) for kind, name in names), 300)
+    _wait_for(
+        lambda: all(_ready(cluster, watched, kind, name) for kind, name in names),
+        300,
+        explain=lambda: cluster.kubectl("get", KINDS, f"--namespace={watched}", check=False),
+    )
     connect = str(stack["connect"]["url"])
     connector = f"{watched}.audit"
     assert httpx.get(f"{connect}/connectors/{connector}").status_code == 200

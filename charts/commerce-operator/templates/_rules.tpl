@@ -1,4 +1,4 @@
-{{- define "commerce-operator.rules" -}}
+{{- define "commerce-operator.own-kind-rules" -}}
 # Kopf watches the kinds it handles and patches them for its finalizers and annotations.
 - apiGroups: [commerce.io]
   resources: [commerceservices, outboxconnectors, catalogindexes]
@@ -6,6 +6,10 @@
 - apiGroups: [commerce.io]
   resources: [commerceservices/status, outboxconnectors/status, catalogindexes/status]
   verbs: [patch]
+{{- end -}}
+
+{{- define "commerce-operator.rules" -}}
+{{ include "commerce-operator.own-kind-rules" . }}
 # Owned objects (a CommerceService's, a CatalogIndex's sync worker), written by server-side
 # apply (create + patch) only when they differ from the spec; GC deletes them with their owner.
 # Watched (list, watch): the reconcilers read them from the watch, and an edit or deletion
