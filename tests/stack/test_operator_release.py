@@ -12,6 +12,7 @@ and the shop's resources; the release is put back as `make up` left it.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any, cast
 import httpx
 import pytest
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from commerce_devstack.endpoints import Endpoints
@@ -43,14 +45,16 @@ SECRETS = ("user-mongo", "catalog-mongo", "product-db", "debezium-replication", 
 class Cluster:
     stack: Endpoints
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout_s: float = 120
+    ) -> str:
         kube = self.stack["kube-apiserver"]
         done = subprocess.run(
             [kube["kubectl"], "--kubeconfig", kube["kubeconfig"], *args],
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout_s,
         )
         if check:
             assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
@@ -250,9 +254,40 @@ def watched(cluster: Cluster, image: str, unique: str) -> Iterator[str]:
         cluster.install(image, namespace)
         yield namespace
     finally:
-        # Gone while the operator still watches it (its finalizers need it), then unwatched.
-        cluster.kubectl("delete", "namespace", namespace, "--timeout=240s", check=False)
+        # Gone while the operator still watches it (its finalizers need it), then unwatched;
+        # after a failure, what the operator would have cleaned up is released by hand.
+        _delete_namespace(cluster, namespace)
+        if cluster.kubectl("get", KINDS, f"--namespace={namespace}", "-o=name", check=False):
+            _release_by_hand(cluster, namespace, unique)
         cluster.install(image)
+
+
+def _delete_namespace(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("delete", "namespace", namespace, "--timeout=150s", check=False, timeout_s=170)
+
+
+def _release_by_hand(cluster: Cluster, namespace: str, unique: str) -> None:
+    """docs/crds.md's release of a resource without the operator: the external objects
+    deleted, then the finalizers removed."""
+    stack = cluster.stack
+    httpx.delete(f"{stack['connect']['url']}/connectors/{namespace}.audit")
+    indices = f"release-test-{unique}-v1,release-test-{unique}-sync-checkpoints"
+    httpx.delete(f"{stack['elasticsearch']['url']}/{indices}?ignore_unavailable=true")
+    asyncio.run(_delete_topics(str(stack["kafka"]["bootstrap_servers"]), unique))
+    for name in cluster.kubectl("get", KINDS, f"--namespace={namespace}", "-o=name").split():
+        patch = '{"metadata":{"finalizers":null}}'
+        cluster.kubectl("patch", name, f"--namespace={namespace}", "--type=merge", f"-p={patch}")
+
+
+async def _delete_topics(bootstrap: str, unique: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = [topic for topic in await admin.list_topics() if unique in topic]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 def _ready(cluster: Cluster, namespace: str, kind: str, name: str) -> bool:
@@ -284,8 +319,10 @@ def test_every_kind_reconciles_under_the_chart_rbac_and_a_namespace_deletion_is_
     alias = f"{stack['elasticsearch']['url']}/_alias/release-test-{unique}"
     assert httpx.get(alias).status_code == 200
 
-    cluster.kubectl("delete", "namespace", watched, "--timeout=240s")
+    _delete_namespace(cluster, watched)
 
+    left = cluster.kubectl("get", KINDS, f"--namespace={watched}", "-o=name", check=False)
+    assert left == "", f"the namespace's deletion is wedged on the finalizers of: {left}"
     assert cluster.kubectl("get", "namespace", watched, check=False) == ""
     assert httpx.get(f"{connect}/connectors/{connector}").status_code == 404
     assert httpx.get(alias).status_code == 404
