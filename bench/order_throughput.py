@@ -232,6 +232,48 @@ BASELINE = {
 }
 
 
+def _pod_processes() -> dict[str, list[int]]:
+    """The node's shop processes (`commerce-<service> serve` in the pods, host pids)."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for service in ("user", "product", "order", "payment"):
+            if any(a.endswith(f"commerce-{service}".encode()) for a in argv) and b"serve" in argv:
+                found.setdefault(service, []).append(int(entry.name))
+    return found
+
+
+async def _through_public(args: argparse.Namespace, doc: dict[str, Any], run: str) -> None:
+    """Seeds and loads through the public address (`make up`'s Ingress); the order database
+    is read where the node's Secrets point it (commerce_order on the stack's MariaDB)."""
+    stack = endpoints.load()
+    settings = StackSettings()
+    order_database = DatabaseSettings.from_values(stack.service_settings("shop_order"))
+    async with httpx.AsyncClient(timeout=30) as http:
+        user_id, skus = await _seed(http, args.public, args.public, run)
+    pids = _pod_processes()
+    pids["mariadb"] = [int((settings.run_dir / "mariadbd.pid").read_text().strip())]
+    for clients in (int(c) for c in args.clients.split(",")):
+        result = await measure(
+            f"public address {args.public}",
+            args.public,
+            user_id,
+            skus,
+            clients,
+            args.seconds,
+            pids,
+            order_database,
+        )
+        print(json.dumps(asdict(result)))
+        doc["runs"].append(asdict(result))
+        RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     stack = endpoints.load()
     settings = StackSettings()
@@ -239,6 +281,10 @@ async def main_async(args: argparse.Namespace) -> None:
     mariadb = [int((settings.run_dir / "mariadbd.pid").read_text().strip())]
     order_database = DatabaseSettings.from_values(stack.service_settings("order"))
     doc: dict[str, Any] = {"machine": _machine(), "baseline": BASELINE, "runs": []}
+    if args.public:
+        await _through_public(args, doc, run)
+        DOC.write_text(_markdown(doc))
+        return
     async with local_shop(stack, settings.state_dir, f"load{run}") as shop:
         async with httpx.AsyncClient(timeout=30) as http:
             user_id, skus = await _seed(http, shop.url("user"), shop.url("product"), run)
@@ -265,6 +311,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="20,32", help="comma-separated client counts")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--public",
+        help="a public address to load instead of local processes, e.g. "
+        "http://127.0.0.1:8080 (make up's Ingress)",
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 
