@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-node bench-flash-sale bench-saga bench-search bench-catalog bench-operator chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-node bench-flash-sale bench-saga bench-search bench-catalog bench-operator bench-orders chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -119,3 +119,7 @@ bench-operator: venv ## operator load: 500 resources to Ready, CPU, memory, API 
 chaos: venv ## order load while each component is killed and restarted; invariants per fault (docs/benchmarks/chaos.md)
 	$(STACK) up
 	$(BIN)/python bench/chaos.py
+
+bench-orders: venv ## order throughput: closed-loop clients, accepted/s, p50/p99, completed/s, CPU per order (docs/benchmarks); PUBLIC=http://127.0.0.1:8080 loads make up's Ingress
+	$(STACK) up
+	$(BIN)/python bench/order_throughput.py $(if $(PUBLIC),--public $(PUBLIC))
