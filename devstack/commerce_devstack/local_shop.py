@@ -1,7 +1,8 @@
 """The four commerce services as local processes against the running stack, for end-to-end
 tests, benchmarks and `make shop` (`commerce-shop`): migrations, Kafka topics (each with its
 `.dlq`), the Debezium outbox connectors, then user, product, order and payment on free loopback
-ports, each ready.
+ports, each ready. The user service signs access tokens with a key made for the shop and creates
+its staff account (`LocalShop.staff`); the others verify tokens against its JWKS.
 
 Everything is named after a prefix (topics `<prefix>.<aggregate>.events`, consumer groups,
 connector names, MongoDB databases), so shops started by different runs never share state
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -35,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints, StackNotRunning, load
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import Account, new_customer, new_password, sign_in
 from commerce_services.contracts import OutboxConnectorSettings, outbox_connector_config
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
 from commerce_services.runtime.clock import utc_now
+from commerce_services.user.signing import new_signing_key
 
 SERVICES = ("user", "product", "order", "payment")
 EMITTERS = ("order", "payment", "product")  # services with an outbox
@@ -116,12 +120,27 @@ class ServiceProcess:
 class LocalShop:
     prefix: str
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # The account the user service creates at start with the staff role.
+    staff_email: str = ""
+    staff_password: str = field(default="", repr=False)
 
     def topic(self, aggregate: str) -> str:
         return f"{self.prefix}.{aggregate}.events"
 
     def url(self, service: str) -> str:
         return self.services[service].url
+
+    @property
+    def issuer(self) -> str:
+        return f"commerce-shop-{self.prefix}"
+
+    async def staff(self, http: httpx.AsyncClient) -> Account:
+        """The staff account, signed in."""
+        return await sign_in(http, self.url("user"), self.staff_email, self.staff_password)
+
+    async def customer(self, http: httpx.AsyncClient, label: str = "shopper") -> Account:
+        """A new customer account, signed in."""
+        return await new_customer(http, self.url("user"), label)
 
 
 def _environment(
@@ -146,7 +165,20 @@ def _environment(
         env[f"{prefix}_HTTP_PORT"] = str(http_port)
         if service in ("user", "product"):
             env[f"{prefix}_GRPC_PORT"] = str(grpc_port)
+        if service != "user":
+            env[f"{prefix}_AUTH_ISSUER"] = shop.issuer
+            env[f"{prefix}_AUTH_JWKS_URL"] = (
+                f"http://127.0.0.1:{ports['user'][0]}/api/v1/auth/jwks.json"
+            )
         envs[service] = env
+    kid = f"{shop.prefix}-1"
+    envs["user"] |= {
+        "USER_SIGNING_KEYS": json.dumps({"keys": [new_signing_key(kid)]}),
+        "USER_SIGNING_KEY_ID": kid,
+        "USER_AUTH_ISSUER": shop.issuer,
+        "USER_BOOTSTRAP_STAFF_EMAIL": shop.staff_email,
+        "USER_BOOTSTRAP_STAFF_PASSWORD": shop.staff_password,
+    }
     envs["product"]["PRODUCT_MONGO_DATABASE"] = f"{shop.prefix}_catalog"
     envs["product"]["PRODUCT_ORDER_EVENTS_TOPIC"] = shop.topic("order")
     envs["payment"]["PAYMENT_ORDER_EVENTS_TOPIC"] = shop.topic("order")
@@ -263,7 +295,9 @@ async def local_shop(
     `poll_interval_ms` is the connectors' Debezium poll interval; `first_port` numbers the HTTP
     ports from there (user, product, order, payment) and gRPC from first_port + 100, else any
     free ports are taken."""
-    shop = LocalShop(prefix)
+    shop = LocalShop(
+        prefix, staff_email=f"staff-{prefix}@example.com", staff_password=new_password()
+    )
     logs = state_dir / "shops" / prefix
     logs.mkdir(parents=True, exist_ok=True)
     if first_port is None:
@@ -313,6 +347,12 @@ async def _run_until_signalled(prefix: str, first_port: int) -> None:
     async with local_shop(stack, StackSettings().state_dir, prefix, first_port=first_port) as shop:
         for name, process in shop.services.items():
             print(f"  {name:8} {process.url}  (docs: {process.url}/docs, log: {process.log})")
+        print(
+            f"staff account: {shop.staff_email} / {shop.staff_password}; a token:\n"
+            f"  curl -s -X POST {shop.url('user')}/api/v1/auth/token "
+            "-H 'content-type: application/json' "
+            f'-d \'{{"email": "{shop.staff_email}", "password": "{shop.staff_password}"}}\''
+        )
         print("ready; Ctrl-C stops every service (the stack keeps running)")
         await stop.wait()
 

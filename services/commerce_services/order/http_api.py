@@ -1,7 +1,10 @@
 """Order service REST API under /api/v1/orders: placing orders (with an Idempotency-Key),
-reading one, and listing a user's (`?user_id=`: under /api/v1/orders, so the public Ingress,
-which sends /api/v1/users to the user service, reaches it). Thin: placement and the store hold
-the rules."""
+reading one, and listing a user's (under /api/v1/orders, so the public Ingress, which sends
+/api/v1/users to the user service, reaches it). Thin: placement and the store hold the rules.
+
+Who may: a signed-in caller places orders as themselves (the buyer is the token's subject,
+never a field of the body), reads their own orders and lists them; staff read and list
+anyone's. Another customer's order is answered 404, as one that does not exist."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from commerce_services.auth.http_access import Access, AccessRules, Caller
+from commerce_services.auth.tokens import TokenVerifier
 from commerce_services.order.model import (
     AttemptRolledBack,
     IdempotencyConflict,
@@ -55,7 +60,6 @@ class Payment(BaseModel):
 class NewOrder(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    user_id: str = Field(pattern=USER_ID.pattern)
     items: list[Item] = Field(min_length=1, max_length=MAX_LINES)
     payment: Payment
 
@@ -109,11 +113,20 @@ class OrderList(BaseModel):
     items: list[OrderView]  # newest first
 
 
+ACCESS: AccessRules = {
+    ("POST", "/api/v1/orders"): Access.SIGNED_IN,
+    ("GET", "/api/v1/orders/{order_id}"): Access.SIGNED_IN,
+    ("GET", "/api/v1/orders"): Access.SIGNED_IN,
+}
+
+
 def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["orders"])
 
     @router.post("/orders", status_code=201)
-    async def place(body: NewOrder, idempotency_key: IdempotencyKey = None) -> OrderView:
+    async def place(
+        body: NewOrder, caller: Caller, idempotency_key: IdempotencyKey = None
+    ) -> OrderView:
         if not idempotency_key:
             raise ApiError(
                 400,
@@ -125,7 +138,11 @@ def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -
             merged[item.sku] = merged.get(item.sku, 0) + item.quantity
         try:
             order = await placement.place(
-                body.user_id, idempotency_key, sorted(merged.items()), currency, body.payment.token
+                caller.user_id,
+                idempotency_key,
+                sorted(merged.items()),
+                currency,
+                body.payment.token,
             )
         except OutOfStock as exc:
             raise ApiError(409, "out_of_stock", str(exc), {"skus": exc.skus}) from exc
@@ -164,20 +181,29 @@ def orders_router(placement: OrderPlacement, store: OrderStore, currency: str) -
         return OrderView.of(order)
 
     @router.get("/orders/{order_id}")
-    async def get(order_id: OrderId) -> OrderView:
+    async def get(order_id: OrderId, caller: Caller) -> OrderView:
         try:
-            return OrderView.of(await store.get(order_id))
+            order = await store.get(order_id)
         except OrderNotFound as exc:
             raise ApiError(404, "not_found", f"no order {order_id}") from exc
+        if not caller.may_see(order.user_id):
+            raise ApiError(404, "not_found", f"no order {order_id}")
+        return OrderView.of(order)
 
     @router.get("/orders")
     async def for_user(
-        user_id: Annotated[str, Query(pattern=USER_ID.pattern)],
+        caller: Caller,
+        user_id: Annotated[
+            str | None, Query(pattern=USER_ID.pattern, description="staff: whose; else yours")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
     ) -> OrderList:
-        """A user's orders, newest first (the `limit` newest)."""
+        """The caller's orders (staff: any user's), newest first (the `limit` newest)."""
+        whose = caller.user_id if user_id is None else user_id
+        if not caller.may_see(whose):
+            raise ApiError(404, "not_found", f"no orders of user {whose} for you")
         return OrderList(
-            items=[OrderView.of(order) for order in await store.for_user(user_id, limit)]
+            items=[OrderView.of(order) for order in await store.for_user(whose, limit)]
         )
 
     return router
@@ -188,7 +214,8 @@ def create_app(
     store: OrderStore,
     currency: str,
     readiness: dict[str, ReadinessCheck],
+    verifier: TokenVerifier | None,
 ) -> FastAPI:
-    app = service_app("order", readiness)
+    app = service_app("order", readiness, ACCESS, verifier)
     app.include_router(orders_router(placement, store, currency))
     return app

@@ -15,6 +15,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import httpx
+
+from commerce_services.auth.settings import remote_verifier
 from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.retry_worker import requeue_command
@@ -86,6 +89,7 @@ async def serve(settings: OrderSettings) -> None:
 
     purge_outbox = purge_job(Outbox(outbox), engine, settings)
 
+    jwks_http = httpx.AsyncClient(timeout=settings.rpc_timeout_s)
     app = create_app(
         placement,
         store,
@@ -93,6 +97,7 @@ async def serve(settings: OrderSettings) -> None:
         # Placing and reading orders need MariaDB only (the outbox absorbs a Kafka outage);
         # the consumer's trouble shows in its own metrics, not as a checkout outage.
         {"mariadb": database_ready(engine)},
+        remote_verifier(settings, jwks_http),
     )
     try:
         async with subscription:
@@ -110,6 +115,7 @@ async def serve(settings: OrderSettings) -> None:
                 ],
             )
     finally:
+        await jwks_http.aclose()
         await users_channel.close()
         await product_channel.close()
         await engine.dispose()

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from commerce_services.auth.settings import AuthSettings
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.settings import ConsumerSettings, OutboxSettings
 from commerce_services.product.catalog.model import CURRENCY_EXPONENTS
 from commerce_services.runtime.settings import ServingSettings
 
 
-class OrderSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingSettings):
+class OrderSettings(
+    DatabaseSettings, ConsumerSettings, OutboxSettings, AuthSettings, ServingSettings
+):
     model_config = SettingsConfigDict(env_prefix="ORDER_", frozen=True)
 
     # An order still PENDING this long after it was placed is cancelled and its stock released;

@@ -35,17 +35,18 @@ AGGREGATE = "payment"
 NO_CURRENCY = "XXX"
 
 
-def _order_fields(event: Event) -> tuple[str, Decimal, str, str]:
+def _order_fields(event: Event) -> tuple[str, str, Decimal, str, str]:
     payload = event.payload
     try:
         order_id = str(payload["order_id"])
+        user_id = str(payload["user_id"])
         amount = Decimal(str(payload["total"]))
         currency, token = str(payload["currency"]), str(payload["payment_token"])
     except (KeyError, InvalidOperation) as exc:
         raise PermanentError(f"order_created {event.event_id} is incomplete: {exc!r}") from exc
     if amount < 0 or len(currency) != 3:
         raise PermanentError(f"order_created {event.event_id} has an invalid amount or currency")
-    return order_id, amount, currency, token
+    return order_id, user_id, amount, currency, token
 
 
 class PaymentProcessor:
@@ -67,7 +68,7 @@ class PaymentProcessor:
 
     async def on_order_created(self, unit: UnitOfWork, event: Event) -> None:
         conn = unit.conn
-        order_id, amount, currency, token = _order_fields(event)
+        order_id, user_id, amount, currency, token = _order_fields(event)
         already = (
             await conn.execute(
                 select(payments.c.payment_id)
@@ -94,6 +95,7 @@ class PaymentProcessor:
             insert(payments).values(
                 payment_id=payment_id,
                 order_id=order_id,
+                user_id=user_id,
                 amount=amount,
                 currency=currency,
                 status=status,

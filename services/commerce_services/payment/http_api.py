@@ -1,5 +1,9 @@
 """Payment service REST API under /api/v1: reading an order's payment. Payments are only ever
-made by the saga (the `order_created` consumer), never through this API."""
+made by the saga (the `order_created` consumer), never through this API.
+
+Who may: a signed-in customer reads the payments of their own orders (the buyer is recorded
+from `order_created`); staff read any. Another customer's payment is left out of the answer,
+as one that does not exist."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.auth.http_access import Access, AccessRules, Caller
+from commerce_services.auth.tokens import TokenVerifier
 from commerce_services.payment.tables import payments
 from commerce_services.web.app import service_app
 from commerce_services.web.health import ReadinessCheck
@@ -33,11 +39,15 @@ class PaymentList(BaseModel):
     items: list[PaymentView]
 
 
+ACCESS: AccessRules = {("GET", "/api/v1/payments"): Access.SIGNED_IN}
+
+
 def payments_router(engine: AsyncEngine) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["payments"])
 
     @router.get("/payments")
     async def for_order(
+        caller: Caller,
         order_id: Annotated[str, Query(min_length=1, max_length=64, pattern=SINGLE_LINE)],
     ) -> PaymentList:
         # A list, empty until the saga reached the payment: "not yet" is not an error.
@@ -56,13 +66,16 @@ def payments_router(engine: AsyncEngine) -> APIRouter:
                         updated_at=row.updated_at,
                     )
                     for row in rows
+                    if caller.may_see(row.user_id)
                 ]
             )
 
     return router
 
 
-def create_app(engine: AsyncEngine, readiness: dict[str, ReadinessCheck]) -> FastAPI:
-    app = service_app("payment", readiness)
+def create_app(
+    engine: AsyncEngine, readiness: dict[str, ReadinessCheck], verifier: TokenVerifier | None
+) -> FastAPI:
+    app = service_app("payment", readiness, ACCESS, verifier)
     app.include_router(payments_router(engine))
     return app

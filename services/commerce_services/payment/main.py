@@ -9,6 +9,9 @@ requeue-failed-event  gives a parked event (failed_events row) a fresh retry bud
 
 from __future__ import annotations
 
+import httpx
+
+from commerce_services.auth.settings import remote_verifier
 from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.retry_worker import requeue_command
@@ -43,7 +46,10 @@ async def serve(settings: PaymentSettings) -> None:
     purge_outbox = purge_job(Outbox(outbox), engine, settings)
 
     # Reading payments needs MariaDB only; the consumer's trouble shows in its own metrics.
-    app = create_app(engine, {"mariadb": database_ready(engine)})
+    jwks_http = httpx.AsyncClient(timeout=3.0)
+    app = create_app(
+        engine, {"mariadb": database_ready(engine)}, remote_verifier(settings, jwks_http)
+    )
     try:
         async with subscription:
             await serve_until_signalled(
@@ -54,6 +60,7 @@ async def serve(settings: PaymentSettings) -> None:
                 background=[subscription.consume, subscription.retry_failed, purge_outbox],
             )
     finally:
+        await jwks_http.aclose()
         await engine.dispose()
 
 

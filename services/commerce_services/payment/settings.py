@@ -7,12 +7,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from commerce_services.auth.settings import AuthSettings
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.settings import ConsumerSettings, OutboxSettings
 from commerce_services.runtime.settings import ServingSettings
 
 
-class PaymentSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingSettings):
+class PaymentSettings(
+    DatabaseSettings, ConsumerSettings, OutboxSettings, AuthSettings, ServingSettings
+):
     model_config = SettingsConfigDict(env_prefix="PAYMENT_", frozen=True)
 
     # Only the deterministic fake ships; a real gateway is one more PaymentGateway.

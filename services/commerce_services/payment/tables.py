@@ -14,6 +14,8 @@ payments = Table(
     metadata,
     Column("payment_id", CHAR(32), primary_key=True),
     Column("order_id", String(64), nullable=False, unique=True),  # one payment per order
+    # The order's buyer; none on a void (no order_created seen) and on rows from before 0003.
+    Column("user_id", String(64), nullable=True),
     Column("amount", Numeric(14, 2), nullable=False),
     Column("currency", CHAR(3), nullable=False),
     Column("status", String(16), nullable=False),

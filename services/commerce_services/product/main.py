@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import httpx
 from prometheus_client import Gauge
 from pymongo import AsyncMongoClient
 
+from commerce_services.auth.settings import remote_verifier
 from commerce_services.db.document_store import document_database
 from commerce_services.db.engine import database_ready, service_engine
 from commerce_services.events.outbox import Outbox, purge_job
@@ -91,6 +93,7 @@ async def serve(settings: ProductSettings) -> None:
     async def audit() -> None:
         await every(settings.reservation_audit_interval_s, "reservation audit", report_overdue)
 
+    jwks_http = httpx.AsyncClient(timeout=3.0)
     app = create_app(
         store,
         CategoryStore(engine, utc_now),
@@ -98,6 +101,7 @@ async def serve(settings: ProductSettings) -> None:
         # What serving needs; the consumer's trouble shows in its own metrics.
         {"mariadb": database_ready(engine), "mongodb": mongo_ready},
         currencies=settings.currencies,
+        verifier=remote_verifier(settings, jwks_http),
     )
     grpc_server = traced_server()
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
@@ -122,6 +126,7 @@ async def serve(settings: ProductSettings) -> None:
                 ],
             )
     finally:
+        await jwks_http.aclose()
         await mongo.close()
         await engine.dispose()
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from commerce_services.auth.settings import AuthSettings
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.settings import ConsumerSettings, OutboxSettings
 from commerce_services.product.catalog.model import CURRENCY_EXPONENTS
 from commerce_services.runtime.settings import ServingSettings
 
 
-class ProductSettings(DatabaseSettings, ConsumerSettings, OutboxSettings, ServingSettings):
+class ProductSettings(
+    DatabaseSettings, ConsumerSettings, OutboxSettings, AuthSettings, ServingSettings
+):
     model_config = SettingsConfigDict(env_prefix="PRODUCT_", frozen=True)
 
     # A reservation neither confirmed nor released within this time is reported as overdue

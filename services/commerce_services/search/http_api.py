@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel
 
+from commerce_services.auth.http_access import Access, AccessRules
 from commerce_services.search.engine import (
     SORTS,
     EngineUnavailable,
@@ -211,12 +212,19 @@ def search_router(engine: SearchEngine, alias: str, fallback: MongoFallback) -> 
     return router
 
 
+# Searching the catalog is for everyone, signed in or not.
+ACCESS: AccessRules = {
+    ("GET", "/api/v1/search"): Access.ANONYMOUS,
+    ("GET", "/api/v1/search/suggest"): Access.ANONYMOUS,
+}
+
+
 def create_app(
     engine: SearchEngine,
     alias: str,
     fallback: MongoFallback,
     readiness: dict[str, ReadinessCheck],
 ) -> FastAPI:
-    app = service_app("search", readiness)
+    app = service_app("search", readiness, ACCESS, None)
     app.include_router(search_router(engine, alias, fallback))
     return app

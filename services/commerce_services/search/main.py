@@ -141,7 +141,7 @@ async def run_worker(settings: SearchSettings) -> None:
             await sync.run(settings.poll_interval_s)
 
         # The sync retries its own failures; readiness is the process being up.
-        app = service_app("search-sync", {})
+        app = service_app("search-sync", {}, {}, None)
         await serve_until_signalled(
             app, None, settings.listen_host, settings.http_port, background=[follow]
         )

@@ -1,4 +1,4 @@
-"""Pure account rules: statuses, and when an account falls dormant."""
+"""Pure account rules: statuses, roles, and when an account falls dormant."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class User:
     status: UserStatus
     last_active_at: datetime
     created_at: datetime
+    roles: frozenset[str]
 
 
 def check_user_id(user_id: str) -> str:

@@ -2,7 +2,9 @@
 
 Guarantees: an email belongs to one account (unique index on the normalized address, so two
 concurrent sign-ups cannot both win); validation for an order and its activity stamp are one
-conditional update, so a dormant account is never stamped active by accident.
+conditional update, so a dormant account is never stamped active by accident. An account keeps
+its password's argon2 hash (never the password) and its roles; an account made before sign-in
+existed has neither, cannot sign in, and is a customer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from commerce_services.auth.principal import CUSTOMER
 from commerce_services.user.model import (
     DORMANT_AFTER,
     EmailTaken,
@@ -38,6 +41,7 @@ def _user(doc: Document) -> User:
         status=UserStatus(doc["status"]),
         last_active_at=doc["last_active_at"],
         created_at=doc["created_at"],
+        roles=frozenset(doc.get("roles") or [CUSTOMER]),
     )
 
 
@@ -59,13 +63,21 @@ class UserStore:
             [("status", ASCENDING), ("last_active_at", ASCENDING)], name="status_activity"
         )
 
-    async def create(self, email: str, name: str) -> User:
+    async def create(
+        self,
+        email: str,
+        name: str,
+        password_hash: str,
+        roles: frozenset[str] = frozenset({CUSTOMER}),
+    ) -> User:
         now = self._clock()
         doc = {
             "_id": uuid.uuid4().hex,
             "email": email.lower(),
             "name": name,
             "status": UserStatus.ACTIVE.value,
+            "roles": sorted(roles),
+            "password_hash": password_hash,
             "last_active_at": now,
             "created_at": now,
             "updated_at": now,
@@ -75,6 +87,28 @@ class UserStore:
         except DuplicateKeyError as exc:
             raise EmailTaken(f"{email.lower()} already has an account") from exc
         return _user(doc)
+
+    async def credentials(self, email: str) -> tuple[User, str | None] | None:
+        """The account with this email and its password hash (None: it has no password)."""
+        doc = await self._users.find_one({"email": email.lower()})
+        if doc is None:
+            return None
+        return _user(doc), doc.get("password_hash")
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._users.update_one(
+            {"_id": user_id},
+            {"$set": {"password_hash": password_hash, "updated_at": self._clock()}},
+        )
+
+    async def grant_role(self, email: str, role: str) -> User | None:
+        """Adds a role to the account with this email; None when there is none."""
+        doc = await self._users.find_one_and_update(
+            {"email": email.lower()},
+            {"$addToSet": {"roles": role}, "$set": {"updated_at": self._clock()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _user(doc)
 
     async def get(self, user_id: str) -> User:
         doc = await self._users.find_one({"_id": check_user_id(user_id)})

@@ -1,14 +1,17 @@
 """The FastAPI application every service starts from: the error shape (also in OpenAPI), a
 bounded request body, request metrics, tracing (the trace id answered as `X-Trace-Id`), /health
-and OpenAPI; each service adds its routers."""
+and OpenAPI, and the access rule of every route checked before its handler runs
+(auth/http_access.py); each service adds its routers and states their rules."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from commerce_services.auth.http_access import Access, AccessRules, access_guard
+from commerce_services.auth.tokens import TokenVerifier
 from commerce_services.runtime.tracing import current_trace_id
 from commerce_services.web.body_limit import BodyLimit
 from commerce_services.web.errors import ERROR_RESPONSES, install_error_handlers
@@ -43,10 +46,31 @@ class TraceIdHeader:
 MAX_BODY_BYTES = 64 * 1024
 
 
+# Probes and scrapes: the kubelet and Prometheus carry no token (the Ingress routes none of
+# these paths to the public).
+INFRASTRUCTURE_ACCESS: AccessRules = {
+    ("GET", "/health/live"): Access.ANONYMOUS,
+    ("GET", "/health/ready"): Access.ANONYMOUS,
+    ("GET", "/metrics"): Access.ANONYMOUS,
+}
+
+
 def service_app(
-    service: str, readiness: dict[str, ReadinessCheck], max_body_bytes: int = MAX_BODY_BYTES
+    service: str,
+    readiness: dict[str, ReadinessCheck],
+    access: AccessRules,
+    verifier: TokenVerifier | None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    app = FastAPI(title=f"commerce {service} service", version="1", responses=ERROR_RESPONSES)
+    """`access`: the rule of every route the service adds (a route without one is refused);
+    `verifier`: checks access tokens, needed when a rule is not ANONYMOUS."""
+    guard = access_guard({**INFRASTRUCTURE_ACCESS, **access}, verifier)
+    app = FastAPI(
+        title=f"commerce {service} service",
+        version="1",
+        responses=ERROR_RESPONSES,
+        dependencies=[Depends(guard)],
+    )
     install_error_handlers(app)
     # Added first, so it runs inside the metrics middleware: refusals are counted too.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

@@ -1,8 +1,8 @@
 """One error shape for every HTTP API: {"error": {"code", "message", "details"}}.
 
-Client mistakes get 400/404/409/413/422 with a stable machine-readable code. A database that is
-unreachable, restarting or out of connections is a 503 `dependency_unavailable` with
-Retry-After, whichever endpoint met it (told apart in db/outages.py, from the drivers' errors);
+Client mistakes get 400/401/403/404/409/413/422/429 with a stable machine-readable code. A
+database that is unreachable, restarting or out of connections is a 503 `dependency_unavailable`
+with Retry-After, whichever endpoint met it (told apart in db/outages.py, from the drivers' errors);
 every 503 carries Retry-After. Anything else unexpected is a 500 with a generic message, logged
 with its stack trace, never sent to the client.
 """
@@ -74,28 +74,40 @@ class ApiError(Exception):
     """A client-facing failure; raise it from handlers instead of HTTPException."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        # e.g. WWW-Authenticate on a 401, Retry-After on a 429
+        self.headers = headers or {}
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    answered = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details or {}}},
-        headers={"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None,
+        headers={**answered, **(headers or {})},
     )
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
