@@ -51,9 +51,15 @@ STACK = Endpoints(
 )
 
 
+IDENTITY = {
+    "user-signing-keys": {"jwks": '{"keys": []}', "activeKeyId": "k1"},
+    "staff-bootstrap": {"email": "staff@example.com", "password": "s-secret"},
+}
+
+
 def test_every_template_secret_is_filled_with_exactly_its_keys() -> None:
     templates = documents(KubeShopSettings().secret_templates)
-    filled = {s["metadata"]["name"]: s for s in local_secrets(templates, STACK)}
+    filled = {s["metadata"]["name"]: s for s in local_secrets(templates, STACK, IDENTITY)}
     assert set(filled) == {t["metadata"]["name"] for t in templates}
     for template in templates:
         name = template["metadata"]["name"]
@@ -78,6 +84,7 @@ def test_every_template_secret_is_filled_with_exactly_its_keys() -> None:
         filled["catalog-mongo"]["stringData"]["uri"]
         == "mongodb://ferretdb.infra.svc:27018/shop_catalog"
     )
+    assert filled["staff-bootstrap"]["stringData"] == IDENTITY["staff-bootstrap"]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +105,7 @@ def test_a_secret_or_key_without_a_local_value_is_an_error(
     template: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(NoLocalValue, match=message):
-        local_secrets([template], STACK)
+        local_secrets([template], STACK, IDENTITY)
 
 
 def _resource(generation: int, observed: int | None, ready: str | None) -> dict[str, Any]:

@@ -4,30 +4,15 @@ service's prefix would answer 404 from the wrong service)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import yaml
-from fastapi import FastAPI
 
-from commerce_services.order.http_api import create_app as order_app
-from commerce_services.payment.http_api import create_app as payment_app
-from commerce_services.product.http_api import create_app as product_app
-from commerce_services.search.http_api import create_app as search_app
-from commerce_services.user.http_api import create_app as user_app
+from tests.unit.service_apps import APPS
 
 INGRESS = Path(__file__).resolve().parents[2] / "samples" / "40-ingress.yaml"
-NONE = cast(Any, None)  # the routes' dependencies; building the OpenAPI never calls them
-
-APPS: dict[str, Callable[[], FastAPI]] = {
-    "user": lambda: user_app(NONE, {}),
-    "product": lambda: product_app(NONE, NONE, NONE, {}, currencies={"EUR"}),
-    "order": lambda: order_app(NONE, NONE, "EUR", {}),
-    "payment": lambda: payment_app(NONE, {}),
-    "search": lambda: search_app(NONE, "products", NONE, {}),
-}
 
 
 def _service_for(rules: list[dict[str, Any]], path: str) -> str | None:

@@ -17,6 +17,8 @@ REQUIRED = {
     "ORDER_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
     "ORDER_USER_GRPC_TARGET": "user:50051",
     "ORDER_PRODUCT_GRPC_TARGET": "product:50051",
+    "ORDER_AUTH_ISSUER": "http://user:8080",
+    "ORDER_AUTH_JWKS_URL": "http://user:8080/api/v1/auth/jwks.json",
 }
 
 

@@ -15,6 +15,7 @@ from pymysql.err import OperationalError as PyMySQLOperationalError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from commerce_services.auth.http_access import Access
 from commerce_services.web.app import service_app
 from commerce_services.web.errors import ApiError
 
@@ -46,7 +47,8 @@ RAISED: list[tuple[str, Exception, int, str]] = [
 @pytest.fixture
 async def raising() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Exception]]]:
     """An app whose endpoint raises whatever the test puts in `to_raise["error"]`."""
-    app: FastAPI = service_app("test", {})
+    rules = {("GET", "/fails"): Access.ANONYMOUS, ("GET", "/unavailable"): Access.ANONYMOUS}
+    app: FastAPI = service_app("test", {}, rules, None)
     to_raise: dict[str, Exception] = {}
 
     @app.get("/fails")

@@ -8,13 +8,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
+from commerce_services.auth.http_access import Access
 from commerce_services.web.app import service_app
 from commerce_services.web.errors import ApiError
 
 
 async def test_trace_id_header_and_route_metrics() -> None:
     trace.set_tracer_provider(TracerProvider())
-    app = service_app("middleware-test", {})
+    app = service_app(
+        "middleware-test", {}, {("GET", "/things/{thing_id}"): Access.ANONYMOUS}, None
+    )
 
     @app.get("/things/{thing_id}")
     async def thing(thing_id: int) -> dict[str, int]:

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
-from commerce_devstack.kube_shop import operator_release
+from commerce_devstack.kube_shop import identity, operator_release
 from commerce_devstack.kube_shop.addresses import (
     cluster_urls,
     ingress_paths,
@@ -147,7 +147,10 @@ class Shop:
         self.step("namespace and Secrets (the stack's servers by their cluster names)")
         namespace = self.settings.samples_dir / "00-namespace.yaml"
         self.run_kubectl("apply", "--server-side", f"-f={namespace}")
-        secrets = local_secrets(documents(self.settings.secret_templates), self.stack)
+        self.identity = identity.load_or_create(self.state / "identity.json")
+        secrets = local_secrets(
+            documents(self.settings.secret_templates), self.stack, self.identity
+        )
         self.run_kubectl(
             "apply", "--server-side", "--force-conflicts", "-f=-", stdin=yaml.safe_dump_all(secrets)
         )
@@ -206,10 +209,13 @@ class Shop:
             self.console.print(f"  older images removed: {', '.join(removed)}")
         self.step("demo data through the Ingress")
         self.wait_routed()
-        demo, created = seed(self.public_urls(), self.state / "demo.json")
+        staff = self.identity["staff-bootstrap"]
+        demo, created = seed(
+            self.public_urls(), self.state / "demo.json", (staff["email"], staff["password"])
+        )
         self.console.print(
             f"  {'seeded' if created else 'already there'}: {len(demo.categories)} categories, "
-            f"{len(demo.skus)} products with stock, {len(demo.users)} users"
+            f"{len(demo.skus)} products with stock, {len(demo.passwords)} customers"
         )
         self.summary(demo)
         self.console.print(f"\nthe shop is up in {time.monotonic() - self.began:.1f} s")
@@ -226,20 +232,33 @@ class Shop:
         # Plain print: a table must not be wrapped or read as markup.
         print("\n" + self.run_kubectl("get", "commerce", "-n", self.settings.namespace).rstrip())
         print(self.run_kubectl("get", "pods", "-n", self.settings.namespace).rstrip())
-        user = next(iter(demo.users.values()), "<user id>")
+        email = next(iter(demo.passwords), "<email>")
+        password = demo.passwords.get(email, "<password>")
+        staff = self.identity["staff-bootstrap"]
         self.console.print(
-            "\n[bold]Place an order[/bold] (run it twice: the same Idempotency-Key gets the same "
-            "order back):"
+            f"\n[bold]Accounts[/bold]: staff {staff['email']} / {staff['password']}, customers "
+            + ", ".join(f"{e} / {p}" for e, p in demo.passwords.items())
+            + f" (kept in {self.state}/)"
+        )
+        self.console.print(
+            "\n[bold]Sign in, then place an order[/bold] (run the order twice: the same "
+            "Idempotency-Key gets the same order back):"
+        )
+        print(
+            f"TOKEN=$(curl -s -X POST {urls.get('user', '<user url>')}/api/v1/auth/token "
+            "-H 'content-type: application/json' "
+            f'-d \'{{"email": "{email}", "password": "{password}"}}\' | jq -r .access_token)'
         )
         print(
             f"curl -s -X POST {urls.get('order', '<order url>')}/api/v1/orders "
-            "-H 'content-type: application/json' "
+            "-H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' "
             f"-H 'Idempotency-Key: try-{uuid.uuid4().hex[:12]}' "
-            f'-d \'{{"user_id": "{user}", "items": [{{"sku": "{demo.skus[0]}", '
+            f'-d \'{{"items": [{{"sku": "{demo.skus[0]}", '
             '"quantity": 1}], "payment": {"token": "tok_visa"}}\''
         )
         print(
-            f"curl -s {urls.get('order', '<order url>')}/api/v1/orders/<order_id>"
+            f'curl -s -H "Authorization: Bearer $TOKEN" '
+            f"{urls.get('order', '<order url>')}/api/v1/orders/<order_id>"
             "   # COMPLETED a moment later; `make demo` does both and shows the saga"
         )
         if "search" in urls:

@@ -1,15 +1,19 @@
 """Demo data through the shop's public REST API: a small category tree, products with stock
-and two users. Seeded once: each thing created is recorded at once in .stack/kube-shop/demo.json
-(which lives and dies with the databases under .stack/), so a second `make up`, or one after an
-interrupted seed, creates only what is missing."""
+(written as the staff account) and two customers who signed up with a password. Seeded once:
+each thing created is recorded at once in .stack/kube-shop/demo.json (mode 0600: it holds the
+customers' passwords; it lives and dies with the databases under .stack/), so a second `make
+up`, or one after an interrupted seed, creates only what is missing."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+
+from commerce_devstack.shop_accounts import new_password, sign_in_sync, sign_up_sync
 
 # (path of names, products: (sku, title, brand, price, stock, attributes))
 CATALOG: tuple[
@@ -44,13 +48,16 @@ CATALOG: tuple[
         ),
     ),
 )
-USERS = (("ada@example.com", "Ada"), ("grace@example.com", "Grace"))
+# Customers who sign in with a password (accounts of a shop seeded before sign-in existed have
+# other emails and no password).
+USERS = (("ada.lovelace@example.com", "Ada"), ("grace.hopper@example.com", "Grace"))
 CURRENCY = "EUR"
 
 
 @dataclass
 class DemoData:
     users: dict[str, str] = field(default_factory=dict)  # email -> user id
+    passwords: dict[str, str] = field(default_factory=dict)  # email -> password
     categories: dict[str, int] = field(default_factory=dict)  # "Kitchen/Mugs" -> id
     skus: list[str] = field(default_factory=list)
 
@@ -63,7 +70,11 @@ class DemoData:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
 
 
 def _created(response: httpx.Response, already: str | None = None) -> dict[str, object]:
@@ -83,12 +94,15 @@ def _created(response: httpx.Response, already: str | None = None) -> dict[str, 
     return body
 
 
-def seed(urls: dict[str, str], state: Path) -> tuple[DemoData, bool]:
-    """Returns the demo data and whether it was created now."""
+def seed(urls: dict[str, str], state: Path, staff: tuple[str, str]) -> tuple[DemoData, bool]:
+    """Returns the demo data and whether it was created now; `staff`: the staff account's
+    email and password."""
     demo = DemoData.load(state) or DemoData()
-    if len(demo.skus) == sum(len(p) for _, p in CATALOG) and len(demo.users) == len(USERS):
+    customers = all(email in demo.users for email, _ in USERS)
+    if len(demo.skus) == sum(len(p) for _, p in CATALOG) and customers:
         return demo, False
     with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=5)) as http:
+        http.headers.update(sign_in_sync(http, urls["user"], *staff).headers)
         for path, products in CATALOG:
             parent: int | None = None
             for depth in range(1, len(path) + 1):
@@ -135,9 +149,12 @@ def seed(urls: dict[str, str], state: Path) -> tuple[DemoData, bool]:
         for email, name in USERS:
             if email in demo.users:
                 continue
-            body = _created(
-                http.post(f"{urls['user']}/api/v1/users", json={"email": email, "name": name})
-            )
-            demo.users[email] = str(body["user_id"])
+            # Kept before the account exists: an interrupted seed signs up with the same one.
+            password = demo.passwords.setdefault(email, new_password())
+            demo.save(state)
+            user_id = sign_up_sync(http, urls["user"], email, name, password)
+            if user_id is None:  # signed up by an interrupted seed
+                user_id = sign_in_sync(http, urls["user"], email, password).user_id
+            demo.users[email] = user_id
             demo.save(state)
     return demo, True

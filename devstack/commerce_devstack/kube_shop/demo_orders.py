@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from commerce_devstack.kube_shop.demo_data import DemoData
+from commerce_devstack.shop_accounts import Account, sign_in_sync
 
 TERMINAL = {"COMPLETED", "CANCELLED"}
 
@@ -25,14 +26,16 @@ class OrderStory:
 
 
 def place_and_follow(
-    urls: dict[str, str], user_id: str, sku: str, token: str, timeout_s: float = 60
+    urls: dict[str, str], customer: Account, sku: str, token: str, timeout_s: float = 60
 ) -> OrderStory:
-    with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=5)) as http:
+    """`customer` places the order and follows it (signed in: orders are theirs alone)."""
+    with httpx.Client(
+        timeout=30, transport=httpx.HTTPTransport(retries=5), headers=customer.headers
+    ) as http:
         answer = http.post(
             f"{urls['order']}/api/v1/orders",
             headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"},
             json={
-                "user_id": user_id,
                 "items": [{"sku": sku, "quantity": 1}],
                 "payment": {"token": token},
             },
@@ -67,7 +70,9 @@ def place_and_follow(
 
 
 def run_demo(urls: dict[str, str], demo: DemoData) -> list[tuple[str, OrderStory]]:
-    user = next(iter(demo.users.values()))
+    email = next(iter(demo.passwords))
+    with httpx.Client(timeout=30, transport=httpx.HTTPTransport(retries=5)) as http:
+        user = sign_in_sync(http, urls["user"], email, demo.passwords[email])
     sku = demo.skus[0]
     return [
         ("paid with tok_visa", place_and_follow(urls, user, sku, "tok_visa")),

@@ -5,7 +5,10 @@ credentials. A Secret or key the template adds without a local value is an error
 samples and `make up` cannot drift apart silently.
 
 One exception: the replication user's Secret names the node address, because it is read by
-the stack's Kafka Connect worker, which runs on the host, outside the cluster and its DNS."""
+the stack's Kafka Connect worker, which runs on the host, outside the cluster and its DNS.
+
+The identity Secrets (signing keys, the bootstrap staff account) hold no server's credentials:
+their values come from kube_shop/identity.py, made once for this machine."""
 
 from __future__ import annotations
 
@@ -40,7 +43,11 @@ def _port(address: str) -> str:
     return str(urlsplit(address if "//" in address else f"//{address}").port)
 
 
-def _values(name: str, stack: Endpoints) -> dict[str, str]:
+def _values(
+    name: str, stack: Endpoints, identity: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    if name in identity:
+        return dict(identity[name])
     mariadb = stack["mariadb"]
     address = {"host": cluster_name("mariadb"), "port": str(mariadb["port"])}
     if name in DATABASE_ACCOUNTS:
@@ -68,14 +75,19 @@ def _values(name: str, stack: Endpoints) -> dict[str, str]:
     raise NoLocalValue(f"no local value for Secret {name!r}; teach kube_shop/local_secrets.py")
 
 
-def local_secrets(templates: Iterable[Mapping[str, Any]], stack: Endpoints) -> list[dict[str, Any]]:
-    """One filled Secret per template, with exactly the template's keys."""
+def local_secrets(
+    templates: Iterable[Mapping[str, Any]],
+    stack: Endpoints,
+    identity: Mapping[str, Mapping[str, str]],
+) -> list[dict[str, Any]]:
+    """One filled Secret per template, with exactly the template's keys; `identity`: the
+    values of the identity Secrets by name."""
     filled = []
     for template in templates:
         if template.get("kind") != "Secret":
             continue
         meta = template["metadata"]
-        values = _values(meta["name"], stack)
+        values = _values(meta["name"], stack, identity)
         keys = sorted(template.get("stringData") or {})
         missing = [k for k in keys if k not in values]
         if missing:

@@ -51,6 +51,13 @@ DATABASE_KEYS = {
 }
 BROKER_KEYS = {"bootstrapServers": "KAFKA_BOOTSTRAP"}
 DOCUMENT_STORE_KEYS = {"uri": "MONGO_URI"}
+SIGNING_KEYS_KEYS = {"jwks": "SIGNING_KEYS", "activeKeyId": "SIGNING_KEY_ID"}
+STAFF_BOOTSTRAP_KEYS = {"email": "BOOTSTRAP_STAFF_EMAIL", "password": "BOOTSTRAP_STAFF_PASSWORD"}
+GRPC_IDENTITY_KEYS = {
+    "tls.crt": "GRPC_TLS_CERT",
+    "tls.key": "GRPC_TLS_KEY",
+    "ca.crt": "GRPC_TLS_CA",
+}
 
 
 @dataclass(frozen=True)
@@ -104,14 +111,15 @@ def desired_state(
     """`elasticsearch_url`: the operator's OPERATOR_ELASTICSEARCH_URL, for the roles that use
     Elasticsearch."""
     config, secret_env, problems, versions = _resolve(spec, meta, view, elasticsearch_url)
-    config_hash = _hash(config, secret_env, versions)
+    migration_env = _migration_env(spec, view, problems, versions)
+    config_hash = _hash(config, secret_env + migration_env, versions)
     selector = ",".join(f"{k}={v}" for k, v in sorted(selector_labels(spec, meta).items()))
     if problems:
         return DesiredState((), tuple(problems), config_hash, selector)
     objects = [
         _service_account(spec, meta),
         _config_map(spec, meta, config),
-        _deployment(spec, meta, secret_env, config_hash),
+        _deployment(spec, meta, secret_env, migration_env, config_hash),
         _service(spec, meta),
     ]
     if spec.autoscaling is not None:
@@ -180,6 +188,9 @@ def _resolve(
         ("database", bindings.database, DATABASE_KEYS),
         ("broker", bindings.broker, BROKER_KEYS),
         ("documentStore", bindings.document_store, DOCUMENT_STORE_KEYS),
+        ("signingKeys", bindings.signing_keys, SIGNING_KEYS_KEYS),
+        ("staffBootstrap", bindings.staff_bootstrap, STAFF_BOOTSTRAP_KEYS),
+        ("grpcIdentity", bindings.grpc_identity, GRPC_IDENTITY_KEYS),
     ):
         if secret_name is None:
             continue
@@ -265,6 +276,26 @@ def _resolve(
     return config, secret_env, problems, versions
 
 
+def _migration_env(
+    spec: CommerceServiceSpec,
+    view: ClusterView,
+    problems: list[BindingProblem],
+    versions: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The migration account's settings for the init container (empty without the binding:
+    it then migrates as the database binding's account)."""
+    name = spec.bindings.migration_database
+    if name is None:
+        return []
+    problem = secret_problem("migrationDatabase", name, view.secrets, DATABASE_KEYS)
+    if problem is not None:
+        problems.append(problem)
+        return []
+    versions[name] = view.secrets[name].resource_version
+    prefix = spec.role.env_prefix
+    return secret_key_refs(name, {key: f"{prefix}_{s}" for key, s in DATABASE_KEYS.items()})
+
+
 def _env_word(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", value).upper()
 
@@ -305,6 +336,7 @@ def _deployment(
     spec: CommerceServiceSpec,
     meta: ResourceMeta,
     secret_env: list[dict[str, Any]],
+    migration_env: list[dict[str, Any]],
     config_hash: str,
 ) -> dict[str, Any]:
     ports = [{"name": "http", "containerPort": spec.http_port, "protocol": "TCP"}]
@@ -346,7 +378,7 @@ def _deployment(
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
     }
-    migrations = _migrations(spec, container, secret_env)
+    migrations = _migrations(spec, container, migration_env or secret_env)
     if migrations is not None:
         pod["initContainers"] = [migrations]
     return {
@@ -371,9 +403,10 @@ def _migrations(
     spec: CommerceServiceSpec, service: Mapping[str, Any], secret_env: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
     """The init container that migrates the bound database before the service starts: the
-    same image, only the database settings (`migrate` reads nothing else). Every replica runs
-    it; a run that finds the schema current changes nothing, and concurrent runs queue on a
-    lock in the database (commerce_services.db.alembic_env)."""
+    same image, only the database settings (`migrate` reads nothing else): the migration
+    account's when migrationDatabase is bound, else the service's. Every replica runs it; a
+    run that finds the schema current changes nothing, and concurrent runs queue on a lock in
+    the database (commerce_services.db.alembic_env)."""
     if spec.role.migrate_command is None or spec.bindings.database is None:
         return None
     database_settings = {f"{spec.role.env_prefix}_{s}" for s in DATABASE_KEYS.values()}

@@ -93,8 +93,7 @@ class CommerceServiceFlow:
             bindings = CommerceServiceSpec.from_dict(body["spec"]).bindings
         except (KeyError, TypeError, ValueError):
             return []
-        secrets = {bindings.database, bindings.broker, bindings.document_store} - {None}
-        targets: list[tuple[Kind, str]] = [(SECRET, str(name)) for name in secrets]
+        targets: list[tuple[Kind, str]] = [(SECRET, name) for name in bindings.secrets()]
         targets += [(OUTBOX_CONNECTOR, e.outbox_connector) for e in bindings.events]
         targets += [(COMMERCE_SERVICE, name) for name in bindings.services]
         if bindings.catalog_index is not None:
@@ -162,8 +161,7 @@ class CommerceServiceFlow:
     def cluster_view(self, spec: CommerceServiceSpec, namespace: str) -> ClusterView:
         bindings = spec.bindings
         secrets: dict[str, SecretInfo] = {}
-        for name in {bindings.database, bindings.broker, bindings.document_store} - {None}:
-            assert name is not None
+        for name in bindings.secrets():
             found = self.state.secret(namespace, name)
             if found is not None:
                 secrets[name] = found

@@ -84,6 +84,14 @@ class Bindings:
     database: str | None = None  # Secret names
     broker: str | None = None
     document_store: str | None = None
+    # The database account the `migrate` init container uses (schema changes); the service
+    # itself runs under `database`'s, which has data privileges only.
+    migration_database: str | None = None
+    # The user service's token signing keys, and the first staff account.
+    signing_keys: str | None = None
+    staff_bootstrap: str | None = None
+    # The certificate, key and CA of the service's gRPC identity (mTLS).
+    grpc_identity: str | None = None
     events: tuple[EventBinding, ...] = ()
     services: tuple[str, ...] = ()  # CommerceService names
     catalog_index: str | None = None  # CatalogIndex name
@@ -98,6 +106,10 @@ class Bindings:
             database=secret("database"),
             broker=secret("broker"),
             document_store=secret("documentStore"),
+            migration_database=secret("migrationDatabase"),
+            signing_keys=secret("signingKeys"),
+            staff_bootstrap=secret("staffBootstrap"),
+            grpc_identity=secret("grpcIdentity"),
             events=tuple(
                 EventBinding(e["outboxConnector"], e["aggregateType"])
                 for e in raw.get("events", ())
@@ -105,6 +117,19 @@ class Bindings:
             services=tuple(raw.get("services", ())),
             catalog_index=raw.get("catalogIndex"),
         )
+
+    def secrets(self) -> set[str]:
+        """Every Secret the bindings name."""
+        named = (
+            self.database,
+            self.broker,
+            self.document_store,
+            self.migration_database,
+            self.signing_keys,
+            self.staff_bootstrap,
+            self.grpc_identity,
+        )
+        return {name for name in named if name is not None}
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,14 @@ def service_app(
 ) -> FastAPI:
     """`access`: the rule of every route the service adds (a route without one is refused);
     `verifier`: checks access tokens, needed when a rule is not ANONYMOUS."""
-    guard = access_guard({**INFRASTRUCTURE_ACCESS, **access}, verifier)
+    rules = {**INFRASTRUCTURE_ACCESS, **access}
     app = FastAPI(
         title=f"commerce {service} service",
         version="1",
         responses=ERROR_RESPONSES,
-        dependencies=[Depends(guard)],
+        dependencies=[Depends(access_guard(rules, verifier))],
     )
+    app.state.access_rules = rules  # what the access tests read
     install_error_handlers(app)
     # Added first, so it runs inside the metrics middleware: refusals are counted too.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

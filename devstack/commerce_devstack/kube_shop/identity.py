@@ -1,0 +1,43 @@
+"""The shop's identity material on this machine, made once and kept in
+.stack/kube-shop/identity.json (mode 0600, with the databases it belongs to): the user service's
+signing key (a private JWK Set and its active kid) and the bootstrap staff account's email and
+password. `make up` puts them into the Secrets samples/secrets/ declares; the password is
+printed by `make up`, never written anywhere else."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from commerce_services.user.signing import new_signing_key
+
+STAFF_EMAIL = "staff@example.com"
+
+
+def _write(path: Path, document: dict[str, dict[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(document, out, indent=2)
+    tmp.replace(path)
+
+
+def load_or_create(path: Path) -> dict[str, dict[str, str]]:
+    """Secret name -> its values, for the identity Secrets."""
+    if path.exists():
+        document: dict[str, dict[str, str]] = json.loads(path.read_text())
+        return document
+    kid = datetime.now(UTC).strftime("shop-%Y%m%d-%H%M%S")
+    document = {
+        "user-signing-keys": {
+            "jwks": json.dumps({"keys": [new_signing_key(kid)]}),
+            "activeKeyId": kid,
+        },
+        "staff-bootstrap": {"email": STAFF_EMAIL, "password": secrets.token_urlsafe(18)},
+    }
+    _write(path, document)
+    return document

@@ -1,0 +1,191 @@
+"""Access token verification, the way every service does it: a token the issuer signed with a
+key of its JWKS verifies; one expired, signed by another key, by another issuer, for another
+audience, naming an unknown key id or no algorithm is refused. The JWKS is fetched once,
+again for an unknown key id (a rotated-in key verifies at once), but not more often than the
+refresh interval, however many made-up key ids arrive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from commerce_services.auth.keys import KeysUnavailable, RemoteJwks, StaticKeys, parse_jwks
+from commerce_services.auth.principal import CUSTOMER, STAFF
+from commerce_services.auth.tokens import InvalidToken, TokenVerifier
+from commerce_services.user.signing import (
+    AccessTokenIssuer,
+    InvalidSigningKeys,
+    SigningKeys,
+    new_signing_key,
+)
+
+ISSUER, AUDIENCE = "https://issuer.test", "commerce-api"
+NOW = datetime.now(UTC)
+
+
+def _keys(*kids: str, active: str | None = None) -> SigningKeys:
+    jwks = {"keys": [new_signing_key(kid) for kid in kids]}
+    return SigningKeys.from_jwks(json.dumps(jwks), active or kids[0])
+
+
+KEYS = _keys("k1", "k2")
+
+
+def _issuer(keys: SigningKeys = KEYS, issuer: str = ISSUER, audience: str = AUDIENCE) -> Any:
+    return AccessTokenIssuer(keys, issuer, audience, timedelta(minutes=15))
+
+
+def _verifier(keys: SigningKeys = KEYS) -> TokenVerifier:
+    return TokenVerifier(StaticKeys(keys.public_keys()), issuer=ISSUER, audience=AUDIENCE)
+
+
+async def test_a_token_of_the_issuer_verifies_with_its_subject_and_known_roles() -> None:
+    token = _issuer().issue("u1", frozenset({CUSTOMER, STAFF, "root"}), NOW)
+    principal = await _verifier().verify(token)
+    assert (principal.user_id, principal.roles) == ("u1", frozenset({CUSTOMER, STAFF}))
+
+
+def _forged(claims: dict[str, Any], kid: str = "k1", key: Any = None) -> str:
+    signing = key or KEYS.keys["k1"].key
+    return jwt.encode(claims, signing, algorithm="EdDSA", headers={"kid": kid})
+
+
+BASE = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "roles": [STAFF]}
+
+
+def _stamps(issued: datetime, lifetime: timedelta) -> dict[str, int]:
+    return {"iat": int(issued.timestamp()), "exp": int((issued + lifetime).timestamp())}
+
+
+REFUSED: list[tuple[str, Callable[[], str], str]] = [
+    (
+        "expired",
+        lambda: _issuer().issue("u1", frozenset({STAFF}), NOW - timedelta(hours=1)),
+        "Expired",
+    ),
+    (
+        "signed by a key the issuer does not publish under that kid",
+        lambda: _forged(
+            {**BASE, **_stamps(NOW, timedelta(minutes=5))},
+            key=_keys("other").keys["other"].key,
+        ),
+        "Signature",
+    ),
+    (
+        "another issuer",
+        lambda: _issuer(issuer="https://evil.test").issue("u1", frozenset({STAFF}), NOW),
+        "Issuer",
+    ),
+    (
+        "another audience",
+        lambda: _issuer(audience="other-api").issue("u1", frozenset({STAFF}), NOW),
+        "Audience",
+    ),
+    (
+        "an unknown key id",
+        lambda: _issuer(_keys("k9")).issue("u1", frozenset({STAFF}), NOW),
+        "unknown key id",
+    ),
+    (
+        "no signature (alg none)",
+        lambda: jwt.encode(
+            {**BASE, **_stamps(NOW, timedelta(minutes=5))},
+            "",
+            algorithm="none",
+            headers={"kid": "k1"},
+        ),
+        "alg",
+    ),
+    (
+        "no expiry",
+        lambda: _forged({**BASE, "iat": int(NOW.timestamp())}),
+        "exp",
+    ),
+    ("not a JWT", lambda: "not.a.token", "malformed"),
+    ("no key id", lambda: _forged({**BASE, **_stamps(NOW, timedelta(minutes=5))}, kid=""), "key"),
+]
+
+
+@pytest.mark.parametrize(("case", "token", "reason"), REFUSED, ids=[r[0] for r in REFUSED])
+async def test_a_bad_token_is_refused(case: str, token: Callable[[], str], reason: str) -> None:
+    with pytest.raises(InvalidToken, match=f"(?i){reason}"):
+        await _verifier().verify(token())
+
+
+async def test_after_rotation_both_keys_verify_and_the_new_one_signs() -> None:
+    before = _issuer(KEYS).issue("u1", frozenset({CUSTOMER}), NOW)
+    rotated = SigningKeys(active_kid="k2", keys=KEYS.keys)
+    after = _issuer(rotated).issue("u1", frozenset({CUSTOMER}), NOW)
+    assert jwt.get_unverified_header(after)["kid"] == "k2"
+    for token in (before, after):
+        assert (await _verifier(rotated).verify(token)).user_id == "u1"
+
+
+def test_signing_keys_must_be_private_asymmetric_and_name_the_active_one() -> None:
+    with pytest.raises(InvalidSigningKeys, match="active"):
+        _keys("k1", active="k3")
+    public = {"keys": [KEYS.public_jwk("k1")]}
+    with pytest.raises(InvalidSigningKeys):
+        SigningKeys.from_jwks(json.dumps(public), "k1")
+    with pytest.raises(InvalidSigningKeys):
+        SigningKeys.from_jwks('{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}', "h")
+    # The published set carries no private part.
+    assert all("d" not in key for key in KEYS.jwks()["keys"])
+    assert parse_jwks({"keys": [new_signing_key("leaked")]}) == {}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _remote(documents: list[dict[str, Any]], clock: Clock) -> tuple[RemoteJwks, list[int]]:
+    """A RemoteJwks over an HTTP transport that answers the documents in turn (the last one
+    from then on); the list counts the requests."""
+    requests: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(1)
+        return httpx.Response(200, json=documents[min(len(requests), len(documents)) - 1])
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    jwks = RemoteJwks("http://issuer.test/jwks", http, min_refresh_s=10, max_age_s=300, clock=clock)
+    return jwks, requests
+
+
+async def test_the_jwks_is_refetched_for_an_unknown_kid_but_not_more_often_than_allowed() -> None:
+    clock = Clock()
+    first = _keys("k1")
+    rotated = SigningKeys("k2", {**first.keys, "k2": _keys("k2").keys["k2"]})
+    jwks, requests = _remote([first.jwks(), rotated.jwks()], clock)
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE)
+    assert (await verifier.verify(_issuer(first).issue("u1", frozenset(), NOW))).user_id == "u1"
+    assert len(requests) == 1
+    for forged in range(50):  # made-up key ids within the interval: no request each
+        assert await jwks.key(f"forged-{forged}") is None
+    assert len(requests) == 1
+    clock.now += 11  # the issuer rotated in k2 meanwhile: found on the next unknown kid
+    token = _issuer(rotated).issue("u2", frozenset(), NOW)
+    assert (await verifier.verify(token)).user_id == "u2"
+    assert len(requests) == 2
+    await verifier.verify(token)  # known now: no request
+    assert len(requests) == 2
+
+
+async def test_an_unreachable_issuer_is_not_the_callers_fault() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+    jwks = RemoteJwks("http://issuer.test/jwks", http, min_refresh_s=10, max_age_s=300)
+    with pytest.raises(KeysUnavailable):
+        await jwks.key("k1")
