@@ -36,11 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import endpoints
 from commerce_devstack.settings import StackSettings
+from commerce_services.db.settings import DatabaseSettings
 from commerce_services.product.inventory.model import OutOfStock
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.inventory.tables import inventory
 from commerce_services.product.migrations import upgrade
-from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,7 +270,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     stack = endpoints.load()
-    settings = ProductSettings.from_values(
+    settings = DatabaseSettings.from_values(
         {**stack.service_settings("product"), "db_pool_size": args.pool}
     )
     upgrade(settings)

@@ -31,6 +31,7 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
+from tests.stack.access_tokens import AUTH_SETTINGS
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
@@ -58,7 +59,7 @@ TTL = timedelta(minutes=15)
 @pytest.fixture(scope="session")
 def product_settings(stack: Endpoints) -> ProductSettings:
     product_settings = ProductSettings.from_values(
-        {**stack.service_settings("product"), "db_pool_size": 40}
+        {**stack.service_settings("product"), **AUTH_SETTINGS, "db_pool_size": 40}
     )
     upgrade(product_settings)  # the schema comes from the migrations, as in production
     return product_settings

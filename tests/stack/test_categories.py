@@ -18,6 +18,7 @@ from commerce_services.product.categories.store import CategoryStore, Move
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
+from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER
 from tests.stack.error_shape import api_error
 
 SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
@@ -36,9 +37,11 @@ async def _ok() -> None:
 async def api(
     store: InventoryStore, tree: CategoryStore, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, tree, catalog, {"mariadb": _ok}, currencies=SOLD)
+    app = create_app(store, tree, catalog, {"mariadb": _ok}, currencies=SOLD, verifier=VERIFIER)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://product.test"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://product.test",
+        headers=STAFF_HEADERS,
     ) as client:
         yield client
 

@@ -31,6 +31,7 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.order_events import order_event_handlers
 from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
+from tests.stack.access_tokens import AUTH_SETTINGS
 from tests.stack.conftest import TTL, Clock
 from tests.stack.outage import cuttable_proxy
 
@@ -307,7 +308,7 @@ async def test_a_database_outage_holds_the_event_until_the_database_is_back(
 ) -> None:
     """Issue 13, defect 2: an order_completed met a restarting database, was dead-lettered
     after a few retries, and the paid unit was later sold again. An outage is waited out."""
-    settings = ProductSettings.from_values(stack.service_settings("product"))
+    settings = ProductSettings.from_values({**stack.service_settings("product"), **AUTH_SETTINGS})
     async with cuttable_proxy(settings.db_host, settings.db_port) as proxy:
         proxied = service_engine(
             settings.model_copy(update={"db_host": "127.0.0.1", "db_port": proxy.port})

@@ -28,6 +28,7 @@ from commerce_services.payment.migrations import upgrade
 from commerce_services.payment.settings import PaymentSettings
 from commerce_services.payment.tables import outbox, payments
 from commerce_services.runtime.clock import utc_now
+from tests.stack.access_tokens import AUTH_SETTINGS
 from tests.stack.order_writes import write_order
 
 
@@ -45,7 +46,7 @@ class CountingGateway(FakeGateway):
 
 @pytest.fixture(scope="session")
 def payment_settings(stack: Endpoints) -> PaymentSettings:
-    settings = PaymentSettings.from_values(stack.service_settings("payment"))
+    settings = PaymentSettings.from_values({**stack.service_settings("payment"), **AUTH_SETTINGS})
     upgrade(settings)
     return settings
 

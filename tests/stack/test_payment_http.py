@@ -19,6 +19,7 @@ from commerce_services.payment.http_api import create_app
 from commerce_services.payment.migrations import upgrade
 from commerce_services.payment.settings import PaymentSettings
 from commerce_services.runtime.clock import utc_now
+from tests.stack.access_tokens import AUTH_SETTINGS, STAFF_HEADERS, VERIFIER, customer
 from tests.stack.error_shape import api_error
 
 
@@ -28,7 +29,7 @@ async def _ready() -> None:
 
 @pytest.fixture
 async def payment_engine(stack: Endpoints) -> AsyncIterator[AsyncEngine]:
-    settings = PaymentSettings.from_values(stack.service_settings("payment"))
+    settings = PaymentSettings.from_values({**stack.service_settings("payment"), **AUTH_SETTINGS})
     upgrade(settings)
     engine = create_async_engine(settings.database_url())
     yield engine
@@ -37,8 +38,11 @@ async def payment_engine(stack: Endpoints) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def api(payment_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(payment_engine, {"mariadb": _ready}))
-    async with httpx.AsyncClient(transport=transport, base_url="http://payment.test") as client:
+    app = create_app(payment_engine, {"mariadb": _ready}, VERIFIER)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://payment.test", headers=STAFF_HEADERS
+    ) as client:
         yield client
 
 
@@ -68,6 +72,41 @@ async def test_an_orders_payment_and_none_before_it(
         "12.30",
         "EUR",
     )
+
+
+async def test_a_customer_sees_the_payments_of_their_own_orders_only(
+    api: httpx.AsyncClient, payment_engine: AsyncEngine, unique: str
+) -> None:
+    order_id, buyer, other = f"own-{unique}", uuid.uuid4().hex, uuid.uuid4().hex
+    event = Event(
+        "commerce.order.events",
+        0,
+        0,
+        order_id,
+        str(uuid.uuid4()),
+        "order_created",
+        {
+            "order_id": order_id,
+            "user_id": buyer,
+            "total": "5.00",
+            "currency": "EUR",
+            "payment_token": "tok_visa",
+        },
+    )
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await PaymentProcessor(FakeGateway(), utc_now).on_order_created(unit, event)
+    query = {"order_id": order_id}
+
+    async def seen(headers: dict[str, str]) -> list[str]:
+        answer = await api.get("/api/v1/payments", params=query, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [p["order_id"] for p in answer.json()["items"]]
+
+    assert await seen(customer(buyer)) == [order_id]
+    assert await seen(customer(other)) == []  # as if there were none
+    assert await seen(STAFF_HEADERS) == [order_id]
+    anonymous = await api.get("/api/v1/payments", params=query, headers={"Authorization": ""})
+    assert (anonymous.status_code, api_error(anonymous)["code"]) == (401, "unauthorized")
 
 
 @pytest.mark.parametrize(

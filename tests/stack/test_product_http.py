@@ -18,6 +18,7 @@ from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
+from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER
 from tests.stack.conftest import TTL
 from tests.stack.error_shape import api_error
 
@@ -37,11 +38,17 @@ async def api(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        store, CategoryStore(engine, utc_now), catalog, {"mariadb": _fine}, currencies=SOLD
+        store,
+        CategoryStore(engine, utc_now),
+        catalog,
+        {"mariadb": _fine},
+        currencies=SOLD,
+        verifier=VERIFIER,
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://product.test",
+        headers=STAFF_HEADERS,
     ) as client:
         yield client
 
@@ -130,10 +137,17 @@ async def test_not_ready_when_a_dependency_fails(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> None:
     app = create_app(
-        store, CategoryStore(engine, utc_now), catalog, {"mariadb": _down}, currencies=SOLD
+        store,
+        CategoryStore(engine, utc_now),
+        catalog,
+        {"mariadb": _down},
+        currencies=SOLD,
+        verifier=VERIFIER,
     )
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://product.test"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://product.test",
+        headers=STAFF_HEADERS,
     ) as client:
         response = await client.get("/health/ready")
     assert response.status_code == 503

@@ -45,6 +45,7 @@ from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
+from tests.stack.access_tokens import AUTH_SETTINGS
 from tests.stack.conftest import TTL, Clock
 
 PRICE = Decimal("12.50")  # of every SKU named SAGA-...
@@ -103,7 +104,9 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     payment_up = getattr(request, "param", {}).get("payment_up", True)
     order_settings = DatabaseSettings.from_values(stack.service_settings("order"))
-    payment_settings = PaymentSettings.from_values(stack.service_settings("payment"))
+    payment_settings = PaymentSettings.from_values(
+        {**stack.service_settings("payment"), **AUTH_SETTINGS}
+    )
     order_migrations.upgrade(order_settings)
     payment_migrations.upgrade(payment_settings)
     order_engine = create_async_engine(order_settings.database_url())

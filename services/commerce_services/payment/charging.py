@@ -35,11 +35,13 @@ AGGREGATE = "payment"
 NO_CURRENCY = "XXX"
 
 
-def _order_fields(event: Event) -> tuple[str, str, Decimal, str, str]:
+def _order_fields(event: Event) -> tuple[str, str | None, Decimal, str, str]:
     payload = event.payload
+    # The buyer, whom the payment is shown to; an event without one is shown to staff only.
+    buyer = payload.get("user_id")
+    user_id = buyer if isinstance(buyer, str) else None
     try:
         order_id = str(payload["order_id"])
-        user_id = str(payload["user_id"])
         amount = Decimal(str(payload["total"]))
         currency, token = str(payload["currency"]), str(payload["payment_token"])
     except (KeyError, InvalidOperation) as exc:

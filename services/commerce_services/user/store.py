@@ -67,9 +67,11 @@ class UserStore:
         self,
         email: str,
         name: str,
-        password_hash: str,
+        password_hash: str | None = None,
         roles: frozenset[str] = frozenset({CUSTOMER}),
     ) -> User:
+        """`password_hash`: None makes an account that cannot sign in (as one from before
+        sign-in existed)."""
         now = self._clock()
         doc = {
             "_id": uuid.uuid4().hex,
