@@ -1,12 +1,17 @@
-"""Access tokens for tests that run a service's app in the test process: a signing key made
-for the test session, the verifier the apps are given, and the Authorization header of a
-caller with given roles (as the user service would sign it)."""
+"""Access tokens for tests that run a service: a signing key made for the test session, the
+verifier in-process apps are given, the Authorization header of a caller with given roles (as
+the user service would sign it), and for services run as processes the settings that make them
+sign (the user service) or verify (the others, against a JWKS served by `jwks_url`) with it."""
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from commerce_services.auth.keys import StaticKeys
 from commerce_services.auth.principal import CUSTOMER, STAFF
@@ -14,7 +19,8 @@ from commerce_services.auth.tokens import TokenVerifier
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.signing import AccessTokenIssuer, SigningKeys, new_signing_key
 
-KEYS = SigningKeys.from_jwks(json.dumps({"keys": [new_signing_key("test-1")]}), "test-1")
+PRIVATE_JWKS = json.dumps({"keys": [new_signing_key("test-1")]})
+KEYS = SigningKeys.from_jwks(PRIVATE_JWKS, "test-1")
 ISSUER = AccessTokenIssuer(KEYS, "https://issuer.test", "commerce-api", timedelta(minutes=15))
 VERIFIER = TokenVerifier(
     StaticKeys(KEYS.public_keys()), issuer=ISSUER.issuer, audience=ISSUER.audience
@@ -35,3 +41,44 @@ STAFF_HEADERS = bearer(uuid.uuid4().hex, CUSTOMER, STAFF)
 # The <SERVICE>_AUTH_* settings of a service settings object built in a test (its app, if the
 # test makes one, is given VERIFIER instead).
 AUTH_SETTINGS = {"auth_issuer": ISSUER.issuer, "auth_jwks_url": "http://127.0.0.1:1/jwks.json"}
+
+
+def signing_env() -> dict[str, str]:
+    """The user service process's settings that make it sign with KEYS."""
+    return {
+        "USER_SIGNING_KEYS": PRIVATE_JWKS,
+        "USER_SIGNING_KEY_ID": KEYS.active_kid,
+        "USER_AUTH_ISSUER": ISSUER.issuer,
+    }
+
+
+def verifying_env(service: str, jwks_url: str) -> dict[str, str]:
+    """A service process's settings that make it accept tokens signed with KEYS."""
+    prefix = service.upper()
+    return {f"{prefix}_AUTH_ISSUER": ISSUER.issuer, f"{prefix}_AUTH_JWKS_URL": jwks_url}
+
+
+@contextmanager
+def jwks_served() -> Iterator[str]:
+    """The URL of KEYS' public JWKS, served over HTTP on loopback while the block runs."""
+    body = json.dumps(KEYS.jwks()).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()

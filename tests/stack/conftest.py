@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -31,7 +31,7 @@ from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
-from tests.stack.access_tokens import AUTH_SETTINGS
+from tests.stack.access_tokens import AUTH_SETTINGS, jwks_served
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
@@ -42,6 +42,13 @@ def stack() -> Endpoints:
         return endpoints.load()
     except StackNotRunning as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def jwks_url() -> Iterator[str]:
+    """Where services run as processes fetch the test session's JWKS (access_tokens.KEYS)."""
+    with jwks_served() as url:
+        yield url
 
 
 @pytest.fixture

@@ -41,10 +41,19 @@ from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
+from tests.stack.access_tokens import (
+    STAFF_HEADERS,
+    VERIFIER,
+    customer,
+    signing_env,
+    verifying_env,
+)
 from tests.stack.conftest import TTL
 from tests.stack.error_shape import api_error
 from tests.stack.processes import free_ports
 from tests.stack.tcp_proxy import TcpProxy
+
+PASSWORD = "outage password 1"
 
 
 def _unavailable(response: httpx.Response) -> None:
@@ -96,7 +105,7 @@ async def _started(process: ServiceProcess) -> ServiceProcess:
 
 
 async def test_mariadb_outage_is_503_with_retry_after_then_the_service_answers_again(
-    stack: Endpoints, proxy_to_mariadb: TcpProxy, unique: str, tmp_path: Path
+    stack: Endpoints, proxy_to_mariadb: TcpProxy, unique: str, tmp_path: Path, jwks_url: str
 ) -> None:
     (http_port,) = free_ports(1)
     topic = f"test.outage.order.events.{unique}"
@@ -114,12 +123,15 @@ async def test_mariadb_outage_is_503_with_retry_after_then_the_service_answers_a
         "PAYMENT_HTTP_PORT": str(http_port),
         "PAYMENT_ORDER_EVENTS_TOPIC": topic,
         "PAYMENT_CONSUMER_GROUP": f"payment-outage-{unique}",
+        **verifying_env("payment", jwks_url),
     }
     log = tmp_path / "payment.log"
     payment = await _started(ServiceProcess("payment", http_port, 0, env, log))
     params = {"order_id": f"outage-{unique}"}
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{http_port}", timeout=30, headers=STAFF_HEADERS
+        ) as http:
             assert (await http.get("/api/v1/payments", params=params)).json() == {"items": []}
 
             lost = await _in_flight_then_cut(
@@ -149,6 +161,7 @@ async def test_mongodb_outage_is_503_with_retry_after_then_the_service_answers_a
         "USER_MONGO_DATABASE": database,
         "USER_HTTP_PORT": str(http_port),
         "USER_GRPC_PORT": str(grpc_port),
+        **signing_env(),
     }
     user_service = await _started(
         ServiceProcess("user", http_port, grpc_port, env, tmp_path / "user.log")
@@ -156,15 +169,20 @@ async def test_mongodb_outage_is_503_with_retry_after_then_the_service_answers_a
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as http:
             created = await http.post(
-                "/api/v1/users", json={"email": "outage@example.com", "name": "Outage"}
+                "/api/v1/users",
+                json={"email": "outage@example.com", "name": "Outage", "password": PASSWORD},
             )
             assert created.status_code == 201, created.text
+            http.headers.update(customer(created.json()["user_id"]))
             path = f"/api/v1/users/{created.json()['user_id']}"
 
             _unavailable(await _in_flight_then_cut(proxy_to_ferretdb, http.get(path)))
             _unavailable(await http.get(path))  # nothing listens: server selection times out
             _unavailable(
-                await http.post("/api/v1/users", json={"email": "b@example.com", "name": "B"})
+                await http.post(
+                    "/api/v1/users",
+                    json={"email": "b@example.com", "name": "B", "password": PASSWORD},
+                )
             )
 
             await proxy_to_ferretdb.restore()
@@ -212,16 +230,12 @@ async def test_an_order_retried_after_a_503_is_placed_once(
         orders,
         timedelta(seconds=30),
     )
-    app = order_app(placement, orders, "EUR", {})
+    app = order_app(placement, orders, "EUR", {}, VERIFIER)
     try:
         await store.set_stock(sku, 5)
         user = await users.create(f"{unique}@example.com", "Buyer")
-        body = {
-            "user_id": user.user_id,
-            "items": [{"sku": sku, "quantity": 2}],
-            "payment": {"token": "tok_visa"},
-        }
-        key = {"Idempotency-Key": f"outage-{unique}"}
+        body = {"items": [{"sku": sku, "quantity": 2}], "payment": {"token": "tok_visa"}}
+        key = {"Idempotency-Key": f"outage-{unique}", **customer(user.user_id)}
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://order.test"
         ) as http:

@@ -6,6 +6,7 @@ sweep releases the stock of placements whose owner died."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
+from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER, customer
 from tests.stack.conftest import TTL, Clock, confirm
 from tests.stack.error_shape import api_error
 from tests.stack.processes import free_ports
@@ -294,7 +296,11 @@ async def _ok() -> None:
 @pytest.fixture
 async def order_api(wired: Wired, sku: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        _placement(wired.channel, wired.orders, sku), wired.orders, "EUR", {"mariadb": _ok}
+        _placement(wired.channel, wired.orders, sku),
+        wired.orders,
+        "EUR",
+        {"mariadb": _ok},
+        VERIFIER,
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://order.test"
@@ -307,12 +313,10 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
 ) -> None:
     await store.set_stock(sku, 3)
     user = await wired.users.create(f"{sku.lower()}@example.com", "Buyer")
-    body = {
-        "user_id": user.user_id,
-        "items": [{"sku": sku, "quantity": 2}],
-        "payment": {"token": "tok_visa"},
-    }
+    order_api.headers.update(customer(user.user_id))
+    body = {"items": [{"sku": sku, "quantity": 2}], "payment": {"token": "tok_visa"}}
     placed = await order_api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "a"})
+    assert placed.json()["user_id"] == user.user_id
     assert placed.status_code == 201
     order = placed.json()
     assert (order["status"], order["total"], order["items"][0]["amount"]) == (
@@ -348,8 +352,20 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
 
     got = await order_api.get(f"/api/v1/orders/{order['order_id']}")
     assert got.json() == order
-    listed = await order_api.get("/api/v1/orders", params={"user_id": user.user_id})
+    listed = await order_api.get("/api/v1/orders")
     assert [o["order_id"] for o in listed.json()["items"]] == [order["order_id"]]
+    # Another customer neither reads it nor lists this buyer's orders; staff do both.
+    stranger = customer(uuid.uuid4().hex)
+    other = await order_api.get(f"/api/v1/orders/{order['order_id']}", headers=stranger)
+    assert (other.status_code, api_error(other)["code"]) == (404, "not_found")
+    theirs = await order_api.get(
+        "/api/v1/orders", params={"user_id": user.user_id}, headers=stranger
+    )
+    assert (theirs.status_code, api_error(theirs)["code"]) == (404, "not_found")
+    by_staff = await order_api.get(
+        "/api/v1/orders", params={"user_id": user.user_id}, headers=STAFF_HEADERS
+    )
+    assert [o["order_id"] for o in by_staff.json()["items"]] == [order["order_id"]]
 
 
 @pytest.mark.parametrize(
@@ -357,7 +373,7 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
     [
         (
             {
-                "user_id": "a" * 32,
+                "buyer": "a" * 32,
                 "items": [{"sku": "A", "quantity": 1}],
                 "payment": {"token": "t"},
             },
@@ -366,14 +382,14 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
             "idempotency_key_required",
         ),
         (
-            {"user_id": "a" * 32, "items": [], "payment": {"token": "t"}},
+            {"buyer": "a" * 32, "items": [], "payment": {"token": "t"}},
             {"Idempotency-Key": "k"},
             422,
             "validation_failed",
         ),
         (
             {
-                "user_id": "a" * 32,
+                "buyer": "a" * 32,
                 "items": [{"sku": "A", "quantity": 0}],
                 "payment": {"token": "t"},
             },
@@ -383,7 +399,7 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
         ),
         (
             {
-                "user_id": "a" * 32,
+                "buyer": "a" * 32,
                 "items": [{"sku": "bad sku", "quantity": 1}],
                 "payment": {"token": "t"},
             },
@@ -393,7 +409,7 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
         ),
         (
             {
-                "user_id": "a" * 32,
+                "buyer": "a" * 32,
                 "items": [{"sku": "A", "quantity": "1"}],
                 "payment": {"token": "t"},
             },
@@ -402,20 +418,32 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
             "validation_failed",
         ),
         (
-            {"user_id": "a" * 32, "items": [{"sku": "A", "quantity": 1}]},
+            {"buyer": "a" * 32, "items": [{"sku": "A", "quantity": 1}]},
             {"Idempotency-Key": "k"},
             422,
             "validation_failed",
         ),
         (
             {
-                "user_id": "f" * 32,
+                "buyer": "f" * 32,
                 "items": [{"sku": "A", "quantity": 1}],
                 "payment": {"token": "t"},
             },
             {"Idempotency-Key": "k"},
             422,
             "user_not_found",
+        ),
+        # The buyer is the token's subject: naming one in the body is refused.
+        (
+            {
+                "buyer": "a" * 32,
+                "user_id": "b" * 32,
+                "items": [{"sku": "A", "quantity": 1}],
+                "payment": {"token": "t"},
+            },
+            {"Idempotency-Key": "k"},
+            422,
+            "validation_failed",
         ),
     ],
 )
@@ -429,10 +457,12 @@ async def test_rest_bad_orders_get_4xx_and_reserve_nothing(
     code: str,
 ) -> None:
     await store.set_stock(sku, 3)
-    response = await order_api.post("/api/v1/orders", json=body, headers=headers)
+    body = dict(body)
+    buyer = customer(body.pop("buyer"))
+    response = await order_api.post("/api/v1/orders", json=body, headers={**headers, **buyer})
     assert (response.status_code, api_error(response)["code"]) == (status, code)
     assert await _reserved(store, sku) == 0
-    missing = await order_api.get(f"/api/v1/orders/{'0' * 32}")
+    missing = await order_api.get(f"/api/v1/orders/{'0' * 32}", headers=buyer)
     assert (missing.status_code, api_error(missing)["code"]) == (404, "not_found")
 
 
@@ -454,15 +484,14 @@ async def test_an_unreachable_service_is_503_and_reserves_nothing(
         wired.orders,
         LEASE,
     )
-    app = create_app(placement, wired.orders, "EUR", {"mariadb": _ok})
+    app = create_app(placement, wired.orders, "EUR", {"mariadb": _ok}, VERIFIER)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://order.test"
     ) as client:
         response = await client.post(
             "/api/v1/orders",
-            headers={"Idempotency-Key": "k"},
+            headers={"Idempotency-Key": "k", **customer(user.user_id)},
             json={
-                "user_id": user.user_id,
                 "items": [{"sku": sku, "quantity": 1}],
                 "payment": {"token": "tok_visa"},
             },
