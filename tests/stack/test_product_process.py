@@ -19,13 +19,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
-from tests.stack.processes import free_ports, start_service, stop
+from tests.stack.access_tokens import STAFF_HEADERS, verifying_env
+from tests.stack.processes import free_ports, output, start_service, stop
 
 COMMAND = [sys.executable, "-m", "commerce_services.product"]
 
 
 @pytest.fixture
-async def product_env(stack: Endpoints, unique: str) -> dict[str, str]:
+async def product_env(stack: Endpoints, unique: str, jwks_url: str) -> dict[str, str]:
     http_port, grpc_port = free_ports(2)
     topic = f"test.process.order.events.{unique}"
     admin = AIOKafkaAdminClient(bootstrap_servers=stack["kafka"]["bootstrap_servers"])
@@ -41,6 +42,7 @@ async def product_env(stack: Endpoints, unique: str) -> dict[str, str]:
         "PRODUCT_GRPC_PORT": str(grpc_port),
         "PRODUCT_ORDER_EVENTS_TOPIC": topic,
         "PRODUCT_CONSUMER_GROUP": f"product-{unique}",
+        **verifying_env("product", jwks_url),
     }
 
 
@@ -62,7 +64,7 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
 ) -> None:
     sku = f"PROC-{unique}"
     base = f"http://127.0.0.1:{product_env['PRODUCT_HTTP_PORT']}"
-    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=5, headers=STAFF_HEADERS) as http:
         assert (await http.put(f"/api/v1/inventory/{sku}", json={"stock": 3})).status_code == 200
         async with grpc.aio.insecure_channel(
             f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}"
@@ -102,9 +104,9 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
 
     product.send_signal(signal.SIGTERM)
     assert product.wait(timeout=20) == 0
-    output = product.stdout.read() if product.stdout else ""
-    assert '"level": "INFO"' in output  # JSON log lines
-    assert "Traceback" not in output
+    logged = output(product)
+    assert '"level": "INFO"' in logged  # JSON log lines
+    assert "Traceback" not in logged
 
 
 def test_missing_secret_is_a_clear_error(product_env: dict[str, str]) -> None:

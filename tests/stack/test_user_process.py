@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.rpc.commerce.v1 import users_pb2, users_pb2_grpc
+from tests.stack.access_tokens import VERIFIER, signing_env
 from tests.stack.processes import free_ports, start_service, stop
 
 
@@ -29,6 +30,7 @@ async def user_service(
         "USER_MONGO_DATABASE": database,
         "USER_HTTP_PORT": str(http_port),
         "USER_GRPC_PORT": str(grpc_port),
+        **signing_env(),
     }
     proc = start_service("commerce_services.user", env, http_port)
     yield proc, http_port, grpc_port
@@ -44,9 +46,17 @@ async def test_user_service_serves_rest_and_grpc_and_stops_cleanly(
     proc, http_port, grpc_port = user_service
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=5) as http:
         created = await http.post(
-            "/api/v1/users", json={"email": "proc@example.com", "name": "Proc"}
+            "/api/v1/users",
+            json={"email": "proc@example.com", "name": "Proc", "password": "proc password"},
         )
-    assert created.status_code == 201
+        assert created.status_code == 201
+        signed_in = await http.post(
+            "/api/v1/auth/token", json={"email": "proc@example.com", "password": "proc password"}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        assert (await VERIFIER.verify(signed_in.json()["access_token"])).user_id == created.json()[
+            "user_id"
+        ]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         validated = await users_pb2_grpc.UserServiceStub(channel).ValidateUser(
             users_pb2.ValidateUserRequest(user_id=created.json()["user_id"]), timeout=5
