@@ -44,10 +44,8 @@ async def test_an_order_is_placed_and_its_event_kept_while_kafka_is_away(
         ready = await http.get(f"{shop.url('order')}/health/ready")
         assert ready.status_code == 200, ready.text
         assert "kafka" not in ready.json()["checks"]
-        user = await http.post(
-            f"{shop.url('user')}/api/v1/users",
-            json={"email": f"nokafka-{unique}@example.com", "name": "No Kafka"},
-        )
+        user = await shop.customer(http, f"nokafka-{unique}")
+        http.headers.update((await shop.staff(http)).headers)
         category = await http.post(
             f"{shop.url('product')}/api/v1/categories", json={"name": f"nokafka-{unique}"}
         )
@@ -68,9 +66,8 @@ async def test_an_order_is_placed_and_its_event_kept_while_kafka_is_away(
         assert stocked.status_code == 200, stocked.text
         placed = await http.post(
             f"{shop.url('order')}/api/v1/orders",
-            headers={"Idempotency-Key": f"nokafka-{unique}"},
+            headers={"Idempotency-Key": f"nokafka-{unique}", **user.headers},
             json={
-                "user_id": user.json()["user_id"],
                 "items": [{"sku": sku, "quantity": 1}],
                 "payment": {"token": "tok_visa"},
             },

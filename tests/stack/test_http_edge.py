@@ -3,11 +3,12 @@ process on the stack: Schemathesis against its OpenAPI finds no 5xx and no answe
 the schema (status codes, content type, headers, body); a body over the limit is refused with
 413 before it is read, declared or streamed; unknown routes and methods get the error shape.
 
-There is no authentication yet, so the fuzzer may delete or rename anything it finds: the
-services run on data of their own (MariaDB databases, MongoDB databases, Kafka topics and a
-search alias made for this module and dropped afterwards), never on the shared ones. The fuzzing
-is bounded: a fixed number of examples per operation, a time budget per service and a fixed
-seed, so CI sends the same requests every time.
+The fuzzer calls as staff (the most any token may do; what an anonymous caller or a customer
+may not do is tests/stack/test_authorization.py's), so it may delete or rename anything it
+finds: the services run on data of their own (MariaDB databases, MongoDB databases, Kafka
+topics and a search alias made for this module and dropped afterwards), never on the shared
+ones. The fuzzing is bounded: a fixed number of examples per operation, a time budget per
+service and a fixed seed, so CI sends the same requests every time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pymongo import AsyncMongoClient
 from commerce_devstack.components.mariadb import SERVICE_PRIVILEGES
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import ServiceProcess
+from tests.stack.access_tokens import STAFF_HEADERS, signing_env, verifying_env
 from tests.stack.error_shape import api_error
 from tests.stack.processes import free_ports
 
@@ -136,7 +138,11 @@ def _environments(
         "USER_MONGO_URI": stack["ferretdb"]["uri"],
         "USER_MONGO_DATABASE": f"fuzz_user_{unique}",
         "USER_GRPC_PORT": str(ports["user_grpc"]),
+        **signing_env(),
     }
+    jwks_url = f"http://127.0.0.1:{ports['user']}/api/v1/auth/jwks.json"
+    for service in ("product", "order", "payment"):
+        envs[service] |= verifying_env(service, jwks_url)
     envs["product"] |= {
         "PRODUCT_MONGO_DATABASE": catalog,
         "PRODUCT_GRPC_PORT": str(ports["product_grpc"]),
@@ -185,7 +191,7 @@ async def _create_topics(stack: Endpoints, unique: str) -> None:
 
 async def _seed(product_url: str) -> None:
     """A category and a product, so reads and writes also meet data that exists."""
-    async with httpx.AsyncClient(base_url=product_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=product_url, timeout=10, headers=STAFF_HEADERS) as http:
         category = await http.post("/api/v1/categories", json={"name": "Fuzz"})
         assert category.status_code == 201, category.text
         category_id = category.json()["id"]
@@ -289,6 +295,8 @@ def test_the_fuzzer_finds_no_server_error_and_no_schema_violation(
             "10",
             "--workers",
             "1",
+            "--header",
+            f"Authorization: {STAFF_HEADERS['Authorization']}",
             "--no-color",
         ],
         cwd=tmp_path,  # nothing it writes lands in the checkout

@@ -29,12 +29,14 @@ import httpx
 import pytest
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.kube_shop import identity
 from commerce_devstack.kube_shop.addresses import public_url
 from commerce_devstack.kube_shop.demo_data import DemoData
 from commerce_devstack.kube_shop.image import content_tag, ensure_imported
 from commerce_devstack.kube_shop.settings import KubeShopSettings
 from commerce_devstack.node import images
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import sign_in_sync
 
 BIN = Path(sys.executable).parent
 NAMESPACE = KubeShopSettings().namespace
@@ -45,6 +47,8 @@ TERMINAL = {"COMPLETED", "CANCELLED"}
 class Shop:
     stack: Endpoints
     demo: DemoData
+    staff: dict[str, str]  # Authorization headers: the bootstrap staff account's
+    customer: dict[str, str]  # a demo customer's, who places the tests' orders
 
     def url(self, service: str) -> str:
         """Every service's API is routed by the samples' Ingress at the public address."""
@@ -69,16 +73,23 @@ def shop(stack: Endpoints) -> Shop:
         [str(BIN / "commerce-kube-shop"), "up"], capture_output=True, text=True, timeout=1200
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    demo = DemoData.load(StackSettings().state_dir / "kube-shop" / "demo.json")
+    state = StackSettings().state_dir / "kube-shop"
+    demo = DemoData.load(state / "demo.json")
     assert demo is not None
-    return Shop(stack, demo)
+    staff = identity.load_or_create(state / "identity.json")["staff-bootstrap"]
+    email = next(iter(demo.passwords))
+    users = public_url(StackSettings())
+    with httpx.Client(timeout=30) as http:
+        staff_account = sign_in_sync(http, users, staff["email"], staff["password"])
+        customer = sign_in_sync(http, users, email, demo.passwords[email])
+    return Shop(stack, demo, staff_account.headers, customer.headers)
 
 
 def _product(shop: Shop, stock: int) -> str:
     """A product of this test's own with `stock` units; returns its SKU."""
     sku = f"E2E-{uuid.uuid4().hex[:10].upper()}"
     category = next(iter(shop.demo.categories.values()))
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=shop.staff) as http:
         created = http.post(
             f"{shop.url('product')}/api/v1/products",
             json={
@@ -94,18 +105,13 @@ def _product(shop: Shop, stock: int) -> str:
     return sku
 
 
-def _user(shop: Shop) -> str:
-    return next(iter(shop.demo.users.values()))
-
-
 async def _place(
     http: httpx.AsyncClient, shop: Shop, sku: str, quantity: int, token: str, key: str
 ) -> httpx.Response:
     return await http.post(
         f"{shop.url('order')}/api/v1/orders",
-        headers={"Idempotency-Key": key},
+        headers={"Idempotency-Key": key, **shop.customer},
         json={
-            "user_id": _user(shop),
             "items": [{"sku": sku, "quantity": quantity}],
             "payment": {"token": token},
         },
@@ -182,7 +188,7 @@ def _wait_for(condition: Any, timeout_s: float = 120) -> None:
 
 async def test_a_paid_order_completes_and_confirms_its_stock(shop: Shop) -> None:
     sku = _product(shop, stock=5)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=shop.staff) as http:
         placed = await _place(http, shop, sku, 2, "tok_visa", f"e2e-{uuid.uuid4()}")
         assert placed.status_code == 201, placed.text
         assert placed.headers["x-trace-id"]
@@ -196,7 +202,7 @@ async def test_a_paid_order_completes_and_confirms_its_stock(shop: Shop) -> None
 
 async def test_a_declined_order_is_cancelled_and_releases_its_stock(shop: Shop) -> None:
     sku = _product(shop, stock=5)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=shop.staff) as http:
         placed = await _place(http, shop, sku, 2, "tok_declined", f"e2e-{uuid.uuid4()}")
         assert placed.status_code == 201, placed.text
         order = await _settled(http, shop, placed.json()["order_id"])
@@ -206,7 +212,7 @@ async def test_a_declined_order_is_cancelled_and_releases_its_stock(shop: Shop) 
 
 async def test_out_of_stock_is_refused_and_changes_nothing(shop: Shop) -> None:
     sku = _product(shop, stock=1)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=shop.staff) as http:
         refused = await _place(http, shop, sku, 2, "tok_visa", f"e2e-{uuid.uuid4()}")
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "out_of_stock"
@@ -216,7 +222,7 @@ async def test_out_of_stock_is_refused_and_changes_nothing(shop: Shop) -> None:
 async def test_a_retried_request_places_one_order(shop: Shop) -> None:
     sku = _product(shop, stock=5)
     key = f"e2e-{uuid.uuid4()}"
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=shop.staff) as http:
         answers = await asyncio.gather(
             *(_place(http, shop, sku, 1, "tok_visa", key) for _ in range(3))
         )
@@ -304,7 +310,7 @@ async def test_a_killed_process_is_restarted_and_no_order_is_lost_or_doubled(sho
     restarts = _restart_count(shop, pod)
     victims = _replica_pids("payment", "commerce_payment")
     assert len(victims) == 1
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=shop.staff) as http:
         first = [
             await _place(http, shop, sku, 1, "tok_visa", f"e2e-{uuid.uuid4()}") for _ in range(5)
         ]
@@ -386,7 +392,7 @@ async def test_an_image_change_rolls_the_pods_migrations_first_and_loses_no_orde
     sku = _product(shop, stock=1000)
     stop = asyncio.Event()
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, headers=shop.staff) as http:
             clients = [asyncio.create_task(_orders_until(stop, http, shop, sku)) for _ in range(3)]
             await asyncio.sleep(2)
             patch = {"spec": {"image": rebuilt}}

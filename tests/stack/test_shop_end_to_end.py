@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import LocalShop, local_shop
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import Account
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order.model import order_id_for
 from commerce_services.order.tables import outbox as order_outbox
@@ -61,18 +62,15 @@ async def engines(stack: Endpoints) -> AsyncIterator[dict[str, AsyncEngine]]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http(shop: LocalShop) -> AsyncIterator[httpx.AsyncClient]:
+    """Signed in as staff: the catalog, stock, and everyone's orders and payments."""
     async with httpx.AsyncClient(timeout=15) as client:
+        client.headers.update((await shop.staff(client)).headers)
         yield client
 
 
-async def _user(http: httpx.AsyncClient, shop: LocalShop, unique: str) -> str:
-    response = await http.post(
-        f"{shop.url('user')}/api/v1/users",
-        json={"email": f"e2e-{unique}@example.com", "name": "End To End"},
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["user_id"])
+async def _user(http: httpx.AsyncClient, shop: LocalShop, unique: str) -> Account:
+    return await shop.customer(http, f"e2e-{unique}")
 
 
 async def _product(
@@ -99,13 +97,13 @@ async def _product(
 
 
 async def _order(
-    http: httpx.AsyncClient, shop: LocalShop, user_id: str, sku: str, token: str, key: str
+    http: httpx.AsyncClient, shop: LocalShop, user: Account, sku: str, token: str, key: str
 ) -> httpx.Response:
+    """Placed by `user`, signed in: the buyer is whoever the token names."""
     return await http.post(
         f"{shop.url('order')}/api/v1/orders",
-        headers={"Idempotency-Key": key},
+        headers={"Idempotency-Key": key, **user.headers},
         json={
-            "user_id": user_id,
             "items": [{"sku": sku, "quantity": 2}],
             "payment": {"token": token},
         },
@@ -156,8 +154,8 @@ async def _trace_ids(engines: dict[str, AsyncEngine], order_id: str) -> dict[str
 async def test_a_paid_order_completes_in_one_trace(
     shop: LocalShop, http: httpx.AsyncClient, engines: dict[str, AsyncEngine], unique: str
 ) -> None:
-    user_id, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
-    placed = await _order(http, shop, user_id, sku, "tok_visa", f"paid-{unique}")
+    user, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
+    placed = await _order(http, shop, user, sku, "tok_visa", f"paid-{unique}")
     assert placed.status_code == 201, placed.text
     body = placed.json()
     assert (body["status"], body["total"]) == ("PENDING", "39.80")
@@ -176,7 +174,7 @@ async def test_a_paid_order_completes_in_one_trace(
         "payment_succeeded": placed.headers["X-Trace-Id"],
         "order_completed": placed.headers["X-Trace-Id"],
     }
-    replay = await _order(http, shop, user_id, sku, "tok_visa", f"paid-{unique}")
+    replay = await _order(http, shop, user, sku, "tok_visa", f"paid-{unique}")
     assert (replay.status_code, replay.json()["order_id"]) == (201, body["order_id"])
     metrics = (await http.get(f"{shop.url('order')}/metrics")).text
     assert 'commerce_saga_outcomes_total{reason="",status="COMPLETED"}' in metrics
@@ -200,8 +198,8 @@ async def test_an_unpaid_order_is_cancelled_and_its_stock_given_back(
     cancel_reason: str,
     payment_reason: str,
 ) -> None:
-    user_id, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
-    placed = await _order(http, shop, user_id, sku, token, f"unpaid-{unique}")
+    user, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
+    placed = await _order(http, shop, user, sku, token, f"unpaid-{unique}")
     assert placed.status_code == 201, placed.text
     order = await _settled(http, shop, placed.json()["order_id"])
     assert (order["status"], order["cancel_reason"]) == ("CANCELLED", cancel_reason)
@@ -213,9 +211,9 @@ async def test_an_unpaid_order_is_cancelled_and_its_stock_given_back(
 async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(
     shop: LocalShop, http: httpx.AsyncClient, stack: Endpoints, unique: str
 ) -> None:
-    user_id, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
+    user, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
     key = f"poison-{unique}"
-    order_id = order_id_for(user_id, key)
+    order_id = order_id_for(user.user_id, key)
     bootstrap = stack["kafka"]["bootstrap_servers"]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -229,7 +227,7 @@ async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(
         )
     finally:
         await producer.stop()
-    placed = await _order(http, shop, user_id, sku, "tok_visa", key)
+    placed = await _order(http, shop, user, sku, "tok_visa", key)
     assert placed.status_code == 201, placed.text
     assert (await _settled(http, shop, order_id))["status"] == "COMPLETED"
     assert await _inventory(http, shop, sku, stock=3, reserved=0)
@@ -260,11 +258,11 @@ async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(
 async def test_a_charge_after_the_deadline_is_refunded(
     shop: LocalShop, http: httpx.AsyncClient, unique: str
 ) -> None:
-    user_id, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
+    user, sku = await _user(http, shop, unique), await _product(http, shop, unique, stock=5)
     payment = shop.services["payment"]
     payment.stop()  # nobody answers order_created: the order waits for its deadline
     try:
-        placed = await _order(http, shop, user_id, sku, "tok_visa", f"late-{unique}")
+        placed = await _order(http, shop, user, sku, "tok_visa", f"late-{unique}")
         assert placed.status_code == 201, placed.text
         order = await _settled(http, shop, placed.json()["order_id"])
         assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "reservation_expired")
