@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from commerce_devstack.shop_accounts import Account
+
 RETRYABLE = {503, 502, 504}
 TRANSPORT_ERROR = 0  # the status recorded when no HTTP answer came
 
@@ -54,7 +56,7 @@ class OrderLoad:
     def __init__(
         self,
         order_url: str,
-        users: Sequence[str],
+        users: Sequence[Account],
         skus: Sequence[str],
         shape: LoadShape,
         seed: int = 7,
@@ -84,20 +86,23 @@ class OrderLoad:
         while next_at < duration_s:
             await asyncio.sleep(max(0.0, next_at - self.now_s()))
             declined = self._random.random() < self._shape.declined_share
+            buyer = self._random.choice(self._users)
             attempt = Attempt(
                 key=uuid.uuid4().hex,
-                user_id=self._random.choice(self._users),
+                user_id=buyer.user_id,
                 sku=self._random.choice(self._skus),
                 token="tok_declined" if declined else "tok_visa",
                 started_s=self.now_s(),
             )
             self.attempts.append(attempt)
-            await self._place(http, attempt)
+            await self._place(http, attempt, buyer.headers)
             next_at = max(next_at + interval, self.now_s())
 
-    async def _place(self, http: httpx.AsyncClient, attempt: Attempt) -> None:
+    async def _place(
+        self, http: httpx.AsyncClient, attempt: Attempt, signed_in: dict[str, str]
+    ) -> None:
+        """Placed by the signed-in buyer (`signed_in`: their Authorization header)."""
         body = {
-            "user_id": attempt.user_id,
             "items": [{"sku": attempt.sku, "quantity": 1}],
             "payment": {"token": attempt.token},
         }
@@ -106,7 +111,7 @@ class OrderLoad:
             wait = 0.5
             try:
                 response = await http.post(
-                    self._url, json=body, headers={"Idempotency-Key": attempt.key}
+                    self._url, json=body, headers={"Idempotency-Key": attempt.key, **signed_in}
                 )
             except httpx.HTTPError:
                 attempt.statuses.append(TRANSPORT_ERROR)

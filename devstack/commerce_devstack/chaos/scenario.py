@@ -27,6 +27,7 @@ from commerce_devstack.chaos.load import LoadShape, OrderLoad
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import LocalShop, local_shop
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import Account
 from commerce_services.db.settings import DatabaseSettings
 
 # Short timers, so a run settles in seconds instead of the production minutes: a placement
@@ -78,19 +79,14 @@ class FaultReport:
 
 @dataclass(frozen=True)
 class Seeded:
-    users: list[str]
+    users: list[Account]  # customers, signed in
     initial_stock: dict[str, int]
 
 
 async def seed(http: httpx.AsyncClient, shop: LocalShop, run: str, users: int = 5) -> Seeded:
-    made = []
-    for n in range(users):
-        user = await http.post(
-            f"{shop.url('user')}/api/v1/users",
-            json={"email": f"chaos-{run}-{n}@example.com", "name": f"Chaos {n}"},
-        )
-        user.raise_for_status()
-        made.append(str(user.json()["user_id"]))
+    """Customers, and the catalog and stock written as staff."""
+    made = [await shop.customer(http, f"chaos-{run}-{n}") for n in range(users)]
+    http.headers.update((await shop.staff(http)).headers)
     category = await http.post(
         f"{shop.url('product')}/api/v1/categories", json={"name": f"chaos-{run}"}
     )
@@ -160,7 +156,9 @@ async def run_fault(
         load_end = time.monotonic()
         settle_s = None
         while time.monotonic() - load_end < shape.settle_timeout_s:
-            if await invariants.settled(seeded.users, list(seeded.initial_stock), databases):
+            if await invariants.settled(
+                [u.user_id for u in seeded.users], list(seeded.initial_stock), databases
+            ):
                 settle_s = round(time.monotonic() - load_end, 1)
                 break
             await asyncio.sleep(2)
