@@ -51,6 +51,7 @@ from commerce_devstack.dataset.target import Target
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import LocalShop, free_ports, local_shop
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import Account
 from commerce_services.contracts import (
     Checkpoint,
     OutboxConnectorSettings,
@@ -249,23 +250,23 @@ async def measure_primitives(
 
 async def _seed_shop(
     http: httpx.AsyncClient, shop: LocalShop, data: DataSet, run: str, rng: random.Random
-) -> tuple[str, list[str]]:
-    user = await http.post(
-        f"{shop.url('user')}/api/v1/users",
-        json={"email": f"bench-{run}-{data.target.name}@example.com", "name": "Bench"},
-    )
-    user.raise_for_status()
+) -> tuple[Account, list[str]]:
+    """A customer, and stock for thirty products set as staff."""
+    user = await shop.customer(http, f"bench-{run}-{data.target.name}")
+    staff = (await shop.staff(http)).headers
     skus: list[str] = []
     for i in rng.sample(range(data.count), 30):  # thirty products, one SKU of each
         content = data.generator.product(i).content
         assert content is not None
         sku = content.variants[0].sku
         stocked = await http.put(
-            f"{shop.url('product')}/api/v1/inventory/{sku}", json={"stock": 1_000_000}
+            f"{shop.url('product')}/api/v1/inventory/{sku}",
+            json={"stock": 1_000_000},
+            headers=staff,
         )
         stocked.raise_for_status()
         skus.append(sku)
-    return str(user.json()["user_id"]), skus
+    return user, skus
 
 
 async def measure_placement(
@@ -284,13 +285,12 @@ async def measure_placement(
         shops = {"big": big[1], "small": small[1]}
         for n in range(orders + 10):
             for side in ("big", "small"):
-                user_id, skus = seeded[side]
+                user, skus = seeded[side]
                 began = time.perf_counter()
                 response = await http.post(
                     f"{shops[side].url('order')}/api/v1/orders",
-                    headers={"Idempotency-Key": f"bench-{run}-{side}-{n}"},
+                    headers={"Idempotency-Key": f"bench-{run}-{side}-{n}", **user.headers},
                     json={
-                        "user_id": user_id,
                         "items": [{"sku": s, "quantity": 1} for s in rng.sample(skus, 3)],
                         "payment": {"token": "tok_visa"},
                     },
@@ -461,6 +461,7 @@ async def measure_index_lag(
                 await asyncio.sleep(0.05)
 
         async with httpx.AsyncClient(base_url=shop.url("product"), timeout=60) as http:
+            http.headers.update((await shop.staff(http)).headers)  # catalog writes are staff's
             writes_done = asyncio.Event()
             deadline = float("inf")
             prober = asyncio.create_task(probe(writes_done))

@@ -34,8 +34,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from commerce_devstack import endpoints
+from commerce_devstack.kube_shop import identity
 from commerce_devstack.local_shop import local_shop
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import Account, new_customer, sign_in
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order.tables import orders
 
@@ -77,12 +79,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _seed(
-    http: httpx.AsyncClient, user_url: str, product_url: str, run: str
-) -> tuple[str, list[str]]:
-    user = await http.post(
-        f"{user_url}/api/v1/users", json={"email": f"load-{run}@example.com", "name": "Load"}
-    )
-    user.raise_for_status()
+    http: httpx.AsyncClient, user_url: str, product_url: str, run: str, staff: Account
+) -> tuple[Account, list[str]]:
+    """A customer, and products in stock written as `staff`."""
+    user = await new_customer(http, user_url, f"load-{run}")
+    http.headers.update(staff.headers)
     category = await http.post(f"{product_url}/api/v1/categories", json={"name": f"load-{run}"})
     category.raise_for_status()
     skus = [f"LOAD-{run}-{n}".upper() for n in range(5)]
@@ -101,13 +102,13 @@ async def _seed(
         product.raise_for_status()
         stocked = await http.put(f"{product_url}/api/v1/inventory/{sku}", json={"stock": 1_000_000})
         stocked.raise_for_status()
-    return str(user.json()["user_id"]), skus
+    return user, skus
 
 
 async def measure(
     where: str,
     order_url: str,
-    user_id: str,
+    user: Account,
     skus: list[str],
     clients: int,
     seconds: float,
@@ -128,9 +129,8 @@ async def measure(
             try:
                 response = await http.post(
                     f"{order_url}/api/v1/orders",
-                    headers={"Idempotency-Key": f"{n}-{i}-{uuid.uuid4().hex[:8]}"},
+                    headers={"Idempotency-Key": f"{n}-{i}-{uuid.uuid4().hex[:8]}", **user.headers},
                     json={
-                        "user_id": user_id,
                         "items": [{"sku": skus[(n + i) % len(skus)], "quantity": 1}],
                         "payment": {"token": "tok_visa"},
                     },
@@ -156,7 +156,7 @@ async def measure(
                 select(func.count())
                 .select_from(orders)
                 .where(
-                    orders.c.user_id == user_id,
+                    orders.c.user_id == user.user_id,
                     orders.c.status != "PENDING",
                     orders.c.updated_at >= began_at,
                     orders.c.updated_at <= ended_at,
@@ -254,15 +254,22 @@ async def _through_public(args: argparse.Namespace, doc: dict[str, Any], run: st
     stack = endpoints.load()
     settings = StackSettings()
     order_database = DatabaseSettings.from_values(stack.service_settings("shop_order"))
+    staff = identity.load_or_create(settings.state_dir / "kube-shop" / "identity.json")
     async with httpx.AsyncClient(timeout=30) as http:
-        user_id, skus = await _seed(http, args.public, args.public, run)
+        signed_in = await sign_in(
+            http,
+            args.public,
+            staff["staff-bootstrap"]["email"],
+            staff["staff-bootstrap"]["password"],
+        )
+        user, skus = await _seed(http, args.public, args.public, run, signed_in)
     pids = _pod_processes()
     pids["mariadb"] = [int((settings.run_dir / "mariadbd.pid").read_text().strip())]
     for clients in (int(c) for c in args.clients.split(",")):
         result = await measure(
             f"public address {args.public}",
             args.public,
-            user_id,
+            user,
             skus,
             clients,
             args.seconds,
@@ -287,14 +294,16 @@ async def main_async(args: argparse.Namespace) -> None:
         return
     async with local_shop(stack, settings.state_dir, f"load{run}") as shop:
         async with httpx.AsyncClient(timeout=30) as http:
-            user_id, skus = await _seed(http, shop.url("user"), shop.url("product"), run)
+            user, skus = await _seed(
+                http, shop.url("user"), shop.url("product"), run, await shop.staff(http)
+            )
         pids = {name: [p.proc.pid] for name, p in shop.services.items() if p.proc is not None}
         pids["mariadb"] = mariadb
         for clients in (int(c) for c in args.clients.split(",")):
             result = await measure(
                 "local processes",
                 shop.url("order"),
-                user_id,
+                user,
                 skus,
                 clients,
                 args.seconds,

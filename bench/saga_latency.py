@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commerce_devstack import endpoints
 from commerce_devstack.local_shop import LocalShop, local_shop
 from commerce_devstack.settings import StackSettings
+from commerce_devstack.shop_accounts import Account
 from commerce_services.contracts import OutboxConnectorSettings
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.order.tables import orders
@@ -67,12 +68,10 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
-async def _seed(http: httpx.AsyncClient, shop: LocalShop, run: str) -> tuple[str, str]:
-    user = await http.post(
-        f"{shop.url('user')}/api/v1/users",
-        json={"email": f"bench-{run}@example.com", "name": "Bench"},
-    )
-    user.raise_for_status()
+async def _seed(http: httpx.AsyncClient, shop: LocalShop, run: str) -> tuple[Account, str]:
+    """A customer, and a product in stock written as staff."""
+    user = await shop.customer(http, f"bench-{run}")
+    http.headers.update((await shop.staff(http)).headers)
     category = await http.post(
         f"{shop.url('product')}/api/v1/categories", json={"name": f"bench-{run}"}
     )
@@ -92,18 +91,17 @@ async def _seed(http: httpx.AsyncClient, shop: LocalShop, run: str) -> tuple[str
     product.raise_for_status()
     stock = await http.put(f"{shop.url('product')}/api/v1/inventory/{sku}", json={"stock": 10**6})
     stock.raise_for_status()
-    return user.json()["user_id"], sku
+    return user, sku
 
 
 async def _place(
-    http: httpx.AsyncClient, shop: LocalShop, user_id: str, sku: str
+    http: httpx.AsyncClient, shop: LocalShop, user: Account, sku: str
 ) -> tuple[str, float]:
     began = time.perf_counter()
     response = await http.post(
         f"{shop.url('order')}/api/v1/orders",
-        headers={"Idempotency-Key": uuid.uuid4().hex},
+        headers={"Idempotency-Key": uuid.uuid4().hex, **user.headers},
         json={
-            "user_id": user_id,
             "items": [{"sku": sku, "quantity": 1}],
             "payment": {"token": "tok_visa"},
         },
@@ -180,12 +178,12 @@ async def _sequential(
     count: int,
     label: str,
 ) -> Summary:
-    user_id, sku = await _seed(http, shop, uuid.uuid4().hex[:8])
-    await _place(http, shop, user_id, sku)  # warm-up: connections, caches
+    user, sku = await _seed(http, shop, uuid.uuid4().hex[:8])
+    await _place(http, shop, user, sku)  # warm-up: connections, caches
     ids, place_ms = [], []
     began = time.perf_counter()
     for _ in range(count):
-        order_id, elapsed = await _place(http, shop, user_id, sku)
+        order_id, elapsed = await _place(http, shop, user, sku)
         await _completed(engines["order"], [order_id], 60)
         ids.append(order_id)
         place_ms.append(elapsed)
@@ -201,13 +199,13 @@ async def _concurrent(
     buyers: int,
     label: str,
 ) -> Summary:
-    user_id, sku = await _seed(http, shop, uuid.uuid4().hex[:8])
+    user, sku = await _seed(http, shop, uuid.uuid4().hex[:8])
     remaining = iter(range(count))
     placed: list[tuple[str, float]] = []
 
     async def buyer() -> None:
         for _ in remaining:  # a shared iterator: each order is placed by one buyer
-            placed.append(await _place(http, shop, user_id, sku))
+            placed.append(await _place(http, shop, user, sku))
 
     began = time.perf_counter()
     await asyncio.gather(*(buyer() for _ in range(buyers)))

@@ -178,6 +178,9 @@ def _environment(
         "USER_AUTH_ISSUER": shop.issuer,
         "USER_BOOTSTRAP_STAFF_EMAIL": shop.staff_email,
         "USER_BOOTSTRAP_STAFF_PASSWORD": shop.staff_password,
+        # The longest lifetime the service allows: a benchmark signs in once and loads for a
+        # while (a deployment keeps the default 15 minutes).
+        "USER_ACCESS_TOKEN_TTL_S": "3600",
     }
     envs["product"]["PRODUCT_MONGO_DATABASE"] = f"{shop.prefix}_catalog"
     envs["product"]["PRODUCT_ORDER_EVENTS_TOPIC"] = shop.topic("order")
