@@ -2,7 +2,8 @@
 tests, benchmarks and `make shop` (`commerce-shop`): migrations, Kafka topics (each with its
 `.dlq`), the Debezium outbox connectors, then user, product, order and payment on free loopback
 ports, each ready. The user service signs access tokens with a key made for the shop and creates
-its staff account (`LocalShop.staff`); the others verify tokens against its JWKS.
+its staff account (`LocalShop.staff`); the others verify tokens against its JWKS. gRPC between
+them is mutual TLS with certificates of a CA made for the shop (`LocalShop.certificates`).
 
 Everything is named after a prefix (topics `<prefix>.<aggregate>.events`, consumer groups,
 connector names, MongoDB databases), so shops started by different runs never share state
@@ -36,6 +37,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints, StackNotRunning, load
+from commerce_devstack.service_certificates import ServiceCertificates, issue
 from commerce_devstack.settings import StackSettings
 from commerce_devstack.shop_accounts import Account, new_customer, new_password, sign_in
 from commerce_services.contracts import OutboxConnectorSettings, outbox_connector_config
@@ -45,6 +47,7 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.signing import new_signing_key
 
 SERVICES = ("user", "product", "order", "payment")
+GRPC_SERVICES = ("user", "product", "order")  # serve or call gRPC
 EMITTERS = ("order", "payment", "product")  # services with an outbox
 PARTITIONS = 3
 
@@ -123,6 +126,8 @@ class LocalShop:
     # The account the user service creates at start with the staff role.
     staff_email: str = ""
     staff_password: str = field(default="", repr=False)
+    # The services' gRPC identities (one per service, of a CA of the shop's own).
+    certificates: ServiceCertificates = field(default_factory=lambda: issue(SERVICES), repr=False)
 
     def topic(self, aggregate: str) -> str:
         return f"{self.prefix}.{aggregate}.events"
@@ -165,6 +170,8 @@ def _environment(
         env[f"{prefix}_HTTP_PORT"] = str(http_port)
         if service in ("user", "product"):
             env[f"{prefix}_GRPC_PORT"] = str(grpc_port)
+        if service in GRPC_SERVICES:
+            env.update(shop.certificates.env(service))
         if service != "user":
             env[f"{prefix}_AUTH_ISSUER"] = shop.issuer
             env[f"{prefix}_AUTH_JWKS_URL"] = (

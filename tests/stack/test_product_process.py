@@ -16,10 +16,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import SecretStr
 
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.service_certificates import issue
+from commerce_services.auth.grpc_identity import GrpcIdentitySettings
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
-from tests.stack.access_tokens import STAFF_HEADERS, verifying_env
+from commerce_services.runtime.grpc_wiring import secure_channel
+from tests.stack.access_tokens import CERTIFICATES, STAFF_HEADERS, grpc_channel, verifying_env
 from tests.stack.processes import free_ports, output, start_service, stop
 
 COMMAND = [sys.executable, "-m", "commerce_services.product"]
@@ -66,8 +70,8 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
     base = f"http://127.0.0.1:{product_env['PRODUCT_HTTP_PORT']}"
     async with httpx.AsyncClient(base_url=base, timeout=5, headers=STAFF_HEADERS) as http:
         assert (await http.put(f"/api/v1/inventory/{sku}", json={"stock": 3})).status_code == 200
-        async with grpc.aio.insecure_channel(
-            f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}"
+        async with grpc_channel(
+            f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}", "order"
         ) as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
             reserved = await stub.ReserveStock(
@@ -107,6 +111,41 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
     logged = output(product)
     assert '"level": "INFO"' in logged  # JSON log lines
     assert "Traceback" not in logged
+
+
+async def test_grpc_refuses_anonymous_callers_and_services_the_method_does_not_name(
+    product: subprocess.Popen[str], product_env: dict[str, str], unique: str
+) -> None:
+    """ReserveStock is the order service's alone: a plaintext caller, a TLS caller without a
+    certificate, one with a certificate of another CA, and the payment service are refused."""
+    target = f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}"
+    request = inventory_pb2.ReserveStockRequest(
+        order_id=f"intruder-{unique}", items=[inventory_pb2.StockLine(sku="ANY-SKU", quantity=1)]
+    )
+    stranger = issue(["order"])  # a certificate named "order", but not of the services' CA
+    stranger_identity = GrpcIdentitySettings(
+        grpc_tls_cert=stranger.identities["order"].cert_pem,
+        grpc_tls_key=SecretStr(stranger.identities["order"].key_pem),
+        grpc_tls_ca=CERTIFICATES.ca_pem,
+    )
+    callers = {
+        "plaintext": (grpc.aio.insecure_channel(target), grpc.StatusCode.UNAVAILABLE),
+        "no certificate": (grpc_channel(target, None), grpc.StatusCode.UNAVAILABLE),
+        "another CA": (secure_channel(target, stranger_identity), grpc.StatusCode.UNAVAILABLE),
+        "payment": (grpc_channel(target, "payment"), grpc.StatusCode.PERMISSION_DENIED),
+    }
+    for name, (channel, code) in callers.items():
+        async with channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await inventory_pb2_grpc.InventoryServiceStub(channel).ReserveStock(
+                    request, timeout=5
+                )
+        assert refused.value.code() == code, name
+    # The order service itself gets an answer (the SKU is unknown: not a refusal of the caller).
+    async with grpc_channel(target, "order") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as answered:
+            await inventory_pb2_grpc.InventoryServiceStub(channel).ReserveStock(request, timeout=5)
+    assert answered.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_missing_secret_is_a_clear_error(product_env: dict[str, str]) -> None:

@@ -7,14 +7,13 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator
 
-import grpc
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.rpc.commerce.v1 import users_pb2, users_pb2_grpc
-from tests.stack.access_tokens import VERIFIER, signing_env
+from tests.stack.access_tokens import VERIFIER, grpc_channel, signing_env
 from tests.stack.processes import free_ports, start_service, stop
 
 
@@ -57,7 +56,7 @@ async def test_user_service_serves_rest_and_grpc_and_stops_cleanly(
         assert (await VERIFIER.verify(signed_in.json()["access_token"])).user_id == created.json()[
             "user_id"
         ]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+    async with grpc_channel(f"127.0.0.1:{grpc_port}", "order") as channel:
         validated = await users_pb2_grpc.UserServiceStub(channel).ValidateUser(
             users_pb2.ValidateUserRequest(user_id=created.json()["user_id"]), timeout=5
         )

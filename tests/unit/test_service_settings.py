@@ -19,6 +19,9 @@ REQUIRED = {
     "ORDER_PRODUCT_GRPC_TARGET": "product:50051",
     "ORDER_AUTH_ISSUER": "http://user:8080",
     "ORDER_AUTH_JWKS_URL": "http://user:8080/api/v1/auth/jwks.json",
+    "ORDER_GRPC_TLS_CERT": "-----BEGIN CERTIFICATE-----",
+    "ORDER_GRPC_TLS_KEY": "-----BEGIN PRIVATE KEY-----",
+    "ORDER_GRPC_TLS_CA": "-----BEGIN CERTIFICATE-----",
 }
 
 

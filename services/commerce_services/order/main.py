@@ -35,7 +35,7 @@ from commerce_services.order.users_client import GrpcUsers
 from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
-from commerce_services.runtime.grpc_wiring import traced_channel
+from commerce_services.runtime.grpc_wiring import secure_channel
 from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import serve_until_signalled
 
@@ -55,8 +55,8 @@ async def serve(settings: OrderSettings) -> None:
         engine,
         payment_event_handlers(store),
     )
-    users_channel = traced_channel(settings.user_grpc_target)
-    product_channel = traced_channel(settings.product_grpc_target)
+    users_channel = secure_channel(settings.user_grpc_target, settings)
+    product_channel = secure_channel(settings.product_grpc_target, settings)
     placement = OrderPlacement(
         GrpcUsers(users_pb2_grpc.UserServiceStub(users_channel), settings.rpc_timeout_s),
         CatalogPrices(

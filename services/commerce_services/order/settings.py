@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from commerce_services.auth.grpc_identity import GrpcIdentitySettings
 from commerce_services.auth.settings import AuthSettings
 from commerce_services.db.settings import DatabaseSettings
 from commerce_services.events.settings import ConsumerSettings, OutboxSettings
@@ -13,7 +14,12 @@ from commerce_services.runtime.settings import ServingSettings
 
 
 class OrderSettings(
-    DatabaseSettings, ConsumerSettings, OutboxSettings, AuthSettings, ServingSettings
+    DatabaseSettings,
+    ConsumerSettings,
+    OutboxSettings,
+    AuthSettings,
+    GrpcIdentitySettings,
+    ServingSettings,
 ):
     model_config = SettingsConfigDict(env_prefix="ORDER_", frozen=True)
 

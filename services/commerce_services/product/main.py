@@ -19,6 +19,7 @@ import httpx
 from prometheus_client import Gauge
 from pymongo import AsyncMongoClient
 
+from commerce_services.auth.grpc_identity import CallerPolicy
 from commerce_services.auth.settings import remote_verifier
 from commerce_services.db.document_store import document_database
 from commerce_services.db.engine import database_ready, service_engine
@@ -38,13 +39,23 @@ from commerce_services.product.settings import ProductSettings
 from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
-from commerce_services.runtime.grpc_wiring import traced_server
+from commerce_services.runtime.grpc_wiring import secure_server
 from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import serve_until_signalled
 
 CONSUMER_NAME = "product.order-events"
 
 log = logging.getLogger("commerce_services.product")
+
+# Who may call each gRPC method (mTLS identities): the order service reserves, releases and
+# prices; confirmation comes by event, so nobody calls ConfirmReservation today but the order
+# service, should it.
+CALLERS: CallerPolicy = {
+    "/commerce.v1.InventoryService/ReserveStock": frozenset({"order"}),
+    "/commerce.v1.InventoryService/ReleaseReservation": frozenset({"order"}),
+    "/commerce.v1.InventoryService/ConfirmReservation": frozenset({"order"}),
+    "/commerce.v1.CatalogService/GetPrices": frozenset({"order"}),
+}
 
 OVERDUE_RESERVATIONS = Gauge(
     "commerce_reservations_overdue",
@@ -103,12 +114,11 @@ async def serve(settings: ProductSettings) -> None:
         currencies=settings.currencies,
         verifier=remote_verifier(settings, jwks_http),
     )
-    grpc_server = traced_server()
+    grpc_server = secure_server(settings, CALLERS, f"{settings.listen_host}:{settings.grpc_port}")
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(store, timedelta(seconds=settings.reservation_ttl_s)), grpc_server
     )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), grpc_server)
-    grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
     try:
         await catalog.ensure_layout()
         async with subscription:

@@ -1,14 +1,18 @@
-"""gRPC adapter of commerce.v1.UserService: validation of a user for an order."""
+"""gRPC adapter of commerce.v1.UserService: validation of a user for an order, which only the
+order service may ask (its mTLS identity)."""
 
 from __future__ import annotations
 
 import grpc
 
+from commerce_services.auth.grpc_identity import CallerPolicy
 from commerce_services.rpc.commerce.v1 import users_pb2, users_pb2_grpc
 from commerce_services.user.model import InvalidUserId, UserDormant, UserNotFound
 from commerce_services.user.store import UserStore
 
 STATUS_METADATA = "commerce-user-status"
+
+CALLERS: CallerPolicy = {"/commerce.v1.UserService/ValidateUser": frozenset({"order"})}
 
 
 class UserServicer(users_pb2_grpc.UserServiceServicer):

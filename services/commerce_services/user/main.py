@@ -20,10 +20,10 @@ from commerce_services.db.document_store import document_database
 from commerce_services.rpc.commerce.v1 import users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
-from commerce_services.runtime.grpc_wiring import traced_server
+from commerce_services.runtime.grpc_wiring import secure_server
 from commerce_services.runtime.periodic import every
 from commerce_services.runtime.serving import serve_until_signalled
-from commerce_services.user.grpc_service import UserServicer
+from commerce_services.user.grpc_service import CALLERS, UserServicer
 from commerce_services.user.http_api import create_app
 from commerce_services.user.identity import Identity
 from commerce_services.user.passwords import Passwords
@@ -95,9 +95,8 @@ async def serve(settings: UserSettings) -> None:
     async def dormancy() -> None:
         await every(settings.dormancy_sweep_interval_s, "dormancy sweep", mark_dormant)
 
-    grpc_server = traced_server()
+    grpc_server = secure_server(settings, CALLERS, f"{settings.listen_host}:{settings.grpc_port}")
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(store), grpc_server)
-    grpc_server.add_insecure_port(f"{settings.listen_host}:{settings.grpc_port}")
     try:
         await serve_until_signalled(
             create_app(

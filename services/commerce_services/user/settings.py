@@ -7,10 +7,11 @@ import ipaddress
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from commerce_services.auth.grpc_identity import GrpcIdentitySettings
 from commerce_services.runtime.settings import ServingSettings
 
 
-class UserSettings(ServingSettings):
+class UserSettings(GrpcIdentitySettings, ServingSettings):
     model_config = SettingsConfigDict(env_prefix="USER_", frozen=True)
 
     mongo_uri: SecretStr  # may carry credentials
