@@ -273,7 +273,7 @@ async def main() -> None:
     settings = DatabaseSettings.from_values(
         {**stack.service_settings("product"), "db_pool_size": args.pool}
     )
-    upgrade(settings)
+    upgrade(DatabaseSettings.from_values(stack.service_settings("product", migrations=True)))
     mariadb_pid = int((StackSettings().run_dir / "mariadbd.pid").read_text().strip())
     engine = create_async_engine(settings.database_url(), pool_size=args.pool, max_overflow=0)
     store = InventoryStore(engine)

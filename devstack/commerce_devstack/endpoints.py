@@ -26,22 +26,28 @@ class Endpoints:
     def __getitem__(self, component: str) -> dict[str, Any]:
         return self.components[component]
 
-    def mariadb_dsn(self, service: str) -> dict[str, Any]:
-        """Connection arguments (PyMySQL style) of a service's own MariaDB user."""
+    def mariadb_dsn(self, service: str, *, migrations: bool = False) -> dict[str, Any]:
+        """Connection arguments (PyMySQL style) of a service's own MariaDB user: the one it
+        serves under (data privileges only), or with `migrations` the one its schema changes
+        run as."""
         mariadb = self.components["mariadb"]
         db = mariadb["databases"][service]
+        user, ref = (
+            ("migration_user", "migration_password_ref") if migrations else ("user", "password_ref")
+        )
         return {
             "host": mariadb["host"],
             "port": mariadb["port"],
-            "user": db["user"],
-            "password": self.secret(db["password_ref"]),
+            "user": db[user],
+            "password": self.secret(db[ref]),
             "database": db["database"],
         }
 
-    def service_settings(self, service: str) -> dict[str, str]:
+    def service_settings(self, service: str, *, migrations: bool = False) -> dict[str, str]:
         """A service's connection settings on this stack, unprefixed (`db_host`, ...): the
-        service's settings class reads them as <SERVICE>_DB_HOST and so on."""
-        dsn = self.mariadb_dsn(service)
+        service's settings class reads them as <SERVICE>_DB_HOST and so on. `migrations`: with
+        the migration account (what `commerce-<service> migrate` runs as)."""
+        dsn = self.mariadb_dsn(service, migrations=migrations)
         return {
             "db_host": dsn["host"],
             "db_port": str(dsn["port"]),

@@ -317,7 +317,13 @@ async def local_shop(
         ports = {s: (first_port + i, first_port + 100 + i) for i, s in enumerate(SERVICES)}
     envs = _environment(stack, shop, ports, overrides or {})
     for service in ("product", "order", "payment"):
-        await asyncio.to_thread(_migrate, service, envs[service])
+        # As `migrate` runs on a cluster: under the migration account, not the serving one.
+        migrator = stack.service_settings(service, migrations=True)
+        as_migrator = {
+            f"{service.upper()}_DB_USER": migrator["db_user"],
+            f"{service.upper()}_DB_PASSWORD": migrator["db_password"],
+        }
+        await asyncio.to_thread(_migrate, service, {**envs[service], **as_migrator})
     topics = [shop.topic(a) for a in EMITTERS]
     await _create_topics(stack, [*topics, *(f"{t}.dlq" for t in topics)])
     engines = {

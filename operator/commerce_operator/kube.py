@@ -66,6 +66,7 @@ HORIZONTAL_POD_AUTOSCALER = Kind(
     "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"
 )
 POD_DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 COMMERCE_SERVICE = Kind("commerce.io/v1alpha1", "CommerceService", "commerceservices")
 OUTBOX_CONNECTOR = Kind("commerce.io/v1alpha1", "OutboxConnector", "outboxconnectors")
 CATALOG_INDEX = Kind("commerce.io/v1alpha1", "CatalogIndex", "catalogindexes")
@@ -85,6 +86,7 @@ KINDS: Mapping[tuple[str, str], Kind] = {
         DEPLOYMENT,
         HORIZONTAL_POD_AUTOSCALER,
         POD_DISRUPTION_BUDGET,
+        NETWORK_POLICY,
         COMMERCE_SERVICE,
         OUTBOX_CONNECTOR,
         CATALOG_INDEX,

@@ -32,6 +32,7 @@ from commerce_services.product.migrations import upgrade
 from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
 from tests.stack.access_tokens import AUTH_SETTINGS, jwks_served
+from tests.stack.migrations import migrator as _migrator
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
@@ -68,7 +69,7 @@ def product_settings(stack: Endpoints) -> ProductSettings:
     product_settings = ProductSettings.from_values(
         {**stack.service_settings("product"), **AUTH_SETTINGS, "db_pool_size": 40}
     )
-    upgrade(product_settings)  # the schema comes from the migrations, as in production
+    upgrade(_migrator(stack, "product"))  # the schema comes from the migrations, as in production
     return product_settings
 
 

@@ -50,6 +50,7 @@ from tests.stack.access_tokens import (
 )
 from tests.stack.conftest import TTL
 from tests.stack.error_shape import api_error
+from tests.stack.migrations import migrator as _migrator
 from tests.stack.processes import free_ports
 from tests.stack.tcp_proxy import TcpProxy
 
@@ -198,7 +199,7 @@ async def test_an_order_retried_after_a_503_is_placed_once(
     stack: Endpoints, proxy_to_mariadb: TcpProxy, store: InventoryStore, sku: str, unique: str
 ) -> None:
     settings = DatabaseSettings.from_values(stack.service_settings("order"))
-    order_migrations.upgrade(settings)
+    order_migrations.upgrade(_migrator(stack, "order"))
     # The order service's own engine settings, its database behind the proxy.
     engine = service_engine(
         DatabaseSettings.from_values(

@@ -33,7 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
-from commerce_devstack.components.mariadb import SERVICE_PRIVILEGES
+from commerce_devstack.components.mariadb import MIGRATION_PRIVILEGES, SERVING_PRIVILEGES
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import ServiceProcess
 from tests.stack.access_tokens import STAFF_HEADERS, signing_env, verifying_env
@@ -86,17 +86,24 @@ def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
 
 @contextmanager
 def _own_database(stack: Endpoints, service: str, name: str) -> Iterator[str]:
-    """A new MariaDB database the service's account may use, dropped afterwards."""
-    user = stack["mariadb"]["databases"][service]["user"]
+    """A new MariaDB database the service's accounts may use as they use their own (serving:
+    data only; migrations: its schema), dropped afterwards."""
+    accounts = stack["mariadb"]["databases"][service]
     scope = "`{}`.*".format(name.replace("_", "\\_"))  # "_" is a wildcard in grants
     with _admin(stack) as conn, conn.cursor() as cur:
-        # The account exists once per address it may connect from: each gets the grant.
-        cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
-        grantees = [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
-        assert grantees, f"no MariaDB account {user}"
         cur.execute(f"CREATE DATABASE `{name}`")
-        for grantee in grantees:
-            cur.execute(f"GRANT {SERVICE_PRIVILEGES} ON {scope} TO {grantee}")
+        grantees = []
+        for user, privileges in (
+            (accounts["user"], SERVING_PRIVILEGES),
+            (accounts["migration_user"], MIGRATION_PRIVILEGES),
+        ):
+            # The account exists once per address it may connect from: each gets the grant.
+            cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
+            hosts = [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
+            assert hosts, f"no MariaDB account {user}"
+            for grantee in hosts:
+                cur.execute(f"GRANT {privileges} ON {scope} TO {grantee}")
+            grantees += hosts
     try:
         yield name
     finally:
@@ -230,7 +237,12 @@ async def fuzz_shop(
         envs = _environments(stack, unique, databases, ports)
         try:
             for service in ("product", "order", "payment"):
-                await asyncio.to_thread(_migrate, service, envs[service])
+                migrator = stack.service_settings(service, migrations=True)
+                as_migrator = {
+                    f"{service.upper()}_DB_USER": migrator["db_user"],
+                    f"{service.upper()}_DB_PASSWORD": migrator["db_password"],
+                }
+                await asyncio.to_thread(_migrate, service, {**envs[service], **as_migrator})
             await _create_topics(stack, unique)
             for service in SERVICES:
                 # Logs to a file: a pipe nobody reads fills up and stops the process.

@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 
 def _database_env(stack: Endpoints, service: str) -> dict[str, str]:
     prefix = service.upper()
-    settings = stack.service_settings(service)
+    settings = stack.service_settings(service, migrations=True)  # as the init container
     base = {k: v for k, v in os.environ.items() if not k.startswith(f"{prefix}_")}
     return {
         **base,
@@ -66,17 +66,22 @@ def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
 
 @pytest.fixture
 def empty_order_database(stack: Endpoints, unique: str) -> Iterator[str]:
-    """A new empty database that the order service's account may use."""
+    """A new empty database that the order service's migration account may use."""
     name = f"migrate_race_{unique}"
-    user = stack["mariadb"]["databases"]["order"]["user"]
+    user = stack["mariadb"]["databases"]["order"]["migration_user"]
     grant_scope = "`{}`.*".format(name.replace("_", "\\_"))
     with _admin(stack) as conn, conn.cursor() as cur:
+        # The account exists once per address it may connect from: each gets the grant.
+        cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
+        grantees = [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
         cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"GRANT ALL ON {grant_scope} TO '{user}'@'{stack['mariadb']['host']}'")
+        for grantee in grantees:
+            cur.execute(f"GRANT ALL ON {grant_scope} TO {grantee}")
     yield name
     with _admin(stack) as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE `{name}`")
-        cur.execute(f"REVOKE ALL ON {grant_scope} FROM '{user}'@'{stack['mariadb']['host']}'")
+        for grantee in grantees:
+            cur.execute(f"REVOKE ALL ON {grant_scope} FROM {grantee}")
 
 
 def test_replicas_migrating_an_empty_database_at_once_all_succeed(

@@ -49,6 +49,7 @@ from commerce_services.user.store import UserStore
 from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER, customer
 from tests.stack.conftest import TTL, Clock, confirm
 from tests.stack.error_shape import api_error
+from tests.stack.migrations import migrator as _migrator
 from tests.stack.processes import free_ports
 
 LEASE = timedelta(seconds=30)
@@ -80,7 +81,7 @@ async def wired(
     stack: Endpoints, store: InventoryStore, clock: Clock, unique: str
 ) -> AsyncIterator[Wired]:
     settings = DatabaseSettings.from_values(stack.service_settings("order"))
-    order_migrations.upgrade(settings)
+    order_migrations.upgrade(_migrator(stack, "order"))
     engine = create_async_engine(settings.database_url())
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])
     users = UserStore(mongo, f"placement_{unique}", clock)

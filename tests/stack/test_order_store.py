@@ -27,6 +27,7 @@ from commerce_services.order.model import (
 from commerce_services.order.store import Claim, OrderStore
 from commerce_services.order.tables import orders, outbox
 from tests.stack.conftest import Clock
+from tests.stack.migrations import migrator as _migrator
 from tests.stack.order_writes import LEASE, write_order
 
 LINES = (OrderLine("SKU-A", 2, Decimal("19.99")), OrderLine("SKU-B", 1, Decimal("5.00")))
@@ -35,7 +36,7 @@ LINES = (OrderLine("SKU-A", 2, Decimal("19.99")), OrderLine("SKU-B", 1, Decimal(
 @pytest.fixture(scope="session")
 def order_settings(stack: Endpoints) -> DatabaseSettings:
     settings = DatabaseSettings.from_values(stack.service_settings("order"))
-    upgrade(settings)
+    upgrade(_migrator(stack, "order"))
     return settings
 
 

@@ -29,6 +29,7 @@ from commerce_services.payment.settings import PaymentSettings
 from commerce_services.payment.tables import outbox, payments
 from commerce_services.runtime.clock import utc_now
 from tests.stack.access_tokens import AUTH_SETTINGS
+from tests.stack.migrations import migrator as _migrator
 from tests.stack.order_writes import write_order
 
 
@@ -47,7 +48,7 @@ class CountingGateway(FakeGateway):
 @pytest.fixture(scope="session")
 def payment_settings(stack: Endpoints) -> PaymentSettings:
     settings = PaymentSettings.from_values({**stack.service_settings("payment"), **AUTH_SETTINGS})
-    upgrade(settings)
+    upgrade(_migrator(stack, "payment"))
     return settings
 
 

@@ -21,6 +21,7 @@ from commerce_services.payment.settings import PaymentSettings
 from commerce_services.runtime.clock import utc_now
 from tests.stack.access_tokens import AUTH_SETTINGS, STAFF_HEADERS, VERIFIER, customer
 from tests.stack.error_shape import api_error
+from tests.stack.migrations import migrator as _migrator
 
 
 async def _ready() -> None:
@@ -30,7 +31,7 @@ async def _ready() -> None:
 @pytest.fixture
 async def payment_engine(stack: Endpoints) -> AsyncIterator[AsyncEngine]:
     settings = PaymentSettings.from_values({**stack.service_settings("payment"), **AUTH_SETTINGS})
-    upgrade(settings)
+    upgrade(_migrator(stack, "payment"))
     engine = create_async_engine(settings.database_url())
     yield engine
     await engine.dispose()

@@ -47,6 +47,7 @@ from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.access_tokens import AUTH_SETTINGS
 from tests.stack.conftest import TTL, Clock
+from tests.stack.migrations import migrator as _migrator
 
 PRICE = Decimal("12.50")  # of every SKU named SAGA-...
 
@@ -107,8 +108,8 @@ async def shop(
     payment_settings = PaymentSettings.from_values(
         {**stack.service_settings("payment"), **AUTH_SETTINGS}
     )
-    order_migrations.upgrade(order_settings)
-    payment_migrations.upgrade(payment_settings)
+    order_migrations.upgrade(_migrator(stack, "order"))
+    payment_migrations.upgrade(_migrator(stack, "payment"))
     order_engine = create_async_engine(order_settings.database_url())
     payment_engine = create_async_engine(payment_settings.database_url())
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack["ferretdb"]["uri"])

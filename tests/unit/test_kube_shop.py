@@ -32,6 +32,8 @@ STACK = Endpoints(
                     "database": f"commerce_shop_{s}",
                     "user": f"shop_{s}_svc",
                     "password_ref": f"mariadb.shop_{s}",
+                    "migration_user": f"shop_{s}_migrator",
+                    "migration_password_ref": f"mariadb.shop_{s}_migrator",
                 }
                 for s in ("product", "order", "payment")
             },
@@ -46,6 +48,10 @@ STACK = Endpoints(
             "shop_order": "o-secret",
             "shop_payment": "y-secret",
             "debezium": "d-secret",
+            **{
+                f"shop_{s}_migrator": f"{s}-migration-secret"
+                for s in ("product", "order", "payment")
+            },
         }
     },
 )
@@ -54,6 +60,10 @@ STACK = Endpoints(
 IDENTITY = {
     "user-signing-keys": {"jwks": '{"keys": []}', "activeKeyId": "k1"},
     "staff-bootstrap": {"email": "staff@example.com", "password": "s-secret"},
+    **{
+        f"{service}-grpc": {"tls.crt": "c", "tls.key": "k", "ca.crt": "ca"}
+        for service in ("user", "product", "order")
+    },
 }
 
 
@@ -72,6 +82,8 @@ def test_every_template_secret_is_filled_with_exactly_its_keys() -> None:
         "username": "shop_order_svc",
         "password": "o-secret",
     }
+    assert filled["order-db-migrations"]["stringData"]["username"] == "shop_order_migrator"
+    assert filled["order-db-migrations"]["stringData"]["password"] == "order-migration-secret"
     # Read by the Connect worker on the host, outside the cluster's DNS: the node address.
     assert filled["debezium-replication"]["stringData"] == {
         "host": "10.244.0.1",

@@ -65,7 +65,13 @@ def _kinds(state: DesiredState) -> dict[str, dict[str, Any]]:
 
 def test_objects_are_owned_labelled_and_in_the_namespace() -> None:
     state = _build(ORDER)
-    assert list(_kinds(state)) == ["ServiceAccount", "ConfigMap", "Deployment", "Service"]
+    assert list(_kinds(state)) == [
+        "ServiceAccount",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    ]
     for obj in state.objects:
         meta = obj["metadata"]
         assert (meta["name"], meta["namespace"]) == ("orders", "shop")

@@ -103,6 +103,7 @@ async def test_a_missing_binding_touches_nothing_then_its_secret_brings_the_obje
     assert shop.owned("orders") == [
         "ConfigMap/orders",
         "Deployment/orders",
+        "NetworkPolicy/orders",
         "Service/orders",
         "ServiceAccount/orders",
     ]
@@ -216,6 +217,7 @@ async def test_optional_objects_come_and_go_with_the_spec() -> None:
     assert shop.owned("users") == [
         "ConfigMap/users",
         "Deployment/users",
+        "NetworkPolicy/users",
         "Service/users",
         "ServiceAccount/users",
     ]

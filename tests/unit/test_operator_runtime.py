@@ -114,6 +114,7 @@ def test_the_registry_watches_and_indexes_without_timers_or_bookkeeping() -> Non
         "serviceaccounts",
         "horizontalpodautoscalers",
         "poddisruptionbudgets",
+        "networkpolicies",
     )
     assert {f"{p}-event" for p in (*kinds, *owned, "secrets")} == watched
     assert {*kinds, *(f"{k}_bindings" for k in kinds), *owned, "secrets"} == indexed

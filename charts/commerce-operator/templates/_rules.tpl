@@ -20,6 +20,10 @@
 - apiGroups: [""]
   resources: [services, configmaps, serviceaccounts]
   verbs: [get, list, watch, create, patch]
+# Each CommerceService's NetworkPolicy: its gRPC port open to the services that bind it only.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
 # Optional objects are deleted when the spec stops asking for them.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]

@@ -1,8 +1,10 @@
 """MariaDB from Debian's packages, set up for Debezium: row binlog, full row image, a server id.
 
-One database and one least-privilege user per service, plus a replication user for CDC.
-Administration goes through the unix socket as the OS user that runs the stack, so no admin
-password exists at all.
+One database per service with two accounts: `<service>_svc`, which the service serves under,
+with data privileges only (SELECT, INSERT, UPDATE, DELETE: it cannot ALTER or DROP anything),
+and `<service>_migrator`, which only `commerce-<service> migrate` uses (schema changes). Plus a
+replication user for CDC. Administration goes through the unix socket as the OS user that runs
+the stack, so no admin password exists at all.
 """
 
 from __future__ import annotations
@@ -39,10 +41,15 @@ SERVICE_DATABASES = {
     "shop_order": "commerce_order",
     "shop_payment": "commerce_payment",
 }
-SERVICE_PRIVILEGES = (
+# What a service needs to serve: its rows, never its schema.
+SERVING_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+# What its migrations need (Alembic's DDL), for the migration account only.
+MIGRATION_PRIVILEGES = (
     "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "
     "CREATE TEMPORARY TABLES, LOCK TABLES, CREATE VIEW, SHOW VIEW"
 )
+# The stack's own component tests create their tables themselves.
+SCHEMA_OWNERS = frozenset({"stackcheck"})
 REPLICATION_USER = "debezium"
 # What the Debezium MariaDB connector documents for its user (BINLOG MONITOR is what
 # REPLICATION CLIENT is called since MariaDB 10.5).
@@ -63,10 +70,26 @@ def os_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def _extra_privileges(cur: Any, account: str, scope: str, wanted: str) -> list[str]:
+    """The privileges `account` holds on `scope` beyond `wanted`, from SHOW GRANTS."""
+    cur.execute(f"SHOW GRANTS FOR {account}")
+    keep = {p.strip() for p in wanted.split(",")}
+    found: set[str] = set()
+    for (grant,) in cur.fetchall():
+        head, _, rest = str(grant).partition(" ON ")
+        if rest.split(" TO ")[0].strip() == scope:
+            found |= {p.strip() for p in head.removeprefix("GRANT ").split(",")}
+    return sorted(found - keep - {"USAGE"})
+
+
 class MariaDB(Component):
     name = "mariadb"
     secret_names: ClassVar[dict[str, list[str]]] = {
-        "mariadb": [*SERVICE_DATABASES, REPLICATION_USER]
+        "mariadb": [
+            *SERVICE_DATABASES,
+            *(f"{service}_migrator" for service in SERVICE_DATABASES),
+            REPLICATION_USER,
+        ]
     }
 
     def ports(self) -> dict[str, int]:
@@ -176,20 +199,43 @@ class MariaDB(Component):
                 # "_" is a wildcard in database grants: escaped, commerce_user cannot also
                 # match a database called commerce1user.
                 scope = "`{}`.*".format(database.replace("_", "\\_"))
+                serving = MIGRATION_PRIVILEGES if service in SCHEMA_OWNERS else SERVING_PRIVILEGES
                 self._ensure_user(
-                    cur, f"{service}_svc", passwords[service], SERVICE_PRIVILEGES, scope
+                    cur, f"{service}_svc", passwords[service], serving, scope, exactly=True
+                )
+                self._ensure_user(
+                    cur,
+                    f"{service}_migrator",
+                    passwords[f"{service}_migrator"],
+                    MIGRATION_PRIVILEGES,
+                    scope,
                 )
             self._ensure_user(
                 cur, REPLICATION_USER, passwords[REPLICATION_USER], REPLICATION_PRIVILEGES, "*.*"
             )
 
-    def _ensure_user(self, cur: Any, user: str, password: str, privileges: str, scope: str) -> None:
-        """Creates the account or resets its password; grants are added, never revoked here, so
-        a running service never loses access mid-`up` (`make reset` starts from scratch)."""
+    def _ensure_user(
+        self,
+        cur: Any,
+        user: str,
+        password: str,
+        privileges: str,
+        scope: str,
+        *,
+        exactly: bool = False,
+    ) -> None:
+        """Creates the account or resets its password, and grants `privileges` on `scope`.
+        `exactly`: the privileges it has there beyond these are revoked (a serving account
+        made when it could still change the schema); the revocation and the grant are one
+        statement apart, and a running service's connections keep their database."""
         for host in client_hosts(self.settings):
             account = f"'{user}'@'{host}'"
             cur.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
             cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+            if exactly:
+                extra = _extra_privileges(cur, account, scope, privileges)
+                if extra:
+                    cur.execute(f"REVOKE {', '.join(extra)} ON {scope} FROM {account}")
             cur.execute(f"GRANT {privileges} ON {scope} TO {account}")
 
     def endpoint(self) -> dict[str, Any]:
@@ -203,6 +249,8 @@ class MariaDB(Component):
                     "database": database,
                     "user": f"{service}_svc",
                     "password_ref": f"mariadb.{service}",
+                    "migration_user": f"{service}_migrator",
+                    "migration_password_ref": f"mariadb.{service}_migrator",
                 }
                 for service, database in SERVICE_DATABASES.items()
             },

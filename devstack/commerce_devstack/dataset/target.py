@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
-from commerce_devstack.components.mariadb import SERVICE_PRIVILEGES
+from commerce_devstack.components.mariadb import MIGRATION_PRIVILEGES
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.contracts import checkpoint_index
 from commerce_services.db.settings import DatabaseSettings
@@ -108,13 +108,14 @@ def _scope(database: str) -> str:
 
 
 def create_mariadb(stack: Endpoints, target: Target) -> None:
-    """An empty database at the product service's latest schema, usable by its user."""
+    """An empty database at the product service's latest schema, usable by its user (a
+    benchmark's database, migrated and loaded by that one account)."""
     with _admin(stack) as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
         cur.execute(f"CREATE DATABASE `{target.mariadb_database}`")
         for grantee in _grantees(stack, cur):
             cur.execute(
-                f"GRANT {SERVICE_PRIVILEGES} ON {_scope(target.mariadb_database)} TO {grantee}"
+                f"GRANT {MIGRATION_PRIVILEGES} ON {_scope(target.mariadb_database)} TO {grantee}"
             )
     upgrade(target.database_settings(stack))
 

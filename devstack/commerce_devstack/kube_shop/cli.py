@@ -147,7 +147,9 @@ class Shop:
         self.step("namespace and Secrets (the stack's servers by their cluster names)")
         namespace = self.settings.samples_dir / "00-namespace.yaml"
         self.run_kubectl("apply", "--server-side", f"-f={namespace}")
-        self.identity = identity.load_or_create(self.state / "identity.json")
+        self.identity = identity.load_or_create(
+            self.state / "identity.json", self.settings.namespace
+        )
         secrets = local_secrets(
             documents(self.settings.secret_templates), self.stack, self.identity
         )

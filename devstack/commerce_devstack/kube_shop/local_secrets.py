@@ -25,6 +25,10 @@ DATABASE_ACCOUNTS = {
     "order-db": "shop_order",
     "payment-db": "shop_payment",
 }
+# ... and the migration account behind each migrations Secret.
+MIGRATION_ACCOUNTS = {
+    f"{secret}-migrations": account for secret, account in DATABASE_ACCOUNTS.items()
+}
 # MongoDB Secret -> the database its URI names: the shop's own, apart from every other user of
 # the stack's FerretDB (tests, `make shop`), since the services take the URI's database.
 DOCUMENT_STORES = {"user-mongo": "shop_user", "catalog-mongo": "shop_catalog"}
@@ -50,8 +54,10 @@ def _values(
         return dict(identity[name])
     mariadb = stack["mariadb"]
     address = {"host": cluster_name("mariadb"), "port": str(mariadb["port"])}
-    if name in DATABASE_ACCOUNTS:
-        dsn = stack.mariadb_dsn(DATABASE_ACCOUNTS[name])
+    if name in DATABASE_ACCOUNTS or name in MIGRATION_ACCOUNTS:
+        migrations = name in MIGRATION_ACCOUNTS
+        account = (MIGRATION_ACCOUNTS if migrations else DATABASE_ACCOUNTS)[name]
+        dsn = stack.mariadb_dsn(account, migrations=migrations)
         return {
             **address,
             "database": str(dsn["database"]),

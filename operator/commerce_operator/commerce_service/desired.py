@@ -1,5 +1,12 @@
 """CommerceService -> ServiceAccount, ConfigMap, Deployment (with an init container that
-migrates the bound database, for the roles that have migrations), Service, optional HPA and PDB.
+migrates the bound database, for the roles that have migrations), Service, NetworkPolicy,
+optional HPA and PDB.
+
+The NetworkPolicy lets anyone reach the HTTP port (the public API through the Ingress, probes,
+scrapes) and only the services that bind this one (`bindings.services`) its gRPC port: each
+binder's pods carry the label `commerce.io/calls-<name>`, which the policy admits; a service
+nobody binds has its gRPC port closed. Enforced where the cluster's network plugin enforces
+NetworkPolicies; mTLS (each method's caller list) holds either way.
 
 Pure: the objects are a function of the spec, the resource's metadata and a `ClusterView` of
 what its bindings name (read by the reconciler beforehand). Bindings become env vars: Secret
@@ -35,6 +42,7 @@ from commerce_operator.resource import API_VERSION, MANAGED_BY, ResourceMeta, ob
 from commerce_operator.rollout import rollout_result as deployment_rollout
 
 CONFIG_HASH_ANNOTATION = "commerce.io/config-hash"
+CALLS_LABEL_PREFIX = "commerce.io/calls-"
 
 # The operator lacks a setting a role needs (OPERATOR_ELASTICSEARCH_URL): fixed by configuring
 # the operator, so retried rather than stalled.
@@ -121,6 +129,7 @@ def desired_state(
         _config_map(spec, meta, config),
         _deployment(spec, meta, secret_env, migration_env, config_hash),
         _service(spec, meta),
+        _network_policy(spec, meta),
     ]
     if spec.autoscaling is not None:
         objects.append(_autoscaler(spec, meta, spec.autoscaling))
@@ -296,6 +305,16 @@ def _migration_env(
     return secret_key_refs(name, {key: f"{prefix}_{s}" for key, s in DATABASE_KEYS.items()})
 
 
+def calls_label(service: str) -> str:
+    """The label a pod carries to be let through `service`'s gRPC NetworkPolicy (a label name
+    is at most 63 characters: a long service name is shortened with a hash)."""
+    room = 63 - len("calls-")
+    if len(service) > room:
+        digest = hashlib.sha256(service.encode()).hexdigest()[:8]
+        service = f"{service[: room - 9]}-{digest}"
+    return f"{CALLS_LABEL_PREFIX}{service}"
+
+
 def _env_word(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", value).upper()
 
@@ -390,7 +409,10 @@ def _deployment(
             "selector": {"matchLabels": selector_labels(spec, meta)},
             "template": {
                 "metadata": {
-                    "labels": labels(spec, meta),
+                    "labels": {
+                        **labels(spec, meta),
+                        **{calls_label(peer): "true" for peer in spec.bindings.services},
+                    },
                     "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
                 },
                 "spec": pod,
@@ -442,6 +464,27 @@ def _service(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, Any]:
         "kind": "Service",
         "metadata": object_meta(meta, meta.name, labels(spec, meta)),
         "spec": {"selector": selector_labels(spec, meta), "ports": ports},
+    }
+
+
+def _network_policy(spec: CommerceServiceSpec, meta: ResourceMeta) -> dict[str, Any]:
+    ingress: list[dict[str, Any]] = [{"ports": [{"protocol": "TCP", "port": spec.http_port}]}]
+    if spec.role.serves_grpc:
+        ingress.append(
+            {
+                "from": [{"podSelector": {"matchLabels": {calls_label(meta.name): "true"}}}],
+                "ports": [{"protocol": "TCP", "port": spec.grpc_port}],
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(meta, meta.name, labels(spec, meta)),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(spec, meta)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
     }
 
 

@@ -43,6 +43,7 @@ from commerce_operator.kube import (
     CONFIG_MAP,
     DEPLOYMENT,
     HORIZONTAL_POD_AUTOSCALER,
+    NETWORK_POLICY,
     OUTBOX_CONNECTOR,
     POD_DISRUPTION_BUDGET,
     SECRET,
@@ -56,7 +57,14 @@ log = logging.getLogger(__name__)
 
 # Built only when the spec asks for them: deleted when it stops asking.
 OPTIONAL_KINDS = (HORIZONTAL_POD_AUTOSCALER, POD_DISRUPTION_BUDGET)
-OWNED_KINDS = (SERVICE_ACCOUNT, CONFIG_MAP, DEPLOYMENT, SERVICE, *OPTIONAL_KINDS)
+OWNED_KINDS = (
+    SERVICE_ACCOUNT,
+    CONFIG_MAP,
+    DEPLOYMENT,
+    SERVICE,
+    NETWORK_POLICY,
+    *OPTIONAL_KINDS,
+)
 
 STATUS_FIELDS = (
     "replicas",
