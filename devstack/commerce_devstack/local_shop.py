@@ -36,6 +36,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from commerce_devstack import connect_secrets
 from commerce_devstack.endpoints import Endpoints, StackNotRunning, load
 from commerce_devstack.service_certificates import ServiceCertificates, issue
 from commerce_devstack.settings import StackSettings
@@ -257,8 +258,16 @@ async def outbox_relays(
 ) -> AsyncIterator[None]:
     """Debezium outbox connectors, one per service in `engines` (service name -> its
     database), streaming to `<prefix>.<aggregate>.events` on exit of the `async with` head;
-    deleted afterwards."""
+    deleted afterwards. The replication password reaches Connect through its config provider
+    (a file under its secrets root), never as a literal in the connector config; only a
+    worker started before it had one gets the literal."""
     replication = stack["mariadb"]["replication"]
+    password = stack.secret(replication["password_ref"])
+    root = stack["connect"].get("secrets_root")
+    folder = f"local/{prefix}-replication"
+    if root is not None:
+        connect_secrets.put(Path(root), folder, {"password": password})
+        password = connect_secrets.reference(Path(root), folder, "password")
     names = []
     async with httpx.AsyncClient(base_url=stack["connect"]["url"], timeout=30) as connect:
         try:
@@ -271,7 +280,7 @@ async def outbox_relays(
                         database_host=dsn["host"],
                         database_port=dsn["port"],
                         database_user=replication["user"],
-                        database_password=stack.secret(replication["password_ref"]),
+                        database_password=password,
                         database=dsn["database"],
                         server_id=random.randint(10_000, 4_000_000),
                         bootstrap_servers=stack["kafka"]["bootstrap_servers"],
@@ -288,6 +297,8 @@ async def outbox_relays(
         finally:
             for name in names:
                 await connect.delete(f"/connectors/{name}")
+            if root is not None:
+                connect_secrets.remove(Path(root), folder)
 
 
 @asynccontextmanager

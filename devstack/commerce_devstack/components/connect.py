@@ -1,4 +1,10 @@
-"""Kafka Connect in distributed mode with the Debezium MariaDB connector plugin."""
+"""Kafka Connect in distributed mode with the Debezium MariaDB connector plugin, and Kafka's
+DirectoryConfigProvider as `dir`: connector configs name a database password as
+`${dir:<secrets root>/<folder>:<key>}`, resolved from the file <secrets root>/<folder>/<key>
+when a task starts, so no password sits in a connector config, Connect's config topic or its
+REST API. The secrets root (.stack/connect-secrets, mode 0700) is laid out as a Secret mounted
+on a cluster's Connect workers would be: <namespace>/<secret>/<key>; the provider reads nothing
+outside it (allowed.paths)."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from commerce_devstack.process import LaunchSpec
 from commerce_devstack.settings import StackSettings
 
 CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
+PROVIDER_LINE = "config.providers=dir"
 EVENT_ROUTER = "io.debezium.transforms.outbox.EventRouter"
 
 
@@ -58,6 +65,10 @@ class KafkaConnect(Component):
     def _config(self) -> Path:
         return self.data_dir / "connect-distributed.properties"
 
+    @property
+    def secrets_root(self) -> Path:
+        return self.settings.state_dir / "connect-secrets"
+
     def install(self) -> None:
         kafka_libs(self.settings, self.notify)
         debezium_plugins(self.settings, self.notify)
@@ -65,6 +76,8 @@ class KafkaConnect(Component):
     def prepare(self) -> None:
         s = self.settings
         self._config.parent.mkdir(parents=True, exist_ok=True)
+        self.secrets_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.secrets_root.chmod(0o700)
         self._config.write_text(
             "\n".join(
                 [
@@ -87,6 +100,10 @@ class KafkaConnect(Component):
                     f"plugin.path={debezium_plugins(s)}",
                     # Connectors may create the topics they route to (topic.creation.*).
                     "topic.creation.enable=true",
+                    PROVIDER_LINE,
+                    "config.providers.dir.class="
+                    "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+                    f"config.providers.dir.param.allowed.paths={self.secrets_root}",
                     "",
                 ]
             )
@@ -119,8 +136,14 @@ class KafkaConnect(Component):
         return f"Connect {root.json().get('version')}, Debezium MariaDB connector loaded"
 
     def endpoint(self) -> dict[str, Any]:
-        return {
+        found = {
             "url": self.address,
             "connector_class": CONNECTOR_CLASS,
             "debezium_version": versions.DEBEZIUM,
         }
+        # The worker reads its properties once, when it starts (prepare writes them only
+        # then): a worker started before the provider existed has none until restarted.
+        if self._config.exists() and PROVIDER_LINE in self._config.read_text().splitlines():
+            found["secrets_root"] = str(self.secrets_root)
+            found["config_provider"] = "dir"
+        return found

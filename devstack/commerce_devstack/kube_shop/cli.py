@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client, config
 from rich.console import Console
 
-from commerce_devstack import endpoints
+from commerce_devstack import connect_secrets, endpoints
 from commerce_devstack.endpoints import Endpoints, StackNotRunning
 from commerce_devstack.kube_shop import identity, operator_release
 from commerce_devstack.kube_shop.addresses import (
@@ -132,6 +132,25 @@ class Shop:
         if done.returncode != 0:
             raise RuntimeError(f"helm {' '.join(command)}: {done.stdout}{done.stderr}")
 
+    def mount_connect_secrets(self, secrets: list[dict[str, Any]]) -> None:
+        """The Secrets the OutboxConnectors name, under the stack's Connect worker's secrets
+        root as a cluster mounts them on its workers (<root>/<namespace>/<secret>/<key>): the
+        connector configs reference them there, never hold them."""
+        root = self.stack["connect"].get("secrets_root")
+        if root is None:
+            return
+        named = {
+            doc["spec"]["database"]["credentialsSecretRef"]["name"]
+            for doc in self.docs
+            if doc.get("kind") == "OutboxConnector"
+        }
+        for secret in secrets:
+            meta = secret["metadata"]
+            if meta["name"] in named:
+                connect_secrets.put(
+                    Path(root), f"{meta['namespace']}/{meta['name']}", secret["stringData"]
+                )
+
     # ---- the commands ----------------------------------------------------------------------
 
     def up(self) -> int:
@@ -156,6 +175,7 @@ class Shop:
         self.run_kubectl(
             "apply", "--server-side", "--force-conflicts", "-f=-", stdin=yaml.safe_dump_all(secrets)
         )
+        self.mount_connect_secrets(secrets)
         self.step(
             f"image {self.settings.image_repository}: buildah bud of Dockerfile at the last "
             "commit, tagged by content, imported into containerd"

@@ -25,8 +25,15 @@ def values(stack: Endpoints, shop: KubeShopSettings, image: str) -> dict[str, st
         # configs, read by the stack's Connect worker on the host, outside the cluster's DNS.
         "kafka.bootstrapServers": str(stack["kafka"]["bootstrap_servers"]),
         "connect.url": f"http://{cluster_name('connect')}:{connect_port}",
-        # The stack's Connect worker runs on the host, without the Secrets mounted.
-        "connect.credentials": "literal",
+        # The stack's Connect worker runs on the host: `make up` copies the Secrets the
+        # connectors name under its secrets root, as a cluster mounts them on its workers, and
+        # the connector configs reference them. A worker started before it had a config
+        # provider gets the values written in (literal) until the stack restarts.
+        **(
+            {"connect.credentials": "config-provider", "connect.secretsRoot": root}
+            if (root := stack["connect"].get("secrets_root")) is not None
+            else {"connect.credentials": "literal"}
+        ),
         "elasticsearch.url": f"http://{cluster_name('elasticsearch')}:{es_port}",
     }
 
