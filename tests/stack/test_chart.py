@@ -61,8 +61,8 @@ def test_the_chart_lints_and_renders_the_crds_and_the_operator(stack: Endpoints)
         "outboxconnectors.commerce.io",
     ]
     kinds = {doc["kind"] for doc in docs}
-    assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
-    assert "ClusterKopfPeering" in kinds  # peering across replicas, cluster-wide
+    assert {"Deployment", "ServiceAccount", "Role", "RoleBinding", "ClusterRole"} <= kinds
+    assert "KopfPeering" in kinds  # peering across replicas, in the watched namespace
 
 
 def _kubectl(stack: Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
@@ -172,3 +172,42 @@ def test_rbac_names_resources_and_verbs_and_follows_the_watched_namespaces(
         doc["metadata"]["namespace"] for doc in scoped if doc["kind"] == "KopfPeering"
     )
     assert peerings == ["shop", "staging"]
+
+
+def _secret_grants(docs: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """(kind, namespace) of every Role or ClusterRole that grants anything on Secrets."""
+    return sorted(
+        (doc["kind"], doc["metadata"].get("namespace"))
+        for doc in docs
+        if doc["kind"] in ("Role", "ClusterRole")
+        and any("secrets" in rule["resources"] for rule in doc.get("rules", []))
+    )
+
+
+def test_by_default_the_operator_reads_secrets_in_its_own_namespace_only(
+    stack: Endpoints,
+) -> None:
+    default = _render(stack, namespace="shop-ops")
+    assert _secret_grants(default) == [("Role", "shop-ops")]
+    [deployment] = [doc for doc in default if doc["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["--peering-name=commerce-operator", "--namespace=shop-ops"]
+    # Every namespace, and every namespace's Secrets, only when asked for.
+    everywhere = _render(stack, "clusterWide=true", namespace="shop-ops")
+    assert _secret_grants(everywhere) == [("ClusterRole", None)]
+    [deployment] = [doc for doc in everywhere if doc["kind"] == "Deployment"]
+    assert "--all-namespaces" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    both = _helm(
+        stack,
+        "template",
+        "commerce-operator",
+        str(CHART),
+        "--kube-version",
+        versions.KUBERNETES,
+        "--set",
+        "clusterWide=true",
+        "--set",
+        "watchNamespaces={shop}",
+    )
+    assert both.returncode != 0
+    assert "values don't meet the specifications of the schema" in both.stderr
