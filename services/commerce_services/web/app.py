@@ -5,7 +5,10 @@ and OpenAPI, and the access rule of every route checked before its handler runs
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,6 +58,29 @@ INFRASTRUCTURE_ACCESS: AccessRules = {
 }
 
 
+def _document_access(app: FastAPI, rules: AccessRules) -> None:
+    """The OpenAPI names the bearer token on every operation that needs one (and Swagger UI
+    at /docs gets its Authorize button)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, routes=app.routes, servers=app.servers
+            )
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
+                    rule = rules.get((method.upper(), path))
+                    if rule is not None and rule is not Access.ANONYMOUS:
+                        operation["security"] = [{"bearer": []}]
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def service_app(
     service: str,
     readiness: dict[str, ReadinessCheck],
@@ -72,6 +98,7 @@ def service_app(
         dependencies=[Depends(access_guard(rules, verifier))],
     )
     app.state.access_rules = rules  # what the access tests read
+    _document_access(app, rules)
     install_error_handlers(app)
     # Added first, so it runs inside the metrics middleware: refusals are counted too.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
