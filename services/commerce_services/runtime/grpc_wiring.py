@@ -1,7 +1,7 @@
 """gRPC servers and channels with tracing (the caller's trace continues in the callee) and
 mutual TLS: a server accepts only callers with a certificate of the services' CA, each method
 only the callers its policy names (auth/grpc_identity.py); a channel presents the service's
-own certificate."""
+own certificate. A method's unexpected failure is answered as runtime/grpc_errors.py says."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from commerce_services.auth.grpc_identity import CallerCheck, CallerPolicy, GrpcIdentitySettings
+from commerce_services.runtime.grpc_errors import FailureStatus
 
 
 def secure_server(
@@ -16,7 +17,7 @@ def secure_server(
 ) -> grpc.aio.Server:
     """A server listening on `address` (host:port) with mutual TLS, calls checked by `policy`."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), CallerCheck(policy)]  # type: ignore[no-untyped-call]
+        interceptors=[aio_server_interceptor(), CallerCheck(policy), FailureStatus()]  # type: ignore[no-untyped-call]
     )
     server.add_secure_port(address, identity.server_credentials())
     return server
