@@ -13,6 +13,7 @@ and the shop's resources; the release is put back as `make up` left it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import subprocess
@@ -28,6 +29,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
+from commerce_devstack import connect_secrets
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop import operator_release
 from commerce_devstack.kube_shop.cli import Shop
@@ -38,7 +40,15 @@ SHOP = KubeShopSettings()
 SAMPLES = SHOP.samples_dir
 OPERATOR_USER = f"system:serviceaccount:{SHOP.operator_namespace}:{SHOP.release}"
 KINDS = "commerceservices,outboxconnectors,catalogindexes"
-SECRETS = ("user-mongo", "catalog-mongo", "product-db", "debezium-replication", "kafka")
+SECRETS = (
+    "user-mongo",
+    "user-signing-keys",
+    "user-grpc",
+    "catalog-mongo",
+    "product-db",
+    "debezium-replication",
+    "kafka",
+)
 
 
 @dataclass(frozen=True)
@@ -209,7 +219,12 @@ def _resources(namespace: str, unique: str, image: str) -> list[dict[str, Any]]:
             "spec": {
                 "role": "user",
                 "image": image,
-                "bindings": {"documentStore": {"secretName": "user-mongo"}},
+                "bindings": {
+                    "documentStore": {"secretName": "user-mongo"},
+                    "signingKeys": {"secretName": "user-signing-keys"},
+                    "grpcIdentity": {"secretName": "user-grpc"},
+                },
+                "env": [{"name": "USER_AUTH_ISSUER", "value": f"release-test-{unique}"}],
             },
         },
         {
@@ -250,10 +265,19 @@ def watched(cluster: Cluster, image: str, unique: str) -> Iterator[str]:
         for s in secrets
     ]
     cluster.kubectl("apply", "-f=-", stdin=yaml.safe_dump_all(copies))
+    # The replication Secret where the stack's Connect worker reads it (as a cluster mounts
+    # the Secrets on its workers): the connector names it by reference.
+    root = cluster.stack["connect"].get("secrets_root")
+    if root is not None:
+        [replication] = [s for s in secrets if s["metadata"]["name"] == "debezium-replication"]
+        values = {k: base64.b64decode(v).decode() for k, v in replication["data"].items()}
+        connect_secrets.put(Path(root), f"{namespace}/debezium-replication", values)
     try:
         cluster.install(image, namespace)
         yield namespace
     finally:
+        if root is not None:
+            connect_secrets.remove(Path(root), namespace)
         # Gone while the operator still watches it (its finalizers need it), then unwatched;
         # after a failure, what the operator would have cleaned up is released by hand.
         _delete_namespace(cluster, namespace)
