@@ -93,8 +93,9 @@ def test_secret_templates_name_every_bound_secret_and_hold_no_password() -> None
     assert bound <= names
     for doc in templates:
         data = doc["stringData"]
-        for key in ("password", "uri"):
+        for key in ("password", "uri", "tls.key"):
             assert data.get(key, "") == "", f"{doc['metadata']['name']}.{key} must stay empty"
+        assert data.get("jwks", '{"keys": []}') == '{"keys": []}'  # no private key either
 
 
 def test_the_ingress_routes_every_public_api_to_a_sample_service() -> None:
