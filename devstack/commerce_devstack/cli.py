@@ -23,6 +23,7 @@ from rich.console import Console
 from commerce_devstack import endpoints
 from commerce_devstack.components.apiserver import kubeconfig_path
 from commerce_devstack.components.kube_build import kube_bin_dir
+from commerce_devstack.install.commands import SetupError
 from commerce_devstack.orchestrator import ComponentFailure, Stack, failure_report, state_lock
 from commerce_devstack.settings import StackSettings
 from commerce_devstack.ui import reporter_for, summary
@@ -38,6 +39,10 @@ def _up(stack: Stack, console: Console) -> int:
             console.print(f"\n[red bold]stack failed[/] after {time.monotonic() - began:.1f}s")
             console.print(failure_report(failure), markup=False, highlight=False)
             console.print("Servers started by this run were stopped again.")
+            return 1
+        except SetupError as error:
+            console.print(f"\n[red bold]stack failed[/]: {error.what}")
+            console.print(error.output, markup=False, highlight=False)
             return 1
     summary(console, f"stack up in {time.monotonic() - began:.1f}s", rows)
     console.print(f"endpoints: {stack.settings.endpoints_file}")

@@ -23,6 +23,7 @@ from commerce_devstack import endpoints, secrets
 from commerce_devstack.components import ALL
 from commerce_devstack.components.base import Component, ProbeError, Secrets
 from commerce_devstack.install.commands import SetupError
+from commerce_devstack.node.leftovers import release_abandoned_node
 from commerce_devstack.node.network import HostNetwork
 from commerce_devstack.ports import describe_listener, is_listening
 from commerce_devstack.process import StopFailed, tail
@@ -189,6 +190,7 @@ class Stack:
         (self.settings.state_dir / STATE_MARKER).touch()
         if self.settings.node_enabled:
             # Before any server starts: they listen on the node address, on the bridge.
+            release_abandoned_node(self.settings)
             HostNetwork(self.settings).apply()
         wanted: dict[str, list[str]] = {}
         for cls in ALL:

@@ -17,9 +17,13 @@ from commerce_devstack.node.network import (
     CGROUP_ROOT,
     GUARD,
     OWNER,
+    HostNetwork,
+    NodeOwnedElsewhere,
     cgroup_hierarchies,
     cgroup_processes,
+    node_owner,
 )
+from commerce_devstack.settings import StackSettings
 
 
 def _kill(pids: list[int]) -> None:
@@ -81,6 +85,33 @@ def unmount_under(*roots: Path) -> list[str]:
     return mounts_under(*roots)
 
 
+def processes_naming(state_dir: Path) -> list[int]:
+    """Processes whose command line names the state folder: its servers, shims and pods."""
+    state = str(state_dir.resolve()).encode()
+    return [
+        int(entry.name)
+        for entry in os.scandir("/proc")
+        if entry.name.isdigit() and state in _cmdline(int(entry.name))
+    ]
+
+
+def release_abandoned_node(settings: StackSettings) -> None:
+    """Another stack's node that nothing runs any more (its session or machine ended without
+    `make down`) is undone from its own record, so that this stack can have the node. A node
+    whose servers or pods still run is left alone, and `up` refuses to start a second one."""
+    owner = node_owner()
+    if not owner or Path(owner) == settings.state_dir.resolve():
+        return
+    if not (Path(owner) / "node" / "host.json").exists():
+        return
+    if processes_naming(Path(owner)) or cgroup_processes():
+        return
+    problems = [f"still mounted: {point}" for point in unmount_under(Path(owner))]
+    problems += HostNetwork(settings, Path(owner)).restore()
+    if problems:
+        raise NodeOwnedElsewhere(f"undoing the abandoned node of {owner}", "; ".join(problems))
+
+
 def host_leftovers(state_dir: Path) -> list[str]:
     """What of a node is still on the host (empty after a complete `down`): its bridge and
     routes, iptables rules, cgroups, ownership marker, processes naming the state folder and
@@ -97,9 +128,7 @@ def host_leftovers(state_dir: Path) -> list[str]:
     found += [f"cgroup {root}" for root in roots if root.exists()]
     if OWNER.exists():
         found.append(str(OWNER))
-    state = str(state_dir.resolve()).encode()
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and state in (cmdline := _cmdline(int(entry.name))):
-            found.append(f"pid {entry.name}: {cmdline[:120]!r}")
+    for pid in processes_naming(state_dir):
+        found.append(f"pid {pid}: {_cmdline(pid)[:120]!r}")
     found += [f"mounted: {point}" for point in mounts_under(state_dir)]
     return found

@@ -57,6 +57,14 @@ HOST_PATHS = (
 )
 
 
+def node_owner() -> str:
+    """The state folder whose node holds the host ('' if none)."""
+    try:
+        return OWNER.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def node_ranges() -> tuple[str, ...]:
     return (CLUSTER_CIDR, SERVICE_CIDR, EXTRA_SERVICE_CIDR)
 
@@ -147,9 +155,10 @@ class NodeOwnedElsewhere(SetupError):
 
 
 class HostNetwork:
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(self, settings: StackSettings, state_dir: Path | None = None) -> None:
+        """`state_dir` names another stack's folder when undoing a node it abandoned."""
         self.settings = settings
-        self.record_file = settings.state_dir / "node" / "host.json"
+        self.record_file = (state_dir or settings.state_dir) / "node" / "host.json"
 
     @property
     def applied(self) -> bool:
@@ -157,10 +166,7 @@ class HostNetwork:
 
     def _claim(self) -> None:
         mine = str(self.settings.state_dir.resolve())
-        try:
-            owner = OWNER.read_text().strip()
-        except FileNotFoundError:
-            owner = ""
+        owner = node_owner()
         if owner and owner != mine and (Path(owner) / "node" / "host.json").exists():
             raise NodeOwnedElsewhere(
                 "preparing the node",
