@@ -29,7 +29,9 @@ PRIVATE_JWKS = json.dumps({"keys": [new_signing_key("test-1")]})
 KEYS = SigningKeys.from_jwks(PRIVATE_JWKS, "test-1")
 # The gRPC identities of services run as processes by tests.
 CERTIFICATES = issue(["user", "product", "order", "payment"])
-ISSUER = AccessTokenIssuer(KEYS, "https://issuer.test", "commerce-api", timedelta(minutes=15))
+# Headers minted at import (STAFF_HEADERS) are used until the session ends: a full run takes
+# about half an hour, so the test issuer's tokens outlive any session.
+ISSUER = AccessTokenIssuer(KEYS, "https://issuer.test", "commerce-api", timedelta(hours=12))
 VERIFIER = TokenVerifier(
     StaticKeys(KEYS.public_keys()), issuer=ISSUER.issuer, audience=ISSUER.audience
 )

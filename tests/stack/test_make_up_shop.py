@@ -122,7 +122,9 @@ async def _settled(http: httpx.AsyncClient, shop: Shop, order_id: str) -> dict[s
     async with asyncio.timeout(90):
         while True:
             try:
-                answer = await http.get(f"{shop.url('order')}/api/v1/orders/{order_id}")
+                answer = await http.get(
+                    f"{shop.url('order')}/api/v1/orders/{order_id}", headers=shop.staff
+                )
             except httpx.TransportError:  # a replica being replaced
                 answer = None
             if answer is not None and answer.status_code == 200:
@@ -133,7 +135,8 @@ async def _settled(http: httpx.AsyncClient, shop: Shop, order_id: str) -> dict[s
 
 
 async def _stock(http: httpx.AsyncClient, shop: Shop, sku: str) -> tuple[int, int]:
-    body = (await http.get(f"{shop.url('product')}/api/v1/inventory/{sku}")).json()
+    answer = await http.get(f"{shop.url('product')}/api/v1/inventory/{sku}", headers=shop.staff)
+    body = answer.json()
     return int(body["stock"]), int(body["reserved"])
 
 
@@ -449,7 +452,9 @@ async def test_the_public_address_routes_each_path_to_its_service(shop: Shop) ->
     public = public_url(StackSettings())
     sku = _product(shop, stock=1)
     async with httpx.AsyncClient(base_url=public, timeout=30) as http:
-        product = await http.get(f"/api/v1/inventory/{sku}")
+        # Stock is staff's to read; the anonymous caller is refused.
+        assert (await http.get(f"/api/v1/inventory/{sku}")).status_code == 401
+        product = await http.get(f"/api/v1/inventory/{sku}", headers=shop.staff)
         assert product.status_code == 200, product.text
         hit = await _search_hit(http, sku, available=True)
         assert hit["title"] == f"End-to-end {sku}"

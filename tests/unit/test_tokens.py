@@ -26,7 +26,11 @@ from commerce_services.user.signing import (
 )
 
 ISSUER, AUDIENCE = "https://issuer.test", "commerce-api"
-NOW = datetime.now(UTC)
+
+
+def _now() -> datetime:
+    """Read per test: a time taken at collection is long past in a full run."""
+    return datetime.now(UTC)
 
 
 def _keys(*kids: str, active: str | None = None) -> SigningKeys:
@@ -46,7 +50,7 @@ def _verifier(keys: SigningKeys = KEYS) -> TokenVerifier:
 
 
 async def test_a_token_of_the_issuer_verifies_with_its_subject_and_known_roles() -> None:
-    token = _issuer().issue("u1", frozenset({CUSTOMER, STAFF, "root"}), NOW)
+    token = _issuer().issue("u1", frozenset({CUSTOMER, STAFF, "root"}), _now())
     principal = await _verifier().verify(token)
     assert (principal.user_id, principal.roles) == ("u1", frozenset({CUSTOMER, STAFF}))
 
@@ -66,36 +70,36 @@ def _stamps(issued: datetime, lifetime: timedelta) -> dict[str, int]:
 REFUSED: list[tuple[str, Callable[[], str], str]] = [
     (
         "expired",
-        lambda: _issuer().issue("u1", frozenset({STAFF}), NOW - timedelta(hours=1)),
+        lambda: _issuer().issue("u1", frozenset({STAFF}), _now() - timedelta(hours=1)),
         "Expired",
     ),
     (
         "signed by a key the issuer does not publish under that kid",
         lambda: _forged(
-            {**BASE, **_stamps(NOW, timedelta(minutes=5))},
+            {**BASE, **_stamps(_now(), timedelta(minutes=5))},
             key=_keys("other").keys["other"].key,
         ),
         "Signature",
     ),
     (
         "another issuer",
-        lambda: _issuer(issuer="https://evil.test").issue("u1", frozenset({STAFF}), NOW),
+        lambda: _issuer(issuer="https://evil.test").issue("u1", frozenset({STAFF}), _now()),
         "Issuer",
     ),
     (
         "another audience",
-        lambda: _issuer(audience="other-api").issue("u1", frozenset({STAFF}), NOW),
+        lambda: _issuer(audience="other-api").issue("u1", frozenset({STAFF}), _now()),
         "Audience",
     ),
     (
         "an unknown key id",
-        lambda: _issuer(_keys("k9")).issue("u1", frozenset({STAFF}), NOW),
+        lambda: _issuer(_keys("k9")).issue("u1", frozenset({STAFF}), _now()),
         "unknown key id",
     ),
     (
         "no signature (alg none)",
         lambda: jwt.encode(
-            {**BASE, **_stamps(NOW, timedelta(minutes=5))},
+            {**BASE, **_stamps(_now(), timedelta(minutes=5))},
             "",
             algorithm="none",
             headers={"kid": "k1"},
@@ -104,11 +108,15 @@ REFUSED: list[tuple[str, Callable[[], str], str]] = [
     ),
     (
         "no expiry",
-        lambda: _forged({**BASE, "iat": int(NOW.timestamp())}),
+        lambda: _forged({**BASE, "iat": int(_now().timestamp())}),
         "exp",
     ),
     ("not a JWT", lambda: "not.a.token", "malformed"),
-    ("no key id", lambda: _forged({**BASE, **_stamps(NOW, timedelta(minutes=5))}, kid=""), "key"),
+    (
+        "no key id",
+        lambda: _forged({**BASE, **_stamps(_now(), timedelta(minutes=5))}, kid=""),
+        "key",
+    ),
 ]
 
 
@@ -119,9 +127,9 @@ async def test_a_bad_token_is_refused(case: str, token: Callable[[], str], reaso
 
 
 async def test_after_rotation_both_keys_verify_and_the_new_one_signs() -> None:
-    before = _issuer(KEYS).issue("u1", frozenset({CUSTOMER}), NOW)
+    before = _issuer(KEYS).issue("u1", frozenset({CUSTOMER}), _now())
     rotated = SigningKeys(active_kid="k2", keys=KEYS.keys)
-    after = _issuer(rotated).issue("u1", frozenset({CUSTOMER}), NOW)
+    after = _issuer(rotated).issue("u1", frozenset({CUSTOMER}), _now())
     assert jwt.get_unverified_header(after)["kid"] == "k2"
     for token in (before, after):
         assert (await _verifier(rotated).verify(token)).user_id == "u1"
@@ -168,13 +176,13 @@ async def test_the_jwks_is_refetched_for_an_unknown_kid_but_not_more_often_than_
     rotated = SigningKeys("k2", {**first.keys, "k2": _keys("k2").keys["k2"]})
     jwks, requests = _remote([first.jwks(), rotated.jwks()], clock)
     verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE)
-    assert (await verifier.verify(_issuer(first).issue("u1", frozenset(), NOW))).user_id == "u1"
+    assert (await verifier.verify(_issuer(first).issue("u1", frozenset(), _now()))).user_id == "u1"
     assert len(requests) == 1
     for forged in range(50):  # made-up key ids within the interval: no request each
         assert await jwks.key(f"forged-{forged}") is None
     assert len(requests) == 1
     clock.now += 11  # the issuer rotated in k2 meanwhile: found on the next unknown kid
-    token = _issuer(rotated).issue("u2", frozenset(), NOW)
+    token = _issuer(rotated).issue("u2", frozenset(), _now())
     assert (await verifier.verify(token)).user_id == "u2"
     assert len(requests) == 2
     await verifier.verify(token)  # known now: no request
