@@ -14,6 +14,7 @@ import asyncio
 import base64
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +25,7 @@ from kubernetes import client
 from pymongo import AsyncMongoClient
 
 from commerce_devstack.endpoints import Endpoints
+from tests.stack.access_tokens import CERTIFICATES, KEYS, PRIVATE_JWKS
 from tests.stack.node_image import project_image
 from tests.stack.operator_runs import OperatorProcess, until
 
@@ -404,13 +406,23 @@ async def test_on_the_node_a_real_service_makes_it_ready(
 ) -> None:
     database = f"users_op_{unique}"
     cluster.secret("mongo", {"uri": stack["ferretdb"]["uri"]})
+    # What a user service needs to start: keys to sign with and its gRPC identity.
+    cluster.secret("people-keys", {"jwks": PRIVATE_JWKS, "activeKeyId": KEYS.active_kid})
+    cluster.secret("people-grpc", CERTIFICATES.secret_values("user"))
     cluster.create(
         "people",
         {
             "role": "user",
             "image": project_image(tmp_path),
-            "env": [{"name": "USER_MONGO_DATABASE", "value": database}],
-            "bindings": {"documentStore": {"secretName": "mongo"}},
+            "env": [
+                {"name": "USER_MONGO_DATABASE", "value": database},
+                {"name": "USER_AUTH_ISSUER", "value": f"https://people-{unique}.test"},
+            ],
+            "bindings": {
+                "documentStore": {"secretName": "mongo"},
+                "signingKeys": {"secretName": "people-keys"},
+                "grpcIdentity": {"secretName": "people-grpc"},
+            },
         },
     )
     try:
@@ -426,11 +438,18 @@ async def test_on_the_node_a_real_service_makes_it_ready(
         # The real service answers at its Service's cluster address (kube-proxy).
         service = client.CoreV1Api(cluster.api).read_namespaced_service("people", cluster.ns).spec
         assert service is not None
-        async with httpx.AsyncClient(timeout=5) as http:
-            created = await http.post(
-                f"http://{service.cluster_ip}:8080/api/v1/users",
-                json={"email": "op@example.com", "name": "Op"},
-            )
+        # kube-proxy programs the ready endpoint a moment after the pod turned ready: until
+        # then the Service refuses connections.
+        signup = {"email": "op@example.com", "name": "Op", "password": uuid.uuid4().hex}
+        async with httpx.AsyncClient(timeout=5) as http, asyncio.timeout(30):
+            while True:
+                try:
+                    created = await http.post(
+                        f"http://{service.cluster_ip}:8080/api/v1/users", json=signup
+                    )
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.3)
         assert created.status_code == 201
         assert "Reconciled" in await asyncio.to_thread(cluster.event_reasons, "people")
     finally:
