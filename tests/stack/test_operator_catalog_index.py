@@ -25,18 +25,24 @@ from kubernetes import client
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_devstack import connect_secrets
 from commerce_devstack.endpoints import Endpoints
 from commerce_operator.catalog_index.elasticsearch_indices import ElasticsearchIndices
 from commerce_operator.catalog_index.reconcile import CatalogIndexFlow
 from commerce_operator.kube import CATALOG_INDEX, Kind
 from commerce_operator.kube_api import KubernetesApi
+from commerce_operator.outbox_connector.connect_client import ConnectClient
+from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
 from commerce_operator.owned_objects import OwnedObjects
 from commerce_operator.resource import PAUSED_ANNOTATION
 from commerce_operator.settings import ElasticsearchSettings
-from commerce_services.contracts import Checkpoint, checkpoint_index
+from commerce_services.contracts import START, Checkpoint, checkpoint_index, heartbeat_topic
 from commerce_services.product.catalog.store import CatalogStore, Document
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
+from commerce_services.search.documents import epoch_ms
+from commerce_services.search.product_events import ProductEvents, decode_position, encode_position
+from tests.stack.connect_secret_mounts import create_secret, operator_env, outbox_settings, release
 from tests.stack.node_image import project_image
 from tests.stack.operator_runs import ApiState, OperatorProcess, Passes
 from tests.stack.test_search_sync import _content
@@ -59,22 +65,35 @@ def namespace(
     """A namespace with the Secrets of the catalog's MongoDB, the product database and Kafka,
     and the product outbox's OutboxConnector `product-outbox` publishing the topic of the
     session's own relay of the product database (a stopped connector of its own, when an
-    operator process reconciles it; the passes here only read its status)."""
+    operator process reconciles it, its replication Secret mounted on Connect; the passes
+    here only read its status). Afterwards that connector is gone from Connect, whatever
+    became of the test."""
     name = f"cidx-{unique}"
     core = client.CoreV1Api(kube)
     core.create_namespace(cast(Any, {"metadata": {"name": name}}))
+    try:
+        yield _secrets_and_product_outbox(kube, stack, name, product_events_topic)
+    finally:
+        try:
+            release(kube, stack, name)
+        finally:
+            core.delete_namespace(name)
+
+
+def _secrets_and_product_outbox(
+    kube: client.ApiClient, stack: Endpoints, name: str, product_events_topic: str
+) -> str:
     dsn = stack.mariadb_dsn("product")
     replication = stack["mariadb"]["replication"]
+    values = {
+        "username": replication["user"],
+        "password": stack.secret(replication["password_ref"]),
+    }
+    create_secret(kube, stack, name, "replication", values)
+    core = client.CoreV1Api(kube)
     for secret, data in (
         ("catalog-mongo", {"uri": stack["ferretdb"]["uri"]}),
         ("kafka", {"bootstrapServers": stack["kafka"]["bootstrap_servers"]}),
-        (
-            "replication",
-            {
-                "username": replication["user"],
-                "password": stack.secret(replication["password_ref"]),
-            },
-        ),
         (
             "product-db",
             {
@@ -115,8 +134,7 @@ def namespace(
         "product-outbox",
         {"status": {"eventTopics": {"product": product_events_topic}}},
     )
-    yield name
-    core.delete_namespace(name)
+    return name
 
 
 @pytest.fixture
@@ -324,6 +342,7 @@ async def _seed(es: AsyncElasticsearch, index: str, count: int) -> None:
 
 
 async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and_pause(
+    stack: Endpoints,
     namespace: str,
     worker_image: str,
     outside: Outside,
@@ -331,8 +350,11 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     es: AsyncElasticsearch,
     alias: str,
     unique: str,
+    product_events_topic: str,
 ) -> None:
+    created_ms = epoch_ms(utc_now())
     resource = Resource(objects, outside, namespace, "products", _spec(alias, f"cidx_{unique}"))
+    events = (stack["kafka"]["bootstrap_servers"], product_events_topic)
     index = f"{alias}-v1"
 
     # The first version behind the alias, the worker running: Ready.
@@ -344,7 +366,7 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     settings = (await es.indices.get_settings(index=index))[index]["settings"]["index"]
     assert (settings["number_of_shards"], settings["refresh_interval"]) == ("1", "1s")
     # The operator set the worker's checkpoint: from the start of the catalog.
-    assert await outside.indices.checkpoint(alias, index) == Checkpoint(0, "")
+    await _from_the_start(outside, alias, index, created_ms, events)
     status = resource.status()
     assert status["observedGeneration"] == resource.body()["metadata"]["generation"]
     assert (status["alias"], status["currentIndex"], status["currentVersion"]) == (alias, index, 1)
@@ -401,10 +423,14 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     assert await _aliased(es, alias) == [index]
     assert "AliasRepaired" in resource.events()
     await es.indices.delete(index=index)
+    # What an earlier index of that name left: a checkpoint far along, which would make the
+    # worker skip the changes before it.
+    stale = Checkpoint(1_600_000_000_000, encode_position({0: 10**9, 1: 10**9, 2: 10**9}))
+    await outside.indices.save_checkpoint(alias, index, stale)
     await resource.converge(ready)
     assert await _aliased(es, alias) == [index]
     # Empty again, and its checkpoint back at the start: the worker refills it.
-    assert await outside.indices.checkpoint(alias, index) == Checkpoint(0, "")
+    await _from_the_start(outside, alias, index, created_ms, events)
     assert resource.status()["documentCount"] == 0
 
     # Paused: nothing is repaired; the conditions say so. Resumed: repaired.
@@ -423,6 +449,31 @@ async def test_ready_with_index_alias_and_worker_then_in_place_changes_drift_and
     # Retain: deleting keeps the index and the alias.
     assert await outside.finalize(resource.body()) == []
     assert await _aliased(es, alias) == [index]
+
+
+async def _from_the_start(
+    outside: Outside, alias: str, index: str, since_ms: int, events: tuple[str, str]
+) -> None:
+    """`index`'s checkpoint is START, where the operator puts a new index's, or where the real
+    sync worker got to from there: a worker seeing START loads the catalog, then saves the
+    position it took from the topic before the scan (events:<partition>=<offset>,...) and the
+    load's start time (sync.py), later moving both forward only. So a position within the
+    topic, from after `since_ms` (before the operator made the index); never one left from
+    before. `events`: the bootstrap servers and topic the worker reads."""
+    checkpoint = await outside.indices.checkpoint(alias, index)
+    assert checkpoint is not None, f"{index} has no checkpoint"
+    if checkpoint == START:
+        return
+    position = decode_position(checkpoint.revision_id)
+    assert position is not None, f"{checkpoint} holds no position in the product events"
+    assert checkpoint.updated_at_ms >= since_ms, f"{checkpoint} is older than {index}"
+    topic = ProductEvents(*events)
+    try:
+        end = await topic.end()
+    finally:
+        await topic.close()
+    beyond = {p: o for p, o in position.items() if o > end.get(p, 0)}
+    assert not beyond, f"{checkpoint} is past the end of {topic.topic}: {end}"
 
 
 async def test_an_incompatible_change_copies_every_document_and_swaps_while_searches_go_on(
@@ -569,8 +620,11 @@ async def test_refusals_stall_and_delete_removes_indices_alias_and_checkpoints(
     )
     resource = Resource(objects, outside, namespace, "products", spec)
     # A mapping Elasticsearch refuses: Stalled, with its reason; nothing is created, and it is
-    # not retried (only the periodic look comes back).
-    assert await resource.reconcile() == 60
+    # not retried: only the periodic look comes back (its period, jittered by +-10%).
+    again = await resource.reconcile()
+    observe_every = outside.passes.reconciler.flow.observe_every
+    assert again is not None
+    assert 0.9 * observe_every <= again <= 1.1 * observe_every
     ready_now = resource.condition()
     assert (ready_now["status"], ready_now["reason"]) == ("False", "InvalidSpec")
     assert "The mapper type [txt] declared on" in ready_now["message"]
@@ -657,12 +711,13 @@ async def test_the_operator_process_indexes_a_catalog_written_during_a_version_c
 ) -> None:
     monkeypatch.setenv("OPERATOR_ELASTICSEARCH_URL", stack["elasticsearch"]["url"])
     monkeypatch.setenv("OPERATOR_CATALOG_COPY_BATCH", "10")
-    # The product outbox's OutboxConnector is reconciled too (a stopped connector of its own).
-    monkeypatch.setenv("OPERATOR_KAFKA_BOOTSTRAP", stack["kafka"]["bootstrap_servers"])
-    monkeypatch.setenv("OPERATOR_CONNECT_URL", stack["connect"]["url"])
-    monkeypatch.setenv("OPERATOR_CONNECT_CREDENTIALS", "literal")
+    # The product outbox's OutboxConnector is reconciled too (a stopped connector of its own,
+    # its password named by reference to the mounted Secret).
+    outbox = outbox_settings(stack)
+    for variable, value in operator_env(outbox).items():
+        monkeypatch.setenv(variable, value)
     operator = OperatorProcess(stack, namespace, tmp_path / "operator.log", resync_seconds=2)
-    operator.start()
+    connector = f"{namespace}.product-outbox"
     store = CatalogStore(catalog_db.client, catalog_db.name, engine, utc_now)
     category = (await CategoryStore(engine, utc_now).create(f"Mugs {unique}", None)).id
     written = [
@@ -689,6 +744,7 @@ async def test_the_operator_process_indexes_a_catalog_written_during_a_version_c
         return {h["_id"] for h in found["hits"]["hits"]}
 
     try:
+        operator.start()
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "CatalogIndex",
@@ -763,12 +819,38 @@ async def test_the_operator_process_indexes_a_catalog_written_during_a_version_c
         objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "products")
         await _eventually("the indices deleted", lambda: _equal(_versions(es, alias), []), 30)
         assert await _aliased(es, alias) == []
+
+        # The product outbox's connector, made by the same operator, names its credentials by
+        # reference to the mounted Secret: the password shows nowhere on Connect.
+        connect = ConnectClient.for_url(outbox.connect_url)
+        try:
+            await _eventually(
+                f"connector {connector}", lambda: _present(connect.get_config(connector))
+            )
+            config = await connect.get_config(connector)
+        finally:
+            await connect.close()
+        assert config is not None
+        mounted = Path(outbox.secrets_mount_root)
+        reference = connect_secrets.reference(mounted, f"{namespace}/replication", "password")
+        assert config["database.password"] == reference
+        assert stack.secret(stack["mariadb"]["replication"]["password_ref"]) not in str(config)
     finally:
         operator.stop()
+        # The connector goes with the namespace (its fixture); its own topics go here.
+        topics = KafkaTopics(outbox.bootstrap_servers)
+        try:
+            await topics.delete([heartbeat_topic(connector), f"{connector}.schema-history"])
+        finally:
+            await topics.close()
 
 
 async def _equal(value: Awaitable[object], expected: object) -> bool:
     return await value == expected
+
+
+async def _present(value: Awaitable[object]) -> bool:
+    return await value is not None
 
 
 async def _all_of(*checks: Awaitable[bool]) -> bool:

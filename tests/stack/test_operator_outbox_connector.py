@@ -3,18 +3,19 @@ on the stack's MariaDB).
 
 Most tests run the driver one pass at a time (`Passes`: the flow on the real adapters, the
 watched state read from the API server), so every step is observable between passes; the
-passes write status and Events as the operator does. The stack's Connect has no `dir` config
-provider, so the flow runs with `literal` credentials (it reads the Secret and writes the
-replication user's name and password into the connector config); everything else is the
-production path. The binlog fault test runs the operator as a process: Ready going False when
-events stop is its periodic look's doing. Every resource, topic and connector is named after
-the `unique` fixture and removed afterwards.
+passes write status and Events as the operator does. Credentials go as in production
+(`config-provider`): each Secret a resource names is also laid out where the stack's Connect
+worker reads it, as a cluster mounts it, and the connector config names the user and password
+by reference only (connect_secret_mounts.py). The binlog fault test runs the operator as a
+process: Ready going False when events stop is its periodic look's doing. Every resource,
+topic and connector is named after the `unique` fixture and removed afterwards, the connectors
+even when a test fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,14 +27,15 @@ import pymysql
 import pytest
 from kubernetes import client
 
+from commerce_devstack import connect_secrets
 from commerce_devstack.endpoints import Endpoints
 from commerce_operator.kube_api import KubernetesApi
 from commerce_operator.outbox_connector.connect_client import ConnectClient
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
 from commerce_operator.outbox_connector.reconcile import OutboxConnectorFlow
 from commerce_operator.resource import PAUSED_ANNOTATION, RESTART_ANNOTATION
-from commerce_operator.settings import CredentialsMode, OutboxSettings
 from commerce_services.contracts import heartbeat_topic
+from tests.stack.connect_secret_mounts import create_secret, operator_env, outbox_settings, release
 from tests.stack.operator_runs import ApiState, OperatorProcess, Passes, until
 from tests.stack.test_debezium import Outbox, _event_id, _read, wait_streaming
 
@@ -50,34 +52,31 @@ def api(kube: client.ApiClient) -> client.ApiClient:
 def namespace(
     api: client.ApiClient, commerce_crds: list[str], stack: Endpoints, unique: str
 ) -> Iterator[str]:
-    """A namespace with the replication user's Secret."""
+    """A namespace with the replication user's Secret, mounted on Connect too; afterwards
+    whatever connector its resources left on Connect is deleted."""
     name = f"obc-{unique}"
     core = client.CoreV1Api(api)
     core.create_namespace(cast(Any, {"metadata": {"name": name}}))
-    replication = stack["mariadb"]["replication"]
-    secret = {
-        "metadata": {"name": SECRET},
-        "data": {
-            "username": base64.b64encode(replication["user"].encode()).decode(),
-            "password": base64.b64encode(
-                stack.secret(replication["password_ref"]).encode()
-            ).decode(),
-        },
-    }
-    core.create_namespaced_secret(name, cast(Any, secret))
-    yield name
-    core.delete_namespace(name)
+    try:
+        replication = stack["mariadb"]["replication"]
+        values = {
+            "username": replication["user"],
+            "password": stack.secret(replication["password_ref"]),
+        }
+        create_secret(api, stack, name, SECRET, values)
+        yield name
+    finally:
+        try:
+            release(api, stack, name)
+        finally:
+            core.delete_namespace(name)
 
 
 class Outside:
     """Kafka and Connect as the flow sees them, and the settings it runs with."""
 
     def __init__(self, stack: Endpoints) -> None:
-        self.settings = OutboxSettings(
-            bootstrap_servers=stack["kafka"]["bootstrap_servers"],
-            connect_url=stack["connect"]["url"],
-            credentials=CredentialsMode.LITERAL,
-        )
+        self.settings = outbox_settings(stack)
         self.kafka = KafkaTopics(self.settings.bootstrap_servers)
         self.connect = ConnectClient.for_url(self.settings.connect_url)
 
@@ -250,9 +249,17 @@ async def test_topics_connector_heartbeats_drift_partitions_state_and_retain(
         assert ready(resource)
         assert resource.body()["metadata"]["resourceVersion"] == version
 
-        # A config changed behind the operator's back is restored.
+        # The user and password by reference to the mounted Secret, never as values.
         config = await outside.connect.get_config(resource.connector)
         assert config is not None
+        mounted = Path(outside.settings.secrets_mount_root)
+        for setting, key in (("database.user", "username"), ("database.password", "password")):
+            reference = connect_secrets.reference(mounted, f"{namespace}/{SECRET}", key)
+            assert config[setting] == reference
+        password = stack.secret(stack["mariadb"]["replication"]["password_ref"])
+        assert password not in str(config)
+
+        # A config changed behind the operator's back is restored.
         await outside.connect.put_config(resource.connector, {**config, "poll.interval.ms": "999"})
         await resource.reconcile()
         assert any("set the config" in message for message in resource.messages())
@@ -420,9 +427,8 @@ async def test_credentials_connect_refuses_are_retried_with_the_reason(
     objects: client.CustomObjectsApi,
     unique: str,
 ) -> None:
-    core = client.CoreV1Api(objects.api_client)
-    secret = {"metadata": {"name": "wrong"}, "stringData": {"username": "nobody", "password": "x"}}
-    core.create_namespaced_secret(namespace, cast(Any, secret))
+    # Connect resolves the references before it validates: Debezium's check signs in as them.
+    create_secret(api, stack, namespace, "wrong", {"username": "nobody", "password": "x"})
     prefix = f"obw{unique}"
     spec = _spec(stack, prefix)
     spec["database"]["credentialsSecretRef"] = {"name": "wrong"}
@@ -495,46 +501,43 @@ async def test_ready_means_events_flow_through_a_broken_binlog_connection(
     makes Ready False (HeartbeatStale) at the operator's next looks, the connector reconnects
     within its heartbeat interval once MariaDB lets it, Ready comes back, and a row written
     during the outage reaches Kafka."""
-    namespace = f"obf-{unique}"
+    namespace, prefix = f"obf-{unique}", f"obf{unique}"
     core = client.CoreV1Api(api)
-    core.create_namespace(cast(Any, {"metadata": {"name": namespace}}))
-    user = ReplicationUser(stack, unique)
-    outbox = Outbox(stack, unique)
-    prefix = f"obf{unique}"
-    core.create_namespaced_secret(
-        namespace,
-        cast(
-            Any,
-            {
-                "metadata": {"name": SECRET},
-                "stringData": {"username": user.name, "password": user.password},
-            },
-        ),
-    )
-    operator = OperatorProcess(
-        stack,
-        namespace,
-        tmp_path / "operator.log",
-        resync_seconds=30,
-        env={
-            "OPERATOR_KAFKA_BOOTSTRAP": outside.settings.bootstrap_servers,
-            "OPERATOR_CONNECT_URL": outside.settings.connect_url,
-            "OPERATOR_CONNECT_CREDENTIALS": "literal",
-            "OPERATOR_OUTBOX_RESYNC_SECONDS": "1",
-        },
-    )
-    spec = _spec(
-        stack,
-        prefix,
-        outboxTable=outbox.table,
-        heartbeat={"intervalMs": 2000, "staleAfterSeconds": 8},
-        deletionPolicy="Delete",
-    )
-    spec["database"]["name"] = outbox.database
-    operator.start()
-    resource = Resource(objects, outside.flow(api), namespace, "orders", spec)
     bootstrap = outside.settings.bootstrap_servers
-    try:
+    # Undone in reverse order, each step even when an earlier one failed.
+    async with contextlib.AsyncExitStack() as cleanup:
+        core.create_namespace(cast(Any, {"metadata": {"name": namespace}}))
+        cleanup.callback(core.delete_namespace, namespace)
+        user = ReplicationUser(stack, unique)
+        cleanup.callback(user.drop)
+        outbox = Outbox(stack, unique)
+        cleanup.callback(outbox.close)
+        # What the operator did not remove: the connector, the topics, the mounted Secret.
+        cleanup.callback(release, api, stack, namespace)
+        secret = {"username": user.name, "password": user.password}
+        create_secret(api, stack, namespace, SECRET, secret)
+        operator = OperatorProcess(
+            stack,
+            namespace,
+            tmp_path / "operator.log",
+            resync_seconds=30,
+            env={**operator_env(outside.settings), "OPERATOR_OUTBOX_RESYNC_SECONDS": "1"},
+        )
+        cleanup.callback(operator.stop)
+        operator.start()
+        spec = _spec(
+            stack,
+            prefix,
+            outboxTable=outbox.table,
+            heartbeat={"intervalMs": 2000, "staleAfterSeconds": 8},
+            deletionPolicy="Delete",
+        )
+        spec["database"]["name"] = outbox.database
+        resource = Resource(objects, outside.flow(api), namespace, "orders", spec)
+        topics = [f"{prefix}.order.events", f"{prefix}.order.events.dlq"]
+        cleanup.push_async_callback(_remove, outside, resource, topics)
+        cleanup.push_async_callback(_deleted_by_the_operator, objects, namespace, "orders")
+
         await asyncio.to_thread(until, "Ready", lambda: ready(resource), 120)
         await wait_streaming(bootstrap, outbox, prefix)
 
@@ -561,18 +564,19 @@ async def test_ready_means_events_flow_through_a_broken_binlog_connection(
         await asyncio.to_thread(until, "Ready again", lambda: ready(resource), 60)
         reasons = [reason for reason, _ in resource.events()]
         assert "Reconciled" in reasons[reasons.index("HeartbeatStale") :]
-    finally:
-        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "orders")
-        await asyncio.to_thread(
-            until,
-            "the connector removed by the operator",
-            lambda: not _exists(objects, namespace, "orders"),
-            60,
-        )
-        operator.stop()
-        core.delete_namespace(namespace)
-        user.drop()
-        outbox.close()
+
+
+async def _deleted_by_the_operator(
+    objects: client.CustomObjectsApi, namespace: str, name: str
+) -> None:
+    """The resource deleted, and gone once the operator's finalizer removed its connector."""
+    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    await asyncio.to_thread(
+        until,
+        "the connector removed by the operator",
+        lambda: not _exists(objects, namespace, name),
+        60,
+    )
 
 
 def _exists(objects: client.CustomObjectsApi, namespace: str, name: str) -> bool:
