@@ -11,6 +11,7 @@ from commerce_devstack import versions
 from commerce_devstack.install import cache, gobuild
 from commerce_devstack.install.commands import run
 from commerce_devstack.node import images
+from commerce_devstack.node.leftovers import unmount_under
 from commerce_devstack.settings import REPO_ROOT, StackSettings
 
 GO = REPO_ROOT / "devstack" / "go"
@@ -119,26 +120,33 @@ def base_image(settings: StackSettings, notify: cache.Notify = cache.quiet) -> s
 
     def bootstrap(tmp: Path) -> None:
         rootfs = tmp / "rootfs"
-        run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                "--include=python3,python3-venv",
-                "bookworm",
-                str(rootfs),
-                images.debian_mirror(),
-            ],
-            what="debootstrap of the Debian base image",
-            timeout_s=1800,
-        )
+        try:
+            run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    "--include=python3,python3-venv",
+                    "bookworm",
+                    str(rootfs),
+                    images.debian_mirror(),
+                ],
+                what="debootstrap of the Debian base image",
+                timeout_s=1800,
+            )
+        finally:
+            unmount_under(rootfs)  # a failed debootstrap leaves the target's /proc mounted
         (rootfs / "usr" / "local" / "bin" / "python").symlink_to("/usr/bin/python3")
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (rootfs / leftover).glob("*"):
                 if item.is_file():
                     item.unlink()
 
+    entry = settings.cache_dir / "debian-bookworm-rootfs"
+    # A debootstrap killed with its session left /proc mounted in the partial tree, which the
+    # cache would otherwise remove file by file through the mount.
+    unmount_under(entry.with_name(entry.name + ".partial"))
     rootfs = cache.ensure(
-        settings.cache_dir / "debian-bookworm-rootfs",
+        entry,
         cache.content_key("bookworm", "minbase", "python3,python3-venv"),
         bootstrap,
         "debootstrap of the Debian base image (~1 min)",
