@@ -74,6 +74,7 @@ CLUSTER_KOPF_PEERING = Kind(
     "kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False
 )
 KOPF_PEERING = Kind("kopf.dev/v1", "KopfPeering", "kopfpeerings")
+NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 
 KINDS: Mapping[tuple[str, str], Kind] = {
     (k.api_version, k.kind): k
@@ -172,7 +173,8 @@ def _resource(path: str) -> str:
         rest = parts[parts.index("namespaces") + 2 :]
     else:
         rest = parts[2:] if parts[0] == "api" else parts[3:]
-    return "/".join(rest[:1] + rest[2:3])
+    # A namespace itself (/api/v1/namespaces/<name>) has nothing after its name.
+    return "/".join(rest[:1] + rest[2:3]) or "namespaces"
 
 
 def get(api: client.ApiClient, kind: Kind, namespace: str, name: str) -> Json:
@@ -184,6 +186,11 @@ def get_or_none(api: client.ApiClient, kind: Kind, namespace: str, name: str) ->
         return get(api, kind, namespace, name)
     except NotFound:
         return None
+
+
+def list_objects(api: client.ApiClient, kind: Kind, namespace: str) -> list[Json]:
+    """Every object of `kind` in `namespace`, from the API server (not the watch)."""
+    return list(_call(api, "GET", kind.path(namespace)).get("items") or [])
 
 
 def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Json:
