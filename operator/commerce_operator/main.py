@@ -11,6 +11,8 @@ Runs Kopf embedded (`kopf.operator` in our own event loop) with:
   watched state every reconcile reads (`cache.py`);
 - one work queue per kind (`workqueue.py`) with `--workers` workers, feeding the one reconcile
   driver (`driver.py`) with each kind's flow;
+- with watched namespaces, what Kopf stops doing in one being deleted, the operator does
+  itself: it releases the resources holding its finalizer there (`namespace_deletion.py`);
 - `--api-threads` threads for the blocking Kubernetes calls (`asyncio.to_thread`), and as many
   pooled connections;
 - JSON logs (one object a line, with the resource's namespace and name);
@@ -46,6 +48,13 @@ from commerce_operator.catalog_index.reconcile import (
 from commerce_operator.commerce_service.reconcile import CommerceServiceFlow
 from commerce_operator.driver import Flow, Reconciler
 from commerce_operator.kube_api import KubernetesApi
+from commerce_operator.namespace_deletion import (
+    Cleanup,
+    DeletingNamespaces,
+    KubernetesNamespaceApi,
+    NamespaceSweep,
+    QuietInDeletingNamespaces,
+)
 from commerce_operator.outbox_connector.connect_client import ConnectClient
 from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
 from commerce_operator.outbox_connector.reconcile import OutboxConnectorFlow
@@ -58,12 +67,13 @@ from commerce_operator.settings import (
     elasticsearch_url,
 )
 from commerce_operator.unconfigured import Unconfigured
-from commerce_operator.watches import Controller, register
+from commerce_operator.watches import Controller, NamespaceDeletions, register
 from commerce_operator.workqueue import AlwaysOpen, Gate, WorkQueue
 
 # Kopf's own bookkeeping on the resources (the finalizers and the progress of the deletion
 # handlers) under our group's name rather than Kopf's default kopf.zalando.org.
 BOOKKEEPING_PREFIX = "operator.commerce.io"
+FINALIZER = f"{BOOKKEEPING_PREFIX}/finalizer"
 PEERING_NAME = "commerce-operator"
 
 log = logging.getLogger("commerce_operator")
@@ -181,6 +191,7 @@ class Operator:
     controllers: list[Controller]
     gate: Gate
     closers: list[Callable[[], Awaitable[None]]]
+    deletions: NamespaceDeletions | None  # None cluster-wide
 
 
 def build(
@@ -193,7 +204,8 @@ def build(
     """The kinds' flows, reconcilers and work queues, the gate, and the registry that feeds
     them (a fresh registry per run: tests start and restart operators in one process)."""
     env = os.environ if environ is None else environ
-    kube_api = KubernetesApi(api)
+    deleting = DeletingNamespaces(options.namespaces)
+    kube_api: KubernetesApi = QuietInDeletingNamespaces(api, deleting)
     state = KopfIndices()
     backoff = Backoff()
     gate: Gate = (
@@ -258,7 +270,12 @@ def build(
     controllers = []
     for flow in flows:
         reconciler: Reconciler[Any] = Reconciler(flow, kube_api, state, backoff)
-        queue = WorkQueue(flow.kind.kind, reconciler.reconcile, workers=options.workers, gate=gate)
+        queue = WorkQueue(
+            flow.kind.kind,
+            deleting.skip_reconciles(reconciler),
+            workers=options.workers,
+            gate=gate,
+        )
         controllers.append(Controller(reconciler, queue))
 
     registry = kopf.OperatorRegistry()
@@ -270,13 +287,26 @@ def build(
     background: list[Callable[[], Coroutine[Any, Any, None]]] = [c.queue.run for c in controllers]
     if isinstance(gate, PeeringGate):
         background.append(gate.run)
+    # Cluster-wide, Kopf serves every namespace to its end: nothing to do there.
+    deletions: NamespaceDeletions | None = None
+    if options.namespaces:
+        sweep = NamespaceSweep(
+            KubernetesNamespaceApi(api),
+            [Cleanup.of(c.reconciler) for c in controllers if c.reconciler.flow.cleans_up],
+            FINALIZER,
+            deleting,
+        )
+        deletions = NamespaceDeletions(
+            deleting, WorkQueue("Namespace", sweep.sweep, workers=2, gate=gate)
+        )
+        background.append(deletions.queue.run)
 
     async def close() -> None:
         for closer in closers:
             await closer()
 
-    register(registry, controllers, state, background=background, close=close)
-    return Operator(registry, controllers, gate, closers)
+    register(registry, controllers, state, background=background, close=close, deletions=deletions)
+    return Operator(registry, controllers, gate, closers, deletions)
 
 
 def _peerings(
@@ -305,7 +335,7 @@ def build_settings(options: OperatorOptions, priority: int) -> kopf.OperatorSett
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=BOOKKEEPING_PREFIX
     )
-    settings.persistence.finalizer = f"{BOOKKEEPING_PREFIX}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     # Kopf would turn every handler log line into an Event; the driver posts the meaningful
     # transitions itself.
     settings.posting.enabled = False

@@ -13,6 +13,10 @@ Declared on Kopf's registry of one operator run:
   objects binding the Secret (created, rotated, deleted);
 - a deletion handler (Kopf's finalizer) for the resources that own something outside
   Kubernetes (`Flow.needs_finalizer`);
+- with watched namespaces, an event handler on them: one being deleted is swept
+  (`namespace_deletion.py`: Kopf stops serving it before what holds the finalizer there is
+  deleted); every watched namespace is looked at once at startup (Kopf never serves one that
+  is already being deleted);
 - startup: the indices go to the watched state and the work queues and the peering gate start;
   cleanup: they stop.
 
@@ -41,6 +45,7 @@ from commerce_operator.cache import (
 )
 from commerce_operator.driver import Reconciler
 from commerce_operator.kube import SECRET, Kind
+from commerce_operator.namespace_deletion import DeletingNamespaces
 from commerce_operator.resource import MANAGED_BY, VERSION, controlling_owner
 from commerce_operator.workqueue import Key, WorkQueue
 
@@ -62,6 +67,14 @@ class Controller:
     @property
     def kind(self) -> Kind:
         return self.reconciler.kind
+
+
+@dataclass(frozen=True)
+class NamespaceDeletions:
+    """The watched namespaces being deleted, and the work queue that sweeps them."""
+
+    deleting: DeletingNamespaces
+    queue: WorkQueue
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -88,15 +101,19 @@ def register(
     *,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]],
     close: Callable[[], Awaitable[None]],
+    deletions: NamespaceDeletions | None = None,
 ) -> None:
     """`background`: what runs while the operator runs (the work queues, the peering gate);
-    `close`: what to close at the end (the outside systems' clients)."""
+    `close`: what to close at the end (the outside systems' clients); `deletions`: with
+    watched namespaces, what sweeps one being deleted."""
     for controller in controllers:
         _own_kind(registry, controller, controllers, state)
     owned = {kind.plural: kind for c in controllers for kind in c.reconciler.flow.owns}
     for kind in owned.values():
         _owned_kind(registry, kind, controllers)
     _secrets(registry, controllers, state)
+    if deletions is not None:
+        _namespaces(registry, deletions)
 
     tasks: list[asyncio.Task[None]] = []
 
@@ -104,6 +121,9 @@ def register(
     async def started(**indices: Any) -> None:
         state.attach({k: v for k, v in indices.items() if isinstance(v, kopf.Index)})
         tasks.extend(asyncio.create_task(run()) for run in background)
+        if deletions is not None:
+            for namespace in sorted(deletions.deleting.watched):
+                deletions.queue.add(("", namespace))
 
     @kopf.on.cleanup(registry=registry, id="stop")
     async def stopped(**_: Any) -> None:
@@ -224,3 +244,11 @@ def _secrets(
 
     kopf.index("", "v1", "secrets", registry=registry, id=SECRETS_INDEX)(index_secret)
     kopf.on.event("", "v1", "secrets", registry=registry, id="secrets-event")(event)
+
+
+def _namespaces(registry: kopf.OperatorRegistry, deletions: NamespaceDeletions) -> None:
+    async def event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        if deletions.deleting.seen(event.get("type"), body):
+            deletions.queue.add(("", str(body.metadata.name)))
+
+    kopf.on.event("", "v1", "namespaces", registry=registry, id="namespaces-event")(event)
