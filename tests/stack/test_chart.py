@@ -174,6 +174,34 @@ def test_rbac_names_resources_and_verbs_and_follows_the_watched_namespaces(
     assert peerings == ["shop", "staging"]
 
 
+def _cluster_grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) the ClusterRoles grant."""
+    return {
+        (group, resource, verb)
+        for doc in docs
+        if doc["kind"] == "ClusterRole"
+        for rule in doc.get("rules", [])
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_what_a_namespace_deletion_needs_outlives_the_namespaces_role(stack: Endpoints) -> None:
+    """With watched namespaces, the operator releases the resources of one being deleted
+    after its Role is gone (namespace_deletion.py): it watches and reads the namespaces, lists
+    its own kinds there and patches their finalizers, all cluster-wide; Secrets stay
+    namespaced."""
+    granted = _cluster_grants(_render(stack, "watchNamespaces={shop,staging}"))
+    needs = {("", "namespaces", verb) for verb in ("get", "list", "watch")} | {
+        ("commerce.io", plural, verb)
+        for plural in ("outboxconnectors", "catalogindexes")
+        for verb in ("list", "patch")
+    }
+    assert needs <= granted
+    assert not {grant for grant in granted if grant[1] == "secrets"}
+
+
 def _secret_grants(docs: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     """(kind, namespace) of every Role or ClusterRole that grants anything on Secrets."""
     return sorted(

@@ -1,13 +1,16 @@
 """The operator as `make up` installs it: a Helm release on the node, one pod under the chart's
-ServiceAccount and RBAC, nothing else to authenticate with.
+ServiceAccount and RBAC, nothing else to authenticate with. The release runs the image of the
+last commit (built and imported as `make up` does) for the tests here, and is put back as
+`make up` left it afterwards.
 
 `helm upgrade` adds a namespace to the watched ones; there the operator reconciles one resource
 of each kind to Ready, and deleting the namespace is not wedged by its finalizers (the
-connector, the topics and the index are cleaned up first). Every request the operator's
+connector, the topics and the index are cleaned up first, although Kopf stops serving the
+namespace while its pods terminate: namespace_deletion.py). Every request the operator's
 ServiceAccount made meanwhile is read back from the API server's audit log: one that RBAC
 refused fails the test, so a verb missing from the chart cannot pass silently. A `helm
 upgrade` killed midway is cleared by `make up`'s release step; `helm uninstall` keeps the CRDs
-and the shop's resources; the release is put back as `make up` left it.
+and the shop's resources.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from commerce_devstack.kube_shop import operator_release
 from commerce_devstack.kube_shop.cli import Shop
 from commerce_devstack.kube_shop.manifests import documents
 from commerce_devstack.kube_shop.settings import KubeShopSettings
+from tests.stack.node_image import project_image
 
 SHOP = KubeShopSettings()
 SAMPLES = SHOP.samples_dir
@@ -111,15 +115,22 @@ def cluster(stack: Endpoints) -> Cluster:
 
 
 @pytest.fixture(scope="module")
-def image(cluster: Cluster) -> str:
-    """The operator's image, as make up pinned it."""
-    return cluster.kubectl(
+def image(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The image of the last commit, which the release runs for these tests; then the
+    operator's image as make up pinned it again."""
+    pinned = cluster.kubectl(
         "get",
         "deploy",
         SHOP.release,
         f"--namespace={SHOP.operator_namespace}",
         "-o=jsonpath={.spec.template.spec.containers[0].image}",
     )
+    tested = project_image(tmp_path_factory.mktemp("image"))
+    cluster.install(tested)
+    try:
+        yield tested
+    finally:
+        cluster.install(pinned)
 
 
 class AuditLog:
@@ -314,6 +325,15 @@ async def _delete_topics(bootstrap: str, unique: str) -> None:
         await admin.close()
 
 
+async def _topics(bootstrap: str, unique: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return sorted(topic for topic in await admin.list_topics() if unique in topic)
+    finally:
+        await admin.close()
+
+
 def _ready(cluster: Cluster, namespace: str, kind: str, name: str) -> bool:
     conditions = cluster.kubectl(
         "get",
@@ -342,6 +362,8 @@ def test_every_kind_reconciles_under_the_chart_rbac_and_a_namespace_deletion_is_
     assert httpx.get(f"{connect}/connectors/{connector}").status_code == 200
     alias = f"{stack['elasticsearch']['url']}/_alias/release-test-{unique}"
     assert httpx.get(alias).status_code == 200
+    bootstrap = str(stack["kafka"]["bootstrap_servers"])
+    assert asyncio.run(_topics(bootstrap, unique))  # the connector's, deleted with it
 
     _delete_namespace(cluster, watched)
 
@@ -350,6 +372,12 @@ def test_every_kind_reconciles_under_the_chart_rbac_and_a_namespace_deletion_is_
     assert cluster.kubectl("get", "namespace", watched, check=False) == ""
     assert httpx.get(f"{connect}/connectors/{connector}").status_code == 404
     assert httpx.get(alias).status_code == 404
+    # Kafka forgets a deleted topic a moment after it answered the deletion.
+    _wait_for(
+        lambda: not asyncio.run(_topics(bootstrap, unique)),
+        30,
+        explain=lambda: asyncio.run(_topics(bootstrap, unique)),
+    )
     assert audit.refused(OPERATOR_USER) == []
 
 
