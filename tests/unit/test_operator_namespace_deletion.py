@@ -293,3 +293,9 @@ def test_a_cluster_wide_operator_leaves_the_namespaces_to_kopf() -> None:
     operator = _built(standalone=True)
     assert operator.deletions is None
     assert "namespaces-event" not in _handlers(operator)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/release-x", "/api/v1/namespaces"])
+def test_the_sweeps_reads_of_a_namespace_are_counted_as_namespaces(path: str) -> None:
+    assert kube._resource(path) == "namespaces"
+    assert kube.NAMESPACE.path(None, GONE) == "/api/v1/namespaces/release-x"
