@@ -170,15 +170,20 @@ def audit(stack: Endpoints) -> AuditLog:
 def test_the_operator_runs_in_cluster_with_its_service_account_only(
     cluster: Cluster, image: str
 ) -> None:
-    [pod] = json.loads(
-        cluster.kubectl(
+    def pods() -> list[dict[str, Any]]:
+        """The release's pods, but for one still terminating after the image changed."""
+        listed = cluster.kubectl(
             "get",
             "pods",
             f"--namespace={SHOP.operator_namespace}",
             f"--selector=app.kubernetes.io/instance={SHOP.release}",
             "-o=json",
         )
-    )["items"]
+        items: list[dict[str, Any]] = json.loads(listed)["items"]
+        return [p for p in items if "deletionTimestamp" not in p["metadata"]]
+
+    _wait_for(lambda: len(pods()) == 1, 120, explain=pods)
+    [pod] = pods()
     spec = pod["spec"]
     assert spec["serviceAccountName"] == SHOP.release
     [container] = spec["containers"]
