@@ -115,7 +115,8 @@ def _markdown(doc: dict[str, Any]) -> str:
     if "cold" in doc and "warm" in doc:
         total = doc["cold"]["install_s"] + doc["cold"]["image_s"] + doc["warm"]["make_up_s"]
         lines += [f"| **cold `make up`** (the three above) | | {total / 60:.1f} min |"]
-    return "\n".join([*lines, "", *doc.get("notes", []), ""])
+    notes = [line for note in doc.get("notes", []) for line in (note, "")]
+    return "\n".join([*lines, "", *notes])
 
 
 def main() -> None:
