@@ -317,6 +317,8 @@ def test_optional_objects_are_pruned_and_a_refused_spec_stalls(
     until(
         "the HPA", lambda: autoscaling.list_namespaced_horizontal_pod_autoscaler(cluster.ns).items
     )
+    # The objects are applied before the status that names them is written.
+    until("the status", lambda: "endpoints" in cluster.get("users").get("status", {}))
     status = cluster.get("users")["status"]
     assert status["endpoints"]["grpc"] == f"users.{cluster.ns}.svc:50051"
 
