@@ -76,6 +76,24 @@ def test_anonymous_operations_are_the_ones_the_issue_lists() -> None:
     }
 
 
+@pytest.mark.parametrize("service", APPS)
+def test_the_openapi_names_the_bearer_token_where_one_is_needed(service: str) -> None:
+    app = APPS[service]()
+    rules = _rules(app)
+    schema = app.openapi()
+    assert schema["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            needs_token = rules[(method.upper(), path)] is not Access.ANONYMOUS
+            assert ("security" in operation) == needs_token, (method, path)
+            if needs_token:
+                assert operation["security"] == [{"bearer": []}]
+    # The error shape stays documented next to the security scheme.
+    assert "ErrorBody" in schema["components"]["schemas"]
+
+
 def _app() -> FastAPI:
     verifier = TokenVerifier(
         StaticKeys(KEYS.public_keys()), issuer="https://issuer.test", audience="commerce-api"
