@@ -5,10 +5,11 @@ DirectoryConfigProvider (components/connect.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+
+from commerce_devstack.secrets import write_private
 
 
 def put(root: Path, folder: str, values: Mapping[str, str]) -> Path:
@@ -16,11 +17,7 @@ def put(root: Path, folder: str, values: Mapping[str, str]) -> Path:
     where = root / folder
     where.mkdir(mode=0o700, parents=True, exist_ok=True)
     for key, value in values.items():
-        tmp = where / f".{key}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(value)
-        tmp.replace(where / key)
+        write_private(where / key, value)
     return where
 
 

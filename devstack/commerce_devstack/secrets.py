@@ -12,6 +12,17 @@ import secrets
 from pathlib import Path
 
 
+def write_private(path: Path, text: str) -> None:
+    """Writes `text` to `path` readable by its owner only (0600), atomically: a reader sees
+    the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+
+
 def _password() -> str:
     return secrets.token_urlsafe(24)
 
@@ -34,10 +45,5 @@ def load_or_create(path: Path, wanted: dict[str, list[str]]) -> dict[str, dict[s
                 bucket[name] = _password()
                 changed = True
     if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        tmp.replace(path)
+        write_private(path, json.dumps(data, indent=2))
     return data

@@ -7,12 +7,12 @@ up`, or one after an interrupted seed, creates only what is missing."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 
+from commerce_devstack.secrets import write_private
 from commerce_devstack.shop_accounts import new_password, sign_in_sync, sign_up_sync
 
 # (path of names, products: (sku, title, brand, price, stock, attributes))
@@ -69,12 +69,7 @@ class DemoData:
             return None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_private(path, json.dumps(asdict(self), indent=2) + "\n")
 
 
 def _created(response: httpx.Response, already: str | None = None) -> dict[str, object]:

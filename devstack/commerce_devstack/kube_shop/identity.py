@@ -8,25 +8,16 @@ by `make up`, never written anywhere else. What an older file lacks is added to 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
+from commerce_devstack.secrets import write_private
 from commerce_devstack.service_certificates import issue
 from commerce_services.user.signing import new_signing_key
 
 STAFF_EMAIL = "staff@example.com"
 GRPC_SERVICES = ("user", "product", "order")
-
-
-def _write(path: Path, document: dict[str, dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(document, out, indent=2)
-    tmp.replace(path)
 
 
 def load_or_create(path: Path, namespace: str = "shop") -> dict[str, dict[str, str]]:
@@ -53,5 +44,5 @@ def load_or_create(path: Path, namespace: str = "shop") -> dict[str, dict[str, s
             document[f"{service}-grpc"] = certificates.secret_values(service)
         missing = True
     if missing:
-        _write(path, document)
+        write_private(path, json.dumps(document, indent=2))
     return document
