@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.openapi.utils import get_openapi
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,21 +61,21 @@ def _document_access(app: FastAPI, rules: AccessRules) -> None:
     """The OpenAPI names the bearer token on every operation that needs one (and Swagger UI
     at /docs gets its Authorize button)."""
 
+    generate = app.openapi  # FastAPI's own
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, routes=app.routes, servers=app.servers
-            )
-            for path, operations in schema.get("paths", {}).items():
-                for method, operation in operations.items():
-                    rule = rules.get((method.upper(), path))
-                    if rule is not None and rule is not Access.ANONYMOUS:
-                        operation["security"] = [{"bearer": []}]
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-            }
-            app.openapi_schema = schema
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # cached by FastAPI in app.openapi_schema: edited once
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                rule = rules.get((method.upper(), path))
+                if rule is not None and rule is not Access.ANONYMOUS:
+                    operation["security"] = [{"bearer": []}]
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
