@@ -201,16 +201,8 @@ def _resolve(
         ("staffBootstrap", bindings.staff_bootstrap, STAFF_BOOTSTRAP_KEYS),
         ("grpcIdentity", bindings.grpc_identity, GRPC_IDENTITY_KEYS),
     ):
-        if secret_name is None:
-            continue
-        problem = secret_problem(binding, secret_name, view.secrets, keys)
-        if problem is not None:
-            problems.append(problem)
-            continue
-        versions[secret_name] = view.secrets[secret_name].resource_version
-        secret_env += secret_key_refs(
-            secret_name, {key: f"{prefix}_{s}" for key, s in keys.items()}
-        )
+        if secret_name is not None:
+            secret_env += _secret_env(spec, binding, secret_name, keys, view, problems, versions)
 
     for event in bindings.events:
         topics = view.outbox_topics.get(event.outbox_connector)
@@ -296,13 +288,27 @@ def _migration_env(
     name = spec.bindings.migration_database
     if name is None:
         return []
-    problem = secret_problem("migrationDatabase", name, view.secrets, DATABASE_KEYS)
+    return _secret_env(spec, "migrationDatabase", name, DATABASE_KEYS, view, problems, versions)
+
+
+def _secret_env(
+    spec: CommerceServiceSpec,
+    binding: str,
+    secret_name: str,
+    keys: Mapping[str, str],
+    view: ClusterView,
+    problems: list[BindingProblem],
+    versions: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The env vars (secretKeyRefs) of one Secret binding, its version recorded for the hash;
+    none, and a problem, when the Secret is missing or lacks a key."""
+    problem = secret_problem(binding, secret_name, view.secrets, keys)
     if problem is not None:
         problems.append(problem)
         return []
-    versions[name] = view.secrets[name].resource_version
+    versions[secret_name] = view.secrets[secret_name].resource_version
     prefix = spec.role.env_prefix
-    return secret_key_refs(name, {key: f"{prefix}_{s}" for key, s in DATABASE_KEYS.items()})
+    return secret_key_refs(secret_name, {key: f"{prefix}_{s}" for key, s in keys.items()})
 
 
 def calls_label(service: str) -> str:
