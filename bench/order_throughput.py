@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from commerce_devstack import endpoints
+from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.kube_shop import identity
 from commerce_devstack.local_shop import local_shop
 from commerce_devstack.settings import StackSettings
@@ -248,11 +249,36 @@ def _pod_processes() -> dict[str, list[int]]:
     return found
 
 
-async def _through_public(args: argparse.Namespace, doc: dict[str, Any], run: str) -> None:
+async def _sweep(
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    where: str,
+    order_url: str,
+    user: Account,
+    skus: list[str],
+    pids: dict[str, list[int]],
+    order_database: DatabaseSettings,
+) -> None:
+    """`measure` at each of --clients, every run written to RESULTS as it ends."""
+    for clients in (int(c) for c in args.clients.split(",")):
+        result = await measure(
+            where, order_url, user, skus, clients, args.seconds, pids, order_database
+        )
+        print(json.dumps(asdict(result)))
+        doc["runs"].append(asdict(result))
+        RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+async def _through_public(
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    run: str,
+    stack: Endpoints,
+    settings: StackSettings,
+    mariadb: list[int],
+) -> None:
     """Seeds and loads through the public address (`make up`'s Ingress); the order database
     is read where the node's Secrets point it (commerce_order on the stack's MariaDB)."""
-    stack = endpoints.load()
-    settings = StackSettings()
     order_database = DatabaseSettings.from_values(stack.service_settings("shop_order"))
     staff = identity.load_or_create(settings.state_dir / "kube-shop" / "identity.json")
     async with httpx.AsyncClient(timeout=30) as http:
@@ -263,22 +289,10 @@ async def _through_public(args: argparse.Namespace, doc: dict[str, Any], run: st
             staff["staff-bootstrap"]["password"],
         )
         user, skus = await _seed(http, args.public, args.public, run, signed_in)
-    pids = _pod_processes()
-    pids["mariadb"] = [int((settings.run_dir / "mariadbd.pid").read_text().strip())]
-    for clients in (int(c) for c in args.clients.split(",")):
-        result = await measure(
-            f"public address {args.public}",
-            args.public,
-            user,
-            skus,
-            clients,
-            args.seconds,
-            pids,
-            order_database,
-        )
-        print(json.dumps(asdict(result)))
-        doc["runs"].append(asdict(result))
-        RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    pids = {**_pod_processes(), "mariadb": mariadb}
+    await _sweep(
+        args, doc, f"public address {args.public}", args.public, user, skus, pids, order_database
+    )
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -286,12 +300,12 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = StackSettings()
     run = uuid.uuid4().hex[:6]
     mariadb = [int((settings.run_dir / "mariadbd.pid").read_text().strip())]
-    order_database = DatabaseSettings.from_values(stack.service_settings("order"))
     doc: dict[str, Any] = {"machine": _machine(), "baseline": BASELINE, "runs": []}
     if args.public:
-        await _through_public(args, doc, run)
+        await _through_public(args, doc, run, stack, settings, mariadb)
         DOC.write_text(_markdown(doc))
         return
+    order_database = DatabaseSettings.from_values(stack.service_settings("order"))
     async with local_shop(stack, settings.state_dir, f"load{run}") as shop:
         async with httpx.AsyncClient(timeout=30) as http:
             user, skus = await _seed(
@@ -299,20 +313,9 @@ async def main_async(args: argparse.Namespace) -> None:
             )
         pids = {name: [p.proc.pid] for name, p in shop.services.items() if p.proc is not None}
         pids["mariadb"] = mariadb
-        for clients in (int(c) for c in args.clients.split(",")):
-            result = await measure(
-                "local processes",
-                shop.url("order"),
-                user,
-                skus,
-                clients,
-                args.seconds,
-                pids,
-                order_database,
-            )
-            print(json.dumps(asdict(result)))
-            doc["runs"].append(asdict(result))
-            RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+        await _sweep(
+            args, doc, "local processes", shop.url("order"), user, skus, pids, order_database
+        )
     DOC.write_text(_markdown(doc))
 
 
