@@ -19,13 +19,7 @@ _VALIDITY = dt.timedelta(days=3650)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    path.write_bytes(key_pem(key))
     path.chmod(0o600)
 
 
@@ -36,13 +30,55 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _issue(
+def key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def new_ca(
+    common_name: str, validity: dt.timedelta, path_length: int | None
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA that may sign certificates (and, unless `path_length` is 0, CAs)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def issue(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     subject: x509.Name,
-    usage: x509.ObjectIdentifier,
+    usages: list[x509.ObjectIdentifier],
     sans: list[x509.GeneralName] | None = None,
+    validity: dt.timedelta = _VALIDITY,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new key and its certificate, signed by the CA, for `usages` (server, client auth)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -52,9 +88,9 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -122,40 +158,14 @@ def ensure_pki(pki_dir: Path, addresses: list[str], node_name: str = "commerce-n
     if (pki_dir / "sa.pub").exists() and marker.exists() and marker.read_text() == wanted:
         return
     pki_dir.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("commerce-stack-ca"))
-        .issuer_name(_name("commerce-stack-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca_cert = new_ca("commerce-stack-ca", _VALIDITY, path_length=None)
     _write_key(pki_dir / "ca.key", ca_key)
     (pki_dir / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
     for identity in identities:
         sans = [_general_name(n) for n in identity.server_names] or None
         subject = _name(identity.common_name, identity.organization)
-        key, cert = _issue(ca_key, ca_cert, subject, identity.usage, sans)
+        key, cert = issue(ca_key, ca_cert, subject, [identity.usage], sans)
         _write_key(pki_dir / f"{identity.stem}.key", key)
         (pki_dir / f"{identity.stem}.crt").write_bytes(
             cert.public_bytes(serialization.Encoding.PEM)

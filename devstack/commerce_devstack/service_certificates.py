@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from commerce_devstack.pki import issue as issue_certificate
+from commerce_devstack.pki import key_pem, new_ca
 
 VALIDITY = dt.timedelta(days=825)
 
@@ -46,12 +48,6 @@ class ServiceCertificates:
         }
 
 
-def _pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 def _dns_names(service: str, namespace: str | None) -> list[x509.GeneralName]:
     names = [service, "localhost"]
     if namespace is not None:
@@ -63,64 +59,18 @@ def _dns_names(service: str, namespace: str | None) -> list[x509.GeneralName]:
 def issue(services: Iterable[str], namespace: str | None = None) -> ServiceCertificates:
     """A new CA and a certificate for each service, valid for its cluster names in `namespace`
     (when given), localhost and 127.0.0.1."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "commerce services CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca = new_ca("commerce services CA", VALIDITY, path_length=0)
     identities = {}
     for service in services:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        *_dns_names(service, namespace),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
+        key, cert = issue_certificate(
+            ca_key,
+            ca,
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]),
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            [*_dns_names(service, namespace), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+            VALIDITY,
         )
         identities[service] = ServiceIdentity(
-            cert.public_bytes(serialization.Encoding.PEM).decode(), _pem(key)
+            cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem(key).decode()
         )
     return ServiceCertificates(ca.public_bytes(serialization.Encoding.PEM).decode(), identities)
