@@ -8,21 +8,16 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import outbox_relays
 from commerce_services.db.settings import DatabaseSettings
+from tests.stack.connect_secret_mounts import secrets_root
 
 
 async def test_a_relay_names_its_password_by_reference_only(stack: Endpoints) -> None:
-    if "secrets_root" not in stack["connect"]:
-        pytest.fail(
-            "the stack's Connect worker has no config provider: it was started before it had "
-            "one; it gets one when it next starts (`commerce-stack up` after a restart)",
-            pytrace=False,
-        )
+    secrets_root(stack)  # fails the test, naming the fix, if the worker has no provider
     password = stack.secret(stack["mariadb"]["replication"]["password_ref"])
     prefix = f"cp{uuid.uuid4().hex[:8]}"
     engine = create_async_engine(
