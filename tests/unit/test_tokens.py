@@ -6,6 +6,7 @@ refresh interval, however many made-up key ids arrive."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -197,3 +198,43 @@ async def test_an_unreachable_issuer_is_not_the_callers_fault() -> None:
     jwks = RemoteJwks("http://issuer.test/jwks", http, min_refresh_s=10, max_age_s=300)
     with pytest.raises(KeysUnavailable):
         await jwks.key("k1")
+
+
+async def test_concurrent_lookups_share_one_fetch() -> None:
+    requests: list[int] = []
+
+    async def slow_answer(request: httpx.Request) -> httpx.Response:
+        requests.append(1)
+        await asyncio.sleep(0.05)  # every lookup arrives while the first fetch is under way
+        return httpx.Response(200, json=KEYS.jwks())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(slow_answer))
+    jwks = RemoteJwks("http://issuer.test/jwks", http, min_refresh_s=10, max_age_s=300)
+    found = await asyncio.gather(*(jwks.key("k1") for _ in range(20)))
+    assert all(key is not None for key in found)
+    assert len(requests) == 1
+
+
+async def test_an_issuer_outage_keeps_the_keys_held_verifying() -> None:
+    clock = Clock()
+    requests: list[int] = []
+
+    def answer_then_fail(request: httpx.Request) -> httpx.Response:
+        requests.append(1)
+        if len(requests) > 1:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json=KEYS.jwks())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer_then_fail))
+    jwks = RemoteJwks("http://issuer.test/jwks", http, min_refresh_s=10, max_age_s=300, clock=clock)
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE)
+    token = _issuer().issue("u1", frozenset({CUSTOMER}), _now())
+    assert (await verifier.verify(token)).user_id == "u1"
+    clock.now += 301  # the set is stale, and the issuer is down when it is refetched
+    assert (await verifier.verify(token)).user_id == "u1"
+    assert len(requests) == 2
+    # A key id it never held is the token's fault, not the issuer's: refused, not 503.
+    clock.now += 11
+    with pytest.raises(InvalidToken, match="unknown key id"):
+        await verifier.verify(_issuer(_keys("k9")).issue("u1", frozenset(), _now()))
+    assert len(requests) == 3

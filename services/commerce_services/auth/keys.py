@@ -100,7 +100,8 @@ class RemoteJwks:
         return found
 
     async def _fetch(self) -> None:
-        self._tried_at = self._clock()
+        # The attempt is stamped when it ends: a lookup arriving while it is under way finds
+        # it due, waits on the lock and reads what it fetched.
         try:
             answer = await self._http.get(self._url)
             answer.raise_for_status()
@@ -109,6 +110,8 @@ class RemoteJwks:
             keys = parse_jwks(json.loads(answer.content))
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("JWKS %s not fetched: %s: %s", self._url, type(exc).__name__, exc)
-            return
-        self._keys = keys
-        self._fetched_at = self._tried_at
+        else:
+            self._keys = keys
+            self._fetched_at = self._clock()
+        finally:
+            self._tried_at = self._clock()
