@@ -10,12 +10,14 @@ accepts, enforced in one interceptor per server, and a method not named refuses 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
+
+from commerce_services.runtime.grpc_unary import Behavior, UnaryInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -51,27 +53,12 @@ def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     return names[0].decode() if names else None
 
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-
-
-class CallerCheck(grpc.aio.ServerInterceptor):
+class CallerCheck(UnaryInterceptor):
     def __init__(self, policy: CallerPolicy) -> None:
         self._policy = policy
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.unary_unary is None:
-            return handler  # unknown methods are UNIMPLEMENTED; every method here is unary
+    def wrap(self, method: str, behavior: Behavior) -> Behavior:
         allowed = self._policy.get(method, frozenset())
-        # grpc.aio handlers are coroutine functions, whatever the sync stubs' types say.
-        behavior = cast(Behavior, handler.unary_unary)
 
         async def checked(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             caller = caller_of(context)
@@ -82,8 +69,4 @@ class CallerCheck(grpc.aio.ServerInterceptor):
                 )
             return await behavior(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            checked,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return checked

@@ -6,32 +6,18 @@ UNKNOWN with the exception's text, SQL and parameters included."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
-from commerce_services.auth.grpc_identity import Behavior
 from commerce_services.db.outages import is_outage
+from commerce_services.runtime.grpc_unary import Behavior, UnaryInterceptor
 
 log = logging.getLogger(__name__)
 
 
-class FailureStatus(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # every method of ours is unary
-        method = handler_call_details.method
-        # grpc.aio handlers are coroutine functions, whatever the sync stubs' types say.
-        behavior = cast(Behavior, handler.unary_unary)
-
+class FailureStatus(UnaryInterceptor):
+    def wrap(self, method: str, behavior: Behavior) -> Behavior:
         async def answered(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 return await behavior(request, context)
@@ -46,8 +32,4 @@ class FailureStatus(grpc.aio.ServerInterceptor):
                 log.exception("unexpected failure", extra={"method": method})
                 await context.abort(grpc.StatusCode.INTERNAL, "an internal error occurred")
 
-        return grpc.unary_unary_rpc_method_handler(
-            answered,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return answered
