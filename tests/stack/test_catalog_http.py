@@ -16,36 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.categories.store import CategoryStore
-from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
-from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER
 from tests.stack.error_shape import api_error
-
-SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
-
-
-async def _ready() -> None:
-    return None
+from tests.stack.product_api import product_api
 
 
 @pytest.fixture
 async def api(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        store,
-        CategoryStore(engine, utc_now),
-        catalog,
-        {"mariadb": _ready},
-        currencies=SOLD,
-        verifier=VERIFIER,
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://product.test",
-        headers=STAFF_HEADERS,
-    ) as client:
+    async with product_api(store, CategoryStore(engine, utc_now), catalog) as client:
         yield client
 
 

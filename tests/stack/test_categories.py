@@ -15,13 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.categories.model import MoveIntoOwnSubtree
 from commerce_services.product.categories.store import CategoryStore, Move
-from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
-from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER
 from tests.stack.error_shape import api_error
-
-SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
+from tests.stack.product_api import product_api
 
 
 @pytest.fixture
@@ -29,20 +26,11 @@ def tree(engine: AsyncEngine) -> CategoryStore:
     return CategoryStore(engine, utc_now)
 
 
-async def _ok() -> None:
-    return None
-
-
 @pytest.fixture
 async def api(
     store: InventoryStore, tree: CategoryStore, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(store, tree, catalog, {"mariadb": _ok}, currencies=SOLD, verifier=VERIFIER)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://product.test",
-        headers=STAFF_HEADERS,
-    ) as client:
+    async with product_api(store, tree, catalog) as client:
         yield client
 
 

@@ -15,18 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.product.catalog.store import CatalogStore
 from commerce_services.product.categories.store import CategoryStore
-from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.runtime.clock import utc_now
-from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER
 from tests.stack.conftest import TTL
 from tests.stack.error_shape import api_error
-
-SOLD = frozenset({"EUR", "JPY"})  # the currencies the shop sells in these tests
-
-
-async def _fine() -> None:
-    return None
+from tests.stack.product_api import product_api
 
 
 async def _down() -> None:
@@ -37,19 +30,7 @@ async def _down() -> None:
 async def api(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        store,
-        CategoryStore(engine, utc_now),
-        catalog,
-        {"mariadb": _fine},
-        currencies=SOLD,
-        verifier=VERIFIER,
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://product.test",
-        headers=STAFF_HEADERS,
-    ) as client:
+    async with product_api(store, CategoryStore(engine, utc_now), catalog) as client:
         yield client
 
 
@@ -136,18 +117,8 @@ async def test_health_and_metrics(api: httpx.AsyncClient, sku: str) -> None:
 async def test_not_ready_when_a_dependency_fails(
     store: InventoryStore, engine: AsyncEngine, catalog: CatalogStore
 ) -> None:
-    app = create_app(
-        store,
-        CategoryStore(engine, utc_now),
-        catalog,
-        {"mariadb": _down},
-        currencies=SOLD,
-        verifier=VERIFIER,
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://product.test",
-        headers=STAFF_HEADERS,
+    async with product_api(
+        store, CategoryStore(engine, utc_now), catalog, {"mariadb": _down}
     ) as client:
         response = await client.get("/health/ready")
     assert response.status_code == 503
