@@ -119,12 +119,9 @@ class NamespaceApi(Protocol):
         ...
 
 
-class KubernetesNamespaceApi:
-    def __init__(self, api: client.ApiClient) -> None:
-        self._api = api
-
+class KubernetesNamespaceApi(KubernetesApi):
     async def namespace(self, name: str) -> Json | None:
-        return await asyncio.to_thread(kube.get_or_none, self._api, kube.NAMESPACE, "", name)
+        return await self.get(kube.NAMESPACE, "", name)
 
     async def resources(self, kind: Kind, namespace: str) -> list[Json]:
         return await asyncio.to_thread(kube.list_objects, self._api, kind, namespace)
@@ -136,12 +133,7 @@ class KubernetesNamespaceApi:
             "finalizers": [f for f in meta.get("finalizers") or () if f != finalizer],
             "resourceVersion": meta["resourceVersion"],
         }
-        try:
-            await asyncio.to_thread(
-                kube.patch_metadata, self._api, kind, meta["namespace"], meta["name"], patch
-            )
-        except kube.NotFound:
-            return
+        await self.patch_metadata(kind, meta["namespace"], meta["name"], patch)
 
 
 @dataclass(frozen=True)
