@@ -6,10 +6,10 @@ app.kubernetes.io/part-of: commerce
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{- /* The namespaces the operator watches, as a JSON list: watchNamespaces, else the release's
-own; none when clusterWide (every namespace). */ -}}
+{{- /* The namespaces the operator watches unless clusterWide, as a JSON list: watchNamespaces,
+else the release's own. */ -}}
 {{- define "commerce-operator.namespaces" -}}
-{{- if .Values.clusterWide }}[]{{ else }}{{ .Values.watchNamespaces | default (list .Release.Namespace) | toJson }}{{ end }}
+{{- .Values.watchNamespaces | default (list .Release.Namespace) | toJson }}
 {{- end -}}
 
 {{- define "commerce-operator.selector" -}}
