@@ -57,12 +57,12 @@ class Identity:
         """Tokens for the account; SignInRefused past a limit, BadCredentials otherwise."""
         await self._limits.attempt(email, address)
         found = await self._users.credentials(email)
-        stored = None if found is None else found[1]
-        if not await self._passwords.verify(stored, password) or found is None:
+        user, hashed = found if found is not None else (None, None)
+        # Verified even without an account or a password (against a decoy): the same work.
+        if not await self._passwords.verify(hashed, password) or user is None or hashed is None:
             raise BadCredentials("wrong email or password")
-        user, hashed = found
         await self._limits.succeeded(email, address)
-        if hashed is not None and self._passwords.needs_rehash(hashed):
+        if self._passwords.needs_rehash(hashed):
             await self._users.set_password_hash(user.user_id, await self._passwords.hash(password))
         return await self._tokens(user, await self._refresh.issue(user.user_id))
 
