@@ -128,7 +128,9 @@ class LocalShop:
     staff_email: str = ""
     staff_password: str = field(default="", repr=False)
     # The services' gRPC identities (one per service, of a CA of the shop's own).
-    certificates: ServiceCertificates = field(default_factory=lambda: issue(SERVICES), repr=False)
+    certificates: ServiceCertificates = field(
+        default_factory=lambda: issue(GRPC_SERVICES), repr=False
+    )
 
     def topic(self, aggregate: str) -> str:
         return f"{self.prefix}.{aggregate}.events"
