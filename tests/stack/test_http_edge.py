@@ -20,14 +20,13 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pymysql
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch
@@ -38,6 +37,7 @@ from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import ServiceProcess
 from tests.stack.access_tokens import STAFF_HEADERS, signing_env, verifying_env
 from tests.stack.error_shape import api_error
+from tests.stack.mariadb_databases import granted_database
 from tests.stack.processes import free_ports
 
 SERVICES = ("user", "product", "order", "payment", "search")
@@ -77,40 +77,15 @@ class FuzzShop:
     logs: Path  # <service>.log
 
 
-def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
-    mariadb = stack["mariadb"]
-    return pymysql.connect(
-        unix_socket=mariadb["admin_socket"], user=mariadb["admin_user"], autocommit=True
-    )
-
-
-@contextmanager
-def _own_database(stack: Endpoints, service: str, name: str) -> Iterator[str]:
+def _own_database(stack: Endpoints, service: str, name: str) -> AbstractContextManager[str]:
     """A new MariaDB database the service's accounts may use as they use their own (serving:
     data only; migrations: its schema), dropped afterwards."""
     accounts = stack["mariadb"]["databases"][service]
-    scope = "`{}`.*".format(name.replace("_", "\\_"))  # "_" is a wildcard in grants
-    with _admin(stack) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        grantees = []
-        for user, privileges in (
-            (accounts["user"], SERVING_PRIVILEGES),
-            (accounts["migration_user"], MIGRATION_PRIVILEGES),
-        ):
-            # The account exists once per address it may connect from: each gets the grant.
-            cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
-            hosts = [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
-            assert hosts, f"no MariaDB account {user}"
-            for grantee in hosts:
-                cur.execute(f"GRANT {privileges} ON {scope} TO {grantee}")
-            grantees += hosts
-    try:
-        yield name
-    finally:
-        with _admin(stack) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            for grantee in grantees:
-                cur.execute(f"REVOKE ALL PRIVILEGES ON {scope} FROM {grantee}")
+    return granted_database(
+        stack,
+        name,
+        {accounts["user"]: SERVING_PRIVILEGES, accounts["migration_user"]: MIGRATION_PRIVILEGES},
+    )
 
 
 def _migrate(service: str, env: dict[str, str]) -> None:

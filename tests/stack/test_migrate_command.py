@@ -9,12 +9,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pymysql
 import pytest
 
 from commerce_devstack.endpoints import Endpoints
+from tests.stack.mariadb_databases import admin, granted_database
 
 BIN = Path(sys.executable).parent
 
@@ -57,31 +56,12 @@ def test_migrate_without_a_password_exits_2_naming_the_setting(stack: Endpoints)
     assert password not in done.stdout + done.stderr
 
 
-def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
-    mariadb = stack["mariadb"]
-    return pymysql.connect(
-        unix_socket=mariadb["admin_socket"], user=mariadb["admin_user"], autocommit=True
-    )
-
-
 @pytest.fixture
 def empty_order_database(stack: Endpoints, unique: str) -> Iterator[str]:
     """A new empty database that the order service's migration account may use."""
-    name = f"migrate_race_{unique}"
     user = stack["mariadb"]["databases"]["order"]["migration_user"]
-    grant_scope = "`{}`.*".format(name.replace("_", "\\_"))
-    with _admin(stack) as conn, conn.cursor() as cur:
-        # The account exists once per address it may connect from: each gets the grant.
-        cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
-        grantees = [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
-        cur.execute(f"CREATE DATABASE `{name}`")
-        for grantee in grantees:
-            cur.execute(f"GRANT ALL ON {grant_scope} TO {grantee}")
-    yield name
-    with _admin(stack) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE `{name}`")
-        for grantee in grantees:
-            cur.execute(f"REVOKE ALL ON {grant_scope} FROM {grantee}")
+    with granted_database(stack, f"migrate_race_{unique}", {user: "ALL"}) as name:
+        yield name
 
 
 def test_replicas_migrating_an_empty_database_at_once_all_succeed(
@@ -100,6 +80,6 @@ def test_replicas_migrating_an_empty_database_at_once_all_succeed(
     ]
     outputs = [racer.communicate(timeout=180)[0] for racer in racers]
     assert [racer.returncode for racer in racers] == [0] * 4, "\n".join(outputs)
-    with _admin(stack) as conn, conn.cursor() as cur:
+    with admin(stack) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM `{empty_order_database}`.alembic_version")
         assert cur.fetchone() == (1,)
