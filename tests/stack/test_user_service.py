@@ -31,7 +31,7 @@ from commerce_services.user.refresh_tokens import RefreshTokens
 from commerce_services.user.sign_in_limits import Limit, SignInLimits
 from commerce_services.user.signing import AccessTokenIssuer
 from commerce_services.user.store import UserStore
-from tests.stack.access_tokens import KEYS, STAFF_HEADERS, VERIFIER, customer
+from tests.stack.access_tokens import ISSUER, KEYS, STAFF_HEADERS, VERIFIER, customer
 from tests.stack.conftest import Clock
 from tests.stack.error_shape import api_error
 
@@ -74,7 +74,8 @@ def _identity(
             per_address=Limit(ADDRESS_ATTEMPTS, window),
         ),
         RefreshTokens(mongo, database, clock, timedelta(days=30)),
-        AccessTokenIssuer(KEYS, "https://issuer.test", "commerce-api", timedelta(minutes=15)),
+        # The session's issuer and keys, with a production lifetime (sign-in answers it).
+        AccessTokenIssuer(KEYS, ISSUER.issuer, ISSUER.audience, timedelta(minutes=15)),
         clock,
     )
 
@@ -282,7 +283,7 @@ async def test_sign_in_answers_tokens_that_verify_against_the_jwks(
     assert PASSWORD not in signed_in.text
     # What another service does: fetch the JWKS over HTTP, verify by kid.
     jwks = RemoteJwks("http://user.test/api/v1/auth/jwks.json", api, min_refresh_s=1, max_age_s=60)
-    verifier = TokenVerifier(jwks, issuer="https://issuer.test", audience="commerce-api")
+    verifier = TokenVerifier(jwks, issuer=ISSUER.issuer, audience=ISSUER.audience)
     principal = await verifier.verify(tokens["access_token"])
     assert (principal.user_id, principal.roles) == (user_id, frozenset({CUSTOMER}))
     assert all("d" not in key for key in (await api.get("/api/v1/auth/jwks.json")).json()["keys"])
