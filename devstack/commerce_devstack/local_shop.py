@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack import connect_secrets
 from commerce_devstack.endpoints import Endpoints, StackNotRunning, load
-from commerce_devstack.service_certificates import ServiceCertificates, issue
+from commerce_devstack.service_certificates import GRPC_SERVICES, ServiceCertificates, issue
 from commerce_devstack.settings import StackSettings
 from commerce_devstack.shop_accounts import Account, new_customer, new_password, sign_in
 from commerce_services.contracts import OutboxConnectorSettings, outbox_connector_config
@@ -48,7 +48,6 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.signing import new_signing_key
 
 SERVICES = ("user", "product", "order", "payment")
-GRPC_SERVICES = ("user", "product", "order")  # serve or call gRPC
 EMITTERS = ("order", "payment", "product")  # services with an outbox
 PARTITIONS = 3
 

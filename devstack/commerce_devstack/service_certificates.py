@@ -19,6 +19,8 @@ from commerce_devstack.pki import issue as issue_certificate
 from commerce_devstack.pki import key_pem, new_ca
 
 VALIDITY = dt.timedelta(days=825)
+# The services that serve or call gRPC, so have a gRPC identity (payment speaks none).
+GRPC_SERVICES = ("user", "product", "order")
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from commerce_devstack.secrets import write_private
-from commerce_devstack.service_certificates import issue
+from commerce_devstack.service_certificates import GRPC_SERVICES, issue
 from commerce_services.user.signing import new_signing_key
 
 STAFF_EMAIL = "staff@example.com"
-GRPC_SERVICES = ("user", "product", "order")
 
 
 def load_or_create(path: Path, namespace: str = "shop") -> dict[str, dict[str, str]]:
