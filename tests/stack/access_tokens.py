@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 from pydantic import SecretStr
 
-from commerce_devstack.service_certificates import issue
+from commerce_devstack.service_certificates import ServiceCertificates, issue
 from commerce_services.auth.grpc_identity import GrpcIdentitySettings
 from commerce_services.auth.keys import StaticKeys
 from commerce_services.auth.principal import CUSTOMER, STAFF
@@ -82,13 +82,15 @@ def verifying_env(service: str, jwks_url: str) -> dict[str, str]:
     }
 
 
-def grpc_channel(target: str, caller: str | None) -> grpc.aio.Channel:
-    """A channel to a service process, as the service `caller` (its certificate), or with TLS
-    but no client certificate (None)."""
+def grpc_channel(
+    target: str, caller: str | None, issued_by: ServiceCertificates = CERTIFICATES
+) -> grpc.aio.Channel:
+    """A channel to a service process, as the service `caller` (its certificate, of the CA
+    `issued_by`), or with TLS but no client certificate (None)."""
     if caller is None:
         credentials = grpc.ssl_channel_credentials(root_certificates=CERTIFICATES.ca_pem.encode())
         return grpc.aio.secure_channel(target, credentials)
-    identity = CERTIFICATES.identities[caller]
+    identity = issued_by.identities[caller]
     return secure_channel(
         target,
         GrpcIdentitySettings(

@@ -16,14 +16,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from pydantic import SecretStr
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.service_certificates import issue
-from commerce_services.auth.grpc_identity import GrpcIdentitySettings
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
-from commerce_services.runtime.grpc_wiring import secure_channel
-from tests.stack.access_tokens import CERTIFICATES, STAFF_HEADERS, grpc_channel, verifying_env
+from tests.stack.access_tokens import STAFF_HEADERS, grpc_channel, verifying_env
 from tests.stack.processes import free_ports, output, start_service, stop
 
 COMMAND = [sys.executable, "-m", "commerce_services.product"]
@@ -123,15 +120,10 @@ async def test_grpc_refuses_anonymous_callers_and_services_the_method_does_not_n
         order_id=f"intruder-{unique}", items=[inventory_pb2.StockLine(sku="ANY-SKU", quantity=1)]
     )
     stranger = issue(["order"])  # a certificate named "order", but not of the services' CA
-    stranger_identity = GrpcIdentitySettings(
-        grpc_tls_cert=stranger.identities["order"].cert_pem,
-        grpc_tls_key=SecretStr(stranger.identities["order"].key_pem),
-        grpc_tls_ca=CERTIFICATES.ca_pem,
-    )
     callers = {
         "plaintext": (grpc.aio.insecure_channel(target), grpc.StatusCode.UNAVAILABLE),
         "no certificate": (grpc_channel(target, None), grpc.StatusCode.UNAVAILABLE),
-        "another CA": (secure_channel(target, stranger_identity), grpc.StatusCode.UNAVAILABLE),
+        "another CA": (grpc_channel(target, "order", stranger), grpc.StatusCode.UNAVAILABLE),
         "payment": (grpc_channel(target, "payment"), grpc.StatusCode.PERMISSION_DENIED),
     }
     for name, (channel, code) in callers.items():
