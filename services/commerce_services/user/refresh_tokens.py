@@ -4,7 +4,9 @@ cannot use them), each belonging to a family that began at one sign-in.
 Using one rotates it: one atomic update marks it used, and only the request that made that
 update gets a new token of the same family; a token used again (stolen, or replayed by an
 attacker after its owner rotated it) revokes its whole family, so both the thief and the owner
-must sign in again. Sign-out revokes the family too. Tokens expire after their lifetime."""
+must sign in again, also when the reuse races the rotation (the rotation looks for a revocation
+after it stored the successor). Sign-out revokes the family too. Tokens expire after their
+lifetime."""
 
 from __future__ import annotations
 
@@ -86,7 +88,13 @@ class RefreshTokens:
                 await self._revoke_family(str(known["family"]), now)
             raise RefreshRefused("the refresh token is not valid")
         grant = Grant(str(used["user_id"]), str(used["family"]))
-        return grant, await self.issue(grant.user_id, grant.family)
+        successor = await self.issue(grant.user_id, grant.family)
+        # A reuse of this token may have revoked the family between the update above and the
+        # insert of the successor, which that revocation then missed: look again, after it.
+        if await self._tokens.find_one({"_id": digest(token), "revoked_at": {"$ne": None}}):
+            await self._revoke_family(grant.family, now)
+            raise RefreshRefused("the refresh token is not valid")
+        return grant, successor
 
     async def revoke(self, token: str) -> None:
         """Revokes the token's family (sign-out); an unknown token changes nothing."""
