@@ -8,7 +8,8 @@ once no operator runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -64,6 +65,27 @@ def create_secret(
     connect_secrets.put(secrets_root(stack), f"{namespace}/{name}", values)
     body = {"metadata": {"name": name}, "stringData": dict(values)}
     client.CoreV1Api(api).create_namespaced_secret(namespace, cast(Any, body))
+
+
+def replication_values(stack: Endpoints) -> dict[str, str]:
+    """The stack's replication user as a credentialsSecretRef Secret holds it."""
+    replication = stack["mariadb"]["replication"]
+    return {"username": replication["user"], "password": stack.secret(replication["password_ref"])}
+
+
+@contextmanager
+def released_namespace(api: client.ApiClient, stack: Endpoints, name: str) -> Iterator[str]:
+    """A new namespace `name`; when the block ends, whatever became of it, `release`d, then
+    deleted."""
+    core = client.CoreV1Api(api)
+    core.create_namespace(cast(Any, {"metadata": {"name": name}}))
+    try:
+        yield name
+    finally:
+        try:
+            release(api, stack, name)
+        finally:
+            core.delete_namespace(name)
 
 
 def release(api: client.ApiClient, stack: Endpoints, namespace: str) -> None:

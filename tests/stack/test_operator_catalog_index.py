@@ -42,7 +42,13 @@ from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.documents import epoch_ms
 from commerce_services.search.product_events import ProductEvents, decode_position, encode_position
-from tests.stack.connect_secret_mounts import create_secret, operator_env, outbox_settings, release
+from tests.stack.connect_secret_mounts import (
+    create_secret,
+    operator_env,
+    outbox_settings,
+    released_namespace,
+    replication_values,
+)
 from tests.stack.node_image import project_image
 from tests.stack.operator_runs import ApiState, OperatorProcess, Passes
 from tests.stack.test_search_sync import _content
@@ -68,28 +74,15 @@ def namespace(
     operator process reconciles it, its replication Secret mounted on Connect; the passes
     here only read its status). Afterwards that connector is gone from Connect, whatever
     became of the test."""
-    name = f"cidx-{unique}"
-    core = client.CoreV1Api(kube)
-    core.create_namespace(cast(Any, {"metadata": {"name": name}}))
-    try:
+    with released_namespace(kube, stack, f"cidx-{unique}") as name:
         yield _secrets_and_product_outbox(kube, stack, name, product_events_topic)
-    finally:
-        try:
-            release(kube, stack, name)
-        finally:
-            core.delete_namespace(name)
 
 
 def _secrets_and_product_outbox(
     kube: client.ApiClient, stack: Endpoints, name: str, product_events_topic: str
 ) -> str:
     dsn = stack.mariadb_dsn("product")
-    replication = stack["mariadb"]["replication"]
-    values = {
-        "username": replication["user"],
-        "password": stack.secret(replication["password_ref"]),
-    }
-    create_secret(kube, stack, name, "replication", values)
+    create_secret(kube, stack, name, "replication", replication_values(stack))
     core = client.CoreV1Api(kube)
     for secret, data in (
         ("catalog-mongo", {"uri": stack["ferretdb"]["uri"]}),

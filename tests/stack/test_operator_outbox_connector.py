@@ -35,7 +35,14 @@ from commerce_operator.outbox_connector.kafka_topics import KafkaTopics
 from commerce_operator.outbox_connector.reconcile import OutboxConnectorFlow
 from commerce_operator.resource import PAUSED_ANNOTATION, RESTART_ANNOTATION
 from commerce_services.contracts import heartbeat_topic
-from tests.stack.connect_secret_mounts import create_secret, operator_env, outbox_settings, release
+from tests.stack.connect_secret_mounts import (
+    create_secret,
+    operator_env,
+    outbox_settings,
+    release,
+    released_namespace,
+    replication_values,
+)
 from tests.stack.operator_runs import ApiState, OperatorProcess, Passes, until
 from tests.stack.test_debezium import Outbox, _event_id, _read, wait_streaming
 
@@ -54,22 +61,9 @@ def namespace(
 ) -> Iterator[str]:
     """A namespace with the replication user's Secret, mounted on Connect too; afterwards
     whatever connector its resources left on Connect is deleted."""
-    name = f"obc-{unique}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(cast(Any, {"metadata": {"name": name}}))
-    try:
-        replication = stack["mariadb"]["replication"]
-        values = {
-            "username": replication["user"],
-            "password": stack.secret(replication["password_ref"]),
-        }
-        create_secret(api, stack, name, SECRET, values)
+    with released_namespace(api, stack, f"obc-{unique}") as name:
+        create_secret(api, stack, name, SECRET, replication_values(stack))
         yield name
-    finally:
-        try:
-            release(api, stack, name)
-        finally:
-            core.delete_namespace(name)
 
 
 class Outside:
