@@ -369,6 +369,7 @@ async def test_rest_place_replay_conflict_out_of_stock_and_read(
     assert [o["order_id"] for o in by_staff.json()["items"]] == [order["order_id"]]
 
 
+# Each body's "buyer" is who signs the request (taken out of the body before it is sent).
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [
