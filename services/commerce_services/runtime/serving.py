@@ -47,7 +47,17 @@ async def serve_until_signalled(
     """Serves until SIGTERM/SIGINT or a failed background job; then stops HTTP, background
     jobs and gRPC (in-flight calls get `grace_s`) and returns, or raises BackgroundJobFailed."""
     http = _HttpServer(
-        uvicorn.Config(app, host=host, port=http_port, log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=http_port,
+            log_config=None,
+            access_log=False,
+            # The client address is decided in one place, against the trusted proxies of the
+            # settings (user/client_address.py); uvicorn would otherwise believe
+            # X-Forwarded-For from any loopback peer first.
+            proxy_headers=False,
+        )
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
