@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -261,19 +262,29 @@ def remove_kube_chains() -> list[str]:
             done = subprocess.run(
                 [tool, "-w", "-t", table, "-S"], capture_output=True, text=True, check=False
             )
-            chains = [
-                line.split()[1] for line in done.stdout.splitlines() if line.startswith("-N KUBE-")
-            ]
-            for line in done.stdout.splitlines():
-                words = line.split()
-                if words[:1] == ["-A"] and "-j" in words and words[words.index("-j") + 1] in chains:
-                    _quiet([tool, "-w", "-t", table, "-D", *words[1:]])
+            chains, jumps = kube_chains(done.stdout)
+            for rule in jumps:
+                _quiet([tool, "-w", "-t", table, "-D", *rule])
             for chain in chains:
                 _quiet([tool, "-w", "-t", table, "-F", chain])
             for chain in chains:
                 if not _quiet([tool, "-w", "-t", table, "-X", chain]):
                     problems.append(f"{tool} -t {table}: chain {chain} left")
     return problems
+
+
+def kube_chains(rules: str) -> tuple[list[str], list[list[str]]]:
+    """From `iptables -S` output: the KUBE-* chains, and the rules (without `-A`) that jump to
+    them. Words are split as the shell would: kube-proxy's rules carry quoted comments
+    ("kubernetes load balancer firewall"), and a rule split on spaces cannot be deleted."""
+    lines = [shlex.split(line) for line in rules.splitlines()]
+    chains = [words[1] for words in lines if words[:1] == ["-N"] and words[1].startswith("KUBE-")]
+    jumps = [
+        words[1:]
+        for words in lines
+        if words[:1] == ["-A"] and "-j" in words and words[words.index("-j") + 1] in chains
+    ]
+    return chains, jumps
 
 
 def cgroup_hierarchies() -> list[Path]:
