@@ -12,6 +12,7 @@ from pymongo.errors import PyMongoError
 
 from commerce_devstack import versions
 from commerce_devstack.components.base import Component, ProbeError
+from commerce_devstack.components.ferretdb_files import set_aside_unusable
 from commerce_devstack.install import cache, gobuild
 from commerce_devstack.install.commands import SetupError, run
 from commerce_devstack.process import LaunchSpec
@@ -88,7 +89,10 @@ class FerretDB(Component):
         ferretdb_bin(self.settings, self.notify)
 
     def prepare(self) -> None:
-        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        data = self.data_dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        for name in set_aside_unusable(data, self.data_dir / "set-aside"):
+            self.notify(f"database {name} had no collection table; moved to set-aside/")
 
     def launch(self) -> LaunchSpec:
         s = self.settings
