@@ -35,6 +35,7 @@ from commerce_services.product.catalog.store import (
     CatalogStore,
     Document,
 )
+from commerce_services.product.catalog.tables import product_mappings
 from commerce_services.product.categories.store import CategoryStore
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
@@ -195,6 +196,7 @@ async def test_every_hot_path_reads_and_writes_the_catalog_by_key_only(
         clock.now += REPAIR_GRACE + timedelta(seconds=1)
         assert await catalog.repair_writes() >= 1
         await catalog.complete_projection()
+        await catalog.copy_documents()
         clock.now += STUB_HORIZON + timedelta(seconds=1)
         await catalog.drop_stubs()
 
@@ -217,6 +219,59 @@ async def test_every_hot_path_reads_and_writes_the_catalog_by_key_only(
     names = {name for name, _ in recorder.commands}
     assert {"insert", "find", "update", "delete"} <= names  # every kind was exercised
     assert not_by_key(recorder.commands) == []
+
+
+async def test_committed_reads_ask_mongodb_nothing_while_no_write_is_in_flight(
+    recorded: tuple[Recorder, AsyncMongoClient[Document]],
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    clock: Clock,
+    unique: str,
+) -> None:
+    recorder, client = recorded
+    catalog = CatalogStore(client, catalog_db.name, engine, clock)
+    leaf = (await CategoryStore(engine, utc_now).create(f"Cups {unique}", None)).id
+    cup = await catalog.create(_content(leaf, f"D-{unique}", title="Cup"))
+    saucer = await catalog.create(_content(leaf, f"E-{unique}", title="Saucer"))
+    recorder.commands.clear()
+
+    assert await catalog.get(cup.product_id) == cup
+    page = await catalog.list_category(leaf, False, None, 10)
+    assert page.products == sorted([cup, saucer], key=lambda p: p.product_id)
+    assert recorder.commands == []  # the head's copy and the page's copies: MariaDB only
+
+    # A write stored but not committed (MariaDB failed after the insert): a read finds it in
+    # MongoDB at once, and the copy serves again once the repair sweep committed it.
+    failing = CatalogStore(
+        client, catalog_db.name, engine, clock, projection=_Crashing(engine, clock)
+    )
+    mug = await failing.replace(cup.product_id, _content(leaf, f"D-{unique}", title="Mug"))
+    recorder.commands.clear()
+    assert await catalog.get(cup.product_id) == mug
+    assert [name for name, _ in recorder.commands][:1] == ["find"]
+    clock.now += REPAIR_GRACE + timedelta(seconds=1)
+    assert await catalog.repair_writes() >= 1
+    recorder.commands.clear()
+    assert await catalog.get(cup.product_id) == mug
+    assert recorder.commands == []
+
+    # A product committed before the copies (migration 0007): by key until the upkeep copies it.
+    async with engine.begin() as conn:
+        await conn.execute(
+            product_mappings.update()
+            .where(product_mappings.c.product_id == saucer.product_id)
+            .values(document=None)
+        )
+    recorder.commands.clear()
+    assert await catalog.get(saucer.product_id) == saucer
+    assert recorder.commands != []
+    # A new process walks every head once (the test database holds other tests' products).
+    upkeep = CatalogStore(client, catalog_db.name, engine, clock)
+    assert await upkeep.copy_documents(batch=1000, batches=10_000) >= 1
+    assert await upkeep.copy_documents() == 0  # past the end: nothing more to walk
+    recorder.commands.clear()
+    assert await catalog.get(saucer.product_id) == saucer
+    assert recorder.commands == []
 
 
 async def test_ferretdb_finds_a_document_by_id_through_its_index(

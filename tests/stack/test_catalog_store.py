@@ -493,6 +493,7 @@ async def test_a_crash_after_the_revision_is_repaired_by_the_sweep(
 
     with pytest.raises(Crash):
         await dying.replace(product_id, _content((boots,), f"C-{unique}", price=2500))
+    assert (await catalog.get(product_id)).version == 2  # stored, so read, though not committed
     assert await _ids(catalog, shoes) == [product_id]  # stale until repaired
     await _repair(catalog, clock)
     assert (await _ids(catalog, shoes), await _ids(catalog, boots)) == ([], [product_id])

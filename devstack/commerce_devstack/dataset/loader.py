@@ -40,6 +40,7 @@ from commerce_devstack.dataset.products import (
 from commerce_devstack.dataset.target import Target, create_mariadb, drop
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.contracts import Checkpoint, index_name
+from commerce_services.product.catalog import committed_documents
 from commerce_services.product.catalog.tables import (
     product_categories,
     product_mappings,
@@ -143,7 +144,7 @@ class _Sinks:
     async def write(self, batch: list[GeneratedProduct]) -> None:
         revisions = [revision_document(p) for p in batch]
         await asyncio.gather(
-            self._mongo(revisions), self._mariadb(batch), self._search(batch, revisions)
+            self._mongo(revisions), self._mariadb(batch, revisions), self._search(batch, revisions)
         )
 
     async def _mongo(self, revisions: list[dict[str, Any]]) -> None:
@@ -152,7 +153,9 @@ class _Sinks:
         except BulkWriteError as error:
             _ignoring_duplicates(error)
 
-    async def _mariadb(self, batch: list[GeneratedProduct]) -> None:
+    async def _mariadb(
+        self, batch: list[GeneratedProduct], revisions: list[dict[str, Any]]
+    ) -> None:
         now = utc_now()
         live = [p for p in batch if p.content is not None]
         rows: dict[Any, list[dict[str, Any]]] = {
@@ -168,8 +171,9 @@ class _Sinks:
                     "deleted": p.deleted,
                     "updated_at": now,
                     "title": None if p.content is None else p.content.title,
+                    "document": None if p.content is None else committed_documents.encode(r),
                 }
-                for p in batch
+                for p, r in zip(batch, revisions, strict=True)
             ],
             product_categories: [
                 {

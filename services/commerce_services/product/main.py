@@ -90,6 +90,7 @@ async def serve(settings: ProductSettings) -> None:
     async def catalog_upkeep() -> None:
         await catalog.repair_writes()
         await catalog.complete_projection()
+        await catalog.copy_documents()
         await catalog.drop_stubs()
 
     async def upkeep() -> None:

@@ -23,10 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_services.db.transactions import retry_transaction
 from commerce_services.events.outbox import Outbox
-from commerce_services.product.catalog import pending_writes, revision_stubs, sku_claims, sku_prices
+from commerce_services.product.catalog import (
+    committed_documents,
+    pending_writes,
+    revision_stubs,
+    sku_claims,
+    sku_prices,
+)
 from commerce_services.product.catalog.events import ProductChanged
 from commerce_services.product.catalog.model import Price
 from commerce_services.product.catalog.tables import outbox, product_categories, product_mappings
+from commerce_services.product.catalog.tables import pending_writes as pending_writes_table
 from commerce_services.product.catalog.tables import sku_claims as claims_table
 from commerce_services.product.categories.model import CategoryNotFound, subtree_prefix
 from commerce_services.product.categories.tables import categories
@@ -41,6 +48,26 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Committed:
+    """A product's committed version with its copy (None: committed before the copies), and
+    whether a write of a newer version may be in flight or left to the repair sweep."""
+
+    version: int
+    deleted: bool
+    document: dict[str, Any] | None
+    newer_pending: bool
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A product on a category page: its committed version and, if there is one, its copy."""
+
+    product_id: str
+    version: int
+    document: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Commit:
     """What the commit of one revision writes."""
 
@@ -52,6 +79,7 @@ class Commit:
     category_ids: tuple[int, ...]
     primary_category_id: int | None
     prices: tuple[tuple[str, Price], ...]
+    document: str | None  # the revision's copy (committed_documents.py); None for a tombstone
 
     @property
     def skus(self) -> frozenset[str]:
@@ -63,7 +91,7 @@ class Commit:
         if revision["deleted"]:
             return cls(
                 revision["product_id"], revision["version"], True, revision["updated_at"],
-                None, (), None, (),
+                None, (), None, (), None,
             )  # fmt: skip
         return cls(
             revision["product_id"],
@@ -77,6 +105,7 @@ class Commit:
                 (v["sku"], Price(int(v["price"]["amount_minor"]), v["price"]["currency"]))
                 for v in revision["variants"]
             ),
+            committed_documents.encode(revision),
         )
 
 
@@ -105,12 +134,39 @@ class CatalogProjection:
             ).one_or_none()
         return None if row is None else Head(int(row.version), bool(row.deleted))
 
+    async def committed(self, product_id: str) -> Committed | None:
+        """The head with its copy and whether a newer write is pending, in one snapshot: one
+        primary-key read and one primary-key range."""
+        newer = (
+            select(pending_writes_table.c.version)
+            .where(
+                pending_writes_table.c.product_id == product_id,
+                pending_writes_table.c.version > product_mappings.c.version,
+            )
+            .exists()
+        )
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        product_mappings.c.version,
+                        product_mappings.c.deleted,
+                        product_mappings.c.document,
+                        newer.label("newer_pending"),
+                    ).where(product_mappings.c.product_id == product_id)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        document = None if row.document is None else committed_documents.decode(row.document)
+        return Committed(int(row.version), bool(row.deleted), document, bool(row.newer_pending))
+
     async def page(
         self, category_id: int, include_descendants: bool, after: str | None, limit: int
-    ) -> list[tuple[str, int]]:
-        """Up to `limit` (product id, committed version) in the category (and its subtree), in
-        id order after `after`: keyset paging, so every product is on exactly one page however
-        deep. A subtree is read as one index range per category, merged."""
+    ) -> list[Listed]:
+        """Up to `limit` products in the category (and its subtree), in id order after
+        `after`: keyset paging, so every product is on exactly one page however deep. A subtree
+        is read as one index range per category, merged; the copies come in the same query."""
         async with self.engine.connect() as conn:
             path = (
                 await conn.execute(select(categories.c.path).where(categories.c.id == category_id))
@@ -128,14 +184,23 @@ class CatalogProjection:
             ranges = [_listing_range(c, after, limit) for c in ids]
             listed = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
             # A product in several categories of the subtree is listed once.
+            ids_once = select(listed.c.product_id).distinct().subquery()
             found = (
-                select(listed.c.product_id, product_mappings.c.version)
-                .distinct()
-                .join(product_mappings, product_mappings.c.product_id == listed.c.product_id)
-                .order_by(listed.c.product_id)
+                select(
+                    ids_once.c.product_id, product_mappings.c.version, product_mappings.c.document
+                )
+                .join(product_mappings, product_mappings.c.product_id == ids_once.c.product_id)
+                .order_by(ids_once.c.product_id)
                 .limit(limit)
             )
-            return [(str(r.product_id), int(r.version)) for r in await conn.execute(found)]
+            return [
+                Listed(
+                    str(r.product_id),
+                    int(r.version),
+                    None if r.document is None else committed_documents.decode(r.document),
+                )
+                for r in await conn.execute(found)
+            ]
 
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
         """Live products committed before titles and prices were projected (migration 0006),
@@ -152,6 +217,44 @@ class CatalogProjection:
                 .limit(limit)
             )
             return [(str(r.product_id), int(r.version)) for r in rows]
+
+    async def uncopied(self, after: str, limit: int) -> tuple[list[tuple[str, int]], str | None]:
+        """Among the next `limit` products by id after `after` (a primary-key range), the live
+        ones without a copy (committed before migration 0007), and the id to go on after (None:
+        the end)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        product_mappings.c.product_id,
+                        product_mappings.c.version,
+                        product_mappings.c.deleted,
+                        product_mappings.c.document.is_(None).label("uncopied"),
+                    )
+                    .where(product_mappings.c.product_id > after)
+                    .order_by(product_mappings.c.product_id)
+                    .limit(limit)
+                )
+            ).all()
+        missing = [
+            (str(r.product_id), int(r.version)) for r in rows if r.uncopied and not r.deleted
+        ]
+        return missing, (str(rows[-1].product_id) if len(rows) == limit else None)
+
+    async def copy(self, change: Commit) -> bool:
+        """The copy of `change` if it is still the product's committed version; True if
+        written."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                update(product_mappings)
+                .where(
+                    product_mappings.c.product_id == change.product_id,
+                    product_mappings.c.version == change.version,
+                    product_mappings.c.deleted.is_(False),
+                )
+                .values(document=change.document)
+            )
+        return bool(done.rowcount)
 
     # ---- writes -----------------------------------------------------------------------------
 
@@ -173,6 +276,7 @@ class CatalogProjection:
                     deleted=change.deleted,
                     updated_at=now,
                     title=change.title,
+                    document=change.document,
                 )
             )
             await conn.execute(
@@ -217,7 +321,7 @@ class CatalogProjection:
             await conn.execute(
                 update(product_mappings)
                 .where(product_mappings.c.product_id == change.product_id)
-                .values(title=change.title)
+                .values(title=change.title, document=change.document)
             )
             await sku_prices.replace_in(conn, change.product_id, change.version, change.prices)
             if change.prices:

@@ -20,9 +20,12 @@ transactions; FerretDB 1.24 makes only inserts atomic.
   failure between insert and commit leaves that record, and `repair_writes()` (run
   periodically) commits the revision by key. So a write succeeds once its revision is stored;
   listings, prices and search reflect it at once or after the next repair, reads at once.
-- Reading: the head (MariaDB, by primary key) names the committed version; the revision of
-  that version and the one after it are read by `_id` together, so a stored but not yet
-  committed revision (a write in flight, or one the repair will finish) is found too.
+- Reading: the head (MariaDB, by primary key) names the committed version and carries its
+  copy (committed_documents.py), and says whether a newer write is pending; with none, the
+  copy is the product, so a read and a category page ask MongoDB nothing. Otherwise the
+  revision of the committed version and the one after it are read by `_id` together, so a
+  stored but not yet committed revision (a write in flight, or one the repair will finish) is
+  found too.
 - Once committed, older revisions are cut down to stubs {_id, product_id, version, deleted,
   updated_at, superseded: true}, and dropped a day later (`drop_stubs()`, by key): until
   then a writer that read the version before cannot insert it again.
@@ -221,6 +224,7 @@ class CatalogStore:
         self._prices = SkuPrices(engine)
         self._now = clock
         self._lease = claim_lease
+        self._copy_cursor: str | None = ""  # where copy_documents goes on; None: done
 
     def _clock(self) -> datetime:
         # BSON dates hold milliseconds: what we return must equal what a later read returns.
@@ -240,27 +244,46 @@ class CatalogStore:
     # ---- reads ------------------------------------------------------------------------------
 
     async def get(self, product_id: str) -> Product:
-        current = await self.current(check_product_id(product_id))
-        if not _live_content(current.revision):
+        newest = await self._newest(check_product_id(product_id))
+        if not _live_content(newest):
             raise ProductNotFound(product_id)
-        assert current.revision is not None
-        return _product(current.revision)
+        assert newest is not None
+        return _product(newest)
+
+    async def _newest(self, product_id: str) -> Document | None:
+        """The product's newest stored revision (a tombstone once deleted; None: none)."""
+        committed = await self._projection.committed(product_id)
+        if committed is not None and not committed.newer_pending:
+            # No write past the committed version has begun (a write records itself as pending
+            # before it stores its revision, and only its commit forgets it): the committed
+            # version is the newest, and its copy came with the head.
+            if committed.deleted:
+                return tombstone_document(product_id, committed.version, self._now())
+            if committed.document is not None:
+                return committed.document
+        return (await self.current(product_id)).revision
 
     async def list_category(
         self, category_id: int, include_descendants: bool, after: str | None, limit: int
     ) -> ProductPage:
         listed = await self._projection.page(category_id, include_descendants, after, limit + 1)
         page, more = listed[:limit], len(listed) > limit
-        found = await asyncio.gather(*(self._by_key(pid, version) for pid, version in page))
+        # Copies come with the page; products committed before the copies are read by key.
+        found = await asyncio.gather(
+            *(
+                _done(row.document) if row.document else self._by_key(row.product_id, row.version)
+                for row in page
+            )
+        )
         products = []
-        for (product_id, _), doc in zip(page, found, strict=True):
+        for row, doc in zip(page, found, strict=True):
             if not _live_content(doc):
                 # Changed since the page was read: its newest revision decides.
-                doc = (await self.current(product_id)).revision
+                doc = (await self.current(row.product_id)).revision
             if _live_content(doc):
                 assert doc is not None
                 products.append(_product(doc))
-        return ProductPage(products, page[-1][0] if more else None)
+        return ProductPage(products, page[-1].product_id if more else None)
 
     async def prices(self, skus: Iterable[str]) -> dict[str, Price]:
         """The committed price of every SKU among `skus` that a live product has; others
@@ -379,6 +402,23 @@ class CatalogStore:
             after = rows[-1][0]
         return completed
 
+    async def copy_documents(self, batch: int = 500, batches: int = 20) -> int:
+        """Gives products committed before migration 0007 their copy, walking the heads by id
+        (primary-key ranges of `batch`, at most `batches` per call) from where the last call
+        stopped; past the end it does nothing until the process restarts. Returns how many
+        were copied."""
+        copied = 0
+        for _ in range(batches):
+            if self._copy_cursor is None:
+                break
+            missing, self._copy_cursor = await self._projection.uncopied(self._copy_cursor, batch)
+            for product_id, version in missing:
+                doc = await self._by_key(product_id, version)
+                if _live_content(doc):
+                    assert doc is not None
+                    copied += await self._projection.copy(Commit.of(doc))
+        return copied
+
     async def drop_stubs(self, horizon: timedelta = STUB_HORIZON, batch: int = 1000) -> int:
         """Deletes, by key, the stubs of versions superseded more than `horizon` ago; returns
         how many."""
@@ -394,7 +434,7 @@ class CatalogStore:
         return await self._revisions.find_one({"_id": f"{product_id}:{version}"})
 
     async def _live(self, product_id: str, if_match: int | None = None) -> Document:
-        doc = (await self.current(check_product_id(product_id))).revision
+        doc = await self._newest(check_product_id(product_id))
         if doc is None or doc["deleted"]:
             raise ProductNotFound(product_id)
         if if_match is not None and doc["version"] != if_match:
@@ -520,3 +560,7 @@ class CatalogStore:
 
 async def _none() -> None:
     return None
+
+
+async def _done(document: Document) -> Document:
+    return document

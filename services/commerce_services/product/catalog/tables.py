@@ -6,7 +6,7 @@ go, and the outbox its change events leave by."""
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table
-from sqlalchemy.dialects.mysql import CHAR, DATETIME
+from sqlalchemy.dialects.mysql import CHAR, DATETIME, MEDIUMTEXT
 
 from commerce_services.events.outbox import outbox_table
 
@@ -20,7 +20,9 @@ Sku = String(64, collation="ascii_bin")
 # One row per product whose version was ever committed: the head every read starts from. Kept
 # after a delete (deleted = true), so a late commit of an older version cannot bring the product
 # back. `title` is the committed version's (NULL once deleted): the degraded search and its
-# suggestions find products through it.
+# suggestions find products through it. `document` is the committed revision's copy
+# (committed_documents.py; NULL once deleted, and for products committed before migration 0007
+# until the catalog upkeep completes them).
 product_mappings = Table(
     "product_mappings",
     metadata,
@@ -29,6 +31,7 @@ product_mappings = Table(
     Column("deleted", Boolean, nullable=False),
     Column("updated_at", DATETIME(fsp=6), nullable=False),
     Column("title", String(200), nullable=True),
+    Column("document", MEDIUMTEXT, nullable=True),
 )
 
 product_categories = Table(
