@@ -216,7 +216,9 @@ async def measure_reads(
 async def measure_primitives(
     data: DataSet, stack: Endpoints, count: int, rng: random.Random
 ) -> dict[str, Any]:
-    """What a read is made of, asked directly: the head in MariaDB, a revision by `_id`."""
+    """What a read is made of, asked directly: the head with its copy in MariaDB (what a read
+    with no write pending takes), and for comparison a revision by `_id` in MongoDB (what a
+    read took before the copies, twice, and still takes while a write is pending)."""
     engine = create_async_engine(data.target.database_settings(stack).database_url())
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(data.target.mongo_uri(stack))
     revisions = mongo[data.target.mongo_database]["product_revisions"]
@@ -229,7 +231,7 @@ async def measure_primitives(
             async def head(product_id: str = product.product_id) -> None:
                 async with engine.connect() as conn:
                     await conn.execute(
-                        select(product_mappings.c.version).where(
+                        select(product_mappings.c.version, product_mappings.c.document).where(
                             product_mappings.c.product_id == product_id
                         )
                     )
@@ -748,22 +750,24 @@ def _reading(results: dict[str, Any]) -> list[str]:
         lines.append(
             "- **Size does not show in the reads**: each is key lookups and indexed rows, so "
             f"a product read takes {big['get_product']['p50_ms']} ms at {many} products and "
-            f"{small['get_product']['p50_ms']} ms at {few} (p50). It is the head in "
-            f"MariaDB ({prim['mariadb_head']['p50_ms']} ms) and then two revisions by `_id`, "
-            f"side by side ({prim['mongodb_by_id']['p50_ms']} ms each), plus HTTP and JSON "
-            "in one Python process on cores shared with the stack."
+            f"{small['get_product']['p50_ms']} ms at {few} (p50). It is one MariaDB query: "
+            "the head with its copy of the committed revision and whether a newer write is "
+            f"pending ({prim['mariadb_head']['p50_ms']} ms asked directly), plus HTTP and "
+            "JSON in one Python process on cores shared with the stack. Before the copies it "
+            "also read two revisions by `_id` from FerretDB, side by side "
+            f"({prim['mongodb_by_id']['p50_ms']} ms each asked directly); a read still does "
+            "while a write of the product is pending."
         )
         lines.append(
             f"- **GetPrices** is one primary-key read of the price projection in MariaDB: "
             f"{big['get_prices_3_lines']['p50_ms']} ms p50 for three SKUs over gRPC."
         )
         lines.append(
-            f"- **A category page** is one indexed MariaDB query and then 20 revisions by "
-            f"`_id` ({big['leaf_page']['p50_ms']} ms for a leaf, "
+            f"- **A category page** is one indexed MariaDB query that brings the products' "
+            f"copies ({big['leaf_page']['p50_ms']} ms for a leaf, "
             f"{big['department_page']['p50_ms']} ms for a department's subtree, one index range "
-            "per category merged): FerretDB answers those lookups one by one, so the page "
-            "costs about 20 of them. MongoDB would answer the page's `_id $in` from its index "
-            "in one round trip; FerretDB reads its whole collection for that."
+            "per category merged). Before the copies it then read 20 revisions by `_id`, which "
+            "FerretDB answers one by one (its `_id $in` reads the whole collection)."
         )
     placement = phases.get("placement")
     if placement:
