@@ -6,6 +6,7 @@ worker follows the target's events after the loaded data instead of loading it a
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
@@ -25,6 +27,7 @@ from commerce_devstack.dataset.products import GeneratedProduct, ProductGenerato
 from commerce_devstack.dataset.target import Target, drop
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.product.catalog.store import CatalogStore
+from commerce_services.product.migrations import upgrade
 from commerce_services.runtime.clock import utc_now
 from commerce_services.search.catalog_reads import CatalogReads
 from commerce_services.search.elasticsearch_engine import ElasticsearchEngine
@@ -175,3 +178,24 @@ def test_the_console_script_refuses_a_bad_target_name() -> None:
     )
     assert done.returncode == 2
     assert "target name" in done.stdout + done.stderr
+
+
+async def test_the_target_is_granted_as_a_service_database_is(
+    stack: Endpoints, loaded: tuple[Target, LoadReport]
+) -> None:
+    """A shop pointed at the target migrates it as the product's migration account (as
+    `make bench-catalog` does) and serves it as the serving account, which cannot change the
+    schema."""
+    target, report = loaded
+    migrator = target.database_settings(stack, migrations=True)
+    await asyncio.to_thread(upgrade, migrator)  # at head already: Alembic still connects
+    serving = stack.mariadb_dsn("product")
+    with (
+        pymysql.connect(**{**serving, "database": target.mariadb_database}) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT COUNT(*) FROM product_mappings")
+        assert cur.fetchone() == (report.products + report.deleted,)  # a head each
+        with pytest.raises(pymysql.err.OperationalError) as denied:
+            cur.execute("ALTER TABLE product_mappings ADD COLUMN intruder INT")
+        assert denied.value.args[0] == 1142  # ALTER command denied

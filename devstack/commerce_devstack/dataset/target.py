@@ -3,8 +3,9 @@ so a million products never slow down the services' or the tests' databases (Fer
 backend keeps one file per database and scans whole collections).
 
 The MariaDB database is created with the stack's admin account (unix socket) and granted to the
-product service's user, so the services run against it with their usual credentials; its schema
-comes from the product service's migrations, as in production.
+product service's accounts as its own database is: data privileges to the serving account, the
+schema to the migration account, so the services run against it with their usual credentials;
+its schema comes from the product service's migrations, run as in production.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 
-from commerce_devstack.components.mariadb import MIGRATION_PRIVILEGES
+from commerce_devstack.components.mariadb import MIGRATION_PRIVILEGES, SERVING_PRIVILEGES
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.contracts import checkpoint_index
 from commerce_services.db.settings import DatabaseSettings
@@ -62,10 +63,14 @@ class Target:
     def events_topic(self) -> str:
         return f"{self.events_prefix}.product.events"
 
-    def database_settings(self, stack: Endpoints) -> DatabaseSettings:
-        """The product service's user on the target's MariaDB database."""
+    def database_settings(self, stack: Endpoints, *, migrations: bool = False) -> DatabaseSettings:
+        """The product service's serving account (`migrations`: its migration account) on the
+        target's MariaDB database."""
         return DatabaseSettings.from_values(
-            {**stack.service_settings("product"), "db_name": self.mariadb_database}
+            {
+                **stack.service_settings("product", migrations=migrations),
+                "db_name": self.mariadb_database,
+            }
         )
 
     def service_env(self, stack: Endpoints, prefix: str) -> dict[str, str]:
@@ -95,9 +100,8 @@ def _admin(stack: Endpoints) -> pymysql.connections.Connection[Any]:
     )
 
 
-def _grantees(stack: Endpoints, cur: Any) -> list[str]:
-    """Every account of the product service's user (one per network it may come from)."""
-    user = stack["mariadb"]["databases"]["product"]["user"]
+def _accounts(cur: Any, user: str) -> list[str]:
+    """Every account of `user` (one per network it may come from)."""
     cur.execute("SELECT host FROM mysql.user WHERE user = %s", (user,))
     return [f"'{user}'@'{host}'" for (host,) in cur.fetchall()]
 
@@ -107,17 +111,26 @@ def _scope(database: str) -> str:
     return "`{}`.*".format(database.replace("_", "\\_"))
 
 
+def grant_mariadb(stack: Endpoints, target: Target) -> None:
+    """The product service's serving account may use the target's rows, its migration account
+    change the schema (what `commerce-product migrate` runs as)."""
+    serving = stack.service_settings("product")["db_user"]
+    migrator = stack.service_settings("product", migrations=True)["db_user"]
+    scope = _scope(target.mariadb_database)
+    with _admin(stack) as conn, conn.cursor() as cur:
+        for user, privileges in ((serving, SERVING_PRIVILEGES), (migrator, MIGRATION_PRIVILEGES)):
+            for account in _accounts(cur, user):
+                cur.execute(f"GRANT {privileges} ON {scope} TO {account}")
+
+
 def create_mariadb(stack: Endpoints, target: Target) -> None:
-    """An empty database at the product service's latest schema, usable by its user (a
-    benchmark's database, migrated and loaded by that one account)."""
+    """An empty database at the product service's latest schema, migrated by the product's
+    migration account and loaded by its serving account."""
     with _admin(stack) as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{target.mariadb_database}`")
         cur.execute(f"CREATE DATABASE `{target.mariadb_database}`")
-        for grantee in _grantees(stack, cur):
-            cur.execute(
-                f"GRANT {MIGRATION_PRIVILEGES} ON {_scope(target.mariadb_database)} TO {grantee}"
-            )
-    upgrade(target.database_settings(stack))
+    grant_mariadb(stack, target)
+    upgrade(target.database_settings(stack, migrations=True))
 
 
 def drop_mariadb(stack: Endpoints, target: Target) -> None:
