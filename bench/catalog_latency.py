@@ -133,6 +133,15 @@ def _overrides(target: Target, stack: Endpoints) -> dict[str, str]:
 READS = ("get_product", "get_prices_3_lines", "leaf_page", "department_page")
 
 
+def _as_order(shop: LocalShop) -> grpc.ChannelCredentials:
+    order = shop.certificates.identities["order"]
+    return grpc.ssl_channel_credentials(
+        root_certificates=shop.certificates.ca_pem.encode(),
+        private_key=order.key_pem.encode(),
+        certificate_chain=order.cert_pem.encode(),
+    )
+
+
 @asynccontextmanager
 async def _reads_of(
     data: DataSet, shop: LocalShop, seed: int
@@ -142,7 +151,8 @@ async def _reads_of(
     grpc_port = shop.services["product"].grpc_port
     async with (
         httpx.AsyncClient(base_url=shop.url("product"), timeout=60) as http,
-        grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+        # As the order service calls it: mutual TLS with its certificate (nobody else may).
+        grpc.aio.secure_channel(f"localhost:{grpc_port}", _as_order(shop)) as channel,
     ):
         prices = catalog_pb2_grpc.CatalogServiceStub(channel)
 
