@@ -402,8 +402,11 @@ async def test_listing_a_category_and_its_subtree_pages_every_product_once(
     assert {p.product_id for p in in_a1} <= set(await _ids(catalog, b.id, True))
     assert not {p.product_id for p in in_a1} & set(await _ids(catalog, a.id, True))
 
-    with pytest.raises(CategoryNotFound):
-        await catalog.list_category(2**62, True, None, 10)
+    for include_descendants in (True, False):
+        with pytest.raises(CategoryNotFound):
+            await catalog.list_category(2**62, include_descendants, None, 10)
+    empty = (await tree.create(f"Empty {unique}", None)).id
+    assert (await catalog.list_category(empty, False, None, 10)).products == []
 
 
 async def _ids_after(catalog: CatalogStore, category_id: int, after: str) -> list[str]:

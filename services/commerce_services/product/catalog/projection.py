@@ -168,39 +168,35 @@ class CatalogProjection:
         `after`: keyset paging, so every product is on exactly one page however deep. A subtree
         is read as one index range per category, merged; the copies come in the same query."""
         async with self.engine.connect() as conn:
-            path = (
-                await conn.execute(select(categories.c.path).where(categories.c.id == category_id))
-            ).scalar_one_or_none()
-            if path is None:
-                raise CategoryNotFound(f"no category {category_id}")
-            ids = [category_id]
-            if include_descendants:
-                ids += [
-                    int(r.id)
-                    for r in await conn.execute(
-                        select(categories.c.id).where(categories.c.path.like(subtree_prefix(path)))
+            if not include_descendants:
+                # One index range, one row per product: no merge. The category is looked up
+                # only when the page is empty (absent, or nothing listed there).
+                listed = (
+                    _listing_range(category_id, after, limit)
+                    .add_columns(product_mappings.c.version, product_mappings.c.document)
+                    .join(
+                        product_mappings,
+                        product_mappings.c.product_id == product_categories.c.product_id,
                     )
-                ]
-            ranges = [_listing_range(c, after, limit) for c in ids]
-            listed = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
-            # A product in several categories of the subtree is listed once.
-            ids_once = select(listed.c.product_id).distinct().subquery()
-            found = (
-                select(
-                    ids_once.c.product_id, product_mappings.c.version, product_mappings.c.document
                 )
-                .join(product_mappings, product_mappings.c.product_id == ids_once.c.product_id)
-                .order_by(ids_once.c.product_id)
-                .limit(limit)
-            )
-            return [
-                Listed(
-                    str(r.product_id),
-                    int(r.version),
-                    None if r.document is None else committed_documents.decode(r.document),
+                page = [_listed(r) for r in await conn.execute(listed)]
+                if not page:
+                    await _category_path(conn, category_id)
+                return page
+            path = await _category_path(conn, category_id)
+            ids = [category_id] + [
+                int(r.id)
+                for r in await conn.execute(
+                    select(categories.c.id).where(categories.c.path.like(subtree_prefix(path)))
                 )
-                for r in await conn.execute(found)
             ]
+            ranges = [_listing_range(c, after, limit) for c in ids]
+            # A product in several categories of the subtree is listed once.
+            merged_ranges = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
+            merged = (
+                select(merged_ranges.c.product_id).distinct().order_by(merged_ranges.c.product_id)
+            )
+            return [_listed(r) for r in await conn.execute(_with_copies(merged.limit(limit)))]
 
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
         """Live products committed before titles and prices were projected (migration 0006),
@@ -355,6 +351,30 @@ class CatalogProjection:
                 )
             ).scalar_one()
         )
+
+
+async def _category_path(conn: AsyncConnection, category_id: int) -> str:
+    path = (
+        await conn.execute(select(categories.c.path).where(categories.c.id == category_id))
+    ).scalar_one_or_none()
+    if path is None:
+        raise CategoryNotFound(f"no category {category_id}")
+    return str(path)
+
+
+def _with_copies(ids: Select[Any]) -> Select[Any]:
+    """The heads and copies of the products `ids` selects (ordered and limited), in its order."""
+    page = ids.subquery()
+    return (
+        select(page.c.product_id, product_mappings.c.version, product_mappings.c.document)
+        .join(product_mappings, product_mappings.c.product_id == page.c.product_id)
+        .order_by(page.c.product_id)
+    )
+
+
+def _listed(row: Any) -> Listed:
+    document = None if row.document is None else committed_documents.decode(row.document)
+    return Listed(str(row.product_id), int(row.version), document)
 
 
 def _listing_range(category_id: int, after: str | None, limit: int) -> Select[Any]:
