@@ -202,10 +202,14 @@ class ElasticsearchIndices:
         """Every document of `source` into `target` with its version (see the module's
         docstring), then a refresh of `target`, so that it answers searches in full before
         the alias moves to it. `progress` is awaited after every page."""
-        total = await self.document_count(source)
         copied = 0
         async with _answering():
+            # A point in time sees refreshed documents only. The target's checkpoint (saved
+            # before the copy) may already cover writes the worker made to the source since its
+            # last refresh: unrefreshed, they would be neither copied nor replayed (lost).
+            await self._es.indices.refresh(index=source)
             pit = (await self._es.open_point_in_time(index=source, keep_alive=PIT_KEEP_ALIVE))["id"]
+        total = await self.document_count(source)
         try:
             after: list[Any] | None = None
             while True:

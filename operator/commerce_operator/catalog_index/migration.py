@@ -6,8 +6,9 @@ each written to `status.migration` before it starts):
 
 1. Creating: the target `<alias>-v<N+1>` is created from the spec, and the worker's checkpoint
    of the current version is saved as the target's, *before* any document is copied.
-2. Copying: every document of the current version is written into the target with its own
-   version as an external version (`elasticsearch_indices.py`); the target is refreshed.
+2. Copying: the current version is refreshed (a point in time sees refreshed documents only),
+   then every document of it is written into the target with its own version as an external
+   version (`elasticsearch_indices.py`); the target is refreshed.
 3. Swapping: one `_aliases` request moves the alias (remove + add, atomic).
 4. CleaningUp: versions beyond the retention are deleted; `status.migration` is removed.
 
