@@ -274,6 +274,51 @@ async def test_committed_reads_ask_mongodb_nothing_while_no_write_is_in_flight(
     assert recorder.commands == []
 
 
+async def test_the_sync_indexes_committed_changes_from_their_copies(
+    recorded: tuple[Recorder, AsyncMongoClient[Document]],
+    stack: Endpoints,
+    product_events_topic: str,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    es: AsyncElasticsearch,
+    alias: str,
+    clock: Clock,
+    unique: str,
+) -> None:
+    """The events' revisions come from MariaDB with the batch; MongoDB only for a product
+    committed before the copies."""
+    recorder, client = recorded
+    catalog = CatalogStore(client, catalog_db.name, engine, clock)
+    leaf = (await CategoryStore(engine, utc_now).create(f"Pans {unique}", None)).id
+    feed = ProductEvents(stack["kafka"]["bootstrap_servers"], product_events_topic)
+    revisions = CatalogRevisions(client, catalog_db.name)
+    sync = CatalogSync(feed, revisions, ElasticsearchEngine(es), CatalogReads(engine), alias, clock)
+    try:
+        await sync.run_once()
+        pan = await catalog.create(_content(leaf, f"P-{unique}", title="Pan"))
+        await catalog.replace(pan.product_id, _content(leaf, f"P-{unique}", title="Wok"))
+        old = await catalog.create(_content(leaf, f"O-{unique}", title="Old pot"))
+        async with engine.begin() as conn:  # as if committed before migration 0007
+            await conn.execute(
+                product_mappings.update()
+                .where(product_mappings.c.product_id == old.product_id)
+                .values(document=None)
+            )
+        recorder.commands.clear()
+
+        async def indexed(product_id: str, title: str) -> bool:
+            await sync.run_once()
+            found = await es.options(ignore_status=404).get(index=alias, id=product_id)
+            return bool(found.get("found")) and found["_source"]["title"] == title
+
+        await _until(lambda: indexed(pan.product_id, "Wok"))
+        await _until(lambda: indexed(old.product_id, "Old pot"))
+    finally:
+        await feed.close()
+    finds = [c["filter"]["_id"] for name, c in recorder.commands if name == "find"]
+    assert finds == [f"{old.product_id}:1"]  # only the product without a copy, by key
+
+
 async def test_ferretdb_finds_a_document_by_id_through_its_index(
     catalog_db: AsyncDatabase[Document],
 ) -> None:

@@ -1,16 +1,19 @@
 """What the search needs from the product service's MariaDB besides the revisions: the category
 tree (ancestors, breadcrumb names, subtrees), stock per SKU and which SKUs' stock changed, the
-committed version of products (heads), and for the degraded search the products by title words,
-category and title prefix. Read-only, and every read an indexed one."""
+committed version of products (heads) with their revisions' copies, and for the degraded search
+the products by title words, category and title prefix. Read-only, and every read an indexed one."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commerce_services.product.catalog import committed_documents
 from commerce_services.product.catalog.tables import product_categories, product_mappings
 from commerce_services.product.categories.model import ancestor_ids, subtree_prefix
 from commerce_services.product.categories.tables import categories
@@ -19,6 +22,15 @@ from commerce_services.search.documents import CategoryInfo
 
 # A product's committed version and whether it is deleted.
 Head = tuple[int, bool]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A product's committed version and the copy of its revision (committed_documents.py)."""
+
+    version: int
+    deleted: bool
+    revision: dict[str, Any] | None
 
 
 class CatalogReads:
@@ -123,6 +135,30 @@ class CatalogReads:
                 ).where(product_mappings.c.product_id.in_(wanted))
             )
             return {str(r.product_id): (int(r.version), bool(r.deleted)) for r in rows}
+
+    async def copies(self, product_ids: Iterable[str]) -> dict[str, Copy]:
+        """Each product's committed version, whether it is deleted, and the copy of that
+        revision (None: deleted, or committed before the copies), by primary key."""
+        wanted = sorted(set(product_ids))
+        if not wanted:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    product_mappings.c.product_id,
+                    product_mappings.c.version,
+                    product_mappings.c.deleted,
+                    product_mappings.c.document,
+                ).where(product_mappings.c.product_id.in_(wanted))
+            )
+            return {
+                str(r.product_id): Copy(
+                    int(r.version),
+                    bool(r.deleted),
+                    None if r.document is None else committed_documents.decode(r.document),
+                )
+                for r in rows
+            }
 
     async def candidates(
         self, words: list[str], category_ids: list[int] | None, after: str, limit: int

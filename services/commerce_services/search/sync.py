@@ -296,7 +296,8 @@ class CatalogSync:
     async def _apply(
         self, target: str, changes: Sequence[ProductChanged], via_alias: bool
     ) -> SyncReport:
-        """The newest change of each product, its revision read by key."""
+        """The newest change of each product, its revision from the committed copy (one
+        MariaDB query for the batch) or, for a product committed before the copies, by key."""
         newest: dict[str, ProductChanged] = {}
         for change in changes:
             known = newest.get(change.product_id)
@@ -304,8 +305,21 @@ class CatalogSync:
                 newest[change.product_id] = change
         deletes = [Delete(c.product_id, c.version) for c in newest.values() if c.deleted]
         live = [c for c in newest.values() if not c.deleted]
-        found = await self._revisions.by_keys([c.revision_id for c in live])
-        current = [r for r in found if r is not None and not r.get("superseded")]
+        copies = await self._reads.copies(c.product_id for c in live)
+        current: list[Revision] = []
+        by_key: list[ProductChanged] = []
+        for change in live:
+            copy = copies.get(change.product_id)
+            if copy is None or copy.version < change.version:
+                by_key.append(change)  # not expected: the event commits with its head
+            elif copy.version > change.version or copy.deleted:
+                continue  # superseded: the newer version's own event follows
+            elif copy.revision is not None:
+                current.append(copy.revision)
+            else:
+                by_key.append(change)
+        found = await self._revisions.by_keys([c.revision_id for c in by_key])
+        current += [r for r in found if r is not None and not r.get("superseded")]
         report = await self._write(target, current, deletes, via_alias)
         report.read = len(changes)
         report.skipped = len(live) - len(current)
