@@ -792,7 +792,7 @@ def _reading(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"- **Index lag** ({lag['lag']['p50_ms']} ms p50, {lag['lag']['p99_ms']} ms p99): "
             "Debezium waits up to 50 ms for more binlog events before it hands a batch on, "
-            "the worker takes each event as it arrives and reads one revision by key, and "
+            "the worker takes each event as it arrives and reads its copy with the head, and "
             "Elasticsearch makes a write searchable at its next refresh (at most a second "
             "later). The write itself, with the machine this busy, took "
             f"{lag['put']['p50_ms']} ms p50 ({lag['writes_per_s']} writes/s were achieved of "
@@ -808,7 +808,7 @@ def _reading(results: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"- **Sync throughput**: {throughput['events_per_s']} events/s through one worker "
-            "(a batch of up to 500 events: their revisions by `_id`, 16 at a time, the "
+            "(a batch of up to 500 events: their heads with the revisions' copies, the "
             f"categories and stock of the batch from MariaDB, one bulk){compared}."
         )
     return lines
