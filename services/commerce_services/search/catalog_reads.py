@@ -123,42 +123,37 @@ class CatalogReads:
 
     async def heads(self, product_ids: Iterable[str]) -> dict[str, Head]:
         """The committed version of each product that has one (primary key)."""
-        wanted = sorted(set(product_ids))
-        if not wanted:
-            return {}
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    product_mappings.c.product_id,
-                    product_mappings.c.version,
-                    product_mappings.c.deleted,
-                ).where(product_mappings.c.product_id.in_(wanted))
-            )
-            return {str(r.product_id): (int(r.version), bool(r.deleted)) for r in rows}
+        rows = await self._mappings(product_ids)
+        return {str(r.product_id): (int(r.version), bool(r.deleted)) for r in rows}
 
     async def copies(self, product_ids: Iterable[str]) -> dict[str, Copy]:
         """Each product's committed version, whether it is deleted, and the copy of that
         revision (None: deleted, or committed before the copies), by primary key."""
+        rows = await self._mappings(product_ids, product_mappings.c.document)
+        return {
+            str(r.product_id): Copy(
+                int(r.version),
+                bool(r.deleted),
+                None if r.document is None else committed_documents.decode(r.document),
+            )
+            for r in rows
+        }
+
+    async def _mappings(self, product_ids: Iterable[str], *more: Any) -> list[Any]:
+        """The heads of `product_ids` (primary key), with the columns `more` too."""
         wanted = sorted(set(product_ids))
         if not wanted:
-            return {}
+            return []
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
+            found = await conn.execute(
                 select(
                     product_mappings.c.product_id,
                     product_mappings.c.version,
                     product_mappings.c.deleted,
-                    product_mappings.c.document,
+                    *more,
                 ).where(product_mappings.c.product_id.in_(wanted))
             )
-            return {
-                str(r.product_id): Copy(
-                    int(r.version),
-                    bool(r.deleted),
-                    None if r.document is None else committed_documents.decode(r.document),
-                )
-                for r in rows
-            }
+            return list(found)
 
     async def candidates(
         self, words: list[str], category_ids: list[int] | None, after: str, limit: int
