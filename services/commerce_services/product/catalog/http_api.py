@@ -53,7 +53,7 @@ from commerce_services.product.categories.model import CategoryNotFound
 from commerce_services.product.inventory.model import SKU_PATTERN
 from commerce_services.web.errors import ApiError
 from commerce_services.web.text import MultiLineText, SingleLineText
-from commerce_services.web.timestamps import UtcTimestamp
+from commerce_services.web.timestamps import UtcTimestamp, as_utc
 
 CategoryId = Annotated[int, Field(ge=1, le=MAX_CATEGORY_ID)]
 AttributeName = Annotated[str, Field(pattern=ATTRIBUTE_NAME.pattern)]
@@ -153,8 +153,10 @@ class ProductView(BaseModel):
 
     @classmethod
     def of(cls, product: Product) -> ProductView:
+        # From a Product, which was validated when written: built without validating each
+        # field again (a page is twenty of these), the timestamps stated in UTC as the type says.
         content = product.content
-        return cls(
+        return cls.model_construct(
             product_id=product.product_id,
             version=product.version,
             title=content.title,
@@ -162,9 +164,11 @@ class ProductView(BaseModel):
             brand=content.brand,
             attributes=dict(content.attributes),
             variants=[
-                VariantView(
+                VariantView.model_construct(
                     sku=v.sku,
-                    price=PriceView(amount=v.price.amount, currency=v.price.currency),
+                    price=PriceView.model_construct(
+                        amount=v.price.amount, currency=v.price.currency
+                    ),
                     attributes=dict(v.attributes),
                 )
                 for v in content.variants
@@ -172,8 +176,8 @@ class ProductView(BaseModel):
             images=list(content.images),
             category_ids=list(content.category_ids),
             primary_category_id=content.primary_category_id,
-            created_at=product.created_at,
-            updated_at=product.updated_at,
+            created_at=as_utc(product.created_at),
+            updated_at=as_utc(product.updated_at),
         )
 
 

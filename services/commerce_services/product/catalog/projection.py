@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, union_all, update
+from sqlalchemy import Select, bindparam, insert, select, union_all, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -109,6 +109,34 @@ class Commit:
         )
 
 
+# The two hot reads, built once: each request only binds its values.
+_COMMITTED = select(
+    product_mappings.c.version,
+    product_mappings.c.deleted,
+    product_mappings.c.document,
+    select(pending_writes_table.c.version)
+    .where(
+        pending_writes_table.c.product_id == bindparam("product_id"),
+        pending_writes_table.c.version > product_mappings.c.version,
+    )
+    .exists()
+    .label("newer_pending"),
+).where(product_mappings.c.product_id == bindparam("product_id"))
+
+# A leaf page: one index range of the category's listing rows (ids sort after ""), joined with
+# the heads and their copies.
+_LEAF_PAGE = (
+    select(product_categories.c.product_id, product_mappings.c.version, product_mappings.c.document)
+    .join(product_mappings, product_mappings.c.product_id == product_categories.c.product_id)
+    .where(
+        product_categories.c.category_id == bindparam("category_id"),
+        product_categories.c.product_id > bindparam("after"),
+    )
+    .order_by(product_categories.c.product_id)
+    .limit(bindparam("limit"))
+)
+
+
 class CatalogProjection:
     def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime]) -> None:
         self.engine = engine
@@ -137,25 +165,8 @@ class CatalogProjection:
     async def committed(self, product_id: str) -> Committed | None:
         """The head with its copy and whether a newer write is pending, in one snapshot: one
         primary-key read and one primary-key range."""
-        newer = (
-            select(pending_writes_table.c.version)
-            .where(
-                pending_writes_table.c.product_id == product_id,
-                pending_writes_table.c.version > product_mappings.c.version,
-            )
-            .exists()
-        )
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        product_mappings.c.version,
-                        product_mappings.c.deleted,
-                        product_mappings.c.document,
-                        newer.label("newer_pending"),
-                    ).where(product_mappings.c.product_id == product_id)
-                )
-            ).one_or_none()
+            row = (await conn.execute(_COMMITTED, {"product_id": product_id})).one_or_none()
         if row is None:
             return None
         document = None if row.document is None else committed_documents.decode(row.document)
@@ -171,15 +182,11 @@ class CatalogProjection:
             if not include_descendants:
                 # One index range, one row per product: no merge. The category is looked up
                 # only when the page is empty (absent, or nothing listed there).
-                listed = (
-                    _listing_range(category_id, after, limit)
-                    .add_columns(product_mappings.c.version, product_mappings.c.document)
-                    .join(
-                        product_mappings,
-                        product_mappings.c.product_id == product_categories.c.product_id,
-                    )
+                rows = await conn.execute(
+                    _LEAF_PAGE,
+                    {"category_id": category_id, "after": after or "", "limit": limit},
                 )
-                page = [_listed(r) for r in await conn.execute(listed)]
+                page = [_listed(r) for r in rows]
                 if not page:
                     await _category_path(conn, category_id)
                 return page

@@ -269,14 +269,17 @@ class CatalogStore:
         listed = await self._projection.page(category_id, include_descendants, after, limit + 1)
         page, more = listed[:limit], len(listed) > limit
         # Copies come with the page; products committed before the copies are read by key.
-        found = await asyncio.gather(
-            *(
-                _done(row.document) if row.document else self._by_key(row.product_id, row.version)
-                for row in page
+        uncopied = [row for row in page if row.document is None]
+        by_key = dict(
+            zip(
+                (row.product_id for row in uncopied),
+                await asyncio.gather(*(self._by_key(r.product_id, r.version) for r in uncopied)),
+                strict=True,
             )
         )
         products = []
-        for row, doc in zip(page, found, strict=True):
+        for row in page:
+            doc = row.document if row.document is not None else by_key[row.product_id]
             if not _live_content(doc):
                 # Changed since the page was read: its newest revision decides.
                 doc = (await self.current(row.product_id)).revision
@@ -560,7 +563,3 @@ class CatalogStore:
 
 async def _none() -> None:
     return None
-
-
-async def _done(document: Document) -> Document:
-    return document
