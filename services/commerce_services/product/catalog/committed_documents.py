@@ -9,10 +9,11 @@ returns it (naive UTC datetimes, milliseconds), so a product read either way is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 _DATES = ("created_at", "updated_at")
 
@@ -29,12 +30,12 @@ def encode(revision: Mapping[str, Any]) -> str:
     copy = {k: v for k, v in revision.items() if k not in _DATES}
     for name in _DATES:
         copy[name] = _stored(revision[name]).isoformat()
-    return json.dumps(copy, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(copy).decode()
 
 
 def decode(text: str) -> dict[str, Any]:
     """The revision as MongoDB would return it."""
-    revision: dict[str, Any] = json.loads(text)
+    revision: dict[str, Any] = orjson.loads(text)
     for name in _DATES:
         revision[name] = datetime.fromisoformat(revision[name])
     return revision

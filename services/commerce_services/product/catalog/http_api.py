@@ -8,9 +8,10 @@ not sell (PRODUCT_CURRENCIES) is refused with 422 `currency_not_sold`: no order 
 
 from __future__ import annotations
 
-from collections.abc import Set
-from typing import Annotated
+from collections.abc import Mapping, Set
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -151,39 +152,51 @@ class ProductView(BaseModel):
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
 
-    @classmethod
-    def of(cls, product: Product) -> ProductView:
-        # From a Product, which was validated when written: built without validating each
-        # field again (a page is twenty of these), the timestamps stated in UTC as the type says.
-        content = product.content
-        return cls.model_construct(
-            product_id=product.product_id,
-            version=product.version,
-            title=content.title,
-            description=content.description,
-            brand=content.brand,
-            attributes=dict(content.attributes),
-            variants=[
-                VariantView.model_construct(
-                    sku=v.sku,
-                    price=PriceView.model_construct(
-                        amount=v.price.amount, currency=v.price.currency
-                    ),
-                    attributes=dict(v.attributes),
-                )
-                for v in content.variants
-            ],
-            images=list(content.images),
-            category_ids=list(content.category_ids),
-            primary_category_id=content.primary_category_id,
-            created_at=as_utc(product.created_at),
-            updated_at=as_utc(product.updated_at),
-        )
-
 
 class ProductPageView(BaseModel):
     items: list[ProductView]
     next_cursor: str | None  # pass it back as ?cursor= for the next page; null on the last
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    """`product` as ProductView shows it, ready for orjson. The hot reads answer with this
+    rather than with the models (a page is twenty products: validating and serializing them
+    through pydantic was a tenth of its CPU); ProductView stays the documented schema, and a
+    table test holds the two to the same JSON."""
+    content = product.content
+    return {
+        "product_id": product.product_id,
+        "version": product.version,
+        "title": content.title,
+        "description": content.description,
+        "brand": content.brand,
+        "attributes": dict(content.attributes),
+        "variants": [
+            {
+                "sku": v.sku,
+                "price": {"amount": v.price.amount, "currency": v.price.currency},
+                "attributes": dict(v.attributes),
+            }
+            for v in content.variants
+        ],
+        "images": list(content.images),
+        "category_ids": list(content.category_ids),
+        "primary_category_id": content.primary_category_id,
+        "created_at": as_utc(product.created_at),
+        "updated_at": as_utc(product.updated_at),
+    }
+
+
+def json_response(
+    body: object, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    # UTC as "Z", as pydantic writes a UtcTimestamp.
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_UTC_Z),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 def _api_error(exc: Exception, *, if_match: int | None = None) -> ApiError:
@@ -256,38 +269,36 @@ def catalog_router(store: CatalogStore, currencies: Set[str]) -> APIRouter:
         except InvalidProduct as exc:
             raise _api_error(exc) from exc
 
-    @router.post("/products", status_code=201)
-    async def create(body: ProductIn, response: Response) -> ProductView:
+    @router.post("/products", status_code=201, response_model=ProductView)
+    async def create(body: ProductIn) -> Response:
         checked = content(body)
         try:
             product = await store.create(checked)
         except _EXPECTED as exc:
             raise _api_error(exc) from exc
-        response.headers["ETag"] = etag(product.version)
-        response.headers["Location"] = f"/api/v1/products/{product.product_id}"
-        return ProductView.of(product)
+        headers = {
+            "ETag": etag(product.version),
+            "Location": f"/api/v1/products/{product.product_id}",
+        }
+        return json_response(product_json(product), 201, headers)
 
-    @router.get("/products/{product_id}")
-    async def get(product_id: ProductId, response: Response) -> ProductView:
+    @router.get("/products/{product_id}", response_model=ProductView)
+    async def get(product_id: ProductId) -> Response:
         try:
             product = await store.get(product_id)
         except _EXPECTED as exc:
             raise _api_error(exc) from exc
-        response.headers["ETag"] = etag(product.version)
-        return ProductView.of(product)
+        return json_response(product_json(product), headers={"ETag": etag(product.version)})
 
-    @router.put("/products/{product_id}")
-    async def replace(
-        product_id: ProductId, body: ProductIn, response: Response, if_match: IfMatch = None
-    ) -> ProductView:
+    @router.put("/products/{product_id}", response_model=ProductView)
+    async def replace(product_id: ProductId, body: ProductIn, if_match: IfMatch = None) -> Response:
         expected = _if_match(if_match)
         checked = content(body)
         try:
             product = await store.replace(product_id, checked, expected)
         except _EXPECTED as exc:
             raise _api_error(exc, if_match=expected) from exc
-        response.headers["ETag"] = etag(product.version)
-        return ProductView.of(product)
+        return json_response(product_json(product), headers={"ETag": etag(product.version)})
 
     @router.delete("/products/{product_id}", status_code=204)
     async def delete(product_id: ProductId, if_match: IfMatch = None) -> None:
@@ -297,22 +308,26 @@ def catalog_router(store: CatalogStore, currencies: Set[str]) -> APIRouter:
         except _EXPECTED as exc:
             raise _api_error(exc, if_match=expected) from exc
 
-    @router.get("/categories/{category_id}/products")
+    @router.get("/categories/{category_id}/products", response_model=ProductPageView)
     async def in_category(
         category_id: CategoryId,
         include_descendants: bool = False,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    ) -> ProductPageView:
+    ) -> Response:
         query = ListingQuery(category_id, include_descendants)
         try:
             after = None if cursor is None else decode_cursor(cursor, query)
             page = await store.list_category(category_id, include_descendants, after, limit)
         except _EXPECTED as exc:
             raise _api_error(exc) from exc
-        return ProductPageView(
-            items=[ProductView.of(p) for p in page.products],
-            next_cursor=None if page.next_after is None else encode_cursor(query, page.next_after),
+        return json_response(
+            {
+                "items": [product_json(p) for p in page.products],
+                "next_cursor": (
+                    None if page.next_after is None else encode_cursor(query, page.next_after)
+                ),
+            }
         )
 
     return router
