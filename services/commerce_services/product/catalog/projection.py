@@ -12,6 +12,7 @@ materialized-path prefix) and reading a head are indexed queries.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,13 +198,11 @@ class CatalogProjection:
                     select(categories.c.id).where(categories.c.path.like(subtree_prefix(path)))
                 )
             ]
-            ranges = [_listing_range(c, after, limit) for c in ids]
-            # A product in several categories of the subtree is listed once.
-            merged_ranges = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
-            merged = (
-                select(merged_ranges.c.product_id).distinct().order_by(merged_ranges.c.product_id)
+            values: dict[str, object] = {f"category_{i}": c for i, c in enumerate(ids)}
+            rows = await conn.execute(
+                _subtree_page(len(ids)), {**values, "after": after or "", "limit": limit}
             )
-            return [_listed(r) for r in await conn.execute(_with_copies(merged.limit(limit)))]
+            return [_listed(r) for r in rows]
 
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
         """Live products committed before titles and prices were projected (migration 0006),
@@ -369,9 +368,30 @@ async def _category_path(conn: AsyncConnection, category_id: int) -> str:
     return str(path)
 
 
-def _with_copies(ids: Select[Any]) -> Select[Any]:
-    """The heads and copies of the products `ids` selects (ordered and limited), in its order."""
-    page = ids.subquery()
+@functools.lru_cache(maxsize=256)
+def _subtree_page(categories_in_subtree: int) -> Select[Any]:
+    """A page of a subtree of so many categories: one index range per category (bound as
+    category_0, category_1, ...), merged. Built once per subtree size: a department's seventy
+    ranges took most of its page's CPU to build on every request."""
+    ranges = [
+        select(product_categories.c.product_id)
+        .where(
+            product_categories.c.category_id == bindparam(f"category_{i}"),
+            product_categories.c.product_id > bindparam("after"),
+        )
+        .order_by(product_categories.c.product_id)
+        .limit(bindparam("limit"))
+        for i in range(categories_in_subtree)
+    ]
+    # A product in several categories of the subtree is listed once.
+    merged = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
+    page = (
+        select(merged.c.product_id)
+        .distinct()
+        .order_by(merged.c.product_id)
+        .limit(bindparam("limit"))
+        .subquery()
+    )
     return (
         select(page.c.product_id, product_mappings.c.version, product_mappings.c.document)
         .join(product_mappings, product_mappings.c.product_id == page.c.product_id)
@@ -382,12 +402,3 @@ def _with_copies(ids: Select[Any]) -> Select[Any]:
 def _listed(row: Any) -> Listed:
     document = None if row.document is None else committed_documents.decode(row.document)
     return Listed(str(row.product_id), int(row.version), document)
-
-
-def _listing_range(category_id: int, after: str | None, limit: int) -> Select[Any]:
-    query = select(product_categories.c.product_id).where(
-        product_categories.c.category_id == category_id
-    )
-    if after is not None:
-        query = query.where(product_categories.c.product_id > after)
-    return query.order_by(product_categories.c.product_id).limit(limit)
