@@ -5,10 +5,11 @@ and OpenAPI, and the access rule of every route checked before its handler runs
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from fastapi.telemetry import TelemetryConfig
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,6 +96,15 @@ def service_app(
         version="1",
         responses=ERROR_RESPONSES,
         dependencies=[Depends(access_guard(rules, verifier))],
+        # FastAPI's own tracing: one server span a request, named by its route, W3C trace
+        # context taken from the headers. Metrics are the services' Prometheus ones
+        # (web/metrics.py) and errors their own log lines (web/errors.py), so FastAPI adds
+        # neither, nor a span per dependency, endpoint and serialization step. It costs about
+        # a fifth of what the OpenTelemetry instrumentation middleware did (bench in
+        # docs/benchmarks/catalog.md).
+        telemetry=TelemetryConfig(
+            tracing=True, metrics=False, logs=False, operation_spans=False, exclude=_untraced
+        ),
     )
     app.state.access_rules = rules  # what the access tests read
     _document_access(app, rules)
@@ -104,10 +114,10 @@ def service_app(
     install_metrics(app, service)
     app.include_router(health_router(readiness))
     app.add_middleware(TraceIdHeader)
-    # Probes and scrapes are not requests anyone wants to trace. A request is one span: the
-    # instrumentation's extra span per ASGI message (receive, send) cost about a millisecond a
-    # request and said nothing the request's span does not (bench in docs/benchmarks/catalog.md).
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="/health/,/metrics", exclude_spans=["receive", "send"]
-    )
     return app
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    # Probes and scrapes are not requests anyone wants to trace.
+    path = str(scope.get("path", ""))
+    return path.startswith("/health/") or path == "/metrics"
