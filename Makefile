@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/commerce-stack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos install bench-node bench-flash-sale bench-saga bench-search bench-catalog bench-operator bench-orders chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
+.PHONY: help venv protos install bench-node bench-flash-sale bench-saga bench-search bench-catalog bench-catalog-baseline bench-operator bench-orders chaos catalog-dataset stack shop up demo status down reset env test test-unit test-stack lint typecheck format
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -111,6 +111,9 @@ bench-catalog: catalog-dataset ## the catalog at 1M vs 100 products: reads, pric
 	$(BIN)/commerce-dataset load --products 100 --target bench_small $(CATALOG_MONGO)
 	$(BIN)/python bench/catalog_latency.py --resume $(CATALOG_MONGO)
 	$(BIN)/python bench/search_latency.py --resume $(CATALOG_MONGO)
+
+bench-catalog-baseline: catalog-dataset ## the catalog's hot reads at 1M, this checkout against an earlier commit (BASELINE=...) in one run (docs/benchmarks)
+	$(BIN)/python bench/catalog_reads_baseline.py $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-operator: venv ## operator load: 500 resources to Ready, CPU, memory, API requests (docs/benchmarks)
 	$(STACK) up

@@ -37,19 +37,15 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import io
 import ipaddress
 import json
 import os
 import platform
 import re
-import shutil
 import signal
 import ssl
 import statistics
-import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from collections import Counter
@@ -61,6 +57,7 @@ from typing import Any
 
 import httpx
 import yaml
+from earlier_checkout import commit_of, earlier_checkout
 from kubernetes import client, config
 
 from commerce_devstack import endpoints
@@ -571,30 +568,9 @@ class Variant:
 
 
 def earlier_operator(revision: str, cache: Path) -> Variant:
-    """The operator of `revision`: its operator/ and services/ as `git archive` gives them,
-    under the stack's cache (kept: the next run reuses it)."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    target = cache / "operator-baseline" / commit
-    if not (target / "operator" / "commerce_operator" / "main.py").exists():
-        partial = target.with_suffix(".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "operator", "services"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(partial, filter="data")
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+    """The operator of `revision`: its operator/ and services/ (earlier_checkout.py)."""
+    commit = commit_of(revision)
+    target = earlier_checkout(commit, ("operator", "services"), cache)
     return Variant("before", f"before ({commit[:7]})", target)
 
 

@@ -310,13 +310,15 @@ async def local_shop(
     overrides: dict[str, str] | None = None,
     poll_interval_ms: int = OutboxConnectorSettings.poll_interval_ms,
     first_port: int | None = None,
+    pythonpath: str | None = None,
 ) -> AsyncIterator[LocalShop]:
     """Starts the shop; stops every process and deletes the connectors on exit.
 
     `overrides` are extra env vars by their full name (e.g. ORDER_DEADLINE_S);
     `poll_interval_ms` is the connectors' Debezium poll interval; `first_port` numbers the HTTP
     ports from there (user, product, order, payment) and gRPC from first_port + 100, else any
-    free ports are taken."""
+    free ports are taken; `pythonpath`: where the services' code is, when not this checkout
+    (a benchmark's baseline)."""
     shop = LocalShop(
         prefix, staff_email=f"staff-{prefix}@example.com", staff_password=new_password()
     )
@@ -328,6 +330,9 @@ async def local_shop(
     else:
         ports = {s: (first_port + i, first_port + 100 + i) for i, s in enumerate(SERVICES)}
     envs = _environment(stack, shop, ports, overrides or {})
+    if pythonpath is not None:
+        for env in envs.values():
+            env["PYTHONPATH"] = pythonpath
     for service in ("product", "order", "payment"):
         # As `migrate` runs on a cluster: under the migration account, not the serving one.
         migrator = stack.service_settings(service, migrations=True)
