@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import uvloop
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
@@ -85,7 +86,8 @@ def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
         return 0 if found else 1
     configure_tracing(service.name, settings.otlp_endpoint)
     try:
-        asyncio.run(service.serve(settings))
+        # uvloop: the same asyncio API on libuv, with less of the loop's own CPU per request.
+        uvloop.run(service.serve(settings))
     except BackgroundJobFailed:
         return 1
     return 0
