@@ -59,6 +59,7 @@ from commerce_services.contracts import (
     outbox_connector_config,
 )
 from commerce_services.events.outbox import Outbox, OutboxEvent, outbox_table
+from commerce_services.product.catalog.http_api import content_json
 from commerce_services.product.catalog.tables import product_mappings
 from commerce_services.rpc.commerce.v1 import catalog_pb2, catalog_pb2_grpc
 from commerce_services.runtime.clock import utc_now
@@ -422,23 +423,7 @@ async def measure_index_lag(
             product = data.product(rng)
             assert product.content is not None
             content = product.content
-            body = {
-                "title": f"{content.title} {run}{n}",
-                "description": content.description,
-                "brand": content.brand,
-                "attributes": dict(content.attributes),
-                "variants": [
-                    {
-                        "sku": v.sku,
-                        "price": {"amount": v.price.amount, "currency": v.price.currency},
-                        "attributes": dict(v.attributes),
-                    }
-                    for v in content.variants
-                ],
-                "images": list(content.images),
-                "category_ids": list(content.category_ids),
-                "primary_category_id": content.primary_category_id,
-            }
+            body = content_json(content) | {"title": f"{content.title} {run}{n}"}
             began = time.perf_counter()
             response = await http.put(f"/api/v1/products/{product.product_id}", json=body)
             done = time.perf_counter()
