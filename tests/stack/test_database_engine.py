@@ -1,11 +1,13 @@
 """The serving engine's pooled connections: one idle past the ping threshold is pinged at
 checkout and, when the server closed it, replaced without failing the transaction that drew it;
 one used a moment ago is not pinged, so a server-side close inside that window fails that one
-transaction as an outage, and the pool has replaced it for the next."""
+transaction as an outage, and the pool has replaced it for the next. The reading engine's
+connections are in autocommit and go back to the pool without a ROLLBACK round trip."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
-from commerce_services.db.engine import ping_when_idle
+from commerce_services.db.engine import ping_when_idle, reading_engine, service_engine
 from commerce_services.db.outages import is_outage
 from commerce_services.db.settings import DatabaseSettings
 
@@ -56,3 +58,41 @@ async def test_a_pooled_connection_is_pinged_after_idling_and_only_then(stack: E
         assert third not in (first, second)
     finally:
         await engine.dispose()
+
+
+async def _rollbacks_seen(engine: AsyncEngine) -> tuple[int, int, int]:
+    """The connection drawn, its autocommit, and the ROLLBACKs it has received so far."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT CONNECTION_ID(), @@autocommit, VARIABLE_VALUE "
+                    "FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'COM_ROLLBACK'"
+                )
+            )
+        ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+
+@pytest.mark.parametrize(
+    ("make_engine", "autocommit", "rollbacks_per_read"),
+    [(reading_engine, 1, 0), (service_engine, 0, 1)],
+    ids=["reading engine", "service engine"],
+)
+async def test_only_the_reading_engine_skips_the_rollback_of_a_returned_connection(
+    stack: Endpoints,
+    make_engine: Callable[[DatabaseSettings], AsyncEngine],
+    autocommit: int,
+    rollbacks_per_read: int,
+) -> None:
+    settings = DatabaseSettings.from_values(stack.service_settings("payment"))
+    engine = make_engine(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        first = await _rollbacks_seen(engine)
+        second = await _rollbacks_seen(engine)
+        third = await _rollbacks_seen(engine)
+    finally:
+        await engine.dispose()
+    assert first[0] == second[0] == third[0], "the pool should hand out its one connection"
+    assert (first[1], second[1]) == (autocommit, autocommit)
+    assert third[2] - second[2] == second[2] - first[2] == rollbacks_per_read

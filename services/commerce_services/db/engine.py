@@ -32,6 +32,22 @@ def service_engine(settings: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
+def reading_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """An engine for statements that only read, each on its own: its connections are in
+    autocommit, so each statement is its own consistent snapshot (InnoDB's consistent read),
+    nothing is left open, and giving a connection back to the pool costs no ROLLBACK round
+    trip (`skip_autocommit_rollback`). Never for a write: there is no transaction to hold it."""
+    engine = create_async_engine(
+        settings.database_url(),
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
+        isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
+    )
+    ping_when_idle(engine, IDLE_BEFORE_PING_S)
+    return engine
+
+
 def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
     """Pings a pooled connection at checkout when it was idle longer than `idle_s`; one that
     does not answer is replaced (the pool draws another) instead of failing the request."""

@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 from commerce_services.auth.grpc_identity import CallerPolicy
 from commerce_services.auth.settings import remote_verifier
 from commerce_services.db.document_store import document_database
-from commerce_services.db.engine import database_ready, service_engine
+from commerce_services.db.engine import database_ready, reading_engine, service_engine
 from commerce_services.events.outbox import Outbox, purge_job
 from commerce_services.events.retry_worker import requeue_command
 from commerce_services.events.subscription import Subscription
@@ -65,6 +65,7 @@ OVERDUE_RESERVATIONS = Gauge(
 
 async def serve(settings: ProductSettings) -> None:
     engine = service_engine(settings)
+    reads = reading_engine(settings)
     store = InventoryStore(engine)
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000, tz_aware=False
@@ -74,6 +75,7 @@ async def serve(settings: ProductSettings) -> None:
         document_database(settings.mongo_uri, settings.mongo_database),
         engine,
         utc_now,
+        reads=reads,
     )
     subscription = Subscription(
         CONSUMER_NAME,
@@ -140,6 +142,7 @@ async def serve(settings: ProductSettings) -> None:
         await jwks_http.aclose()
         await mongo.close()
         await engine.dispose()
+        await reads.dispose()
 
 
 COMMANDS = ServiceCommands(

@@ -139,8 +139,16 @@ _LEAF_PAGE = (
 
 
 class CatalogProjection:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Callable[[], datetime],
+        reads: AsyncEngine | None = None,
+    ) -> None:
+        """`reads`: the engine of the reads below that need no transaction (db/engine.py's
+        `reading_engine`); the writes' engine when not given."""
         self.engine = engine
+        self.reads = reads or engine
         self._clock = clock
         self._outbox = Outbox(outbox)
 
@@ -148,12 +156,12 @@ class CatalogProjection:
 
     async def missing_categories(self, category_ids: Iterable[int]) -> list[int]:
         wanted = set(category_ids)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             rows = await conn.execute(select(categories.c.id).where(categories.c.id.in_(wanted)))
             return sorted(wanted - {int(row.id) for row in rows})
 
     async def head(self, product_id: str) -> Head | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (
                 await conn.execute(
                     select(product_mappings.c.version, product_mappings.c.deleted).where(
@@ -166,7 +174,7 @@ class CatalogProjection:
     async def committed(self, product_id: str) -> Committed | None:
         """The head with its copy and whether a newer write is pending, in one snapshot: one
         primary-key read and one primary-key range."""
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (await conn.execute(_COMMITTED, {"product_id": product_id})).one_or_none()
         if row is None:
             return None
@@ -179,7 +187,7 @@ class CatalogProjection:
         """Up to `limit` products in the category (and its subtree), in id order after
         `after`: keyset paging, so every product is on exactly one page however deep. A subtree
         is read as one index range per category, merged; the copies come in the same query."""
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             if not include_descendants:
                 # One index range, one row per product: no merge. The category is looked up
                 # only when the page is empty (absent, or nothing listed there).
@@ -207,7 +215,7 @@ class CatalogProjection:
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
         """Live products committed before titles and prices were projected (migration 0006),
         in id order after `after` (ix_product_mappings_title holds the NULLs)."""
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             rows = await conn.execute(
                 select(product_mappings.c.product_id, product_mappings.c.version)
                 .where(
@@ -224,7 +232,7 @@ class CatalogProjection:
         """Among the next `limit` products by id after `after` (a primary-key range), the live
         ones without a copy (committed before migration 0007), and the id to go on after (None:
         the end)."""
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (
                 await conn.execute(
                     select(
