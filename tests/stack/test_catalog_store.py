@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.product.catalog.events import PRODUCT_CHANGED, ProductChanged
@@ -31,6 +31,7 @@ from commerce_services.product.catalog.model import (
     Variant,
     VersionConflict,
 )
+from commerce_services.product.catalog.pending_writes import forget_in, start_in
 from commerce_services.product.catalog.projection import CatalogProjection, Commit
 from commerce_services.product.catalog.store import (
     REPAIR_GRACE,
@@ -662,3 +663,38 @@ async def test_prices_of_known_live_skus_only(
     await catalog.delete(gone.product_id)
     prices = await catalog.prices([f"K2-{unique}", f"G-{unique}", f"NONE-{unique}"])
     assert prices == {f"K2-{unique}": Price(500, "EUR")}
+
+
+async def test_a_commit_forgetting_its_write_holds_up_no_other_products_write(
+    engine: AsyncEngine, unique: str
+) -> None:
+    """A commit deletes its pending record by its whole key. A range of the product's versions
+    would lock the gap up to the next record, another product's in this small table, and hold
+    every write whose record falls in that gap until the commit ends (it serialized concurrent
+    writes at a million products)."""
+    committing, neighbour = f"{unique}x", f"{unique}x0"  # no other record sorts between them
+    now = utc_now()
+    async with engine.begin() as conn:
+        await start_in(conn, committing, 1, now)
+    try:
+        async with engine.connect() as commit, engine.connect() as other:
+            await other.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
+            await forget_in(commit, committing, 1)  # the commit's step; its transaction open
+            # Waits for the commit's gap lock, if it took one, and times out after 1 s.
+            await asyncio.wait_for(start_in(other, neighbour, 1, now), timeout=10)
+            await other.commit()
+            await commit.commit()
+        async with engine.connect() as conn:
+            left = await conn.execute(
+                select(pending_writes.c.product_id).where(
+                    pending_writes.c.product_id.in_([committing, neighbour])
+                )
+            )
+            assert [r.product_id for r in left] == [neighbour]
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                pending_writes.delete().where(
+                    pending_writes.c.product_id.in_([committing, neighbour])
+                )
+            )

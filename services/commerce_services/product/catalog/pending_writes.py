@@ -26,11 +26,15 @@ class PendingWrite:
     started_at: datetime
 
 
-async def forget_in(conn: AsyncConnection, product_id: str, up_to: int) -> None:
-    """Inside a commit: the product's writes up to version `up_to` are done."""
+async def forget_in(conn: AsyncConnection, product_id: str, version: int) -> None:
+    """Inside a commit: the write that made the product `version` is done. By its whole key,
+    not a range of the product's versions: a range delete locks the gap up to the next record,
+    which in this small table is another product's, and holds every write whose record falls
+    in it until this commit ends. Records of older writes left behind (a crash) are the repair
+    sweep's; they do not count once an equal or newer version is committed."""
     await conn.execute(
         pending_writes.delete().where(
-            pending_writes.c.product_id == product_id, pending_writes.c.version <= up_to
+            pending_writes.c.product_id == product_id, pending_writes.c.version == version
         )
     )
 

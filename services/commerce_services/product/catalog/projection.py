@@ -276,7 +276,7 @@ class CatalogProjection:
         async with self.engine.begin() as conn:
             stored = await self._locked_version(conn, change.product_id, now)
             if stored >= change.version:
-                await pending_writes.forget_in(conn, change.product_id, stored)
+                await pending_writes.forget_in(conn, change.product_id, change.version)
                 return None
             await conn.execute(
                 update(product_mappings)
