@@ -16,6 +16,7 @@ from commerce_services.order.model import (
     order_id_for,
     request_hash,
     total,
+    transition,
 )
 
 P, C, X = OrderStatus.PENDING, OrderStatus.COMPLETED, OrderStatus.CANCELLED
@@ -37,6 +38,28 @@ P, C, X = OrderStatus.PENDING, OrderStatus.COMPLETED, OrderStatus.CANCELLED
 )
 def test_transitions(current: OrderStatus, event: str, expected: OrderStatus | None) -> None:
     assert next_status(current, event) == expected
+
+
+@pytest.mark.parametrize(
+    ("event", "sources", "target"),
+    [
+        ("payment_succeeded", {P}, C),
+        ("payment_failed", {P}, X),
+        ("deadline_passed", {P}, X),
+    ],
+)
+def test_each_event_is_one_transition_read_from_the_table(
+    event: str, sources: set[OrderStatus], target: OrderStatus
+) -> None:
+    change = transition(event)
+    assert change is not None
+    assert (change.sources, change.target) == (sources, target)
+    for status in OrderStatus:
+        assert next_status(status, event) == (target if status in sources else None)
+
+
+def test_an_event_that_moves_no_order_has_no_transition() -> None:
+    assert transition("something_else") is None
 
 
 def test_totals_are_exact() -> None:

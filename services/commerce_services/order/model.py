@@ -140,3 +140,23 @@ def next_status(current: OrderStatus, event: str) -> OrderStatus | None:
         "payment_failed": OrderStatus.CANCELLED,
         "deadline_passed": OrderStatus.CANCELLED,
     }.get(event)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a saga event does to any order: the statuses it moves an order from, and the one
+    it moves it to (`next_status`'s table, read per event)."""
+
+    sources: frozenset[OrderStatus]
+    target: OrderStatus
+
+
+def transition(event: str) -> Transition | None:
+    """The event's transition, for a store that applies it as one conditional write; None when
+    it moves no order. Every event has one target, whatever the status it starts from."""
+    moves = {status: next_status(status, event) for status in OrderStatus}
+    targets = {target for target in moves.values() if target is not None}
+    if not targets:
+        return None
+    (target,) = targets
+    return Transition(frozenset(s for s, t in moves.items() if t is not None), target)

@@ -46,9 +46,9 @@ from commerce_services.order.model import (
     OrderStatus,
     PlacementInProgress,
     decide_claim,
-    next_status,
     order_id_for,
     total,
+    transition,
 )
 from commerce_services.order.tables import order_items, orders, outbox, placements
 
@@ -387,33 +387,30 @@ class OrderStore:
         self, unit: UnitOfWork, order_id: str, event: str, reason: str | None = None
     ) -> OrderStatus | None:
         """Applies a saga event in the unit of work; returns the new status, or None when the
-        order is unknown or the event must not move it."""
-        conn = unit.conn
-        row = (
-            await conn.execute(
-                select(orders.c.status).where(orders.c.order_id == order_id).with_for_update()
-            )
-        ).one_or_none()
-        if row is None:
+        order is unknown or the event must not move it. One conditional UPDATE: InnoDB checks
+        the status on the row it locks, so a late or duplicate event changes nothing."""
+        change = transition(event)
+        if change is None:
             return None
-        new = next_status(OrderStatus(row.status), event)
-        if new is None:
-            return None
-        now = self._clock()
-        await conn.execute(
+        new, now = change.target, self._clock()
+        moved = await unit.conn.execute(
             update(orders)
-            .where(orders.c.order_id == order_id)
+            .where(orders.c.order_id == order_id, orders.c.status.in_(sorted(change.sources)))
             .values(
                 status=new,
                 cancel_reason=reason if new == OrderStatus.CANCELLED else None,
                 updated_at=now,
             )
         )
+        if moved.rowcount != 1:
+            return None
         event_type = "order_completed" if new == OrderStatus.COMPLETED else "order_cancelled"
         payload: dict[str, object] = {"order_id": order_id}
         if reason is not None and new == OrderStatus.CANCELLED:
             payload["reason"] = reason
-        await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
+        await self._outbox.append(
+            unit.conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now
+        )
         outcome, cause = new.value, reason or ""
         unit.after_commit(lambda: SAGA_OUTCOMES.labels(outcome, cause).inc())
         return new
