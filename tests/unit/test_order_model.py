@@ -43,13 +43,13 @@ def test_transitions(current: OrderStatus, event: str, expected: OrderStatus | N
 @pytest.mark.parametrize(
     ("event", "sources", "target"),
     [
-        ("payment_succeeded", {P}, C),
-        ("payment_failed", {P}, X),
-        ("deadline_passed", {P}, X),
+        ("payment_succeeded", frozenset({P}), C),
+        ("payment_failed", frozenset({P}), X),
+        ("deadline_passed", frozenset({P}), X),
     ],
 )
 def test_each_event_is_one_transition_read_from_the_table(
-    event: str, sources: set[OrderStatus], target: OrderStatus
+    event: str, sources: frozenset[OrderStatus], target: OrderStatus
 ) -> None:
     change = transition(event)
     assert change is not None
