@@ -23,13 +23,8 @@ _RETURNED_AT = "commerce_returned_at"
 
 
 def service_engine(settings: DatabaseSettings) -> AsyncEngine:
-    engine = create_async_engine(
-        settings.database_url(),
-        pool_size=settings.db_pool_size,
-        pool_timeout=settings.db_pool_timeout_s,
-    )
-    ping_when_idle(engine, IDLE_BEFORE_PING_S)
-    return engine
+    """The engine of every transaction (a unit of work, each write)."""
+    return _pooled(settings)
 
 
 def reading_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -37,12 +32,15 @@ def reading_engine(settings: DatabaseSettings) -> AsyncEngine:
     autocommit, so each statement is its own consistent snapshot (InnoDB's consistent read),
     nothing is left open, and giving a connection back to the pool costs no ROLLBACK round
     trip (`skip_autocommit_rollback`). Never for a write: there is no transaction to hold it."""
+    return _pooled(settings, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
+
+
+def _pooled(settings: DatabaseSettings, **options: Any) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url(),
         pool_size=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout_s,
-        isolation_level="AUTOCOMMIT",
-        skip_autocommit_rollback=True,
+        **options,
     )
     ping_when_idle(engine, IDLE_BEFORE_PING_S)
     return engine

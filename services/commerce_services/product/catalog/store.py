@@ -218,13 +218,14 @@ class CatalogStore:
         """`reads`: the engine of single-statement reads (db/engine.py's `reading_engine`),
         `engine`'s when not given; `projection`: the MariaDB side of commits (tests pass one
         that fails)."""
+        reads = reads or engine
         self._revisions: AsyncCollection[Document] = client[database]["product_revisions"]
         self._engine = engine
         self._projection = projection or CatalogProjection(engine, clock, reads)
         self._claims = SkuClaims(engine)
         self._pending = PendingWrites(engine)
         self._stubs = RevisionStubs(engine)
-        self._prices = SkuPrices(reads or engine)
+        self._prices = SkuPrices(reads)
         self._now = clock
         self._lease = claim_lease
         self._copy_cursor: str | None = ""  # where copy_documents goes on; None: done
