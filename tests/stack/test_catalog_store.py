@@ -526,6 +526,39 @@ async def test_a_crash_after_the_revision_is_repaired_by_the_sweep(
     assert await _pending(engine, product_id) == []
 
 
+async def test_a_record_left_by_a_crash_and_outlived_by_a_newer_commit_is_the_sweeps(
+    catalog: CatalogStore,
+    catalog_db: AsyncDatabase[Document],
+    engine: AsyncEngine,
+    category: int,
+    clock: Clock,
+    unique: str,
+) -> None:
+    """A commit deletes only its own pending record. One an earlier write left (it crashed
+    after storing its revision) stays, counts for nothing once a newer version is committed,
+    and the sweep forgets it without committing anything."""
+    product = await catalog.create(_content((category,), f"L-{unique}"))
+    with pytest.raises(Crash):
+        await _failing(catalog_db, engine, clock, Crash()).replace(
+            product.product_id, _content((category,), f"L-{unique}", price=2500)
+        )
+    newer = await catalog.replace(
+        product.product_id, _content((category,), f"L-{unique}", price=3000)
+    )
+    assert newer.version == 3
+    assert await _pending(engine, product.product_id) == [2]
+    committed = await CatalogProjection(engine, clock).committed(product.product_id)
+    assert committed is not None
+    assert (committed.version, committed.newer_pending) == (3, False)  # reads serve the copy
+
+    await _repair(catalog, clock)
+    assert await _pending(engine, product.product_id) == []
+    # Both commits at the test clock's one instant: their events compare as a set.
+    assert sorted(e.version for e in await _events(engine, product.product_id)) == [1, 3]
+    assert (await catalog.get(product.product_id)).version == 3
+    assert await catalog.prices([f"L-{unique}"]) == {f"L-{unique}": Price(3000, "EUR")}
+
+
 async def test_a_write_that_crashed_before_storing_its_revision_is_forgotten_with_its_claims(
     catalog: CatalogStore,
     catalog_db: AsyncDatabase[Document],
