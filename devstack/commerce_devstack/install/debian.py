@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from commerce_devstack.install.commands import SetupError, run
 
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+# Components install in parallel threads; apt-get holds dpkg's lock, so a second one fails.
+_APT = threading.Lock()
 
 
 def _which(binary: str) -> str | None:
@@ -49,6 +52,15 @@ def ensure_packages(binary: str, packages: list[str]) -> str:
             f"{binary} is not installed; run: sudo apt-get install -y {names} && "
             "sudo systemctl disable --now mariadb  (the stack runs its own instance)",
         )
+    with _APT:
+        return _install(binary, packages)
+
+
+def _install(binary: str, packages: list[str]) -> str:
+    found = _which(binary)  # again: another thread may have installed it meanwhile
+    if found:
+        return found
+    names = " ".join(packages)
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     with _no_service_starts():
         run(["apt-get", "update", "-q"], what="apt-get update", env=env, timeout_s=900)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from commerce_devstack.install.commands import SetupError, run
+from commerce_devstack.install.debian import ensure_packages
 from commerce_devstack.settings import StackSettings
 
 BRIDGE = "cni0"
@@ -178,6 +179,8 @@ class HostNetwork:
 
     def apply(self) -> None:
         """Idempotent: a second `up`, or one after a killed run, finds most of it done."""
+        # The guard needs iptables before any component (containerd brings it too) installs.
+        ensure_packages("iptables", ["iptables"])
         self._claim()
         if not self.applied:
             HostRecord.capture().save(self.record_file)
