@@ -420,6 +420,48 @@ async def _ids_after(catalog: CatalogStore, category_id: int, after: str) -> lis
     return ids
 
 
+async def test_a_subtree_with_its_products_bunched_in_the_id_space_pages_exactly(
+    engine: AsyncEngine, tree: CategoryStore, clock: Clock, unique: str
+) -> None:
+    """A subtree's page is read through id windows sized by the density seen (id_windows.py):
+    here the ids bunch at the start, the middle and the end of the id space, so windows
+    overshoot, come up empty and widen; every page still holds exactly the next products."""
+    root = await tree.create(f"Bunched {unique}", None)
+    a = await tree.create("A", root.id)
+    b = await tree.create("B", root.id)
+    b1 = await tree.create("B1", b.id)
+    elsewhere = await tree.create(f"Beside {unique}", None)
+
+    def bunched(prefix: str) -> str:
+        return prefix + uuid.uuid4().hex[len(prefix) :]
+
+    listed: dict[str, tuple[int, ...]] = {}
+    listed |= {bunched("0000"): (a.id,) for _ in range(23)}
+    listed |= {bunched("8000"): (b1.id,) for _ in range(3)}
+    listed |= {bunched("ffff"): (a.id, b1.id) for _ in range(12)}  # listed twice in the tree
+    listed[bunched("c")] = (root.id,)
+    beside = {bunched(p): (elsewhere.id,) for p in ("0000", "8000", "ffff")}
+    projection = CatalogProjection(engine, clock)
+    for product_id, categories in {**listed, **beside}.items():
+        change = Commit(product_id, 1, False, clock.now, "P", categories, categories[0], (), None)
+        assert await projection.commit(change) == 0
+
+    for limit in (1, 5, 7, 40, 100):
+        for _ in range(2):  # then again with the widths learnt on the way
+            pages: list[list[str]] = []
+            after: str | None = None
+            while True:
+                page = [p.product_id for p in await projection.page(root.id, True, after, limit)]
+                pages.append(page)
+                if len(page) < limit:
+                    break
+                after = page[-1]
+            assert [pid for page in pages for pid in page] == sorted(listed)
+            assert all(len(page) == limit for page in pages[:-1])
+    b_tree = [p.product_id for p in await projection.page(b.id, True, None, 100)]
+    assert b_tree == sorted(pid for pid, c in listed.items() if b1.id in c)
+
+
 # ---- a write interrupted between MongoDB and MariaDB --------------------------------------
 
 

@@ -6,19 +6,18 @@ A version is committed after its revision is stored in MongoDB; a commit is appl
 its version is newer than the one stored: commits may come late, twice, or from the repair
 sweep, and the newest version always wins. The transaction also frees the claims the product
 no longer needs, closes the product's pending writes up to the version, and schedules the
-revisions it supersedes for dropping. Listing a category (with its whole subtree, by
-materialized-path prefix) and reading a head are indexed queries.
+revisions it supersedes for dropping. Reading a head and listing a category are indexed
+queries; a whole subtree is listed through windows of product ids (id_windows.py).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, union_all, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,6 +25,7 @@ from commerce_services.db.transactions import retry_transaction
 from commerce_services.events.outbox import Outbox
 from commerce_services.product.catalog import (
     committed_documents,
+    id_windows,
     pending_writes,
     revision_stubs,
     sku_claims,
@@ -36,7 +36,7 @@ from commerce_services.product.catalog.model import Price
 from commerce_services.product.catalog.tables import outbox, product_categories, product_mappings
 from commerce_services.product.catalog.tables import pending_writes as pending_writes_table
 from commerce_services.product.catalog.tables import sku_claims as claims_table
-from commerce_services.product.categories.model import CategoryNotFound, subtree_prefix
+from commerce_services.product.categories.model import CategoryNotFound
 from commerce_services.product.categories.tables import categories
 
 
@@ -138,6 +138,56 @@ _LEAF_PAGE = (
 )
 
 
+# The category and its descendants, by materialized-path prefix (ix_categories_path); empty
+# when there is no such category.
+_ROOT = categories.alias("root")
+_SUBTREE = (
+    select(categories.c.id)
+    .select_from(_ROOT)
+    .join(
+        categories,
+        or_(
+            categories.c.path == _ROOT.c.path,
+            categories.c.path.like(func.concat(_ROOT.c.path, "/%")),
+        ),
+    )
+    .where(_ROOT.c.id == bindparam("category_id"))
+)
+
+# A subtree's products in the id window (after, upper), each once however many of the subtree's
+# categories list it, with how many the window holds: the first `limit` of them, with their
+# heads and copies.
+_IN_WINDOW = (
+    select(product_categories.c.product_id)
+    .where(
+        product_categories.c.category_id.in_(bindparam("categories", expanding=True)),
+        product_categories.c.product_id > bindparam("after"),
+        product_categories.c.product_id < bindparam("upper"),
+    )
+    .distinct()
+    .subquery()
+)
+_FIRST_IN_WINDOW = (
+    select(_IN_WINDOW.c.product_id, func.count().over().label("in_window"))
+    .order_by(_IN_WINDOW.c.product_id)
+    .limit(bindparam("limit"))
+    .subquery()
+)
+_WINDOW_PAGE = (
+    select(
+        _FIRST_IN_WINDOW.c.product_id,
+        _FIRST_IN_WINDOW.c.in_window,
+        product_mappings.c.version,
+        product_mappings.c.document,
+    )
+    .join(product_mappings, product_mappings.c.product_id == _FIRST_IN_WINDOW.c.product_id)
+    .order_by(_FIRST_IN_WINDOW.c.product_id)
+)
+# Subtrees whose window width is remembered; past that many (a tree of thousands of
+# categories all browsed) the widths are learnt again.
+_REMEMBERED_SUBTREES = 4096
+
+
 class CatalogProjection:
     def __init__(
         self,
@@ -151,6 +201,7 @@ class CatalogProjection:
         self.reads = reads or engine
         self._clock = clock
         self._outbox = Outbox(outbox)
+        self._spans: dict[int, int] = {}  # subtree root -> id window width (id_windows.py)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -185,32 +236,48 @@ class CatalogProjection:
         self, category_id: int, include_descendants: bool, after: str | None, limit: int
     ) -> list[Listed]:
         """Up to `limit` products in the category (and its subtree), in id order after
-        `after`: keyset paging, so every product is on exactly one page however deep. A subtree
-        is read as one index range per category, merged; the copies come in the same query."""
+        `after`: keyset paging, so every product is on exactly one page however deep. The
+        copies come in the same query."""
         async with self.reads.connect() as conn:
-            if not include_descendants:
-                # One index range, one row per product: no merge. The category is looked up
-                # only when the page is empty (absent, or nothing listed there).
-                rows = await conn.execute(
-                    _LEAF_PAGE,
-                    {"category_id": category_id, "after": after or "", "limit": limit},
-                )
-                page = [_listed(r) for r in rows]
-                if not page:
-                    await _category_path(conn, category_id)
-                return page
-            path = await _category_path(conn, category_id)
-            ids = [category_id] + [
-                int(r.id)
-                for r in await conn.execute(
-                    select(categories.c.id).where(categories.c.path.like(subtree_prefix(path)))
-                )
-            ]
-            values: dict[str, object] = {f"category_{i}": c for i, c in enumerate(ids)}
+            if include_descendants:
+                subtree = [
+                    int(r.id) for r in await conn.execute(_SUBTREE, {"category_id": category_id})
+                ]
+                if not subtree:
+                    raise CategoryNotFound(f"no category {category_id}")
+                if len(subtree) > 1:
+                    return await self._subtree_page(conn, category_id, subtree, after or "", limit)
+            # One index range, one row per product: no merge. The category is looked up only
+            # when the page is empty (absent, or nothing listed there).
             rows = await conn.execute(
-                _subtree_page(len(ids)), {**values, "after": after or "", "limit": limit}
+                _LEAF_PAGE, {"category_id": category_id, "after": after or "", "limit": limit}
             )
-            return [_listed(r) for r in rows]
+            page = [_listed(r) for r in rows]
+            if not page and not include_descendants:
+                await _category_path(conn, category_id)
+            return page
+
+    async def _subtree_page(
+        self, conn: AsyncConnection, category_id: int, subtree: list[int], after: str, limit: int
+    ) -> list[Listed]:
+        """A page of a subtree read through id windows (id_windows.py): one short index range
+        per category, widened until it holds the page or reaches the end of the ids."""
+        span = self._spans.get(category_id, id_windows.FIRST_SPAN)
+        while True:
+            upper = id_windows.upper_bound(after, span)
+            rows = (
+                await conn.execute(
+                    _WINDOW_PAGE,
+                    {"categories": subtree, "after": after, "upper": upper, "limit": limit},
+                )
+            ).all()
+            in_window = int(rows[0].in_window) if rows else 0
+            if len(rows) >= limit or upper == id_windows.END:
+                if len(self._spans) >= _REMEMBERED_SUBTREES:
+                    self._spans.clear()
+                self._spans[category_id] = id_windows.fitted_span(after, upper, in_window, limit)
+                return [_listed(r) for r in rows]
+            span = id_windows.widened(span, after, upper, in_window, limit)
 
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
         """Live products committed before titles and prices were projected (migration 0006),
@@ -374,37 +441,6 @@ async def _category_path(conn: AsyncConnection, category_id: int) -> str:
     if path is None:
         raise CategoryNotFound(f"no category {category_id}")
     return str(path)
-
-
-@functools.lru_cache(maxsize=256)
-def _subtree_page(categories_in_subtree: int) -> Select[Any]:
-    """A page of a subtree of so many categories: one index range per category (bound as
-    category_0, category_1, ...), merged. Built once per subtree size: a department's seventy
-    ranges took most of its page's CPU to build on every request."""
-    ranges = [
-        select(product_categories.c.product_id)
-        .where(
-            product_categories.c.category_id == bindparam(f"category_{i}"),
-            product_categories.c.product_id > bindparam("after"),
-        )
-        .order_by(product_categories.c.product_id)
-        .limit(bindparam("limit"))
-        for i in range(categories_in_subtree)
-    ]
-    # A product in several categories of the subtree is listed once.
-    merged = (union_all(*ranges) if len(ranges) > 1 else ranges[0]).subquery()
-    page = (
-        select(merged.c.product_id)
-        .distinct()
-        .order_by(merged.c.product_id)
-        .limit(bindparam("limit"))
-        .subquery()
-    )
-    return (
-        select(page.c.product_id, product_mappings.c.version, product_mappings.c.document)
-        .join(product_mappings, product_mappings.c.product_id == page.c.product_id)
-        .order_by(page.c.product_id)
-    )
 
 
 def _listed(row: Any) -> Listed:
