@@ -32,7 +32,7 @@ from commerce_services.product.catalog.model import (
     VersionConflict,
 )
 from commerce_services.product.catalog.pending_writes import forget_in, start_in
-from commerce_services.product.catalog.projection import CatalogProjection, Commit
+from commerce_services.product.catalog.projection import CatalogProjection, Commit, Head
 from commerce_services.product.catalog.store import (
     REPAIR_GRACE,
     CatalogStore,
@@ -700,6 +700,30 @@ async def test_an_older_commit_never_overwrites_a_newer_one(
     assert await projection.commit(late) is None
     assert await _ids(catalog, old) == []
     assert len(await _events(engine, product.product_id)) == 3
+
+
+async def test_a_commit_waits_for_the_products_row_and_sees_the_version_committed_meanwhile(
+    engine: AsyncEngine, clock: Clock, category: int
+) -> None:
+    """The version a commit compares with is read under the row's lock (the upsert's
+    RETURNING): not the snapshot from before another transaction on the row committed."""
+    projection = CatalogProjection(engine, clock)
+    product_id = uuid.uuid4().hex
+
+    def change(version: int) -> Commit:
+        return Commit(product_id, version, False, clock.now, "P", (category,), category, (), None)
+
+    assert await projection.commit(change(1)) == 0
+    async with engine.connect() as conn, conn.begin():
+        row = product_mappings.c.product_id == product_id
+        await conn.execute(select(product_mappings.c.version).where(row).with_for_update())
+        late = asyncio.create_task(projection.commit(change(3)))
+        await asyncio.sleep(0.5)
+        assert not late.done()  # waiting for the row
+        await conn.execute(product_mappings.update().where(row).values(version=4))
+    assert await late is None  # version 4 was committed while it waited
+    head = await projection.head(product_id)
+    assert head == Head(4, False)
 
 
 async def test_products_committed_before_the_projection_get_titles_prices_and_claims(

@@ -417,18 +417,16 @@ class CatalogProjection:
         return True
 
     async def _locked_version(self, conn: AsyncConnection, product_id: str, now: datetime) -> int:
-        # The row must exist to be locked; a no-op upsert creates it at version 0.
-        await conn.execute(
-            mysql_insert(product_mappings)
-            .values(product_id=product_id, version=0, deleted=False, updated_at=now)
-            .on_duplicate_key_update(product_id=product_mappings.c.product_id)
-        )
+        """The stored version (0 for none), with the product's row locked till the commit: a
+        no-op upsert creates a missing row at version 0, and MariaDB returns the row it found
+        (INSERT ... RETURNING), read under the lock the upsert took: one round trip."""
         return int(
             (
                 await conn.execute(
-                    select(product_mappings.c.version)
-                    .where(product_mappings.c.product_id == product_id)
-                    .with_for_update()
+                    mysql_insert(product_mappings)
+                    .values(product_id=product_id, version=0, deleted=False, updated_at=now)
+                    .on_duplicate_key_update(product_id=product_mappings.c.product_id)
+                    .returning(product_mappings.c.version)
                 )
             ).scalar_one()
         )
