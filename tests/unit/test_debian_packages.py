@@ -1,6 +1,7 @@
 """Components install Debian packages from parallel threads: apt-get holds dpkg's lock, so
 two at once fail (seen on a fresh machine: MariaDB's and containerd's installs collided).
-`ensure_packages` runs one apt-get at a time and skips a package another thread brought."""
+`ensure_packages` runs one apt-get at a time, fetches the package lists once, waits for a lock
+another process holds, and skips a package another thread brought."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_parallel_installs_never_overlap_and_a_package_is_installed_once(
     running = 0
     overlaps = 0
     installs: list[tuple[str, ...]] = []
+    updates: list[tuple[str, ...]] = []
     guard = threading.Lock()
 
     def which(binary: str) -> str | None:
@@ -34,9 +36,12 @@ def test_parallel_installs_never_overlap_and_a_package_is_installed_once(
             running += 1
             overlaps += running > 1
         time.sleep(0.02)  # long enough for the other threads to arrive
-        if argv[1] == "install":
-            installs.append(tuple(argv[5:]))
-            installed.update(argv[5:])
+        if "install" in argv:
+            packages = argv[argv.index("--no-install-recommends") + 1 :]
+            installs.append(tuple(packages))
+            installed.update(packages)
+        else:
+            updates.append(tuple(argv))
         with guard:
             running -= 1
         return ""
@@ -44,6 +49,7 @@ def test_parallel_installs_never_overlap_and_a_package_is_installed_once(
     monkeypatch.setattr(debian, "_which", which)
     monkeypatch.setattr(debian, "run", run)
     monkeypatch.setattr(debian, "POLICY_RC_D", tmp_path / "policy-rc.d")
+    monkeypatch.setattr(debian, "_updated", False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
 
     wanted = ["iptables", "iptables", "containerd", "mariadbd", "iptables"]
@@ -59,4 +65,6 @@ def test_parallel_installs_never_overlap_and_a_package_is_installed_once(
 
     assert overlaps == 0
     assert sorted(installs) == [("containerd",), ("iptables",), ("mariadbd",)]
+    assert len(updates) == 1  # the package lists once
+    assert all("DPkg::Lock::Timeout=300" in argv for argv in updates)
     assert sorted(found) == sorted(f"/usr/bin/{b}" for b in wanted)

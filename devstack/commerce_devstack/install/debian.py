@@ -14,6 +14,9 @@ from commerce_devstack.install.commands import SetupError, run
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 # Components install in parallel threads; apt-get holds dpkg's lock, so a second one fails.
 _APT = threading.Lock()
+_updated = False  # the package lists were fetched by this process
+# Waits for dpkg's lock held by another process (a package timer on a new machine).
+_APT_GET = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
 
 
 def _which(binary: str) -> str | None:
@@ -49,8 +52,12 @@ def ensure_packages(binary: str, packages: list[str]) -> str:
     if os.geteuid() != 0:
         raise SetupError(
             f"installing {names}",
-            f"{binary} is not installed; run: sudo apt-get install -y {names} && "
-            "sudo systemctl disable --now mariadb  (the stack runs its own instance)",
+            f"{binary} is not installed; run: sudo apt-get install -y {names}"
+            + (
+                " && sudo systemctl disable --now mariadb  (the stack runs its own instance)"
+                if binary == "mariadbd"
+                else ""
+            ),
         )
     with _APT:
         return _install(binary, packages)
@@ -61,11 +68,14 @@ def _install(binary: str, packages: list[str]) -> str:
     if found:
         return found
     names = " ".join(packages)
+    global _updated
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     with _no_service_starts():
-        run(["apt-get", "update", "-q"], what="apt-get update", env=env, timeout_s=900)
+        if not _updated:
+            run([*_APT_GET, "update", "-q"], what="apt-get update", env=env, timeout_s=900)
+            _updated = True
         run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+            [*_APT_GET, "install", "-y", "-q", "--no-install-recommends", *packages],
             what=f"installing {names}",
             env=env,
             timeout_s=1800,

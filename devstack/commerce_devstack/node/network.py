@@ -179,7 +179,8 @@ class HostNetwork:
 
     def apply(self) -> None:
         """Idempotent: a second `up`, or one after a killed run, finds most of it done."""
-        # The guard needs iptables before any component (containerd brings it too) installs.
+        # The guard needs iptables before the components install theirs (containerd's list
+        # has it too): a new machine may have none.
         ensure_packages("iptables", ["iptables"])
         self._claim()
         if not self.applied:
