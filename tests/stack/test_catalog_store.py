@@ -705,8 +705,9 @@ async def test_an_older_commit_never_overwrites_a_newer_one(
 async def test_a_commit_waits_for_the_products_row_and_sees_the_version_committed_meanwhile(
     engine: AsyncEngine, clock: Clock, category: int
 ) -> None:
-    """The version a commit compares with is read under the row's lock (the upsert's
-    RETURNING): not the snapshot from before another transaction on the row committed."""
+    """A commit waits for the transaction holding the product's row and then compares with
+    the version that transaction committed (the locking upsert's RETURNING), not the one it
+    would have read before waiting."""
     projection = CatalogProjection(engine, clock)
     product_id = uuid.uuid4().hex
 

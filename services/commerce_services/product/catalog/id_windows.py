@@ -1,22 +1,46 @@
-"""Windows over the product id space for paging a category's whole subtree (pure).
+"""Windows over the product id space for paging a category's whole subtree.
 
 A page of a subtree is the first products, in id order, listed under any of its categories.
 Read as one index range per category merged, it costs every category's range on every page
 (a department's 77 ranges: most of its page's time). Product ids are random (uuid4 hex), so a
 subtree's products are spread evenly over the id space: a window of ids just after the cursor
 that holds about two pages' worth of them is read as one short range per category, and holds
-the page. The window's width comes from the density seen on the subtree's last page; a window
-that held less than a page (a sparse region, a first guess) is widened and read again, up to
-the end of the id space, so the page is always exact: a wrong guess costs a read, never a
-product.
+the page. The window's width comes from the spacing of the subtree's products seen on an
+earlier page; a window that held less than a page (a sparse region, a first guess) is widened
+and read again, up to the end of the id space, so the page is always exact: a wrong guess
+costs a read, never a product.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
 ID_SPACE = 16**32  # ids are 32 lowercase hex characters
 END = "g"  # sorts after every id (ascii_bin): the window reaching the end of the id space
 FIRST_SPAN = ID_SPACE // 64  # before anything is known of a subtree
-PAGES_PER_WINDOW = 2  # a page is short only when the window holds under half its mean
+# A window is sized to hold two pages, so it comes up short only when it holds under half its
+# expected count.
+PAGES_PER_WINDOW = 2
+
+Row = TypeVar("Row")
+# Reads the window (after, upper): its first `limit` products and how many it holds.
+ReadWindow = Callable[[str], Awaitable[tuple[Sequence[Row], int]]]
+
+
+async def first_after(
+    read: ReadWindow[Row], after: str, limit: int, spacing: int | None
+) -> tuple[Sequence[Row], int | None]:
+    """The first `limit` products after `after`, read through windows. `spacing`: ids per
+    product seen on an earlier page of the subtree (None: nothing known). Returns the page and
+    the spacing this page saw (None when its last window held no product: nothing learnt)."""
+    span = FIRST_SPAN if spacing is None else span_for(spacing, limit)
+    while True:
+        upper = upper_bound(after, span)
+        rows, in_window = await read(upper)
+        if len(rows) >= limit or upper == END:
+            return rows, seen_spacing(after, upper, in_window)
+        span = widened(span, after, upper, in_window, limit)
 
 
 def lower_bound(after: str) -> int:
@@ -36,18 +60,22 @@ def width(after: str, upper: str) -> int:
     return end - (lower_bound(after) + 1)
 
 
-def fitted_span(after: str, upper: str, in_window: int, limit: int) -> int:
-    """The span a window needs to hold PAGES_PER_WINDOW pages at the density seen in (after,
-    upper), where `in_window` products were."""
+def seen_spacing(after: str, upper: str, in_window: int) -> int | None:
+    """Ids per product in the window (after, upper) that held `in_window` products."""
     if in_window == 0:
-        return ID_SPACE
-    wanted = -(-PAGES_PER_WINDOW * limit * width(after, upper) // in_window)  # exact: ints
-    return max(1, min(ID_SPACE, wanted))
+        return None
+    return max(1, -(-width(after, upper) // in_window))  # rounded up, in integers: exact
+
+
+def span_for(spacing: int, limit: int) -> int:
+    """A window expected to hold PAGES_PER_WINDOW pages at `spacing` ids per product."""
+    return min(ID_SPACE, PAGES_PER_WINDOW * limit * spacing)
 
 
 def widened(span: int, after: str, upper: str, in_window: int, limit: int) -> int:
     """The next span after a window that held fewer than `limit` products: at least twice as
     wide, sixteen times when it held none."""
-    if in_window == 0:
+    spacing = seen_spacing(after, upper, in_window)
+    if spacing is None:
         return min(ID_SPACE, span * 16)
-    return max(min(ID_SPACE, span * 2), fitted_span(after, upper, in_window, limit))
+    return max(min(ID_SPACE, span * 2), span_for(spacing, limit))

@@ -12,7 +12,7 @@ queries; a whole subtree is listed through windows of product ids (id_windows.py
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -183,8 +183,8 @@ _WINDOW_PAGE = (
     .join(product_mappings, product_mappings.c.product_id == _FIRST_IN_WINDOW.c.product_id)
     .order_by(_FIRST_IN_WINDOW.c.product_id)
 )
-# Subtrees whose window width is remembered; past that many (a tree of thousands of
-# categories all browsed) the widths are learnt again.
+# Subtrees whose spacing is remembered; past that many (a tree of thousands of categories all
+# browsed) the one learnt longest ago goes.
 _REMEMBERED_SUBTREES = 4096
 
 
@@ -201,7 +201,7 @@ class CatalogProjection:
         self.reads = reads or engine
         self._clock = clock
         self._outbox = Outbox(outbox)
-        self._spans: dict[int, int] = {}  # subtree root -> id window width (id_windows.py)
+        self._spacings: dict[int, int] = {}  # subtree root -> ids per product (id_windows.py)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -262,22 +262,25 @@ class CatalogProjection:
     ) -> list[Listed]:
         """A page of a subtree read through id windows (id_windows.py): one short index range
         per category, widened until it holds the page or reaches the end of the ids."""
-        span = self._spans.get(category_id, id_windows.FIRST_SPAN)
-        while True:
-            upper = id_windows.upper_bound(after, span)
+
+        async def read(upper: str) -> tuple[Sequence[Any], int]:
             rows = (
                 await conn.execute(
                     _WINDOW_PAGE,
                     {"categories": subtree, "after": after, "upper": upper, "limit": limit},
                 )
             ).all()
-            in_window = int(rows[0].in_window) if rows else 0
-            if len(rows) >= limit or upper == id_windows.END:
-                if len(self._spans) >= _REMEMBERED_SUBTREES:
-                    self._spans.clear()
-                self._spans[category_id] = id_windows.fitted_span(after, upper, in_window, limit)
-                return [_listed(r) for r in rows]
-            span = id_windows.widened(span, after, upper, in_window, limit)
+            return rows, int(rows[0].in_window) if rows else 0
+
+        rows, spacing = await id_windows.first_after(
+            read, after, limit, self._spacings.get(category_id)
+        )
+        if spacing is not None:
+            self._spacings.pop(category_id, None)  # re-inserted: the newest, evicted last
+            if len(self._spacings) >= _REMEMBERED_SUBTREES:
+                del self._spacings[next(iter(self._spacings))]
+            self._spacings[category_id] = spacing
+        return [_listed(r) for r in rows]
 
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
         """Live products committed before titles and prices were projected (migration 0006),
