@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_services.product.catalog.events import PRODUCT_CHANGED, ProductChanged
@@ -460,6 +460,44 @@ async def test_a_subtree_with_its_products_bunched_in_the_id_space_pages_exactly
             assert all(len(page) == limit for page in pages[:-1])
     b_tree = [p.product_id for p in await projection.page(b.id, True, None, 100)]
     assert b_tree == sorted(pid for pid, c in listed.items() if b1.id in c)
+
+
+async def test_a_remembered_subtree_is_checked_by_each_pages_own_statement(
+    engine: AsyncEngine, tree: CategoryStore, clock: Clock, unique: str
+) -> None:
+    """A subtree's ids are remembered from its first page; later pages are one statement that
+    also reads the subtree's fingerprint, so a category moved in or out is seen at once."""
+    root = await tree.create(f"Remembered {unique}", None)
+    a = await tree.create("A", root.id)
+    b = await tree.create(f"Apart {unique}", None)
+    b1 = await tree.create("B1", b.id)
+    projection = CatalogProjection(engine, clock)
+    in_a, in_b1 = uuid.uuid4().hex, uuid.uuid4().hex
+    for product_id, category in ((in_a, a.id), (in_b1, b1.id)):
+        change = Commit(product_id, 1, False, clock.now, "P", (category,), category, (), None)
+        assert await projection.commit(change) == 0
+
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    async def page() -> tuple[list[str], int]:
+        statements.clear()
+        listed = [p.product_id for p in await projection.page(root.id, True, None, 10)]
+        return listed, len(statements)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert (await page())[0] == [in_a]
+        assert await page() == ([in_a], 1)  # remembered: the window's statement alone
+        await tree.change(b1.id, move=Move(root.id))
+        assert (await page())[0] == sorted([in_a, in_b1])  # moved in: seen at once
+        assert await page() == (sorted([in_a, in_b1]), 1)
+        await tree.change(b1.id, move=Move(b.id))
+        assert (await page())[0] == [in_a]  # and out again
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 # ---- a write interrupted between MongoDB and MariaDB --------------------------------------

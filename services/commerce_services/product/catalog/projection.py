@@ -12,12 +12,23 @@ queries; a whole subtree is listed through windows of product ids (id_windows.py
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    String,
+    aggregate_order_by,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -141,17 +152,31 @@ _LEAF_PAGE = (
 # The category and its descendants, by materialized-path prefix (ix_categories_path); empty
 # when there is no such category.
 _ROOT = categories.alias("root")
+_IN_SUBTREE = or_(
+    categories.c.path == _ROOT.c.path,
+    categories.c.path.like(func.concat(_ROOT.c.path, "/%")),
+)
 _SUBTREE = (
     select(categories.c.id)
     .select_from(_ROOT)
-    .join(
-        categories,
-        or_(
-            categories.c.path == _ROOT.c.path,
-            categories.c.path.like(func.concat(_ROOT.c.path, "/%")),
-        ),
-    )
+    .join(categories, _IN_SUBTREE)
     .where(_ROOT.c.id == bindparam("category_id"))
+    .order_by(categories.c.id)
+)
+# The same ids as a fingerprint (`subtree_fingerprint`), read by a page's own statement: a
+# subtree remembered from an earlier page is checked against the tree that page read.
+_SUBTREE_FINGERPRINT = (
+    select(
+        func.md5(
+            aggregate_order_by(
+                func.aggregate_strings(cast(categories.c.id, String), ","), categories.c.id
+            )
+        )
+    )
+    .select_from(_ROOT)
+    .join(categories, _IN_SUBTREE)
+    .where(_ROOT.c.id == bindparam("category_id"))
+    .scalar_subquery()
 )
 
 # A subtree's products in the id window (after, upper), each once however many of the subtree's
@@ -179,13 +204,17 @@ _WINDOW_PAGE = (
         _FIRST_IN_WINDOW.c.in_window,
         product_mappings.c.version,
         product_mappings.c.document,
+        _SUBTREE_FINGERPRINT.label("subtree"),
     )
     .join(product_mappings, product_mappings.c.product_id == _FIRST_IN_WINDOW.c.product_id)
     .order_by(_FIRST_IN_WINDOW.c.product_id)
 )
-# Subtrees whose spacing is remembered; past that many (a tree of thousands of categories all
-# browsed) the one learnt longest ago goes.
+# Subtrees whose ids and spacing are remembered; past that many (a tree of thousands of
+# categories all browsed) the one learnt longest ago goes.
 _REMEMBERED_SUBTREES = 4096
+# Reads of a page whose remembered subtree turned out changed, the last with the ids just read.
+_SUBTREE_ATTEMPTS = 3
+_T = TypeVar("_T")
 
 
 class CatalogProjection:
@@ -202,6 +231,7 @@ class CatalogProjection:
         self._clock = clock
         self._outbox = Outbox(outbox)
         self._spacings: dict[int, int] = {}  # subtree root -> ids per product (id_windows.py)
+        self._subtrees: dict[int, tuple[int, ...]] = {}  # subtree root -> its categories
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -240,46 +270,64 @@ class CatalogProjection:
         copies come in the same query."""
         async with self.reads.connect() as conn:
             if include_descendants:
-                subtree = [
-                    int(r.id) for r in await conn.execute(_SUBTREE, {"category_id": category_id})
-                ]
-                if not subtree:
-                    raise CategoryNotFound(f"no category {category_id}")
+                subtree = self._subtrees.get(category_id) or await self._subtree(conn, category_id)
                 if len(subtree) > 1:
                     return await self._subtree_page(conn, category_id, subtree, after or "", limit)
-            # One index range, one row per product: no merge. The category is looked up only
-            # when the page is empty (absent, or nothing listed there).
-            rows = await conn.execute(
-                _LEAF_PAGE, {"category_id": category_id, "after": after or "", "limit": limit}
-            )
-            page = [_listed(r) for r in rows]
+            page = await _leaf_page(conn, category_id, after or "", limit)
             if not page and not include_descendants:
+                # Looked up only now: the category may be absent, or nothing listed there.
                 await _category_path(conn, category_id)
             return page
 
+    async def _subtree(self, conn: AsyncConnection, category_id: int) -> tuple[int, ...]:
+        """The category and its descendants, in id order; remembered when there are several."""
+        subtree = tuple(
+            int(r.id) for r in await conn.execute(_SUBTREE, {"category_id": category_id})
+        )
+        if not subtree:
+            self._subtrees.pop(category_id, None)
+            raise CategoryNotFound(f"no category {category_id}")
+        if len(subtree) > 1:
+            _remember(self._subtrees, category_id, subtree)
+        else:
+            self._subtrees.pop(category_id, None)
+        return subtree
+
     async def _subtree_page(
-        self, conn: AsyncConnection, category_id: int, subtree: list[int], after: str, limit: int
+        self,
+        conn: AsyncConnection,
+        category_id: int,
+        subtree: tuple[int, ...],
+        after: str,
+        limit: int,
     ) -> list[Listed]:
         """A page of a subtree read through id windows (id_windows.py): one short index range
-        per category, widened until it holds the page or reaches the end of the ids."""
-
-        async def read(upper: str) -> tuple[Sequence[Any], int]:
-            rows = (
-                await conn.execute(
-                    _WINDOW_PAGE,
-                    {"categories": subtree, "after": after, "upper": upper, "limit": limit},
+        per category, widened until it holds the page or reaches the end of the ids. The
+        subtree may be remembered from an earlier page: each window's statement also reads the
+        subtree's fingerprint, and a page read with ids the tree no longer has is read again
+        with the tree's ids (a page that came back empty carries none: the tree is read)."""
+        for attempt in range(_SUBTREE_ATTEMPTS):
+            last = attempt == _SUBTREE_ATTEMPTS - 1  # ids just read: taken as they are
+            try:
+                rows, spacing = await id_windows.first_after(
+                    _window_reader(conn, category_id, subtree, after, limit, checked=not last),
+                    after,
+                    limit,
+                    self._spacings.get(category_id),
                 )
-            ).all()
-            return rows, int(rows[0].in_window) if rows else 0
-
-        rows, spacing = await id_windows.first_after(
-            read, after, limit, self._spacings.get(category_id)
-        )
+            except _SubtreeChanged:
+                fresh = await self._subtree(conn, category_id)
+            else:
+                if rows or last:
+                    break
+                fresh = await self._subtree(conn, category_id)
+                if fresh == subtree:
+                    break
+            if len(fresh) == 1:
+                return await _leaf_page(conn, category_id, after, limit)
+            subtree = fresh
         if spacing is not None:
-            self._spacings.pop(category_id, None)  # re-inserted: the newest, evicted last
-            if len(self._spacings) >= _REMEMBERED_SUBTREES:
-                del self._spacings[next(iter(self._spacings))]
-            self._spacings[category_id] = spacing
+            _remember(self._spacings, category_id, spacing)
         return [_listed(r) for r in rows]
 
     async def untitled(self, after: str, limit: int) -> list[tuple[str, int]]:
@@ -433,6 +481,62 @@ class CatalogProjection:
                 )
             ).scalar_one()
         )
+
+
+async def _leaf_page(
+    conn: AsyncConnection, category_id: int, after: str, limit: int
+) -> list[Listed]:
+    """One index range, one row per product: no merge."""
+    rows = await conn.execute(
+        _LEAF_PAGE, {"category_id": category_id, "after": after, "limit": limit}
+    )
+    return [_listed(r) for r in rows]
+
+
+def _window_reader(
+    conn: AsyncConnection,
+    category_id: int,
+    subtree: tuple[int, ...],
+    after: str,
+    limit: int,
+    *,
+    checked: bool,
+) -> id_windows.ReadWindow[Any]:
+    """Reads a window of the subtree `category_id` with these ids; `checked`: raises
+    _SubtreeChanged when the tree the statement read has other ids."""
+    fingerprint = _fingerprint(subtree)
+
+    async def read(upper: str) -> tuple[Sequence[Any], int]:
+        values = {
+            "categories": subtree,
+            "category_id": category_id,
+            "after": after,
+            "upper": upper,
+            "limit": limit,
+        }
+        rows = (await conn.execute(_WINDOW_PAGE, values)).all()
+        if checked and rows and rows[0].subtree != fingerprint:
+            raise _SubtreeChanged
+        return rows, int(rows[0].in_window) if rows else 0
+
+    return read
+
+
+class _SubtreeChanged(Exception):
+    """A page was read with ids its subtree no longer has."""
+
+
+def _fingerprint(subtree: tuple[int, ...]) -> str:
+    """What _SUBTREE_FINGERPRINT reads for these ids (in id order)."""
+    return hashlib.md5(",".join(map(str, subtree)).encode(), usedforsecurity=False).hexdigest()
+
+
+def _remember(memory: dict[int, _T], key: int, value: _T) -> None:
+    """Remembers `value` as the newest; past _REMEMBERED_SUBTREES the oldest goes."""
+    memory.pop(key, None)
+    if len(memory) >= _REMEMBERED_SUBTREES:
+        del memory[next(iter(memory))]
+    memory[key] = value
 
 
 async def _category_path(conn: AsyncConnection, category_id: int) -> str:
