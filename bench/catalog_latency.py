@@ -760,10 +760,11 @@ def _reading(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"- **A category page** is one indexed MariaDB query that brings the products' "
             f"copies ({big['leaf_page']['p50_ms']} ms for a leaf; "
-            f"{big['department_page']['p50_ms']} ms for a department's subtree, its categories "
-            "by path prefix, then a window of product ids just after the cursor read as one "
-            "short index range per category). Before the copies it then read 20 revisions by "
-            "`_id`, which FerretDB answers one by one (its `_id $in` reads the whole collection)."
+            f"{big['department_page']['p50_ms']} ms for a department's subtree: a window of "
+            "product ids just after the cursor, read as one short index range per category of "
+            "the subtree, whose ids are remembered and checked by the same statement). Before "
+            "the copies it then read 20 revisions by `_id`, which FerretDB answers one by one "
+            "(its `_id $in` reads the whole collection)."
         )
     placement = phases.get("placement")
     if placement:
