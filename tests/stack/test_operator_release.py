@@ -19,6 +19,7 @@ import asyncio
 import base64
 import io
 import json
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -207,7 +208,7 @@ def test_a_request_rbac_refuses_the_operator_is_seen_in_the_audit_log(
     answer = httpx.get(
         f"{kube['url']}/api/v1/namespaces/kube-system/secrets",
         headers={"Authorization": f"Bearer {token}"},
-        verify=str(ca),
+        verify=ssl.create_default_context(cafile=str(ca)),
     )
     assert answer.status_code == 403
     _wait_for(
