@@ -650,7 +650,9 @@ async def test_a_write_that_crashed_before_storing_its_revision_is_forgotten_wit
     product = await catalog.create(_content((category,), f"K-{unique}"))
 
     class _DiesBeforeInsert(CatalogStore):
-        async def _write(self, revision: Document, skus: Collection[str]) -> None:
+        async def _write(
+            self, revision: Document, skus: Collection[str], read: Document | None = None
+        ) -> None:
             await self._start(revision["product_id"], revision["version"], skus, self._now())
             raise Crash
 
@@ -763,6 +765,44 @@ async def test_a_commit_waits_for_the_products_row_and_sees_the_version_committe
     assert await late is None  # version 4 was committed while it waited
     head = await projection.head(product_id)
     assert head == Head(4, False)
+
+
+async def test_a_commit_keeps_the_rows_its_writer_read_only_while_they_are_the_stored_ones(
+    catalog: CatalogStore, engine: AsyncEngine, tree: CategoryStore, clock: Clock, unique: str
+) -> None:
+    """A version that keeps the listing or the prices of the version its writer read leaves
+    those rows as they are, when that version is still the stored one at the commit; else it
+    writes its own (a late commit after another version changed them)."""
+    c1 = (await tree.create(f"Kept {unique}", None)).id
+    c2 = (await tree.create(f"Moved {unique}", None)).id
+    sku = f"S-{unique}"
+    product_id = (await catalog.create(_content((c1,), sku, price=100))).product_id
+
+    async def rows() -> tuple[list[tuple[int, bool]], list[tuple[int, int]]]:
+        async with engine.connect() as conn:
+            listed = await conn.execute(
+                select(product_categories).where(product_categories.c.product_id == product_id)
+            )
+            priced = await conn.execute(select(sku_prices).where(sku_prices.c.sku == sku))
+            return (
+                sorted((int(r.category_id), bool(r.is_primary)) for r in listed),
+                [(int(r.version), int(r.amount_minor)) for r in priced],
+            )
+
+    await catalog.replace(product_id, _content((c1,), sku, title="Renamed", price=100))  # v2
+    assert await rows() == ([(c1, True)], [(1, 100)])  # the price row is still v1's
+    await catalog.replace(product_id, _content((c1,), sku, price=250))  # v3
+    assert await rows() == ([(c1, True)], [(3, 250)])
+    await catalog.replace(product_id, _content((c2, c1), sku, price=250))  # v4
+    assert await rows() == ([(c1, False), (c2, True)], [(3, 250)])
+
+    # Its writer read v3, but v4 is stored: it lists and prices itself.
+    late = Commit(
+        product_id, 5, False, clock.now, "P", (c1,), c1, ((sku, Price(250, "EUR")),), None,
+        same_listing_as=3, same_prices_as=3,
+    )  # fmt: skip
+    assert await CatalogProjection(engine, clock).commit(late) == 4
+    assert await rows() == ([(c1, True)], [(5, 250)])
 
 
 async def test_products_committed_before_the_projection_get_titles_prices_and_claims(

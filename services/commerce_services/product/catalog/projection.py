@@ -92,19 +92,31 @@ class Commit:
     primary_category_id: int | None
     prices: tuple[tuple[str, Price], ...]
     document: str | None  # the revision's copy (committed_documents.py); None for a tombstone
+    # The version whose listing rows (and prices) this one keeps as they are, or None: when it
+    # is the stored version at the commit, those rows are already this version's.
+    same_listing_as: int | None = None
+    same_prices_as: int | None = None
 
     @property
     def skus(self) -> frozenset[str]:
         return frozenset(sku for sku, _ in self.prices)
 
     @classmethod
-    def of(cls, revision: Mapping[str, Any]) -> Commit:
-        """From a revision as the catalog stores it (a tombstone commits no rows)."""
+    def of(cls, revision: Mapping[str, Any], read: Mapping[str, Any] | None = None) -> Commit:
+        """From a revision as the catalog stores it (a tombstone commits no rows). `read`: the
+        revision its writer read, whose listing and prices it may keep."""
         if revision["deleted"]:
             return cls(
                 revision["product_id"], revision["version"], True, revision["updated_at"],
                 None, (), None, (), None,
             )  # fmt: skip
+        listing, prices = _listing(revision), _prices(revision)
+        same_listing_as = same_prices_as = None
+        if read is not None and not read["deleted"]:
+            if _listing(read) == listing:
+                same_listing_as = int(read["version"])
+            if dict(_prices(read)) == dict(prices):
+                same_prices_as = int(read["version"])
         return cls(
             revision["product_id"],
             revision["version"],
@@ -113,12 +125,22 @@ class Commit:
             revision["title"],
             tuple(revision["category_ids"]),
             revision["primary_category_id"],
-            tuple(
-                (v["sku"], Price(int(v["price"]["amount_minor"]), v["price"]["currency"]))
-                for v in revision["variants"]
-            ),
+            prices,
             committed_documents.encode(revision),
+            same_listing_as=same_listing_as,
+            same_prices_as=same_prices_as,
         )
+
+
+def _listing(revision: Mapping[str, Any]) -> tuple[frozenset[int], int]:
+    return frozenset(revision["category_ids"]), int(revision["primary_category_id"])
+
+
+def _prices(revision: Mapping[str, Any]) -> tuple[tuple[str, Price], ...]:
+    return tuple(
+        (v["sku"], Price(int(v["price"]["amount_minor"]), v["price"]["currency"]))
+        for v in revision["variants"]
+    )
 
 
 # The two hot reads, built once: each request only binds its values.
@@ -407,24 +429,10 @@ class CatalogProjection:
                     document=change.document,
                 )
             )
-            await conn.execute(
-                product_categories.delete().where(
-                    product_categories.c.product_id == change.product_id
-                )
-            )
-            if change.category_ids:
-                await conn.execute(
-                    insert(product_categories),
-                    [
-                        {
-                            "product_id": change.product_id,
-                            "category_id": category_id,
-                            "is_primary": category_id == change.primary_category_id,
-                        }
-                        for category_id in change.category_ids
-                    ],
-                )
-            await sku_prices.replace_in(conn, change.product_id, change.version, change.prices)
+            if stored != change.same_listing_as:
+                await self._list_in(conn, change)
+            if stored != change.same_prices_as:
+                await sku_prices.replace_in(conn, change.product_id, change.version, change.prices)
             await sku_claims.release_in(conn, change.product_id, change.version, change.skus)
             await pending_writes.forget_in(conn, change.product_id, change.version)
             superseded = range(max(stored, 1), change.version)
@@ -466,6 +474,24 @@ class CatalogProjection:
                     ],
                 )
         return True
+
+    async def _list_in(self, conn: AsyncConnection, change: Commit) -> None:
+        """The product's listing rows become exactly the change's categories."""
+        await conn.execute(
+            product_categories.delete().where(product_categories.c.product_id == change.product_id)
+        )
+        if change.category_ids:
+            await conn.execute(
+                insert(product_categories),
+                [
+                    {
+                        "product_id": change.product_id,
+                        "category_id": category_id,
+                        "is_primary": category_id == change.primary_category_id,
+                    }
+                    for category_id in change.category_ids
+                ],
+            )
 
     async def _locked_version(self, conn: AsyncConnection, product_id: str, now: datetime) -> int:
         """The stored version (0 for none), with the product's row locked till the commit: a

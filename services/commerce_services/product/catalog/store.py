@@ -348,7 +348,7 @@ class CatalogStore:
             version, now = int(current["version"]) + 1, self._successor_time(current)
             revision = revision_document(product_id, version, content, current["created_at"], now)
             try:
-                await self._write(revision, content.skus)
+                await self._write(revision, content.skus, read=current)
             except _Superseded:
                 continue  # re-read: _live raises VersionConflict if If-Match no longer holds
             return Product(product_id, version, content, current["created_at"], now)
@@ -459,10 +459,13 @@ class CatalogStore:
         if missing:
             raise UnknownCategory(missing)
 
-    async def _write(self, revision: Document, skus: Collection[str]) -> None:
+    async def _write(
+        self, revision: Document, skus: Collection[str], read: Document | None = None
+    ) -> None:
         """Records the write as pending, claims its SKUs, stores the revision, then commits
-        it. DuplicateSku or _Superseded: nothing was stored. A failure after the insert is
-        left to the repair sweep: the write has happened."""
+        it (`read`: the revision the writer read, whose listing and prices it may keep).
+        DuplicateSku or _Superseded: nothing was stored. A failure after the insert is left to
+        the repair sweep: the write has happened."""
         product_id, version = revision["product_id"], revision["version"]
         async with self._claimed(product_id, version, skus):
             try:
@@ -470,7 +473,7 @@ class CatalogStore:
             except DuplicateKeyError as exc:
                 raise _Superseded from exc
         try:
-            superseded = await self._projection.commit(Commit.of(revision))
+            superseded = await self._projection.commit(Commit.of(revision, read))
         except Exception:
             log.warning(
                 "product %s v%s stored; its commit is left to the repair sweep",

@@ -58,7 +58,7 @@ sku_prices = Table(
     metadata,
     Column("sku", Sku, primary_key=True),
     Column("product_id", ProductId, nullable=False),
-    Column("version", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),  # the committed version that set it
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", CHAR(3, charset="ascii", collation="ascii_bin"), nullable=False),
 )
