@@ -426,6 +426,22 @@ async def test_an_image_change_rolls_the_pods_migrations_first_and_loses_no_orde
         back = {"spec": {"image": original}}
         shop.kubectl("patch", "csvc/order", "--type=merge", f"-p={json.dumps(back)}")
         _pods_settle(shop, "order", 1, original)
+        _wait_for(lambda: _routed_to_the_order_service(shop))
+
+
+def _routed_to_the_order_service(shop: Shop) -> bool:
+    """The Ingress sends the order API to a live pod: five requests in a row answered by the
+    service. It learns endpoints by polling, so for a moment after a rollout it may still dial
+    the replaced pod's address, and the next test's orders would wait on it."""
+    with httpx.Client(base_url=shop.url("order"), timeout=3, headers=shop.staff) as http:
+        for _ in range(5):
+            try:
+                answer = http.get(f"/api/v1/orders/{uuid.uuid4().hex}")
+            except httpx.TransportError:
+                return False
+            if answer.status_code != 404:  # the service's "no such order", not the proxy's 502
+                return False
+    return True
 
 
 async def _search_hit(http: httpx.AsyncClient, sku: str, available: bool) -> dict[str, Any]:
