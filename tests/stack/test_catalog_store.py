@@ -68,6 +68,11 @@ def _content(
     )
 
 
+def _listed(product_id: str, version: int, categories: tuple[int, ...], clock: Clock) -> Commit:
+    """A commit of a live version listed in `categories` (the first primary), with no SKUs."""
+    return Commit(product_id, version, False, clock.now, "P", categories, categories[0], (), None)
+
+
 @pytest.fixture
 def tree(engine: AsyncEngine) -> CategoryStore:
     return CategoryStore(engine, utc_now)
@@ -443,8 +448,7 @@ async def test_a_subtree_with_its_products_bunched_in_the_id_space_pages_exactly
     beside = {bunched(p): (elsewhere.id,) for p in ("0000", "8000", "ffff")}
     projection = CatalogProjection(engine, clock)
     for product_id, categories in {**listed, **beside}.items():
-        change = Commit(product_id, 1, False, clock.now, "P", categories, categories[0], (), None)
-        assert await projection.commit(change) == 0
+        assert await projection.commit(_listed(product_id, 1, categories, clock)) == 0
 
     for limit in (1, 5, 7, 40, 100):
         for _ in range(2):  # then again with the widths learnt on the way
@@ -474,8 +478,7 @@ async def test_a_remembered_subtree_is_checked_by_each_pages_own_statement(
     projection = CatalogProjection(engine, clock)
     in_a, in_b1 = uuid.uuid4().hex, uuid.uuid4().hex
     for product_id, category in ((in_a, a.id), (in_b1, b1.id)):
-        change = Commit(product_id, 1, False, clock.now, "P", (category,), category, (), None)
-        assert await projection.commit(change) == 0
+        assert await projection.commit(_listed(product_id, 1, (category,), clock)) == 0
 
     statements: list[str] = []
 
@@ -752,7 +755,7 @@ async def test_a_commit_waits_for_the_products_row_and_sees_the_version_committe
     product_id = uuid.uuid4().hex
 
     def change(version: int) -> Commit:
-        return Commit(product_id, version, False, clock.now, "P", (category,), category, (), None)
+        return _listed(product_id, version, (category,), clock)
 
     assert await projection.commit(change(1)) == 0
     async with engine.connect() as conn, conn.begin():
