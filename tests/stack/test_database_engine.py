@@ -2,7 +2,8 @@
 checkout and, when the server closed it, replaced without failing the transaction that drew it;
 one used a moment ago is not pinged, so a server-side close inside that window fails that one
 transaction as an outage, and the pool has replaced it for the next. The reading engine's
-connections are in autocommit and go back to the pool without a ROLLBACK round trip."""
+connections are in autocommit and go back to the pool without a ROLLBACK round trip; the
+service engine's get one only when a transaction may still be open on them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -96,3 +97,33 @@ async def test_only_the_reading_engine_skips_the_rollback_of_a_returned_connecti
     assert first[0] == second[0] == third[0], "the pool should hand out its one connection"
     assert (first[1], second[1]) == (autocommit, autocommit)
     assert third[2] - second[2] == second[2] - first[2] == rollbacks_per_read
+
+
+def _open_a_transaction_sqlalchemy_does_not_know(sync_conn: Connection) -> None:
+    # The driver's own cursor: SQLAlchemy's Connection sees no statement, so it ends no
+    # transaction when it closes, and only the pool's reset stands between this one and the
+    # connection's next user.
+    raw = sync_conn.connection.dbapi_connection
+    assert raw is not None
+    raw.cursor().execute("UPDATE alembic_version SET version_num = version_num")
+    assert raw.driver_connection.get_transaction_status()
+
+
+async def test_the_service_engine_rolls_back_a_returned_connection_only_if_its_transaction_is_open(
+    stack: Endpoints,
+) -> None:
+    settings = DatabaseSettings.from_values(stack.service_settings("payment"))
+    engine = service_engine(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        start = await _rollbacks_seen(engine)  # each look is a read: SQLAlchemy rolls it back
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT COUNT(*) FROM alembic_version FOR UPDATE"))
+        after_commit = await _rollbacks_seen(engine)
+        async with engine.connect() as conn:
+            await conn.run_sync(_open_a_transaction_sqlalchemy_does_not_know)
+        after_open = await _rollbacks_seen(engine)
+    finally:
+        await engine.dispose()
+    assert start[0] == after_commit[0] == after_open[0], "the pool should hand out its one"
+    assert after_commit[2] - start[2] == 1, "a committed transaction needs no ROLLBACK"
+    assert after_open[2] - after_commit[2] == 2, "an open transaction must be rolled back"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
 
 from commerce_services.db.settings import DatabaseSettings
 
@@ -23,8 +23,12 @@ _RETURNED_AT = "commerce_returned_at"
 
 
 def service_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """The engine of every transaction (a unit of work, each write)."""
-    return _pooled(settings)
+    """The engine of every transaction (a unit of work, each write). A connection whose
+    transaction was committed goes back to the pool without a ROLLBACK round trip
+    (`roll_back_only_open_transactions`)."""
+    engine = _pooled(settings, pool_reset_on_return=None)
+    roll_back_only_open_transactions(engine)
+    return engine
 
 
 def reading_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -66,6 +70,22 @@ def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as exc:
             raise DisconnectionError("a pooled connection did not answer its ping") from exc
+
+
+def roll_back_only_open_transactions(engine: AsyncEngine) -> None:
+    """Resets a returned connection with a ROLLBACK only when a transaction may be open on it.
+    SQLAlchemy's pool rolls back every returned connection, a round trip per transaction even
+    right after its COMMIT. A Connection that closes with its transaction open rolls it back
+    itself (`transaction_was_reset`); otherwise SQLAlchemy ended it, and only a write through
+    the driver behind SQLAlchemy's back could have opened one, which the server's status flags
+    in its last reply show. The engine must be made with `pool_reset_on_return=None`."""
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+        if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+            return  # discarded, no I/O possible here, or rolled back already
+        if dbapi_connection.driver_connection.get_transaction_status():
+            dbapi_connection.rollback()
 
 
 def database_ready(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
