@@ -13,7 +13,6 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from tests.stack.access_tokens import (
     signing_env,
     verifying_env,
 )
+from tests.stack.catalog_prices import catalog_prices
 from tests.stack.conftest import TTL
 from tests.stack.error_shape import api_error
 from tests.stack.migrations import migrator as _migrator
@@ -215,18 +215,16 @@ async def test_an_order_retried_after_a_503_is_placed_once(
     users = UserStore(mongo, f"outage_{unique}", utc_now)
     await users.ensure_indexes()
     server = grpc.aio.server()
-    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(store, catalog_prices("4.50", lambda s: s == sku), TTL), server
+    )
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(users), server)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}")
     await server.start()
 
-    async def prices(skus: list[str]) -> dict[str, Decimal]:
-        return {s: Decimal("4.50") for s in skus if s == sku}
-
     orders = OrderStore(engine, utc_now, timedelta(minutes=15))
     placement = OrderPlacement(
         GrpcUsers(users_pb2_grpc.UserServiceStub(channel), 3.0),
-        prices,
         GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(channel), 3.0),
         orders,
         timedelta(seconds=30),

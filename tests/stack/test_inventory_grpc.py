@@ -10,7 +10,8 @@ import pytest
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
-from commerce_services.rpc.trailers import OUT_OF_STOCK_SKUS
+from commerce_services.rpc.trailers import OUT_OF_STOCK_SKUS, UNPRICED_SKUS
+from tests.stack.catalog_prices import catalog_prices
 from tests.stack.conftest import TTL
 
 DEADLINE_S = 5.0
@@ -22,7 +23,10 @@ async def inventory(
     store: InventoryStore,
 ) -> AsyncIterator[inventory_pb2_grpc.InventoryServiceAsyncStub]:
     server = grpc.aio.server()
-    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
+    prices = catalog_prices("2.50", lambda sku: not sku.startswith("NO-PRICE"))
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(store, prices, TTL), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -33,7 +37,9 @@ async def inventory(
 
 def _reserve(order_id: str, *lines: tuple[str, int]) -> inventory_pb2.ReserveStockRequest:
     return pb.ReserveStockRequest(
-        order_id=order_id, items=[pb.StockLine(sku=s, quantity=q) for s, q in lines]
+        order_id=order_id,
+        items=[pb.StockLine(sku=s, quantity=q) for s, q in lines],
+        currency="EUR",
     )
 
 
@@ -111,3 +117,31 @@ async def test_unknown_confirm_is_not_found_and_confirm_after_release_is_refused
             pb.ReservationRef(order_id=f"rel-{sku}"), timeout=DEADLINE_S
         )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_reserve_answers_prices_and_refuses_unpriced_skus_reserving_nothing(
+    inventory: inventory_pb2_grpc.InventoryServiceAsyncStub, store: InventoryStore, unique: str
+) -> None:
+    priced, unpriced = f"P-{unique}", f"NO-PRICE-{unique}"
+    for sku in (priced, unpriced):
+        await store.set_stock(sku, 5)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await inventory.ReserveStock(
+            _reserve(f"np-{unique}", (priced, 1), (unpriced, 1)), timeout=DEADLINE_S
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(refused.value.trailing_metadata() or ())[UNPRICED_SKUS] == unpriced
+    for sku in (priced, unpriced):
+        level = await store.stock_level(sku)
+        assert level is not None
+        assert level.reserved == 0
+
+    reserved = await inventory.ReserveStock(
+        _reserve(f"p-{unique}", (priced, 2)), timeout=DEADLINE_S
+    )
+    assert [(p.sku, p.amount) for p in reserved.prices] == [(priced, "2.50")]
+    wrong_currency = _reserve(f"p-{unique}", (priced, 2))
+    wrong_currency.currency = "JPY"
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await inventory.ReserveStock(wrong_currency, timeout=DEADLINE_S)
+    assert dict(other.value.trailing_metadata() or ())[UNPRICED_SKUS] == priced

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -47,6 +46,7 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.access_tokens import STAFF_HEADERS, VERIFIER, customer
+from tests.stack.catalog_prices import catalog_prices
 from tests.stack.conftest import TTL, Clock, confirm
 from tests.stack.error_shape import api_error
 from tests.stack.migrations import migrator as _migrator
@@ -87,7 +87,10 @@ async def wired(
     users = UserStore(mongo, f"placement_{unique}", clock)
     await users.ensure_indexes()
     server = grpc.aio.server()
-    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(store, catalog_prices("9.99", lambda sku: sku != "NO-PRICE"), TTL),
+        server,
+    )
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(users), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -107,12 +110,8 @@ def _placement(
     inventory: grpc.aio.Channel | None = None,
     timeout_s: float = 3.0,
 ) -> OrderPlacement:
-    async def prices(skus: list[str]) -> dict[str, Decimal]:
-        return {s: Decimal("9.99") for s in skus if s == sku}
-
     return OrderPlacement(
         GrpcUsers(users_pb2_grpc.UserServiceStub(channel), timeout_s),
-        prices,
         GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(inventory or channel), timeout_s),
         orders,
         LEASE,
@@ -193,6 +192,34 @@ async def test_an_order_database_outage_keeps_the_stock_for_a_retry_with_the_sam
     )
     assert order.status == "PENDING"
     assert await _reserved(store, sku) == 2  # the same reservation, not a second one
+
+
+async def test_a_retry_refused_after_an_outage_releases_what_the_first_attempt_reserved(
+    wired: Wired,
+    store: InventoryStore,
+    clock: Clock,
+    sku: str,
+) -> None:
+    users, channel = wired.users, wired.channel
+    await store.set_stock(sku, 3)
+    user = await users.create(f"{sku.lower()}@example.com", "Buyer")
+    broken = BrokenOrderStore(wired.order_engine, ConnectionError("order database went away"))
+    with pytest.raises(DependencyUnavailable):
+        await _placement(channel, broken, sku).place(
+            user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+        )
+    assert await _reserved(store, sku) == 2  # held for a retry
+    clock.now += timedelta(days=400)
+    await users.mark_dormant()
+    with pytest.raises(UserRejected):
+        await _placement(channel, wired.orders, sku).place(
+            user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+        )
+    assert await _reserved(store, sku) == 0  # the continued claim was abandoned: released
+    with pytest.raises(AttemptRolledBack):
+        await _placement(channel, wired.orders, sku).place(
+            user.user_id, "k", [(sku, 2)], "EUR", "tok_visa"
+        )
 
 
 async def test_concurrent_requests_with_one_key_and_different_bodies_never_release_the_winner(
@@ -476,12 +503,8 @@ async def test_an_unreachable_service_is_503_and_reserves_nothing(
     (dead_port,) = free_ports(1)
     dead = grpc.aio.insecure_channel(f"127.0.0.1:{dead_port}")  # nothing listens there
 
-    async def prices(skus: list[str]) -> dict[str, Decimal]:
-        return dict.fromkeys(skus, Decimal("1.00"))
-
     placement = OrderPlacement(
         GrpcUsers(users_pb2_grpc.UserServiceStub(wired.channel), 1.0),
-        prices,
         GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(dead), 1.0),
         wired.orders,
         LEASE,

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.service_certificates import issue
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
+from commerce_services.rpc.trailers import UNPRICED_SKUS
 from tests.stack.access_tokens import STAFF_HEADERS, grpc_channel, verifying_env
 from tests.stack.processes import free_ports, output, start_service, stop
 
@@ -66,19 +67,44 @@ async def test_serves_rest_and_grpc_then_stops_on_sigterm(
     sku = f"PROC-{unique}"
     base = f"http://127.0.0.1:{product_env['PRODUCT_HTTP_PORT']}"
     async with httpx.AsyncClient(base_url=base, timeout=5, headers=STAFF_HEADERS) as http:
-        assert (await http.put(f"/api/v1/inventory/{sku}", json={"stock": 3})).status_code == 200
+        category = (await http.post("/api/v1/categories", json={"name": unique})).json()["id"]
+        created = await http.post(
+            "/api/v1/products",
+            json={
+                "title": f"Process mug {unique}",
+                "category_ids": [category],
+                "primary_category_id": category,
+                "variants": [{"sku": sku, "price": {"amount": "12.50", "currency": "EUR"}}],
+            },
+        )
+        assert created.status_code == 201, created.text
+        unpriced = f"PROC-NOPRICE-{unique}"
+        for stocked in (sku, unpriced):
+            stock = await http.put(f"/api/v1/inventory/{stocked}", json={"stock": 3})
+            assert stock.status_code == 200
         async with grpc_channel(
             f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}", "order"
         ) as channel:
             stub = inventory_pb2_grpc.InventoryServiceStub(channel)
-            reserved = await stub.ReserveStock(
-                inventory_pb2.ReserveStockRequest(
-                    order_id=f"proc-{unique}", items=[inventory_pb2.StockLine(sku=sku, quantity=2)]
-                ),
-                timeout=5,
-            )
+
+            def reserve(*skus: str) -> inventory_pb2.ReserveStockRequest:
+                return inventory_pb2.ReserveStockRequest(
+                    order_id=f"proc-{unique}",
+                    items=[inventory_pb2.StockLine(sku=s, quantity=2) for s in skus],
+                    currency="EUR",
+                )
+
+            # Stocked but sold by no product: refused and named, nothing reserved.
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ReserveStock(reserve(sku, unpriced), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            trailers = dict(refused.value.trailing_metadata() or ())
+            assert trailers[UNPRICED_SKUS] == unpriced
+            reserved = await stub.ReserveStock(reserve(sku), timeout=5)
         assert reserved.status == inventory_pb2.RESERVATION_STATUS_RESERVED
+        assert [(p.sku, p.amount) for p in reserved.prices] == [(sku, "12.50")]
         assert (await http.get(f"/api/v1/inventory/{sku}")).json()["available"] == 1
+        assert (await http.get(f"/api/v1/inventory/{unpriced}")).json()["available"] == 3
         assert (await http.get("/openapi.json")).json()["info"]["title"].startswith("commerce")
 
         # The order completes: its event reaches the service's consumer, the sale is booked.
@@ -117,7 +143,9 @@ async def test_grpc_refuses_anonymous_callers_and_services_the_method_does_not_n
     certificate, one with a certificate of another CA, and the payment service are refused."""
     target = f"127.0.0.1:{product_env['PRODUCT_GRPC_PORT']}"
     request = inventory_pb2.ReserveStockRequest(
-        order_id=f"intruder-{unique}", items=[inventory_pb2.StockLine(sku="ANY-SKU", quantity=1)]
+        order_id=f"intruder-{unique}",
+        items=[inventory_pb2.StockLine(sku="ANY-SKU", quantity=1)],
+        currency="EUR",
     )
     stranger = issue(["order"])  # a certificate named "order", but not of the services' CA
     callers = {
@@ -133,7 +161,7 @@ async def test_grpc_refuses_anonymous_callers_and_services_the_method_does_not_n
                     request, timeout=5
                 )
         assert refused.value.code() == code, name
-    # The order service itself gets an answer (the SKU is unknown: not a refusal of the caller).
+    # The order service itself gets an answer (the SKU is unpriced: not a refusal of the caller).
     async with grpc_channel(target, "order") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as answered:
             await inventory_pb2_grpc.InventoryServiceStub(channel).ReserveStock(request, timeout=5)

@@ -46,6 +46,7 @@ from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
 from commerce_services.user.store import UserStore
 from tests.stack.access_tokens import AUTH_SETTINGS
+from tests.stack.catalog_prices import catalog_prices
 from tests.stack.conftest import TTL, Clock
 from tests.stack.migrations import migrator as _migrator
 
@@ -118,20 +119,19 @@ async def shop(
     orders = OrderStore(order_engine, clock, timedelta(minutes=15))
 
     server = grpc.aio.server()
-    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store, TTL), server)
+    prices = catalog_prices(str(PRICE), lambda sku: sku.startswith("SAGA-"))
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(store, prices, TTL), server
+    )
     users_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(users), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
 
-    async def prices(skus: list[str]) -> dict[str, Decimal]:
-        return {sku: PRICE for sku in skus if sku.startswith("SAGA-")}
-
     # Generous deadlines: the rush test's 200 calls share this process with the gRPC server;
     # what is tested here is the saga, not deadlines (test_order_placement covers those).
     placement = OrderPlacement(
         GrpcUsers(users_pb2_grpc.UserServiceStub(channel), 30.0),
-        prices,
         GrpcReservations(inventory_pb2_grpc.InventoryServiceStub(channel), 30.0),
         orders,
         timedelta(minutes=5),

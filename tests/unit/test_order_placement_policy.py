@@ -85,7 +85,7 @@ class FakePlacements:
             raise PlacementInProgress(order_id)
         if decision == ClaimDecision.TAKE_OVER:
             row.owner, row.claimed_at = owner, self.clock.now
-            return Claim(order_id, user_id, idempotency_key, owner)
+            return Claim(order_id, user_id, idempotency_key, owner, continued=True)
         return self.orders[order_id]
 
     def _owned(self, claim: Claim) -> Row | None:
@@ -157,29 +157,25 @@ class FakePlacements:
 @dataclass
 class FakeUsers:
     rejected: set[str] = field(default_factory=set)
+    unavailable: bool = False
     calls: int = 0
 
     async def validate(self, user_id: str) -> None:
         self.calls += 1
+        if self.unavailable:
+            raise DependencyUnavailable("users")
         if user_id in self.rejected:
             raise UserRejected("user_not_found", user_id)
 
 
 @dataclass
-class FakePrices:
-    prices: dict[str, Decimal]
-    calls: int = 0
-
-    async def __call__(self, skus: list[str]) -> dict[str, Decimal]:
-        self.calls += 1
-        return {sku: self.prices[sku] for sku in skus if sku in self.prices}
-
-
-@dataclass
 class FakeReservations:
-    """Stock per SKU and a ledger per order id, idempotent like the product service's."""
+    """Stock and a price per SKU and a ledger per order id, idempotent like the product
+    service's, which prices the request before it reserves."""
 
     stock: dict[str, int]
+    prices: dict[str, Decimal]
+    calls: int = 0
     held: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     released: set[str] = field(default_factory=set)
     release_calls: list[str] = field(default_factory=list)
@@ -188,12 +184,18 @@ class FakeReservations:
     reserve_started: asyncio.Event = field(default_factory=asyncio.Event)
     reserve_gate: asyncio.Event | None = None
 
-    async def reserve(self, order_id: str, items: list[tuple[str, int]]) -> None:
+    async def reserve(
+        self, order_id: str, items: list[tuple[str, int]], currency: str
+    ) -> dict[str, Decimal]:
+        self.calls += 1
         self.reserve_started.set()
         if self.reserve_gate is not None:
             await self.reserve_gate.wait()
         if self.unavailable:
             raise DependencyUnavailable("product")
+        unpriced = sorted({sku for sku, _ in items} - set(self.prices))
+        if unpriced:
+            raise UnknownSku(unpriced)
         if order_id in self.released:
             raise ReservationRefused(order_id)
         if order_id not in self.held:
@@ -205,6 +207,7 @@ class FakeReservations:
             self.held[order_id] = items
         if self.unavailable_after_reserving:
             raise DependencyUnavailable("product answered too late")
+        return {sku: self.prices[sku] for sku, _ in items}
 
     async def release(self, order_id: str) -> None:
         self.release_calls.append(order_id)
@@ -220,7 +223,6 @@ class Shop:
     clock: Clock
     placements: FakePlacements
     users: FakeUsers
-    prices: FakePrices
     reservations: FakeReservations
     placement: OrderPlacement
 
@@ -235,18 +237,17 @@ def shop() -> Shop:
     clock = Clock()
     placements = FakePlacements(clock)
     users = FakeUsers()
-    prices = FakePrices({"A": Decimal("5.00"), "B": Decimal("1.50")})
-    reservations = FakeReservations({"A": 10, "B": 1})
-    placement = OrderPlacement(users, prices, reservations, placements, LEASE)
-    return Shop(clock, placements, users, prices, reservations, placement)
+    reservations = FakeReservations({"A": 10, "B": 1}, {"A": Decimal("5.00"), "B": Decimal("1.50")})
+    placement = OrderPlacement(users, reservations, placements, LEASE)
+    return Shop(clock, placements, users, reservations, placement)
 
 
 async def test_a_placed_order_holds_its_stock_and_a_replay_calls_nothing(shop: Shop) -> None:
     order = await shop.place()
     assert (order.total, shop.reservations.stock["A"]) == (Decimal("10.00"), 8)
-    calls = (shop.users.calls, shop.prices.calls)
+    calls = (shop.users.calls, shop.reservations.calls)
     assert (await shop.place()).order_id == order.order_id
-    assert (shop.users.calls, shop.prices.calls) == calls  # answered from the claim alone
+    assert (shop.users.calls, shop.reservations.calls) == calls  # answered from the claim alone
     assert shop.reservations.stock["A"] == 8
 
 
@@ -271,7 +272,7 @@ async def test_racing_requests_with_other_bodies_never_release_the_winners_stock
     ("setup", "error"),
     [
         (lambda s: s.users.rejected.add("u1"), UserRejected),
-        (lambda s: s.prices.prices.pop("A"), UnknownSku),
+        (lambda s: s.reservations.prices.pop("A"), UnknownSku),
         (lambda s: s.reservations.stock.update(A=1), OutOfStock),
     ],
 )
@@ -340,7 +341,7 @@ async def test_the_sweep_releases_a_dead_owners_stock_after_two_leases_and_retri
 ) -> None:
     claimed = await shop.placements.claim("u1", "k", "digest", LEASE)
     assert isinstance(claimed, Claim)
-    await shop.reservations.reserve(claimed.order_id, [("A", 2)])
+    await shop.reservations.reserve(claimed.order_id, [("A", 2)], "EUR")
     assert await shop.placement.sweep() == []
     shop.clock.now += LEASE
     assert await shop.placement.sweep() == []  # a retry may still continue it
@@ -353,10 +354,53 @@ async def test_the_sweep_releases_a_dead_owners_stock_after_two_leases_and_retri
     assert await shop.placement.sweep() == []
 
 
-async def test_when_user_and_prices_both_refuse_the_user_answer_wins(shop: Shop) -> None:
+async def test_a_refused_user_is_not_reserved_for(shop: Shop) -> None:
     shop.users.rejected.add("u1")
-    shop.prices.prices.clear()
     with pytest.raises(UserRejected):
         await shop.place()
-    assert (shop.users.calls, shop.prices.calls) == (1, 1)  # asked at once, not one by one
+    assert shop.reservations.calls == 0
     assert shop.placements.rows == {}
+
+
+@pytest.mark.parametrize(
+    ("refusal", "error"),
+    [
+        (lambda s: s.users.rejected.add("u1"), UserRejected),
+        (lambda s: s.reservations.prices.pop("A"), UnknownSku),
+    ],
+    ids=["user refused", "price gone"],
+)
+async def test_a_refused_continuation_releases_what_the_earlier_attempt_reserved(
+    shop: Shop, refusal: Callable[[Shop], object], error: type[Exception]
+) -> None:
+    shop.reservations.unavailable_after_reserving = True
+    with pytest.raises(DependencyUnavailable):
+        await shop.place()  # reserved, then the answer was lost: the claim is given up
+    shop.reservations.unavailable_after_reserving = False
+    refusal(shop)
+    with pytest.raises(error):
+        await shop.place()  # the retry continues the claim, and is refused
+    (order_id,) = shop.placements.rows
+    assert shop.placements.rows[order_id].state == ClaimState.ABANDONED
+    assert shop.reservations.release_calls == [order_id]
+    assert shop.reservations.stock["A"] == 10
+    assert await shop.placement.sweep() == []  # released already
+
+
+async def test_an_outage_before_reserving_frees_a_fresh_claim_and_keeps_a_continued_one(
+    shop: Shop,
+) -> None:
+    shop.reservations.unavailable_after_reserving = True
+    with pytest.raises(DependencyUnavailable):
+        await shop.place()
+    shop.reservations.unavailable_after_reserving = False
+    shop.users.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        await shop.place()  # continued: given up again, its reservation kept for a retry
+    (order_id,) = shop.placements.rows
+    assert shop.placements.rows[order_id].owner is None
+    assert shop.placements.rows[order_id].state == ClaimState.IN_PROGRESS
+    assert shop.reservations.stock["A"] == 8
+    with pytest.raises(DependencyUnavailable):
+        await shop.place(key="fresh")  # fresh: nothing reserved, the key is free again
+    assert list(shop.placements.rows) == [order_id]

@@ -27,12 +27,11 @@ from commerce_services.order.http_api import create_app
 from commerce_services.order.inventory_client import GrpcReservations
 from commerce_services.order.payment_events import payment_event_handlers
 from commerce_services.order.placement import OrderPlacement
-from commerce_services.order.pricing import CatalogPrices
 from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import OrderStore
 from commerce_services.order.tables import outbox
 from commerce_services.order.users_client import GrpcUsers
-from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc, users_pb2_grpc
+from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.runtime.entry_point import ServiceCommands, run
 from commerce_services.runtime.grpc_wiring import secure_channel
@@ -59,11 +58,6 @@ async def serve(settings: OrderSettings) -> None:
     product_channel = secure_channel(settings.product_grpc_target, settings)
     placement = OrderPlacement(
         GrpcUsers(users_pb2_grpc.UserServiceStub(users_channel), settings.rpc_timeout_s),
-        CatalogPrices(
-            catalog_pb2_grpc.CatalogServiceStub(product_channel),
-            settings.currency,
-            settings.rpc_timeout_s,
-        ),
         GrpcReservations(
             inventory_pb2_grpc.InventoryServiceStub(product_channel), settings.rpc_timeout_s
         ),

@@ -1,12 +1,16 @@
-"""Placing an order: claim the Idempotency-Key, validate the user, price the lines, reserve
-the stock, then write the order and its event.
+"""Placing an order: claim the Idempotency-Key, validate the user, reserve the stock at its
+prices (one call: the product service answers with the unit prices the order keeps), then
+write the order and its event.
 
-The policy, against ports (users, prices, reservations) and the order store:
+The policy, against ports (users, reservations) and the order store:
 - The key is claimed first (one INSERT), so a replay is answered from the database, and of
   concurrent requests with the same key exactly one goes on; the others replay its order,
   are told it is in progress, or conflict. None of them touches its reservation.
-- A request refused before anything was reserved (user, price, stock, malformed items)
-  withdraws its claim: the key is free again.
+- A refused user reserves nothing: the user is validated before the reservation.
+- A request refused (user, stock, unknown or unpriced SKU, malformed items) reserved nothing
+  by its own call. A fresh claim is withdrawn: the key is free again. A continued claim (taken
+  over from an attempt that gave it up or died) may hold that attempt's reservation, so it is
+  abandoned, which releases it.
 - A request that may have reserved and then hit an outage (a dependency or the order
   database did not answer) gives its claim up: a retry with the same key continues it (the
   reservation is idempotent per order id); without a retry, the sweep abandons it and
@@ -21,7 +25,6 @@ The policy, against ports (users, prices, reservations) and the order store:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Protocol
@@ -38,7 +41,6 @@ from commerce_services.order.ports import (
     DependencyUnavailable,
     InvalidItems,
     OutOfStock,
-    Prices,
     ReservationRefused,
     Reservations,
     UnknownSku,
@@ -77,13 +79,11 @@ class OrderPlacement:
     def __init__(
         self,
         users: Users,
-        prices: Prices,
         reservations: Reservations,
         store: Placements,
         lease: timedelta,
     ) -> None:
         self._users = users
-        self._prices = prices
         self._reservations = reservations
         self._store = store
         self._lease = lease
@@ -102,20 +102,14 @@ class OrderPlacement:
         if isinstance(claimed, Order):
             return claimed  # a replay
         try:
-            # Independent questions to two services, asked at once; the user's answer wins
-            # when both refuse, so the error a client sees does not depend on timing.
-            user, priced = await asyncio.gather(
-                self._users.validate(user_id), self._lines(items), return_exceptions=True
-            )
-            if isinstance(user, BaseException):
-                raise user
-            if isinstance(priced, BaseException):
-                raise priced
-            lines = priced
-        except BaseException:
-            await self._withdraw(claimed)
+            await self._users.validate(user_id)
+        except DependencyUnavailable:
+            await self._give_up(claimed)
             raise
-        await self._reserve(claimed, items)
+        except BaseException:
+            await self._refuse(claimed)
+            raise
+        lines = await self._reserve(claimed, items, currency)
         try:
             return await self._store.place(claimed, lines, currency, payment_token)
         except ClaimLost as exc:
@@ -128,18 +122,13 @@ class OrderPlacement:
             await self._abandon(claimed)
             raise
 
-    async def _lines(self, items: list[tuple[str, int]]) -> tuple[OrderLine, ...]:
-        prices = await self._prices([sku for sku, _ in items])
-        missing = sorted({sku for sku, _ in items} - set(prices))
-        if missing:
-            raise UnknownSku(missing)
-        return tuple(OrderLine(sku, quantity, prices[sku]) for sku, quantity in items)
-
-    async def _reserve(self, claimed: Claim, items: list[tuple[str, int]]) -> None:
+    async def _reserve(
+        self, claimed: Claim, items: list[tuple[str, int]], currency: str
+    ) -> tuple[OrderLine, ...]:
         try:
-            await self._reservations.reserve(claimed.order_id, items)
-        except (OutOfStock, InvalidItems):
-            await self._withdraw(claimed)  # all-or-nothing: nothing is held
+            prices = await self._reservations.reserve(claimed.order_id, items, currency)
+        except (OutOfStock, UnknownSku, InvalidItems):
+            await self._refuse(claimed)  # all-or-nothing: this call reserved nothing
             raise
         except ReservationRefused as exc:
             # Released before (an earlier attempt was abandoned): the order id is spent.
@@ -151,6 +140,27 @@ class OrderPlacement:
         except BaseException:
             await self._abandon(claimed)
             raise
+        unpriced = sorted({sku for sku, _ in items} - set(prices))
+        if unpriced:  # reserved, but an amount did not parse: never write an unpriced line
+            await self._abandon(claimed)
+            raise UnknownSku(unpriced)
+        return tuple(OrderLine(sku, quantity, prices[sku]) for sku, quantity in items)
+
+    async def _refuse(self, claimed: Claim) -> None:
+        """Ends the claim of a refused request: a fresh claim reserved nothing, so its key is
+        freed; a continued one may hold an earlier attempt's reservation, which is released."""
+        if claimed.continued:
+            await self._abandon(claimed)
+        else:
+            await self._withdraw(claimed)
+
+    async def _give_up(self, claimed: Claim) -> None:
+        """Ends the claim of a request stopped by an outage before it reserved: a fresh claim
+        is freed; a continued one is left for a retry to continue (or the sweep)."""
+        if claimed.continued:
+            await self._relinquish(claimed)
+        else:
+            await self._withdraw(claimed)
 
     async def _withdraw(self, claimed: Claim) -> None:
         try:

@@ -22,6 +22,8 @@ class OutOfStock(Exception):
 
 
 class UnknownSku(Exception):
+    """SKUs no live product sells in the order's currency."""
+
     def __init__(self, skus: list[str]) -> None:
         super().__init__(f"no price for {', '.join(skus)}")
         self.skus = skus
@@ -46,16 +48,14 @@ class Users(Protocol):
         """Returns if the user may order; raises UserRejected or DependencyUnavailable."""
 
 
-class Prices(Protocol):
-    async def __call__(self, skus: list[str]) -> dict[str, Decimal]:
-        """Unit prices in the shop's currency of the SKUs that have one; raises InvalidItems
-        or DependencyUnavailable."""
-
-
 class Reservations(Protocol):
-    async def reserve(self, order_id: str, items: list[tuple[str, int]]) -> None:
-        """All-or-nothing, idempotent per order id; raises OutOfStock, InvalidItems (nothing
-        reserved), ReservationRefused or DependencyUnavailable (perhaps reserved)."""
+    async def reserve(
+        self, order_id: str, items: list[tuple[str, int]], currency: str
+    ) -> dict[str, Decimal]:
+        """Reserves the items and returns the unit price of each SKU in `currency`, the prices
+        the order keeps. All-or-nothing, idempotent per order id; raises OutOfStock,
+        UnknownSku, InvalidItems (nothing reserved by this call), ReservationRefused or
+        DependencyUnavailable (perhaps reserved)."""
 
     async def release(self, order_id: str) -> None:
         """Idempotent; raises DependencyUnavailable."""

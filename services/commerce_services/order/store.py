@@ -80,6 +80,8 @@ class Claim:
     user_id: str
     idempotency_key: str
     owner: str
+    # Taken over from an attempt that gave it up or died: that attempt may have reserved.
+    continued: bool = False
 
 
 def _owned(claim: Claim) -> tuple[ColumnElement[bool], ...]:
@@ -174,7 +176,7 @@ class OrderStore:
                         .values(owner=owner, claimed_at=now, updated_at=now)
                     )
                     if taken.rowcount == 1:
-                        return Claim(order_id, user_id, idempotency_key, owner)
+                        return Claim(order_id, user_id, idempotency_key, owner, continued=True)
                     continue
             return await self.get(order_id)  # REPLAY
         raise PlacementInProgress(order_id)

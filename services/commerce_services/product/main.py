@@ -47,9 +47,9 @@ CONSUMER_NAME = "product.order-events"
 
 log = logging.getLogger("commerce_services.product")
 
-# Who may call each gRPC method (mTLS identities): the order service reserves, releases and
-# prices; confirmation comes by event, so nobody calls ConfirmReservation today but the order
-# service, should it.
+# Who may call each gRPC method (mTLS identities): the order service reserves (at prices),
+# releases and prices; confirmation comes by event, so nobody calls ConfirmReservation today
+# but the order service, should it.
 CALLERS: CallerPolicy = {
     "/commerce.v1.InventoryService/ReserveStock": frozenset({"order"}),
     "/commerce.v1.InventoryService/ReleaseReservation": frozenset({"order"}),
@@ -119,7 +119,8 @@ async def serve(settings: ProductSettings) -> None:
     )
     grpc_server = secure_server(settings, CALLERS, f"{settings.listen_host}:{settings.grpc_port}")
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(store, timedelta(seconds=settings.reservation_ttl_s)), grpc_server
+        InventoryServicer(store, catalog.prices, timedelta(seconds=settings.reservation_ttl_s)),
+        grpc_server,
     )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(catalog), grpc_server)
     try:

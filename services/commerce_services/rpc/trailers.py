@@ -5,3 +5,6 @@ from __future__ import annotations
 
 # On a FAILED_PRECONDITION from ReserveStock: the short SKUs, comma-separated.
 OUT_OF_STOCK_SKUS = "commerce-out-of-stock"
+# On a FAILED_PRECONDITION from ReserveStock: the SKUs no live product sells in the order's
+# currency, comma-separated.
+UNPRICED_SKUS = "commerce-unpriced"

@@ -1,12 +1,12 @@
 """The price projection: what every SKU of a live product costs at the product's committed
 version, one row per SKU in MariaDB, next to the inventory. The catalog commit rewrites a
-product's rows in its transaction (with the listing rows and the change event), so GetPrices
-is one primary-key read and agrees with what listings and search show.
+product's rows in its transaction (with the listing rows and the change event), so a price
+lookup is one primary-key read and agrees with what listings and search show.
 
-The rule for a price change during checkout: an order is priced once, when it is placed, at
-the version committed when GetPrices answers; the order keeps those prices (its lines store
-them). A change committed later prices later orders only; a write not yet committed is no
-price yet.
+The rule for a price change during checkout: an order is priced once, at its reservation, at
+the version committed when ReserveStock answers (product/inventory/checkout.py); the order
+keeps those prices (its lines store them). A change committed later prices later orders only;
+a write not yet committed is no price yet.
 """
 
 from __future__ import annotations

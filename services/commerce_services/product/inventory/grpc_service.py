@@ -10,6 +10,12 @@ from typing import NoReturn
 import grpc
 from prometheus_client import Counter
 
+from commerce_services.product.inventory.checkout import (
+    CatalogPrices,
+    PricedReservation,
+    Unpriced,
+    reserve_at_prices,
+)
 from commerce_services.product.inventory.model import (
     InvalidRequest,
     OutOfStock,
@@ -19,7 +25,7 @@ from commerce_services.product.inventory.model import (
 )
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.rpc.commerce.v1 import inventory_pb2, inventory_pb2_grpc
-from commerce_services.rpc.trailers import OUT_OF_STOCK_SKUS
+from commerce_services.rpc.trailers import OUT_OF_STOCK_SKUS, UNPRICED_SKUS
 
 
 def _message(reservation: Reservation) -> inventory_pb2.Reservation:
@@ -30,6 +36,15 @@ def _message(reservation: Reservation) -> inventory_pb2.Reservation:
         ),
         items=[inventory_pb2.StockLine(sku=i.sku, quantity=i.quantity) for i in reservation.items],
     )
+
+
+def _priced_message(priced: PricedReservation) -> inventory_pb2.Reservation:
+    message = _message(priced.reservation)
+    message.prices.extend(
+        inventory_pb2.UnitPrice(sku=sku, amount=price.amount)
+        for sku, price in priced.prices.items()
+    )
+    return message
 
 
 RESERVATION_CONFLICTS = Counter(
@@ -44,6 +59,9 @@ async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Excepti
         RESERVATION_CONFLICTS.inc()
         context.set_trailing_metadata(((OUT_OF_STOCK_SKUS, ",".join(exc.skus)),))
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, Unpriced):
+        context.set_trailing_metadata(((UNPRICED_SKUS, ",".join(exc.skus)),))
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ReservationConflict):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ReservationNotFound):
@@ -51,9 +69,15 @@ async def _abort(context: grpc.aio.ServicerContext[object, object], exc: Excepti
     raise exc
 
 
+REFUSALS = (InvalidRequest, OutOfStock, Unpriced, ReservationConflict, ReservationNotFound)
+
+
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, store: InventoryStore, reservation_ttl: timedelta) -> None:
+    def __init__(
+        self, store: InventoryStore, prices: CatalogPrices, reservation_ttl: timedelta
+    ) -> None:
         self._store = store
+        self._prices = prices
         self._ttl = reservation_ttl
 
     async def _answer(
@@ -61,7 +85,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> inventory_pb2.Reservation:
         try:
             return _message(await call)
-        except (InvalidRequest, OutOfStock, ReservationConflict, ReservationNotFound) as exc:
+        except REFUSALS as exc:
             await _abort(context, exc)
 
     # Method names are the RPC names, as the generated base class defines them.
@@ -71,7 +95,13 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> inventory_pb2.Reservation:
         lines = [(line.sku, line.quantity) for line in request.items]
-        return await self._answer(self._store.reserve(request.order_id, lines, self._ttl), context)
+        try:
+            priced = await reserve_at_prices(
+                self._prices, self._store, request.order_id, lines, request.currency, self._ttl
+            )
+        except REFUSALS as exc:
+            await _abort(context, exc)
+        return _priced_message(priced)
 
     async def ConfirmReservation(
         self,
