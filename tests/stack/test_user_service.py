@@ -25,7 +25,7 @@ from commerce_services.rpc.commerce.v1 import users_pb2, users_pb2_grpc
 from commerce_services.user.grpc_service import STATUS_METADATA, UserServicer
 from commerce_services.user.http_api import create_app
 from commerce_services.user.identity import Identity
-from commerce_services.user.model import UserDormant, UserStatus
+from commerce_services.user.model import UserDormant, UserNotFound, UserStatus
 from commerce_services.user.passwords import Passwords
 from commerce_services.user.refresh_tokens import RefreshTokens
 from commerce_services.user.sign_in_limits import Limit, SignInLimits
@@ -34,6 +34,7 @@ from commerce_services.user.store import UserStore
 from tests.stack.access_tokens import ISSUER, KEYS, STAFF_HEADERS, VERIFIER, customer
 from tests.stack.conftest import Clock
 from tests.stack.error_shape import api_error
+from tests.stack.mongo_key_access import Recorder, not_by_key
 
 ACCOUNT_ATTEMPTS, ADDRESS_ATTEMPTS = 3, 8
 PASSWORD = "correct horse battery"
@@ -217,6 +218,38 @@ async def test_six_idle_months_make_an_account_dormant_until_reactivated(
     assert abs(back.last_active_at - clock.now) < timedelta(milliseconds=1)
     assert (await users.validate_for_order(idle.user_id)).user_id == idle.user_id
     assert await users.mark_dormant() == 0
+
+
+async def test_validating_for_an_order_reads_by_key_and_records_activity_at_most_hourly(
+    stack: Endpoints, users: UserStore, clock: Clock, unique: str
+) -> None:
+    recorder = Recorder()
+    watched: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        stack["ferretdb"]["uri"], event_listeners=[recorder]
+    )
+    try:
+        store = UserStore(watched, f"users_test_{unique}", clock)
+        buyer = await users.create("buyer@example.com", "Buyer")
+        idle = await users.create("idle@example.com", "Idle")
+        stamps = []
+        for step in (timedelta(minutes=59), timedelta(minutes=1), timedelta(minutes=30)):
+            clock.now += step
+            before = len(recorder.commands)
+            seen = await store.validate_for_order(buyer.user_id)
+            stamps.append([name for name, _ in recorder.commands[before:]].count("update"))
+            assert seen.last_active_at == (await users.get(buyer.user_id)).last_active_at
+        clock.now += timedelta(days=200)
+        await users.validate_for_order(buyer.user_id)
+        assert await users.mark_dormant() == 1
+        with pytest.raises(UserDormant):
+            await store.validate_for_order(idle.user_id)
+        with pytest.raises(UserNotFound):
+            await store.validate_for_order("f" * 32)
+    finally:
+        await watched.close()
+    assert stamps == [0, 1, 0]  # 59 min: not yet; 60: recorded; 30 more: not again
+    assert (await users.get(idle.user_id)).status == UserStatus.DORMANT
+    assert not_by_key(recorder.commands) == []
 
 
 @pytest.fixture

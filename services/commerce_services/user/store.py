@@ -1,8 +1,11 @@
 """Accounts in the user service's own MongoDB database, through PyMongo's async client.
 
 Guarantees: an email belongs to one account (unique index on the normalized address, so two
-concurrent sign-ups cannot both win); validation for an order and its activity stamp are one
-conditional update, so a dormant account is never stamped active by accident. An account keeps
+concurrent sign-ups cannot both win); validation for an order reads the account by key and
+only an ACTIVE one passes; its activity stamp (at most hourly) sets the time alone, never the
+status, so it never makes a dormant account active. Every read and write of an order's
+validation is by `_id` alone: the filter the document store serves by key at any size
+(FerretDB on SQLite scans the collection for `_id` with any other field). An account keeps
 its password's argon2 hash (never the password) and its roles; an account made before sign-in
 existed has neither, cannot sign in, and is a customer.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +30,7 @@ from commerce_services.user.model import (
     UserDormant,
     UserNotFound,
     UserStatus,
+    activity_to_stamp,
     check_user_id,
     dormancy_cutoff,
 )
@@ -119,19 +124,21 @@ class UserStore:
         return _user(doc)
 
     async def validate_for_order(self, user_id: str) -> User:
-        """The user if ACTIVE, stamped active now; UserDormant / UserNotFound otherwise."""
+        """The user if ACTIVE, its activity recorded when the last record is an hour old or
+        more; UserDormant / UserNotFound otherwise."""
         now = self._clock()
-        doc = await self._users.find_one_and_update(
-            {"_id": check_user_id(user_id), "status": UserStatus.ACTIVE.value},
-            {"$set": {"last_active_at": now, "updated_at": now}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is not None:
-            return _user(doc)
-        existing = await self._users.find_one({"_id": user_id})
-        if existing is None:
+        doc = await self._users.find_one({"_id": check_user_id(user_id)})
+        if doc is None:
             raise UserNotFound(user_id)
-        raise UserDormant(f"account {user_id} is dormant; reactivate it first")
+        user = _user(doc)
+        if user.status != UserStatus.ACTIVE:
+            raise UserDormant(f"account {user_id} is dormant; reactivate it first")
+        if activity_to_stamp(user.last_active_at, now):
+            await self._users.update_one(
+                {"_id": user_id}, {"$set": {"last_active_at": now, "updated_at": now}}
+            )
+            user = replace(user, last_active_at=now)
+        return user
 
     async def reactivate(self, user_id: str) -> User:
         now = self._clock()
