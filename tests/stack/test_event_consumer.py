@@ -1,6 +1,7 @@
 """The idempotent event consumer against real Kafka and MariaDB, with the product service's
 order-event handlers: duplicates, poison messages, a crash between effect and offset commit,
-a dead-letter topic that refuses, transient failures, a database outage."""
+a dead-letter topic that refuses, transient failures, a database outage, and a fetch's events
+sharing one transaction (rolled back whole and handled one by one when one fails)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commerce_devstack.endpoints import Endpoints
@@ -26,7 +27,7 @@ from commerce_services.events.dead_letters import DeadLetters, RawRecord
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.events.replay import replay_dlq_record
 from commerce_services.events.retry_worker import FailedEventRetrier, requeue_failed
-from commerce_services.events.tables import failed_events
+from commerce_services.events.tables import failed_events, processed_events
 from commerce_services.product.inventory.store import InventoryStore
 from commerce_services.product.order_events import order_event_handlers
 from commerce_services.product.settings import ProductSettings
@@ -409,3 +410,74 @@ async def test_a_dead_lettered_record_can_be_replayed_to_its_topic(
         assert topic == kafka.topic
         assert await harness.drain(1) == ["processed"]
     assert applied == [event_id]
+
+
+async def _fetch(harness: Harness, records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """One fetch holding `records` records (the topic has one partition)."""
+    async with asyncio.timeout(30):
+        while True:
+            batch: dict[TopicPartition, list[ConsumerRecord]] = (
+                await harness.kafka_consumer.getmany(timeout_ms=500)
+            )
+            if sum(len(r) for r in batch.values()) >= records:
+                return batch
+            harness.kafka_consumer.seek_to_beginning()  # a partial fetch: read it all again
+
+
+def _shared(name: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "commerce_consumer_shared_transactions_total", {"consumer": name, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def _reservations(store: InventoryStore, unique: str, count: int) -> list[str]:
+    order_ids = []
+    for n in range(count):
+        sku = f"SKU-{unique}-{n}"
+        await store.set_stock(sku, 10)
+        await store.reserve(f"ord-{sku}", [(sku, 4)], TTL)
+        order_ids.append(f"ord-{sku}")
+    return order_ids
+
+
+async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once(
+    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str
+) -> None:
+    orders = await _reservations(store, unique, 3)
+    first = await kafka.send(orders[0], "order_completed", {"order_id": orders[0]})
+    for order_id in orders[1:]:
+        await kafka.send(order_id, "order_completed", {"order_id": order_id})
+    await kafka.send(orders[0], "order_completed", {"order_id": orders[0]}, event_id=first)
+    await kafka.send(orders[1], "order_created", {"order_id": orders[1]})  # not the product's
+    name = f"product-{unique}"
+    harness = Harness(kafka, engine, order_event_handlers(store), f"g-{unique}", name)
+    async with harness:
+        await harness.consumer.handle_batch(await _fetch(harness, 5))
+    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (1.0, 0.0)
+    for order_id in orders:
+        assert await _level(store, order_id.removeprefix("ord-")) == (6, 0)  # sold once
+    async with engine.connect() as conn:
+        recorded = await conn.scalar(
+            select(func.count()).where(processed_events.c.consumer == name)
+        )
+    assert recorded == 3
+
+
+async def test_a_failing_event_rolls_the_shared_transaction_back_and_each_goes_alone(
+    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str
+) -> None:
+    orders = await _reservations(store, unique, 2)
+    await kafka.send(orders[0], "order_completed", {"order_id": orders[0]})
+    await kafka.send("ghost", "order_completed", {"order_id": f"ghost-{unique}"})  # permanent
+    await kafka.send(orders[1], "order_cancelled", {"order_id": orders[1]})
+    name = f"product-{unique}"
+    harness = Harness(kafka, engine, order_event_handlers(store), f"g-{unique}", name)
+    async with harness:
+        await harness.consumer.handle_batch(await _fetch(harness, 3))
+    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (0.0, 1.0)
+    assert await _level(store, orders[0].removeprefix("ord-")) == (6, 0)  # confirmed once
+    assert await _level(store, orders[1].removeprefix("ord-")) == (10, 0)  # released once
+    async with engine.connect() as conn:
+        parked = await conn.scalar(select(func.count()).where(processed_events.c.consumer == name))
+    assert parked == 2  # the two that applied; the ghost went to the dead letters

@@ -3,7 +3,10 @@
 For each record, in order per partition (the partitions of a batch side by side):
 1. decode it; a malformed record is dead-lettered at once;
 2. in ONE database transaction: insert (consumer, event id) into processed_events, and run the
-   handler for its type on the same connection; a duplicate id means already done, a no-op;
+   handler for its type on the same connection; a duplicate id means already done, a no-op.
+   The records a fetch brought for one partition share that transaction (one commit for many
+   events under load, `apply_together`); if anything in it fails, it is rolled back whole and
+   its records go through steps 2-3 one by one, so failures are handled per event;
 3. an outage (a database unreachable or restarting, see db/outages.py) is retried with capped
    backoff for as long as it lasts, holding the partition: the event is not dead-lettered,
    the lag grows and `commerce_consumer_stalled` says so. Any other failure is retried up to
@@ -20,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +33,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Gauge
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -57,6 +62,14 @@ STALLED = Gauge(
     "1 while the consumer holds its partition because a database is unavailable",
     ["consumer"],
 )
+TOGETHER = Counter(
+    "commerce_consumer_shared_transactions_total",
+    "Transactions shared by a partition's fetched events: committed, or rolled back and the "
+    "events handled one by one",
+    ["consumer", "outcome"],
+)
+# Events of one partition in one transaction at most: a longer one holds its row locks longer.
+MAX_TOGETHER = 64
 OUTAGE_RETRIES = Counter(
     "commerce_consumer_outage_retries_total",
     "Attempts at an event that failed because a database was unavailable",
@@ -109,8 +122,11 @@ class EventConsumer:
         within a partition, and each aggregate's events share one), then one commit."""
 
         async def in_order(records: list[ConsumerRecord]) -> None:
-            for record in records:
-                await self.handle(record)
+            for start in range(0, len(records), MAX_TOGETHER):
+                chunk = records[start : start + MAX_TOGETHER]
+                if not await self.handle_together(chunk):
+                    for record in chunk:
+                        await self.handle(record)
 
         # A TaskGroup, not gather: if one partition fails, the others stop before the batch is
         # redelivered, so no partition is ever handled by two tasks at once.
@@ -180,6 +196,80 @@ class EventConsumer:
         EVENTS.labels(self.name, outcome).inc()
         return outcome
 
+    async def handle_together(self, records: Sequence[ConsumerRecord]) -> bool:
+        """Handles one partition's records in one transaction; False, with nothing changed, when
+        they must go one by one: fewer than two to apply, a malformed one, or any failure."""
+        events: list[Event] = []
+        for record in records:
+            try:
+                events.append(
+                    decode(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        list(record.headers),
+                    )
+                )
+            except MalformedEvent:
+                return False
+        applied = [e for e in events if e.event_type in self._handlers]
+        if len(applied) < 2:
+            return False
+        try:
+            outcomes = await self.apply_together(applied)
+        except Exception as exc:
+            TOGETHER.labels(self.name, "rolled_back").inc()
+            log.info(
+                "%d events handled one by one after a shared transaction failed: %r",
+                len(applied),
+                exc,
+            )
+            return False
+        TOGETHER.labels(self.name, "committed").inc()
+        for outcome in outcomes:
+            EVENTS.labels(self.name, outcome).inc()
+        for _ in range(len(events) - len(applied)):
+            EVENTS.labels(self.name, "ignored").inc()
+        return True
+
+    async def apply_together(self, events: Sequence[Event]) -> list[str]:
+        """The effects of `events` (in order, each with a handler) and their processed-events
+        records in one transaction; each outcome as `apply` gives it. Raises, with nothing
+        committed, if any of them fails, or another consumer recorded one meanwhile."""
+        async with self._units.begin() as unit:
+            done = set(
+                await unit.conn.scalars(
+                    select(processed_events.c.event_id).where(
+                        processed_events.c.consumer == self.name,
+                        processed_events.c.event_id.in_({e.event_id for e in events}),
+                    )
+                )
+            )
+            fresh: dict[str, Event] = {}
+            for event in events:
+                if event.event_id not in done:
+                    fresh.setdefault(event.event_id, event)  # a redelivered copy: once
+            if fresh:
+                now = self._clock()
+                await unit.conn.execute(
+                    insert(processed_events),
+                    [
+                        {"consumer": self.name, "event_id": event_id, "processed_at": now}
+                        for event_id in fresh
+                    ],
+                )
+            outcomes = []
+            for event in events:
+                if fresh.get(event.event_id) is not event:
+                    outcomes.append("duplicate")
+                    continue
+                with self._span(event):
+                    await self._handlers[event.event_type](unit, event)
+                outcomes.append("processed")
+        return outcomes
+
     def _stalled(self, record: ConsumerRecord, event: Event, exc: Exception, outages: int) -> None:
         STALLED.labels(self.name).set(1)
         OUTAGE_RETRIES.labels(self.name).inc()
@@ -204,6 +294,21 @@ class EventConsumer:
 
         Runs in a span continuing the producer's trace (the `traceparent` header), so the
         events the handler writes to its outbox carry the same trace onward."""
+        with self._span(event):
+            async with self._units.begin() as unit:
+                first = await unit.conn.execute(
+                    mysql_insert(processed_events)
+                    .values(consumer=self.name, event_id=event.event_id, processed_at=self._clock())
+                    .prefix_with("IGNORE")
+                )
+                if first.rowcount == 0:
+                    return "duplicate"  # effect committed before; nothing to do
+                await handler(unit, event)
+        return "processed"
+
+    @contextmanager
+    def _span(self, event: Event) -> Iterator[None]:
+        """The event's processing span, continuing the producer's trace (`traceparent`)."""
         with tracer.start_as_current_span(
             f"{event.event_type} process",
             context=extract(event.headers),
@@ -215,16 +320,7 @@ class EventConsumer:
                 "messaging.consumer.group.name": self.name,
             },
         ):
-            async with self._units.begin() as unit:
-                first = await unit.conn.execute(
-                    mysql_insert(processed_events)
-                    .values(consumer=self.name, event_id=event.event_id, processed_at=self._clock())
-                    .prefix_with("IGNORE")
-                )
-                if first.rowcount == 0:
-                    return "duplicate"  # effect committed before; nothing to do
-                await handler(unit, event)
-        return "processed"
+            yield
 
     async def _park(self, raw: RawRecord, error: BaseException, attempts: int) -> str:
         where = await self._dead_letters.put(raw, error, attempts)
