@@ -95,13 +95,21 @@ class Harness:
         group: str,
         name: str,
         consumer_class: type[EventConsumer] = EventConsumer,
+        shared_transactions: bool = True,
     ) -> None:
         self.kafka_consumer = _kafka_consumer(kafka, group)
         self.dead_letters = DeadLetters(
             name, kafka.producer, engine, utc_now, publish_timeout_s=3.0
         )
         self.consumer = consumer_class(
-            name, self.kafka_consumer, engine, handlers, self.dead_letters, utc_now, FAST
+            name,
+            self.kafka_consumer,
+            engine,
+            handlers,
+            self.dead_letters,
+            utc_now,
+            FAST,
+            shared_transactions,
         )
 
     async def __aenter__(self) -> Harness:
@@ -416,9 +424,9 @@ async def _fetch(harness: Harness, records: int) -> dict[TopicPartition, list[Co
     """One fetch holding `records` records (the topic has one partition)."""
     async with asyncio.timeout(30):
         while True:
-            batch: dict[TopicPartition, list[ConsumerRecord]] = (
-                await harness.kafka_consumer.getmany(timeout_ms=500)
-            )
+            batch: dict[
+                TopicPartition, list[ConsumerRecord]
+            ] = await harness.kafka_consumer.getmany(timeout_ms=500)
             if sum(len(r) for r in batch.values()) >= records:
                 return batch
             harness.kafka_consumer.seek_to_beginning()  # a partial fetch: read it all again
@@ -441,8 +449,9 @@ async def _reservations(store: InventoryStore, unique: str, count: int) -> list[
     return order_ids
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "one by one"])
 async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once(
-    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str
+    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str, shared: bool
 ) -> None:
     orders = await _reservations(store, unique, 3)
     first = await kafka.send(orders[0], "order_completed", {"order_id": orders[0]})
@@ -451,10 +460,12 @@ async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once(
     await kafka.send(orders[0], "order_completed", {"order_id": orders[0]}, event_id=first)
     await kafka.send(orders[1], "order_created", {"order_id": orders[1]})  # not the product's
     name = f"product-{unique}"
-    harness = Harness(kafka, engine, order_event_handlers(store), f"g-{unique}", name)
+    harness = Harness(
+        kafka, engine, order_event_handlers(store), f"g-{unique}", name, shared_transactions=shared
+    )
     async with harness:
         await harness.consumer.handle_batch(await _fetch(harness, 5))
-    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (1.0, 0.0)
+    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (float(shared), 0.0)
     for order_id in orders:
         assert await _level(store, order_id.removeprefix("ord-")) == (6, 0)  # sold once
     async with engine.connect() as conn:

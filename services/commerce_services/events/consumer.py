@@ -4,9 +4,11 @@ For each record, in order per partition (the partitions of a batch side by side)
 1. decode it; a malformed record is dead-lettered at once;
 2. in ONE database transaction: insert (consumer, event id) into processed_events, and run the
    handler for its type on the same connection; a duplicate id means already done, a no-op.
-   The records a fetch brought for one partition share that transaction (one commit for many
-   events under load, `apply_together`); if anything in it fails, it is rolled back whole and
-   its records go through steps 2-3 one by one, so failures are handled per event;
+   Unless the consumer's handlers lock rows of several aggregates (they would lock them in
+   event order and deadlock with other writers), the records a fetch brought for one partition
+   share that transaction (one commit for many events under load, `apply_together`); if
+   anything in it fails, it is rolled back whole and its records go through steps 2-3 one by
+   one, so failures are handled per event;
 3. an outage (a database unreachable or restarting, see db/outages.py) is retried with capped
    backoff for as long as it lasts, holding the partition: the event is not dead-lettered,
    the lag grows and `commerce_consumer_stalled` says so. Any other failure is retried up to
@@ -101,8 +103,10 @@ class EventConsumer:
         dead_letters: DeadLetters,
         clock: Callable[[], datetime],
         retry: RetryPolicy = RetryPolicy(),
+        shared_transactions: bool = True,
     ) -> None:
         self.name = name
+        self._shared = shared_transactions
         self._consumer = consumer
         self._units = UnitsOfWork(engine)
         self._handlers = handlers
@@ -198,7 +202,10 @@ class EventConsumer:
 
     async def handle_together(self, records: Sequence[ConsumerRecord]) -> bool:
         """Handles one partition's records in one transaction; False, with nothing changed, when
-        they must go one by one: fewer than two to apply, a malformed one, or any failure."""
+        they must go one by one: the consumer shares no transactions, fewer than two records
+        to apply, a malformed one, or any failure."""
+        if not self._shared:
+            return False
         events: list[Event] = []
         for record in records:
             try:

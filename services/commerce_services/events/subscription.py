@@ -40,6 +40,7 @@ class Subscription:
         settings: ConsumerSettings,
         engine: AsyncEngine,
         handlers: Mapping[str, Handler],
+        shared_transactions: bool = True,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -65,6 +66,7 @@ class Subscription:
                 max_attempts=settings.consumer_max_attempts,
                 initial_backoff_s=settings.consumer_initial_backoff_s,
             ),
+            shared_transactions,
         )
         self._retrier = FailedEventRetrier(self.consumer, engine, utc_now)
 

@@ -84,6 +84,9 @@ async def serve(settings: ProductSettings) -> None:
         settings,
         engine,
         order_event_handlers(store),
+        # A confirm or release locks its order's row, then its SKUs' rows: several in one
+        # transaction would lock SKUs out of order and deadlock with reservation batches.
+        shared_transactions=False,
     )
 
     async def mongo_ready() -> None:
