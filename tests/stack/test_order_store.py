@@ -1,5 +1,6 @@
 """Orders against MariaDB: Idempotency-Key claims, the order and its event in one transaction,
-guarded saga transitions, deadline cancellation."""
+concurrent claims and orders written together (and each alone when the batch cannot decide
+for it), guarded saga transitions, deadline cancellation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commerce_devstack.endpoints import Endpoints
@@ -20,12 +22,13 @@ from commerce_services.order.model import (
     ClaimLost,
     IdempotencyConflict,
     OrderLine,
+    OrderNotFound,
     OrderStatus,
     PlacementInProgress,
     request_hash,
 )
-from commerce_services.order.store import Claim, OrderStore
-from commerce_services.order.tables import orders, outbox
+from commerce_services.order.store import Claim, Order, OrderStore
+from commerce_services.order.tables import orders, outbox, placements
 from tests.stack.conftest import Clock
 from tests.stack.migrations import migrator as _migrator
 from tests.stack.order_writes import LEASE, write_order
@@ -151,3 +154,98 @@ async def test_overdue_pending_orders_are_cancelled_completed_ones_are_not(
             await conn.execute(select(orders.c.status).where(orders.c.order_id == paid.order_id))
         ).scalar_one()
     assert status == "COMPLETED"
+
+
+class Statements:
+    """Counts the statements an engine sends, by their first words."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sent: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: object, cursor: object, statement: str, *rest: object) -> None:
+        self.sent.append(" ".join(statement.split()[:3]))
+
+    def count(self, start: str) -> int:
+        return sum(1 for sent in self.sent if sent.startswith(start))
+
+
+async def test_concurrent_claims_are_inserted_together_and_a_taken_key_goes_alone(
+    order_store: OrderStore, order_engine: AsyncEngine, unique: str
+) -> None:
+    user = f"user-{unique}"
+    digest = request_hash(user, [("SKU-A", 1)], "tok_visa")
+    statements = Statements(order_engine)
+    fresh = await asyncio.gather(
+        *(order_store.claim(user, f"k{n}", digest, LEASE) for n in range(8))
+    )
+    assert all(isinstance(c, Claim) for c in fresh)
+    assert statements.count("INSERT INTO placements") == 1  # one statement for the eight
+
+    statements.sent.clear()
+    again = await asyncio.gather(
+        *(order_store.claim(user, f"k{n}", digest, LEASE) for n in (8, 9, 3)),
+        return_exceptions=True,
+    )
+    assert [type(c) for c in again] == [Claim, Claim, PlacementInProgress]
+    # The batch met k3's earlier claim: rolled back, then each claimed on its own.
+    assert statements.count("INSERT INTO placements") == 1 + 3
+    owners = {c.order_id: c.owner for c in [*fresh, *again] if isinstance(c, Claim)}
+    async with order_engine.connect() as conn:
+        rows = await conn.execute(
+            select(placements.c.order_id, placements.c.owner).where(
+                placements.c.order_id.in_(list(owners))
+            )
+        )
+        assert {row.order_id: row.owner for row in rows} == owners  # one owner per key
+
+
+async def test_concurrent_orders_are_written_together_each_in_its_own_trace_and_a_lost_claim_alone(
+    order_store: OrderStore, order_engine: AsyncEngine, unique: str
+) -> None:
+    user = f"user-{unique}"
+    digest = request_hash(user, [("SKU-A", 2), ("SKU-B", 1)], "tok_visa")
+    claims = await asyncio.gather(
+        *(order_store.claim(user, f"k{n}", digest, LEASE) for n in range(4))
+    )
+    assert all(isinstance(c, Claim) for c in claims)
+    claimed = [c for c in claims if isinstance(c, Claim)]
+    tracer = TracerProvider().get_tracer(__name__)
+
+    async def place(claim: Claim) -> tuple[str, Order]:
+        with tracer.start_as_current_span("POST /orders") as span:
+            order = await order_store.place(claim, LINES, "EUR", "tok_visa")
+            return format(span.get_span_context().trace_id, "032x"), order
+
+    statements = Statements(order_engine)
+    placed = await asyncio.gather(*(place(c) for c in claimed[:3]))
+    assert statements.count("UPDATE placements SET") == 1  # the three in one transaction
+    assert statements.count("INSERT INTO orders") == 1
+    async with order_engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.aggregateid, outbox.c.traceparent).where(
+                outbox.c.aggregateid.in_([o.order_id for _, o in placed])
+            )
+        )
+        traces = {row.aggregateid: row.traceparent for row in rows}
+    assert {o.order_id: traces[o.order_id].split("-")[1] for _, o in placed} == {
+        o.order_id: trace for trace, o in placed
+    }
+    for _, order in placed:
+        assert await order_store.get(order.order_id) == order
+
+    lost = claimed[3]
+    assert await order_store.abandon(lost)  # the sweep's doing, say
+    other = await order_store.claim(user, "k-other", digest, LEASE)
+    assert isinstance(other, Claim)
+    statements.sent.clear()
+    results = await asyncio.gather(
+        order_store.place(other, LINES, "EUR", "tok_visa"),
+        order_store.place(lost, LINES, "EUR", "tok_visa"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Order)
+    assert isinstance(results[1], ClaimLost)
+    assert statements.count("UPDATE placements SET") == 1 + 2  # the batch, then each alone
+    with pytest.raises(OrderNotFound):
+        await order_store.get(lost.order_id)

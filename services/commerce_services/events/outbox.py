@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -62,6 +62,13 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return text
 
 
+def current_traceparent() -> str | None:
+    """The current trace as a W3C `traceparent`, so the saga continues it across Kafka."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent")
+
+
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -73,22 +80,38 @@ class Outbox:
         now: datetime,
         event_id: str | None = None,
     ) -> str:
-        """Adds the event to the caller's transaction; returns its id."""
-        carrier: dict[str, str] = {}
-        inject(carrier)  # the current trace, so the saga continues it across Kafka
+        """Adds the event to the caller's transaction, in the current trace; returns its id."""
         event_id = event_id or str(uuid.uuid4())
         await conn.execute(
-            insert(self.table).values(
-                id=event_id,
-                aggregatetype=event.aggregate_type,
-                aggregateid=event.aggregate_id,
-                type=event.event_type,
-                payload=encode_payload(event.payload),
-                traceparent=carrier.get("traceparent"),
-                created_at=now,
-            )
+            insert(self.table).values(self._row(event, event_id, current_traceparent(), now))
         )
         return event_id
+
+    async def append_all(
+        self,
+        conn: AsyncConnection,
+        events: Sequence[tuple[OutboxEvent, str | None]],
+        now: datetime,
+    ) -> None:
+        """Adds the events, each with the trace it belongs to, in one statement of the
+        caller's transaction (several requests' events written together)."""
+        await conn.execute(
+            insert(self.table),
+            [self._row(event, str(uuid.uuid4()), trace, now) for event, trace in events],
+        )
+
+    def _row(
+        self, event: OutboxEvent, event_id: str, traceparent: str | None, now: datetime
+    ) -> dict[str, object]:
+        return {
+            "id": event_id,
+            "aggregatetype": event.aggregate_type,
+            "aggregateid": event.aggregate_id,
+            "type": event.event_type,
+            "payload": encode_payload(event.payload),
+            "traceparent": traceparent,
+            "created_at": now,
+        }
 
     async def purge(self, engine: AsyncEngine, older_than: datetime, batch: int = 1000) -> int:
         """Deletes captured rows (Debezium reads the binlog, not the table); returns how many.

@@ -7,6 +7,11 @@ Guarantees:
 - place: the order, its items, `order_created` and the claim turning PLACED are one
   transaction, conditional on the claim still being the caller's; a caller that lost its claim
   (taken over after the lease, or abandoned by the sweep) writes nothing.
+- Concurrent claims, and concurrent placements, of one process are written together (group
+  commit, db/group_commit.py): one multi-row statement per table and one commit for all of
+  them. A batch that meets anything but the common case (a key claimed before, a claim lost)
+  is rolled back whole, and each of its requests is then written on its own as above, so
+  every request gets its own answer.
 - abandon: a claim turns ABANDONED only while its owner holds it, or by the sweep once the
   lease ran out; only then is its reservation released, so a release never hits an order that
   was written.
@@ -18,7 +23,7 @@ Guarantees:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,13 +31,15 @@ from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from commerce_services.db.group_commit import GroupCommit
+from commerce_services.db.outages import is_outage
 from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
 from commerce_services.db.unit_of_work import UnitOfWork, UnitsOfWork
-from commerce_services.events.outbox import Outbox, OutboxEvent
+from commerce_services.events.outbox import Outbox, OutboxEvent, current_traceparent
 from commerce_services.order.model import (
     AttemptRolledBack,
     CancelReason,
@@ -92,6 +99,46 @@ def _owned(claim: Claim) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+@dataclass(frozen=True)
+class _NewClaim:
+    order_id: str
+    request_digest: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class _Placing:
+    claim: Claim
+    order: Order
+    payment_token: str
+    traceparent: str | None  # the request's trace, which its order_created continues
+
+
+class _Uncommon(Exception):
+    """A batch met a case the batch does not decide: each request goes on its own."""
+
+
+def _order_created(placing: _Placing) -> OutboxEvent:
+    order = placing.order
+    return OutboxEvent(
+        AGGREGATE,
+        order.order_id,
+        "order_created",
+        {
+            "order_id": order.order_id,
+            "user_id": order.user_id,
+            "items": [
+                {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
+                for line in order.lines
+            ],
+            "total": order.total,
+            "currency": order.currency,
+            "payment_token": placing.payment_token,
+            "deadline": order.deadline.isoformat(),
+        },
+    )
+
+
 def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:  # a row of `orders`
     return Order(
         row.order_id,
@@ -115,6 +162,8 @@ class OrderStore:
         self._clock = clock
         self._deadline = deadline
         self._outbox = Outbox(outbox)
+        self._claims: GroupCommit[_NewClaim, bool] = GroupCommit(self._insert_claims)
+        self._placing: GroupCommit[_Placing, Order] = GroupCommit(self._write_orders)
 
     # ---- placements: the claim an Idempotency-Key makes before anything is reserved ------
 
@@ -128,24 +177,9 @@ class OrderStore:
         order_id = order_id_for(user_id, idempotency_key)
         owner = uuid.uuid4().hex
         for _ in range(3):  # the row may change between our INSERT and our read
-            now = self._clock()
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(
-                        insert(placements).values(
-                            order_id=order_id,
-                            request_hash=request_digest,
-                            state=ClaimState.IN_PROGRESS,
-                            owner=owner,
-                            claimed_at=now,
-                            released_at=None,
-                            updated_at=now,
-                        )
-                    )
+            if await self._claims.submit(_NewClaim(order_id, request_digest, owner)):
                 return Claim(order_id, user_id, idempotency_key, owner)
-            except IntegrityError as exc:
-                if mysql_code(exc) != DUPLICATE_KEY:
-                    raise
+            now = self._clock()
             async with self._engine.begin() as conn:
                 row = (
                     await conn.execute(select(placements).where(placements.c.order_id == order_id))
@@ -180,6 +214,48 @@ class OrderStore:
                     continue
             return await self.get(order_id)  # REPLAY
         raise PlacementInProgress(order_id)
+
+    async def _insert_claims(self, batch: Sequence[_NewClaim]) -> list[bool | BaseException]:
+        """Inserts the claims; for each, whether it is new (False: its key was claimed before,
+        and the caller reads the earlier claim). An outage fails them all; any other failure
+        of the batch (a key claimed before) sends each on its own."""
+        if len(batch) > 1:
+            try:
+                await self._insert_claim_rows(batch)
+                return [True] * len(batch)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+        answers: list[bool | BaseException] = []
+        for claim in batch:
+            try:
+                await self._insert_claim_rows([claim])
+                answers.append(True)
+            except IntegrityError as exc:
+                answers.append(False if mysql_code(exc) == DUPLICATE_KEY else exc)
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+    @retry_transaction
+    async def _insert_claim_rows(self, batch: Sequence[_NewClaim]) -> None:
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(placements),
+                [
+                    {
+                        "order_id": claim.order_id,
+                        "request_hash": claim.request_digest,
+                        "state": ClaimState.IN_PROGRESS,
+                        "owner": claim.owner,
+                        "claimed_at": now,
+                        "released_at": None,
+                        "updated_at": now,
+                    }
+                    for claim in batch
+                ],
+            )
 
     async def withdraw(self, claim: Claim) -> None:
         """Deletes a claim that reserved nothing (the request was refused), so the key is free."""
@@ -265,7 +341,6 @@ class OrderStore:
                 .values(released_at=now, updated_at=now)
             )
 
-    @retry_transaction
     async def place(
         self, claim: Claim, lines: tuple[OrderLine, ...], currency: str, payment_token: str
     ) -> Order:
@@ -283,66 +358,82 @@ class OrderStore:
             now + self._deadline,
             now,
         )
+        return await self._placing.submit(
+            _Placing(claim, order, payment_token, current_traceparent())
+        )
+
+    async def _write_orders(self, batch: Sequence[_Placing]) -> list[Order | BaseException]:
+        """Writes the orders together; an outage fails them all; anything else (a lost claim)
+        sends each on its own, so only its own request fails."""
+        if len(batch) > 1:
+            try:
+                await self._write_order_rows(batch)
+                return [placing.order for placing in batch]
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+        answers: list[Order | BaseException] = []
+        for placing in batch:
+            try:
+                await self._write_order_rows([placing])
+                answers.append(placing.order)
+            except _Uncommon:
+                answers.append(ClaimLost(placing.claim.order_id))
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+    @retry_transaction
+    async def _write_order_rows(self, batch: Sequence[_Placing]) -> None:
+        """One transaction for the batch; _Uncommon (nothing written) if a claim is lost."""
+        now = self._clock()
         async with self._engine.begin() as conn:
+            pairs = [(p.claim.order_id, p.claim.owner) for p in batch]
             placed = await conn.execute(
                 update(placements)
-                .where(*_owned(claim))
+                .where(
+                    placements.c.order_id.in_([order_id for order_id, _ in pairs]),
+                    tuple_(placements.c.order_id, placements.c.owner).in_(pairs),
+                    placements.c.state == ClaimState.IN_PROGRESS,
+                )
                 .values(state=ClaimState.PLACED, owner=None, updated_at=now)
             )
-            if placed.rowcount != 1:
-                raise ClaimLost(claim.order_id)
+            if placed.rowcount != len(batch):
+                raise _Uncommon  # rolls the batch back
             await conn.execute(
-                insert(orders).values(
-                    order_id=order.order_id,
-                    user_id=order.user_id,
-                    status=OrderStatus.PENDING,
-                    cancel_reason=None,
-                    total=order.total,
-                    currency=currency,
-                    idempotency_key=claim.idempotency_key,
-                    deadline=order.deadline,
-                    created_at=now,
-                    updated_at=now,
-                )
+                insert(orders),
+                [
+                    {
+                        "order_id": p.order.order_id,
+                        "user_id": p.order.user_id,
+                        "status": OrderStatus.PENDING,
+                        "cancel_reason": None,
+                        "total": p.order.total,
+                        "currency": p.order.currency,
+                        "idempotency_key": p.claim.idempotency_key,
+                        "deadline": p.order.deadline,
+                        "created_at": p.order.created_at,
+                        "updated_at": now,
+                    }
+                    for p in batch
+                ],
             )
             await conn.execute(
                 insert(order_items),
                 [
                     {
-                        "order_id": order.order_id,
+                        "order_id": p.order.order_id,
                         "sku": line.sku,
                         "quantity": line.quantity,
                         "unit_price": line.unit_price,
                     }
-                    for line in lines
+                    for p in batch
+                    for line in p.order.lines
                 ],
             )
-            await self._outbox.append(
-                conn,
-                OutboxEvent(
-                    AGGREGATE,
-                    order.order_id,
-                    "order_created",
-                    {
-                        "order_id": order.order_id,
-                        "user_id": order.user_id,
-                        "items": [
-                            {
-                                "sku": line.sku,
-                                "quantity": line.quantity,
-                                "unit_price": line.unit_price,
-                            }
-                            for line in lines
-                        ],
-                        "total": order.total,
-                        "currency": currency,
-                        "payment_token": payment_token,
-                        "deadline": order.deadline.isoformat(),
-                    },
-                ),
-                now,
+            await self._outbox.append_all(
+                conn, [(_order_created(p), p.traceparent) for p in batch], now
             )
-        return order
 
     async def for_user(self, user_id: str, limit: int = 50) -> list[Order]:
         """The user's orders, newest first: two queries, whatever the number of orders."""
