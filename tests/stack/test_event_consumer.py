@@ -22,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.db.engine import service_engine
 from commerce_services.db.unit_of_work import UnitOfWork
-from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
+from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy, Together
 from commerce_services.events.dead_letters import DeadLetters, RawRecord
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.events.replay import replay_dlq_record
 from commerce_services.events.retry_worker import FailedEventRetrier, requeue_failed
 from commerce_services.events.tables import failed_events, processed_events
 from commerce_services.product.inventory.store import InventoryStore
-from commerce_services.product.order_events import order_event_handlers
+from commerce_services.product.order_events import order_event_handlers, order_events_together
 from commerce_services.product.settings import ProductSettings
 from commerce_services.runtime.clock import utc_now
 from tests.stack.access_tokens import AUTH_SETTINGS
@@ -95,7 +95,7 @@ class Harness:
         group: str,
         name: str,
         consumer_class: type[EventConsumer] = EventConsumer,
-        shared_transactions: bool = True,
+        together: Together | None = None,
     ) -> None:
         self.kafka_consumer = _kafka_consumer(kafka, group)
         self.dead_letters = DeadLetters(
@@ -109,7 +109,7 @@ class Harness:
             self.dead_letters,
             utc_now,
             FAST,
-            shared_transactions,
+            together,
         )
 
     async def __aenter__(self) -> Harness:
@@ -449,41 +449,60 @@ async def _reservations(store: InventoryStore, unique: str, count: int) -> list[
     return order_ids
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared", "one by one"])
+TOGETHER = [False, True]
+TOGETHER_IDS = ["handlers in turn", "together"]
+
+
+@pytest.mark.parametrize("together", TOGETHER, ids=TOGETHER_IDS)
 async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once(
-    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str, shared: bool
+    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str, together: bool
 ) -> None:
-    orders = await _reservations(store, unique, 3)
+    orders = await _reservations(store, unique, 4)
     first = await kafka.send(orders[0], "order_completed", {"order_id": orders[0]})
-    for order_id in orders[1:]:
+    for order_id in orders[1:3]:
         await kafka.send(order_id, "order_completed", {"order_id": order_id})
+    await kafka.send(orders[3], "order_cancelled", {"order_id": orders[3]})
     await kafka.send(orders[0], "order_completed", {"order_id": orders[0]}, event_id=first)
     await kafka.send(orders[1], "order_created", {"order_id": orders[1]})  # not the product's
     name = f"product-{unique}"
     harness = Harness(
-        kafka, engine, order_event_handlers(store), f"g-{unique}", name, shared_transactions=shared
+        kafka,
+        engine,
+        order_event_handlers(store),
+        f"g-{unique}",
+        name,
+        together=order_events_together(store) if together else None,
     )
     async with harness:
-        await harness.consumer.handle_batch(await _fetch(harness, 5))
-    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (float(shared), 0.0)
-    for order_id in orders:
+        await harness.consumer.handle_batch(await _fetch(harness, 6))
+    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (1.0, 0.0)
+    for order_id in orders[:3]:
         assert await _level(store, order_id.removeprefix("ord-")) == (6, 0)  # sold once
+    assert await _level(store, orders[3].removeprefix("ord-")) == (10, 0)  # given back
     async with engine.connect() as conn:
         recorded = await conn.scalar(
             select(func.count()).where(processed_events.c.consumer == name)
         )
-    assert recorded == 3
+    assert recorded == 4
 
 
+@pytest.mark.parametrize("together", TOGETHER, ids=TOGETHER_IDS)
 async def test_a_failing_event_rolls_the_shared_transaction_back_and_each_goes_alone(
-    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str
+    kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str, together: bool
 ) -> None:
     orders = await _reservations(store, unique, 2)
     await kafka.send(orders[0], "order_completed", {"order_id": orders[0]})
     await kafka.send("ghost", "order_completed", {"order_id": f"ghost-{unique}"})  # permanent
     await kafka.send(orders[1], "order_cancelled", {"order_id": orders[1]})
     name = f"product-{unique}"
-    harness = Harness(kafka, engine, order_event_handlers(store), f"g-{unique}", name)
+    harness = Harness(
+        kafka,
+        engine,
+        order_event_handlers(store),
+        f"g-{unique}",
+        name,
+        together=order_events_together(store) if together else None,
+    )
     async with harness:
         await harness.consumer.handle_batch(await _fetch(harness, 3))
     assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (0.0, 1.0)

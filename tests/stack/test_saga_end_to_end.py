@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commerce_devstack.endpoints import Endpoints
 from commerce_devstack.local_shop import outbox_relays
 from commerce_services.db.settings import DatabaseSettings
-from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
+from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy, Together
 from commerce_services.events.dead_letters import DeadLetters
 from commerce_services.order import migrations as order_migrations
 from commerce_services.order.inventory_client import GrpcReservations
@@ -40,7 +40,7 @@ from commerce_services.payment.settings import PaymentSettings
 from commerce_services.payment.tables import payments
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
-from commerce_services.product.order_events import order_event_handlers
+from commerce_services.product.order_events import order_event_handlers, order_events_together
 from commerce_services.rpc.commerce.v1 import inventory_pb2_grpc, users_pb2_grpc
 from commerce_services.runtime.clock import utc_now
 from commerce_services.user.grpc_service import UserServicer
@@ -68,6 +68,7 @@ async def _consume(
     name: str,
     engine: AsyncEngine,
     handlers: dict[str, Handler],
+    together: Together | None,
     producer: AIOKafkaProducer,
 ) -> None:
     kafka = AIOKafkaConsumer(
@@ -89,6 +90,7 @@ async def _consume(
             DeadLetters(name, producer, engine, utc_now),
             utc_now,
             RetryPolicy(max_attempts=3, initial_backoff_s=0.05),
+            together,
         )
         await consumer.run(asyncio.Event())
     finally:
@@ -144,29 +146,35 @@ async def shop(
     async with outbox_relays(stack, prefix, {"order": order_engine, "payment": payment_engine}):
         try:
             processor = PaymentProcessor(FakeGateway(), utc_now, attempts=2, backoff_s=0.05)
-            consumers = [
+            # Wired as the services wire them (each service's main).
+            consumers: list[tuple[str, str, AsyncEngine, dict[str, Handler], Together | None]] = [
                 (
                     f"{prefix}.order.events",
                     f"payment-{unique}",
                     payment_engine,
                     processor.handlers(),
+                    None,
                 ),
                 (
                     f"{prefix}.order.events",
                     f"product-{unique}",
                     engine,
                     order_event_handlers(store),
+                    order_events_together(store),
                 ),
                 (
                     f"{prefix}.payment.events",
                     f"order-{unique}",
                     order_engine,
                     payment_event_handlers(orders),
+                    None,
                 ),
             ]
-            for topic, name, db, handlers in consumers[0 if payment_up else 1 :]:
+            for topic, name, db, handlers, together in consumers[0 if payment_up else 1 :]:
                 tasks.append(
-                    asyncio.create_task(_consume(stack, topic, name, db, handlers, producer))
+                    asyncio.create_task(
+                        _consume(stack, topic, name, db, handlers, together, producer)
+                    )
                 )
             yield Shop(placement, orders, store, users, payment_engine)
         finally:

@@ -11,10 +11,12 @@ from commerce_services.product.inventory.model import (
     ReservationNotFound,
     ReservationStatus,
     ReserveRequest,
+    StockChange,
     StockEffect,
     allocate,
     fingerprint,
     normalize,
+    plan,
     replay,
     transition,
     validate_stock,
@@ -161,3 +163,80 @@ def test_a_replayed_reserve(status: ReservationStatus, same_items: bool, error: 
     else:
         with pytest.raises(ReservationConflict, match=error):
             replay("o", status, "h", "h" if same_items else "other")
+
+
+# ---- several confirms and releases at once -------------------------------------------------
+
+CONFIRM, RELEASE = Operation.CONFIRM, Operation.RELEASE
+RES, CONF, REL = ReservationStatus.RESERVED, ReservationStatus.CONFIRMED, ReservationStatus.RELEASED
+HELD = {
+    "o1": (LineItem("A", 2), LineItem("B", 1)),
+    "o2": (LineItem("A", 3),),
+    "o3": (LineItem("B", 4),),
+}
+
+
+@pytest.mark.parametrize(
+    ("operations", "current", "stock", "statuses", "markers"),
+    [
+        (  # two sales and a give-back summed per SKU; sold units leave stock too
+            [("o1", CONFIRM), ("o2", CONFIRM), ("o3", RELEASE)],
+            {"o1": RES, "o2": RES, "o3": RES},
+            {"A": StockChange(-5, -5), "B": StockChange(-5, -1)},
+            {"o1": CONF, "o2": CONF, "o3": REL},
+            [],
+        ),
+        (  # replays change nothing
+            [("o1", CONFIRM), ("o1", CONFIRM), ("o3", RELEASE)],
+            {"o1": CONF, "o3": RES},
+            {"B": StockChange(-4, 0)},
+            {"o3": REL},
+            [],
+        ),
+        (  # a release before its reservation leaves a marker; a second release is a replay
+            [("o9", RELEASE), ("o9", RELEASE)],
+            {},
+            {},
+            {},
+            ["o9"],
+        ),
+        (  # the same order twice in one fetch: confirmed once
+            [("o2", CONFIRM), ("o2", CONFIRM)],
+            {"o2": RES},
+            {"A": StockChange(-3, -3)},
+            {"o2": CONF},
+            [],
+        ),
+    ],
+)
+def test_several_operations_plan_what_each_transition_decides(
+    operations: list[tuple[str, Operation]],
+    current: dict[str, ReservationStatus],
+    stock: dict[str, StockChange],
+    statuses: dict[str, ReservationStatus],
+    markers: list[str],
+) -> None:
+    planned = plan(operations, current, HELD)
+    assert (planned.stock, planned.statuses, planned.markers) == (stock, statuses, markers)
+    assert list(planned.stock) == sorted(planned.stock)  # the lock order
+
+
+@pytest.mark.parametrize(
+    ("operations", "current", "error"),
+    [
+        ([("o1", CONFIRM), ("ghost", CONFIRM)], {"o1": RES}, ReservationNotFound),
+        (
+            [("o1", RELEASE), ("o1", CONFIRM)],
+            {"o1": RES},
+            ReservationConflict,
+        ),  # released, then sold
+        ([("o9", RELEASE), ("o9", CONFIRM)], {}, ReservationConflict),  # sold after a marker
+    ],
+)
+def test_several_operations_raise_as_the_first_refused_would(
+    operations: list[tuple[str, Operation]],
+    current: dict[str, ReservationStatus],
+    error: type[Exception],
+) -> None:
+    with pytest.raises(error):
+        plan(operations, current, HELD)

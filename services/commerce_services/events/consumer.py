@@ -4,11 +4,12 @@ For each record, in order per partition (the partitions of a batch side by side)
 1. decode it; a malformed record is dead-lettered at once;
 2. in ONE database transaction: insert (consumer, event id) into processed_events, and run the
    handler for its type on the same connection; a duplicate id means already done, a no-op.
-   Unless the consumer's handlers lock rows of several aggregates (they would lock them in
-   event order and deadlock with other writers), the records a fetch brought for one partition
-   share that transaction (one commit for many events under load, `apply_together`); if
-   anything in it fails, it is rolled back whole and its records go through steps 2-3 one by
-   one, so failures are handled per event;
+   The records a fetch brought for one partition share that transaction (one commit for many
+   events under load, `apply_together`): their handlers run in turn, or, for a consumer whose
+   handlers lock rows of several aggregates (in event order they would deadlock with other
+   writers), one `together` handler takes them all and locks in a global order. If anything
+   in it fails, it is rolled back whole and its records go through steps 2-3 one by one, so
+   failures are handled per event;
 3. an outage (a database unreachable or restarting, see db/outages.py) is retried with capped
    backoff for as long as it lasts, holding the partition: the event is not dead-lettered,
    the lag grows and `commerce_consumer_stalled` says so. Any other failure is retried up to
@@ -50,6 +51,8 @@ tracer = trace.get_tracer(__name__)
 
 # A handler runs in the consumer's unit of work, next to the processed-events record.
 Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
+# The effects of several events (of the handlers' types, in order) in one unit of work.
+Together = Callable[[UnitOfWork, Sequence[Event]], Awaitable[None]]
 
 # Outcomes include parked_dlq and parked_failed_events: the dead-letter counts.
 EVENTS = Counter("commerce_events_total", "Events handled by outcome", ["consumer", "outcome"])
@@ -103,10 +106,10 @@ class EventConsumer:
         dead_letters: DeadLetters,
         clock: Callable[[], datetime],
         retry: RetryPolicy = RetryPolicy(),
-        shared_transactions: bool = True,
+        together: Together | None = None,
     ) -> None:
         self.name = name
-        self._shared = shared_transactions
+        self._together = together
         self._consumer = consumer
         self._units = UnitsOfWork(engine)
         self._handlers = handlers
@@ -202,10 +205,8 @@ class EventConsumer:
 
     async def handle_together(self, records: Sequence[ConsumerRecord]) -> bool:
         """Handles one partition's records in one transaction; False, with nothing changed, when
-        they must go one by one: the consumer shares no transactions, fewer than two records
-        to apply, a malformed one, or any failure."""
-        if not self._shared:
-            return False
+        they must go one by one: fewer than two records to apply, a malformed one, or any
+        failure."""
         events: list[Event] = []
         for record in records:
             try:
@@ -267,13 +268,17 @@ class EventConsumer:
                         for event_id in fresh
                     ],
                 )
+            if self._together is not None and fresh:
+                with self._batch_span(list(fresh.values())):
+                    await self._together(unit, list(fresh.values()))
             outcomes = []
             for event in events:
                 if fresh.get(event.event_id) is not event:
                     outcomes.append("duplicate")
                     continue
-                with self._span(event):
-                    await self._handlers[event.event_type](unit, event)
+                if self._together is None:
+                    with self._span(event):
+                        await self._handlers[event.event_type](unit, event)
                 outcomes.append("processed")
         return outcomes
 
@@ -324,6 +329,25 @@ class EventConsumer:
                 "messaging.system": "kafka",
                 "messaging.destination.name": event.topic,
                 "messaging.message.id": event.event_id,
+                "messaging.consumer.group.name": self.name,
+            },
+        ):
+            yield
+
+    @contextmanager
+    def _batch_span(self, events: Sequence[Event]) -> Iterator[None]:
+        """One span for events handled together, linked to each producer's trace."""
+        links = [
+            trace.Link(trace.get_current_span(extract(e.headers)).get_span_context())
+            for e in events
+        ]
+        with tracer.start_as_current_span(
+            f"{len(events)} events process",
+            kind=trace.SpanKind.CONSUMER,
+            links=[link for link in links if link.context.is_valid],
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.batch.message_count": len(events),
                 "messaging.consumer.group.name": self.name,
             },
         ):

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy
+from commerce_services.events.consumer import EventConsumer, Handler, RetryPolicy, Together
 from commerce_services.events.dead_letters import DeadLetters
 from commerce_services.events.retry_worker import FailedEventRetrier
 from commerce_services.events.settings import ConsumerSettings
@@ -40,7 +40,7 @@ class Subscription:
         settings: ConsumerSettings,
         engine: AsyncEngine,
         handlers: Mapping[str, Handler],
-        shared_transactions: bool = True,
+        together: Together | None = None,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -66,7 +66,7 @@ class Subscription:
                 max_attempts=settings.consumer_max_attempts,
                 initial_backoff_s=settings.consumer_initial_backoff_s,
             ),
-            shared_transactions,
+            together,
         )
         self._retrier = FailedEventRetrier(self.consumer, engine, utc_now)
 

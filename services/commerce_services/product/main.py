@@ -34,7 +34,7 @@ from commerce_services.product.categories.store import CategoryStore
 from commerce_services.product.http_api import create_app
 from commerce_services.product.inventory.grpc_service import InventoryServicer
 from commerce_services.product.inventory.store import InventoryStore
-from commerce_services.product.order_events import order_event_handlers
+from commerce_services.product.order_events import order_event_handlers, order_events_together
 from commerce_services.product.settings import ProductSettings
 from commerce_services.rpc.commerce.v1 import catalog_pb2_grpc, inventory_pb2_grpc
 from commerce_services.runtime.clock import utc_now
@@ -84,9 +84,7 @@ async def serve(settings: ProductSettings) -> None:
         settings,
         engine,
         order_event_handlers(store),
-        # A confirm or release locks its order's row, then its SKUs' rows: several in one
-        # transaction would lock SKUs out of order and deadlock with reservation batches.
-        shared_transactions=False,
+        order_events_together(store),
     )
 
     async def mongo_ready() -> None:

@@ -1,6 +1,7 @@
 """Pure reservation rules: what a valid request is, in which order rows are locked, what a
 replayed request must match, which of a batch of requests get their stock, and what confirm
-and release do in each state. No I/O here; the store applies these rules in one transaction."""
+and release do in each state, alone or several at once. No I/O here; the store applies these
+rules in one transaction."""
 
 from __future__ import annotations
 
@@ -181,3 +182,50 @@ def transition(
         )
     effect = StockEffect.SELL if operation == Operation.CONFIRM else StockEffect.GIVE_BACK
     return Transition(target, effect, True)
+
+
+@dataclass(frozen=True)
+class StockChange:
+    reserved: int  # units no longer reserved, negative
+    stock: int  # units sold, negative
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What confirming and releasing several orders writes, each order as `transition`
+    decides it, in the order the operations came."""
+
+    stock: dict[str, StockChange]  # per SKU, the sum over the orders
+    statuses: dict[str, ReservationStatus]  # ledger rows whose status changes
+    markers: list[str]  # order ids released before they were reserved: new RELEASED rows
+
+
+def plan(
+    operations: Sequence[tuple[str, Operation]],
+    current: Mapping[str, ReservationStatus],
+    items: Mapping[str, tuple[LineItem, ...]],
+) -> Plan:
+    """The writes of `operations` on ledger rows in `current` (an order id missing there has
+    none) holding `items`; raises as `transition` does for the first operation it refuses."""
+    state: dict[str, ReservationStatus] = dict(current)
+    reserved: dict[str, int] = {}
+    sold: dict[str, int] = {}
+    statuses: dict[str, ReservationStatus] = {}
+    markers: list[str] = []
+    for order_id, operation in operations:
+        known = state.get(order_id)
+        decision = transition(order_id, known, operation)
+        if known is None:
+            markers.append(order_id)
+        elif decision.changed:
+            for item in items.get(order_id, ()):
+                reserved[item.sku] = reserved.get(item.sku, 0) - item.quantity
+                if decision.effect == StockEffect.SELL:
+                    sold[item.sku] = sold.get(item.sku, 0) - item.quantity
+            statuses[order_id] = decision.status
+        state[order_id] = decision.status
+    return Plan(
+        {sku: StockChange(reserved[sku], sold.get(sku, 0)) for sku in sorted(reserved)},
+        statuses,
+        markers,
+    )

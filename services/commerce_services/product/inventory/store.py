@@ -10,9 +10,11 @@ Guarantees (each operation is one transaction, retried on deadlock or lock timeo
 - reserve, confirm and release are idempotent per order id: a replay returns the recorded
   outcome; a replay with different items, or a transition the state forbids, is a conflict.
 - confirm and release lock the order's row in reservation_orders, then the inventory rows in
-  SKU order; a reservation batch locks only inventory rows (in SKU order) and inserts new
-  ledger rows, so concurrent operations serialize without deadlocking. What confirm and
-  release do in each state is model.transition.
+  SKU order; several at once (`apply_all`, the order events a fetch brought) lock their orders'
+  rows in order id order, then their SKUs' rows in SKU order; a reservation batch locks only
+  inventory rows (in SKU order) and inserts new ledger rows, so concurrent operations
+  serialize without deadlocking. What confirm and release do in each state is
+  model.transition (model.plan for several).
 - a release that arrives before its reservation leaves a RELEASED marker, so the late
   reservation is refused instead of leaking stock.
 - nothing is released by time: a reservation past its expiry is reported as overdue; the
@@ -45,6 +47,7 @@ from commerce_services.product.inventory.model import (
     allocate,
     fingerprint,
     normalize,
+    plan,
     replay,
     transition,
     validate_stock,
@@ -316,6 +319,67 @@ class InventoryStore:
             await conn.execute(update(inventory).where(inventory.c.sku == item.sku).values(change))
         await self._set_status(conn, order_id, decision.status, now)
         return Reservation(order_id, decision.status, items)
+
+    async def apply_all(
+        self, unit: UnitOfWork, operations: Sequence[tuple[str, Operation]]
+    ) -> None:
+        """Confirms and releases several orders in the unit of work, in the order given, each
+        as `confirm` or `release` would; raises as they would for the first refused (the
+        caller rolls the unit back). The orders' rows are locked first, in order id order,
+        then their SKUs' rows in SKU order: one UPDATE per SKU and one per new status."""
+        conn = unit.conn
+        now = self._clock()
+        order_ids = sorted({order_id for order_id, _ in operations})
+        rows = await conn.execute(
+            select(reservation_orders.c.order_id, reservation_orders.c.status)
+            .where(reservation_orders.c.order_id.in_(order_ids))
+            .order_by(reservation_orders.c.order_id)  # the lock order
+            .with_for_update()
+        )
+        current = {row.order_id: ReservationStatus(row.status) for row in rows}
+        items: dict[str, list[LineItem]] = {}
+        if current:
+            for row in await conn.execute(
+                select(reservation_items)
+                .where(reservation_items.c.order_id.in_(sorted(current)))
+                .order_by(reservation_items.c.order_id, reservation_items.c.sku)
+            ):
+                items.setdefault(row.order_id, []).append(LineItem(row.sku, row.quantity))
+        writes = plan(
+            operations, current, {order_id: tuple(lines) for order_id, lines in items.items()}
+        )
+        for sku, change in writes.stock.items():  # sorted by SKU: the lock order
+            await conn.execute(
+                update(inventory)
+                .where(inventory.c.sku == sku)
+                .values(
+                    reserved=inventory.c.reserved + change.reserved,
+                    stock=inventory.c.stock + change.stock,
+                    updated_at=now,
+                )
+            )
+        for status in sorted(set(writes.statuses.values())):
+            changed = sorted(o for o, s in writes.statuses.items() if s == status)
+            await conn.execute(
+                update(reservation_orders)
+                .where(reservation_orders.c.order_id.in_(changed))
+                .values(status=status, updated_at=now)
+            )
+        if writes.markers:
+            await conn.execute(
+                insert(reservation_orders),
+                [
+                    {
+                        "order_id": order_id,
+                        "status": ReservationStatus.RELEASED,
+                        "request_hash": None,
+                        "expires_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for order_id in writes.markers
+                ],
+            )
 
     async def overdue(self, limit: int = 100) -> list[str]:
         """Order ids whose reservation is still held past its expiry, oldest first.
