@@ -93,7 +93,9 @@ def access_guard(
     return guard
 
 
-def _caller(request: Request) -> Principal:
+async def _caller(request: Request) -> Principal:
+    # async although it awaits nothing: FastAPI runs a plain function in its thread pool, a
+    # thread hop per request for an attribute read.
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):
         # A handler asked for its caller on a route whose rule lets anyone in: a bug.
