@@ -5,7 +5,8 @@ Each client places an order (one unit of one of a few plentiful SKUs, its own Id
 waits for the answer, and places the next, for `--seconds`. Reported: accepted orders/s, POST
 p50/p99, completed orders/s (from the order service's own timestamps: orders that reached their
 end within the window, over the window), the lag between the two, and CPU per order of the
-shop's processes (user, product, order, payment) and of MariaDB.
+shop's processes (user, product, order, payment), of MariaDB, and of the whole machine (every
+process, the load generator included).
 
 Where: by default the four services as local processes against the stack
 (commerce_devstack.local_shop, what `make shop` runs); `--public URL` sends the orders through
@@ -74,6 +75,14 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy (every process: Kafka, Connect, FerretDB, the
+    Ingress and this load generator too), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / TICK
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -121,6 +130,7 @@ async def measure(
     began_at = datetime.now(UTC).replace(tzinfo=None)
     began = time.monotonic()
     cpu_before = {name: _cpu_seconds(p) for name, p in pids.items()}
+    busy_before = _machine_busy_seconds()
 
     async def client(n: int, http: httpx.AsyncClient) -> None:
         i = 0
@@ -149,6 +159,7 @@ async def measure(
         await asyncio.gather(*(client(n, http) for n in range(clients)))
     elapsed = time.monotonic() - began
     cpu = {name: _cpu_seconds(p) - cpu_before[name] for name, p in pids.items()}
+    cpu["whole machine"] = _machine_busy_seconds() - busy_before
     ended_at = datetime.now(UTC).replace(tzinfo=None)
     engine = create_async_engine(order_database.database_url())
     try:
@@ -207,7 +218,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         "answer, places the next. Baseline: the figure the issue measured before this work "
         f"({doc['baseline']['accepted_per_s']} accepted/s, POST p50 "
         f"{doc['baseline']['post_p50_ms']} ms, p99 {doc['baseline']['post_p99_ms']} ms, "
-        f"{doc['baseline']['completed_per_s']} completed/s with 20 clients).",
+        f"{doc['baseline']['completed_per_s']} completed/s with 20 clients). What the profile "
+        "showed and what was changed: [order-throughput-profile.md](order-throughput-profile.md).",
         "",
         "| where | clients | accepted/s | vs baseline | POST p50 ms | POST p99 ms | completed/s "
         "| refused | CPU ms per order |",
