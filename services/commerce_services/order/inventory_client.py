@@ -1,6 +1,8 @@
 """The Reservations port over gRPC (commerce.v1.InventoryService), with a deadline per call:
 one ReserveStock both reserves the stock and prices it (the product service reads its
-catalog's price projection next to the inventory), so checkout costs no separate price call."""
+catalog's price projection next to the inventory), so checkout costs no separate price call.
+Calls wait for the channel to the product service within their deadline (`wait_for_ready`):
+a product service that is starting or restarting is not an outage if it is back in time."""
 
 from __future__ import annotations
 
@@ -36,7 +38,9 @@ class GrpcReservations:
             currency=currency,
         )
         try:
-            reservation = await self._stub.ReserveStock(request, timeout=self._timeout)
+            reservation = await self._stub.ReserveStock(
+                request, timeout=self._timeout, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as exc:
             trailers = dict(exc.trailing_metadata() or ())
             short, unpriced = trailers.get(OUT_OF_STOCK_SKUS), trailers.get(UNPRICED_SKUS)
@@ -62,7 +66,9 @@ class GrpcReservations:
     async def release(self, order_id: str) -> None:
         try:
             await self._stub.ReleaseReservation(
-                inventory_pb2.ReservationRef(order_id=order_id), timeout=self._timeout
+                inventory_pb2.ReservationRef(order_id=order_id),
+                timeout=self._timeout,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in UNAVAILABLE:

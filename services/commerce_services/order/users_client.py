@@ -18,7 +18,9 @@ class GrpcUsers:
     async def validate(self, user_id: str) -> None:
         try:
             await self._stub.ValidateUser(
-                users_pb2.ValidateUserRequest(user_id=user_id), timeout=self._timeout
+                users_pb2.ValidateUserRequest(user_id=user_id),
+                timeout=self._timeout,
+                wait_for_ready=True,  # a user service restarting is waited for, to the deadline
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
