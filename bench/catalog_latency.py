@@ -783,7 +783,11 @@ def _reading(results: dict[str, Any]) -> list[str]:
             "Elasticsearch makes a write searchable at its next refresh (at most a second "
             "later). The write itself, with the machine this busy, took "
             f"{lag['put']['p50_ms']} ms p50 ({lag['writes_per_s']} writes/s were achieved of "
-            f"the {lag['rate_asked']} asked)."
+            f"the {lag['rate_asked']} asked). A run just after the stack starts reads much "
+            "of it from disk: MariaDB's buffer pool is cold and the writes land on random "
+            "products of the million, so the PUTs queue and the lag's tail grows (2026-12-04: "
+            "PUT p50 502 ms and lag p99 2.63 s in the first run after a start, 33 ms and "
+            "480 ms in the third)."
         )
     throughput = phases.get("sync_throughput")
     if throughput:
