@@ -5,8 +5,8 @@ Each client places an order (one unit of one of a few plentiful SKUs, its own Id
 waits for the answer, and places the next, for `--seconds`. Reported: accepted orders/s, POST
 p50/p99, completed orders/s (from the order service's own timestamps: orders that reached their
 end within the window, over the window), the lag between the two, and CPU per order of the
-shop's processes (user, product, order, payment), of MariaDB, and of the whole machine (every
-process, the load generator included).
+shop's processes (user, product, order, payment), of MariaDB, of Kafka, Connect, the Ingress
+and this load generator, and of the whole machine (every process).
 
 Where: by default the four services as local processes against the stack
 (commerce_devstack.local_shop, what `make shop` runs); `--public URL` sends the orders through
@@ -261,6 +261,27 @@ def _pod_processes() -> dict[str, list[int]]:
     return found
 
 
+# The saga's other busy processes, by a word of their command line: what "whole machine"
+# holds besides the services and MariaDB.
+_RELAYS = {"kafka": b"kafka.Kafka", "connect": b"ConnectDistributed", "ingress": b"/skipper"}
+
+
+def _relay_processes() -> dict[str, list[int]]:
+    """Kafka, Connect and the Ingress (host pids), and this load generator."""
+    found: dict[str, list[int]] = {"load generator": [os.getpid()]}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for name, word in _RELAYS.items():
+            if any(word in a for a in argv):
+                found.setdefault(name, []).append(int(entry.name))
+    return found
+
+
 async def _sweep(
     args: argparse.Namespace,
     doc: dict[str, Any],
@@ -301,7 +322,7 @@ async def _through_public(
             staff["staff-bootstrap"]["password"],
         )
         user, skus = await _seed(http, args.public, args.public, run, signed_in)
-    pids = {**_pod_processes(), "mariadb": mariadb}
+    pids = {**_pod_processes(), "mariadb": mariadb, **_relay_processes()}
     await _sweep(
         args, doc, f"public address {args.public}", args.public, user, skus, pids, order_database
     )
@@ -325,6 +346,7 @@ async def main_async(args: argparse.Namespace) -> None:
             )
         pids = {name: [p.proc.pid] for name, p in shop.services.items() if p.proc is not None}
         pids["mariadb"] = mariadb
+        pids.update(_relay_processes())
         await _sweep(
             args, doc, "local processes", shop.url("order"), user, skus, pids, order_database
         )
