@@ -12,11 +12,6 @@ class ConsumerSettings(BaseSettings):
     consumer_initial_backoff_s: float = Field(default=0.2, gt=0)
     # How often parked events (failed_events) are looked at for a retry.
     failed_events_interval_s: float = Field(default=30.0, gt=0)
-    # Kafka answers a fetch once it holds this many bytes or this many ms have passed: a
-    # short wait lets a busy consumer take several events per fetch, transaction and offset
-    # commit (three events per order) for at most that much more latency per hop.
-    consumer_fetch_min_bytes: int = Field(default=64 * 1024, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(default=20, ge=0, le=500)
 
 
 class OutboxSettings(BaseSettings):

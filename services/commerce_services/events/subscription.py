@@ -53,8 +53,6 @@ class Subscription:
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_min_bytes=settings.consumer_fetch_min_bytes,
-            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         )
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         self.consumer = EventConsumer(
