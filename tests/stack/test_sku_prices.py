@@ -44,7 +44,7 @@ async def test_concurrent_reads_are_one_statement_each_answered_its_own(
         assert len(statements) == 1
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
-    assert answers == [
+    assert list(answers) == [
         {a: Price(100, "EUR"), b: Price(250, "EUR")},
         {c: Price(999, "USD")},
         {b: Price(250, "EUR")},
