@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commerce_services.db.group_commit import GroupCommit
 from commerce_services.product.catalog.model import Price
 from commerce_services.product.catalog.tables import sku_prices
 
@@ -44,32 +43,18 @@ async def replace_in(
 
 
 class SkuPrices:
-    """Price reads of concurrent requests are coalesced: every checkout reads its prices, and
-    under load several ask at once; one statement for all of them saves a connection checkout,
-    a round trip and a socket write each. A lone read goes at once (no timer)."""
-
-    def __init__(self, engine: AsyncEngine, max_batch: int = 32) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reads: GroupCommit[frozenset[str], dict[str, Price]] = GroupCommit(
-            self._read_together, max_batch
-        )
 
     async def prices(self, skus: Iterable[str]) -> dict[str, Price]:
         """The committed price of each SKU that a live product has; others are absent."""
-        wanted = frozenset(skus)
+        wanted = sorted(set(skus))
         if not wanted:
             return {}
-        return await self._reads.submit(wanted)
-
-    async def _read_together(self, requests: Sequence[frozenset[str]]) -> list[dict[str, Price]]:
-        found = await self._read(sorted(frozenset[str]().union(*requests)))
-        return [{sku: found[sku] for sku in wanted if sku in found} for wanted in requests]
-
-    async def _read(self, skus: list[str]) -> dict[str, Price]:
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(sku_prices.c.sku, sku_prices.c.amount_minor, sku_prices.c.currency).where(
-                    sku_prices.c.sku.in_(skus)
+                    sku_prices.c.sku.in_(wanted)
                 )
             )
             return {str(r.sku): Price(int(r.amount_minor), str(r.currency)) for r in rows}
