@@ -959,7 +959,7 @@ async def _free_service_ips(kube: Kube) -> int:
     return capacity - used
 
 
-async def _settled(kube: Kube, quiet_per_minute: float, limit_s: float = 300) -> None:
+async def _settled(kube: Kube, quiet_per_minute: float, limit_s: float = 120) -> None:
     """Waits, up to `limit_s`, for the API server to be about as quiet as before the first
     operator: the controller-manager's garbage collector goes on checking the deleted
     namespaces' objects (a GET each) for minutes after they are gone, and that is nobody's
