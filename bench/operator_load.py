@@ -911,9 +911,8 @@ async def _cleanup(
     # The namespace controller deletes its thousands of objects (ReplicaSets, EndpointSlices,
     # Events, ...) for a while: waited for, so that burst of requests falls in no later window
     # (the next operator's ramp, the baseline after).
-    gone = False
+    gone, path = False, f"/api/v1/namespaces/{namespace}"
     while not gone and time.monotonic() < deadline:
-        path = f"/api/v1/namespaces/{namespace}"
         gone = not await kube.call("GET", "GET", path, key=("namespaces", ""), ok=(404,))
         if not gone:
             await asyncio.sleep(2)

@@ -25,6 +25,7 @@ import platform
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,19 +246,24 @@ BASELINE = {
 }
 
 
-def _pod_processes() -> dict[str, list[int]]:
-    """The node's shop processes (`commerce-<service> serve` in the pods, host pids)."""
-    found: dict[str, list[int]] = {}
+def _command_lines() -> Iterator[tuple[int, list[bytes]]]:
+    """Every process of the host (the pods' too) with its argv."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            yield int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+
+
+def _pod_processes() -> dict[str, list[int]]:
+    """The node's shop processes (`commerce-<service> serve` in the pods, host pids)."""
+    found: dict[str, list[int]] = {}
+    for pid, argv in _command_lines():
         for service in ("user", "product", "order", "payment"):
             if any(a.endswith(f"commerce-{service}".encode()) for a in argv) and b"serve" in argv:
-                found.setdefault(service, []).append(int(entry.name))
+                found.setdefault(service, []).append(pid)
     return found
 
 
@@ -269,16 +275,10 @@ _RELAYS = {"kafka": b"kafka.Kafka", "connect": b"ConnectDistributed", "ingress":
 def _relay_processes() -> dict[str, list[int]]:
     """Kafka, Connect and the Ingress (host pids), and this load generator."""
     found: dict[str, list[int]] = {"load generator": [os.getpid()]}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+    for pid, argv in _command_lines():
         for name, word in _RELAYS.items():
             if any(word in a for a in argv):
-                found.setdefault(name, []).append(int(entry.name))
+                found.setdefault(name, []).append(pid)
     return found
 
 
