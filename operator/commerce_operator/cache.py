@@ -43,10 +43,10 @@ def bindings_index(binder: Kind) -> str:
 
 
 def kept(body: Mapping[str, Any]) -> Json:
-    """What the cache keeps of an object: all of it but the server's field bookkeeping."""
-    copied = copy.deepcopy(dict(body))
-    copied.get("metadata", {}).pop("managedFields", None)
-    return copied
+    """What the cache keeps of an object: a copy of all of it but the server's field
+    bookkeeping (not even copied: it is most of an applied object)."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return copy.deepcopy({**body, "metadata": metadata})
 
 
 def secret_info(body: Mapping[str, Any]) -> SecretInfo:

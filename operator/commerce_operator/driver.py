@@ -9,7 +9,8 @@ A pass over one resource, one at a time per resource:
 4. summarize them into the Ready, Reconciling and Stalled conditions (`conditions.py`);
 5. patch the status only when it changed;
 6. post an Event when Ready's status or reason changed (a Warning for an error or a stall,
-   and `Resumed` when a pause ends), plus the Events the kind's steps announce;
+   and `Resumed` when a pause ends; not for a new resource's first, normal "not ready yet"),
+   plus the Events the kind's steps announce;
 7. count the pass in the metrics;
 8. answer when to look again: after the one backoff policy while a step is retrying (or when
    the kind says, e.g. a connector's next restart), when the kind asks while progressing,
@@ -179,17 +180,21 @@ class Run:
             "conditions": conditions,
         }
         before, after = ready_condition(self.written), ready_condition(status)
-        if (before.get("status"), before.get("reason")) != (after["status"], after["reason"]):
+        worst = max((r.outcome for r in results), default=Outcome.DONE)
+        warning = not paused and worst >= Outcome.RETRYING
+        # A new resource's first "not ready yet" is no news (its creation is the news): the
+        # Event waits for Ready, or for a warning.
+        first_progress = not before and not paused and after["status"] != "True" and not warning
+        if (before.get("status"), before.get("reason")) != (
+            after["status"],
+            after["reason"],
+        ) and not first_progress:
             if before.get("reason") == PAUSED and not paused:
                 await self.kube.post_event(
                     self.body, "Resumed", "reconciliation resumed", warning=False
                 )
-            worst = max((r.outcome for r in results), default=Outcome.DONE)
             await self.kube.post_event(
-                self.body,
-                after["reason"],
-                after["message"],
-                warning=not paused and worst >= Outcome.RETRYING,
+                self.body, after["reason"], after["message"], warning=warning
             )
         if any(_stored(self.written.get(key)) != _stored(value) for key, value in status.items()):
             stored = await self.kube.patch_status(

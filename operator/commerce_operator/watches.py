@@ -21,7 +21,8 @@ Declared on Kopf's registry of one operator run:
   cleanup: they stop.
 
 No handler here writes anything or calls the API server: Kopf's own bookkeeping is limited to
-the finalizers of the deletion handlers.
+the finalizers of the deletion handlers. Every handler is a coroutine: Kopf runs a plain
+function in its thread pool, a hop per watch event that cost more than the function.
 """
 
 from __future__ import annotations
@@ -153,10 +154,10 @@ def _own_kind(
 ) -> None:
     kind, flow = controller.kind, controller.reconciler.flow
 
-    def index_object(body: kopf.Body, **_: Any) -> dict[Key, Any]:
+    async def index_object(body: kopf.Body, **_: Any) -> dict[Key, Any]:
         return {_key(body): kept(body)}
 
-    def index_bindings(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], str]:
+    async def index_bindings(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], str]:
         namespace, name = _key(body)
         return {
             (target.kind, namespace, target_name): name for target, target_name in flow.binds(body)
@@ -210,7 +211,7 @@ def _own_kind(
 def _owned_kind(
     registry: kopf.OperatorRegistry, kind: Kind, controllers: Sequence[Controller]
 ) -> None:
-    def index_object(body: kopf.Body, **_: Any) -> dict[Key, Any]:
+    async def index_object(body: kopf.Body, **_: Any) -> dict[Key, Any]:
         return {_key(body): kept(body)}
 
     async def event(body: kopf.Body, **_: Any) -> None:
@@ -236,7 +237,7 @@ def _owned_kind(
 def _secrets(
     registry: kopf.OperatorRegistry, controllers: Sequence[Controller], state: WatchedState
 ) -> None:
-    def index_secret(body: kopf.Body, **_: Any) -> dict[Key, Any]:
+    async def index_secret(body: kopf.Body, **_: Any) -> dict[Key, Any]:
         return {_key(body): secret_info(body)}
 
     async def event(body: kopf.Body, **_: Any) -> None:

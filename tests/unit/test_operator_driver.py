@@ -165,21 +165,38 @@ async def test_a_spec_the_kind_cannot_read_stalls_without_running_a_step() -> No
 
 
 @pytest.mark.parametrize(
-    ("outcome", "event"),
+    ("outcome", "events"),
     [
-        (Outcome.PROGRESSING, "Normal"),
-        (Outcome.RETRYING, "Warning"),
-        (Outcome.STALLED, "Warning"),
+        # A new resource's first "not ready yet" is no news: its Event waits for Ready.
+        (Outcome.PROGRESSING, [("Normal", "Reconciled")]),
+        (Outcome.RETRYING, [("Warning", "Waiting"), ("Normal", "Reconciled")]),
+        (Outcome.STALLED, [("Warning", "Waiting"), ("Normal", "Reconciled")]),
     ],
 )
-async def test_one_event_per_ready_transition(outcome: Outcome, event: str) -> None:
+async def test_one_event_per_ready_transition(
+    outcome: Outcome, events: list[tuple[str, str]]
+) -> None:
     cluster = FakeCluster()
     flow = KindOfTheTest([StepResult("work", outcome, "Waiting", "for something")])
     _resource(cluster)
     driver = _driver(cluster, flow)
     for _ in range(3):
         await driver.reconcile(KEY)
-    assert cluster.events == [("orders", event, "Waiting", "work: for something")]
+    flow.outcomes = [StepResult("work", Outcome.DONE)]
+    for _ in range(2):
+        await driver.reconcile(KEY)
+    assert [(kind, reason) for _, kind, reason, _ in cluster.events] == events
+
+
+async def test_a_resource_that_was_ready_announces_each_step_back() -> None:
+    cluster = FakeCluster()
+    flow = KindOfTheTest([StepResult("work", Outcome.DONE)])
+    _resource(cluster)
+    driver = _driver(cluster, flow)
+    await driver.reconcile(KEY)
+    flow.outcomes = [StepResult("work", Outcome.PROGRESSING, "Rolling", "new pods")]
+    await driver.reconcile(KEY)
+    assert cluster.events[-1] == ("orders", "Normal", "Rolling", "work: new pods")
 
 
 async def test_retries_follow_the_one_backoff_unless_the_kind_knows_better() -> None:
