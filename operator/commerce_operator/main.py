@@ -46,6 +46,7 @@ from commerce_operator.catalog_index.reconcile import (
     needs_finalizer as catalog_index_needs_finalizer,
 )
 from commerce_operator.commerce_service.reconcile import CommerceServiceFlow
+from commerce_operator.diff_base import LeanDiffBaseStorage
 from commerce_operator.driver import Flow, Reconciler
 from commerce_operator.kube_api import KubernetesApi
 from commerce_operator.namespace_deletion import (
@@ -332,9 +333,7 @@ def build_settings(options: OperatorOptions, priority: int) -> kopf.OperatorSett
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=BOOKKEEPING_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=BOOKKEEPING_PREFIX
-    )
+    settings.persistence.diffbase_storage = LeanDiffBaseStorage(prefix=BOOKKEEPING_PREFIX)
     settings.persistence.finalizer = FINALIZER
     # Kopf would turn every handler log line into an Event; the driver posts the meaningful
     # transitions itself.
