@@ -81,6 +81,8 @@ def test_the_benchmark_makes_every_kind_ready_measures_and_cleans_up(
             "operator_requests_per_minute",
             "operator_requests_per_resource_per_minute",
             "by_request_per_resource_per_minute",
+            "others_requests_per_resource_per_minute",
+            "others_by_request_per_resource_per_minute",
             "reconciles_per_minute",
         ):
             assert key in steady, key
