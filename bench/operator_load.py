@@ -49,7 +49,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +62,7 @@ from kubernetes import client, config
 
 from commerce_devstack import endpoints
 from commerce_devstack.endpoints import Endpoints
+from commerce_devstack.kube_shop.operator_rbac import chart_rules
 from commerce_devstack.local_shop import free_ports
 from commerce_devstack.settings import StackSettings
 from commerce_operator.main import OperatorOptions
@@ -92,12 +93,7 @@ IMAGE = "commerce-platform:0.1.0"
 ROLES = ("user", "product", "order", "payment")
 # Verbs that hold a request open (counted when they start, not a unit of work).
 LONG_RUNNING = {"WATCH", "WATCHLIST", "CONNECT"}
-# The operator's permissions, from its chart: a request they do not allow is another client's.
-CHART_RULES = (
-    ROOT / "charts" / "commerce-operator" / "templates" / "_rules.tpl",
-    ROOT / "charts" / "commerce-operator" / "templates" / "rbac.yaml",
-)
-RULE = re.compile(r"resources: \[(?P<resources>[^\]]*)\]\s*\n\s*verbs: \[(?P<verbs>[^\]]*)\]")
+# An RBAC rule's verb for each verb the API server's request counter names.
 RBAC_VERB = {
     "GET": "get",
     "LIST": "list",
@@ -780,21 +776,15 @@ async def measure(
     return Window(label, elapsed, +delta), extra  # unary +: drops keys that did not move
 
 
-def operator_permissions(paths: Sequence[Path] = CHART_RULES) -> set[tuple[str, str]]:
-    """(resource, verb) pairs the operator's chart grants it, a subresource as `kind/sub`
-    (API groups aside: a same-named resource of another group counts as allowed)."""
-    granted = set()
-    for path in paths:
-        for rule in RULE.finditer(path.read_text()):
-            resources = [r.strip() for r in rule["resources"].split(",") if r.strip()]
-            verbs = [v.strip() for v in rule["verbs"].split(",") if v.strip()]
-            granted |= {(resource, verb) for resource in resources for verb in verbs}
-    if not granted:
-        raise RuntimeError(f"no RBAC rules found in {', '.join(map(str, paths))}")
-    return granted
+def operator_permissions(rules: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(resource, verb) pairs the operator's chart grants it (`chart_rules`), a subresource as
+    `kind/sub` (API groups aside: a same-named resource of another group counts as allowed;
+    Kopf's own cluster rules are not among them, so a request of Kopf's for CRDs or
+    namespaces would show among the others, by name)."""
+    return {(res, verb) for rule in rules for res in rule["resources"] for verb in rule["verbs"]}
 
 
-def operator_may(key: RequestKey, granted: set[tuple[str, str]]) -> bool:
+def operator_may(key: RequestKey, granted: Set[tuple[str, str]]) -> bool:
     """Whether the operator is allowed this request; one that is not is another client's (the
     controller-manager's, the HPA controller's). Discovery, which everyone may, counts."""
     verb, resource, subresource = key
@@ -891,6 +881,8 @@ class Options:
     create_concurrency: int
     log_dir: Path
     variants: tuple[Variant, ...]
+    # (resource, verb) the operator's chart grants it: what of a window may be the operator's.
+    granted: frozenset[tuple[str, str]]
 
 
 async def _create_all(
@@ -1044,7 +1036,7 @@ async def run(options: Options) -> Json:
     variants = []
     for variant, (result, steady) in zip(options.variants, measured, strict=True):
         result["steady_state"] = [
-            _steady(setting, window, usage, reconciles, baselines, options.count)
+            _steady(setting, window, usage, reconciles, baselines, options)
             for setting, window, usage, reconciles in steady
         ]
         variants.append({"name": variant.name, "label": variant.label, **result})
@@ -1331,30 +1323,23 @@ def _steady(
     usage: Json,
     counted: dict[str, float],
     baselines: tuple[Window, Window],
-    resources_count: int,
+    options: Options,
 ) -> Json:
-    """Operator-attributable = this window minus the mean of the two baselines, per key; and
-    what the operator counted itself (`counted`: per minute), where it counts its requests."""
+    """Operator-attributable = this window minus the mean of the two baselines, per key, of
+    the requests the operator may make (the others apart); and what the operator counted
+    itself (`counted`: per minute), where it counts its requests."""
+    resources_count = options.count
     base: dict[RequestKey, float] = {}
     for baseline in baselines:
         for key, rate in baseline.rates().items():
             base[key] = base.get(key, 0.0) + rate / len(baselines)
     rates = window.rates()
-    delta = {k: rates.get(k, 0.0) - base.get(k, 0.0) for k in {*rates, *base}}
-    granted = operator_permissions()
-    attributable = {k: v for k, v in delta.items() if operator_may(k, granted)}
-    others = {k: v for k, v in delta.items() if not operator_may(k, granted)}
+    attributable: dict[RequestKey, float] = {}
+    others: dict[RequestKey, float] = {}
+    for key in {*rates, *base}:
+        side = attributable if operator_may(key, options.granted) else others
+        side[key] = rates.get(key, 0.0) - base.get(key, 0.0)
     total = sum(attributable.values())
-    per_resource = {
-        _key(k): round(v / resources_count, 3)
-        for k, v in sorted(attributable.items(), key=lambda kv: -kv[1])
-        if abs(v / resources_count) >= 0.005
-    }
-    others_per_resource = {
-        _key(k): round(v / resources_count, 3)
-        for k, v in sorted(others.items(), key=lambda kv: -kv[1])
-        if abs(v / resources_count) >= 0.005
-    }
     reconciles = {k.split(" ", 1)[1]: v for k, v in counted.items() if k.startswith("reconciles ")}
     own = {k.split(" ", 1)[1]: v for k, v in counted.items() if k.startswith("requests ")}
     reconciles_total = sum(reconciles.values())
@@ -1366,12 +1351,12 @@ def _steady(
         "operator_requests_per_minute": round(total, 1),
         "operator_requests_per_resource_per_minute": round(total / resources_count, 3),
         "operator_requests_per_second": round(total / 60, 2),
-        "by_request_per_resource_per_minute": per_resource,
+        "by_request_per_resource_per_minute": _per_resource(attributable, resources_count),
         # Requests the operator's RBAC does not allow, in the window beyond the baselines: the
         # controllers' work on the objects it created (the Deployment controller catching up,
         # the HPA controller reading each target's scale every 15 s).
         "others_requests_per_resource_per_minute": round(sum(others.values()) / resources_count, 3),
-        "others_by_request_per_resource_per_minute": others_per_resource,
+        "others_by_request_per_resource_per_minute": _per_resource(others, resources_count),
         # The reconcilers' own count (Kopf's watches and finalizer patches aside), exact where
         # the API server's delta carries the other clients' noise; None: not counted there.
         "own_requests_per_resource_per_minute": round(sum(own.values()) / resources_count, 4)
@@ -1381,6 +1366,16 @@ def _steady(
         "reconciles_per_minute": {k: round(v, 1) for k, v in reconciles.items()},
         "operator": usage,
         "requests_per_reconcile": round(total / reconciles_total, 2) if reconciles_total else None,
+    }
+
+
+def _per_resource(rates: Mapping[RequestKey, float], resources_count: int) -> dict[str, float]:
+    """Per resource and minute by request, largest first, leaving out what is below 0.005
+    either way."""
+    return {
+        _key(k): round(v / resources_count, 3)
+        for k, v in sorted(rates.items(), key=lambda kv: -kv[1])
+        if abs(v / resources_count) >= 0.005
     }
 
 
@@ -1792,6 +1787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         create_concurrency=args.create_concurrency,
         log_dir=args.log_dir or stack_settings.log_dir,
         variants=tuple(variants),
+        granted=frozenset(operator_permissions(chart_rules())),
     )
     machine = _machine(args.note)
     result = asyncio.run(run(options))

@@ -185,10 +185,8 @@ class Run:
         # A new resource's first "not ready yet" is no news (its creation is the news): the
         # Event waits for Ready, or for a warning.
         first_progress = not before and not paused and after["status"] != "True" and not warning
-        if (before.get("status"), before.get("reason")) != (
-            after["status"],
-            after["reason"],
-        ) and not first_progress:
+        moved = (before.get("status"), before.get("reason")) != (after["status"], after["reason"])
+        if moved and not first_progress:
             if before.get("reason") == PAUSED and not paused:
                 await self.kube.post_event(
                     self.body, "Resumed", "reconciliation resumed", warning=False

@@ -199,6 +199,13 @@ async def test_a_resource_that_was_ready_announces_each_step_back() -> None:
     assert cluster.events[-1] == ("orders", "Normal", "Rolling", "work: new pods")
 
 
+async def test_a_resource_created_paused_says_so_at_once() -> None:
+    cluster, flow = FakeCluster(), KindOfTheTest()
+    _resource(cluster, **{PAUSED_ANNOTATION: "true"})
+    await _driver(cluster, flow).reconcile(KEY)
+    assert cluster.reasons("orders") == ["Paused"]
+
+
 async def test_retries_follow_the_one_backoff_unless_the_kind_knows_better() -> None:
     cluster = FakeCluster()
     flow = KindOfTheTest([StepResult("work", Outcome.RETRYING, "Unavailable")])

@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from commerce_devstack.kube_shop.operator_rbac import chart_rules
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -40,14 +42,12 @@ def bench() -> ModuleType:
 def test_a_request_counts_against_the_operator_only_if_its_rbac_allows_it(
     bench: ModuleType, request_key: tuple[str, str, str], operators: bool
 ) -> None:
-    granted = bench.operator_permissions()
+    granted = bench.operator_permissions(chart_rules())
     assert bench.operator_may(request_key, granted) is operators
 
 
-def test_a_chart_without_rules_is_an_error_not_an_empty_grant(
-    bench: ModuleType, tmp_path: Path
-) -> None:
-    empty = tmp_path / "rbac.yaml"
-    empty.write_text("kind: ClusterRole\nrules: []\n")
+def test_a_chart_without_rules_is_an_error_not_an_empty_grant(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "_rules.tpl").write_text('{{- define "rules" -}}\n{{- end -}}\n')
     with pytest.raises(RuntimeError, match="no RBAC rules"):
-        bench.operator_permissions((empty,))
+        chart_rules(tmp_path)

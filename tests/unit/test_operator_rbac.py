@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client
 
+from commerce_devstack.kube_shop.operator_rbac import chart_rules
+from commerce_devstack.kube_shop.settings import CHART_DIR
 from commerce_operator.main import OperatorOptions, build
 from commerce_operator.resource import RESTART_ANNOTATION
 from commerce_operator.settings import CredentialsMode
@@ -21,16 +22,7 @@ from tests.unit import test_operator_commerce_service_flow as service_flow
 from tests.unit import test_operator_outbox_flow as outbox_flow
 from tests.unit.operator_fakes import Call
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "commerce-operator" / "templates"
 Need = tuple[str, str, str]  # group, resource, verb
-
-
-def chart_rules() -> list[dict[str, Any]]:
-    text = (CHART / "_rules.tpl").read_text()
-    body = [line for line in text.splitlines() if not line.lstrip().startswith("{{")]
-    rules = yaml.safe_load("\n".join(body))
-    assert isinstance(rules, list)
-    return rules
 
 
 def missing(needs: Iterable[Need], rules: list[dict[str, Any]]) -> set[Need]:
@@ -136,7 +128,7 @@ async def test_a_verb_the_chart_lacks_is_found() -> None:
 
 def test_the_work_queues_read_the_peering_objects_kopf_keeps() -> None:
     """The gate (peering_gate.py) gets the peering objects: Kopf's own role grants it."""
-    lines = (CHART / "rbac.yaml").read_text().splitlines()
+    lines = (CHART_DIR / "templates" / "rbac.yaml").read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if "apiGroups: [kopf.dev]" in line)
     verbs = next(line for line in lines[at:] if "verbs:" in line)
     assert "get" in yaml.safe_load(verbs.strip().removeprefix("- "))["verbs"]

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from commerce_devstack.settings import REPO_ROOT
 
+CHART_DIR = REPO_ROOT / "charts" / "commerce-operator"
+
 
 class KubeShopSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMMERCE_SHOP_", frozen=True)
@@ -17,7 +19,7 @@ class KubeShopSettings(BaseSettings):
     namespace: str = "shop"
     samples_dir: Path = REPO_ROOT / "samples"
     crds_dir: Path = REPO_ROOT / "crds"
-    chart_dir: Path = REPO_ROOT / "charts" / "commerce-operator"
+    chart_dir: Path = CHART_DIR
     # The operator's Helm release and its namespace, as a platform team would install it.
     release: str = "commerce-operator"
     operator_namespace: str = "commerce-system"
