@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -305,14 +306,23 @@ def cgroup_processes() -> list[int]:
     """Every process in a cgroup under the node's cgroup root (the pods' containers)."""
     pids: set[int] = set()
     for hierarchy in cgroup_hierarchies():
-        root = hierarchy / CGROUP_ROOT
-        if root.is_dir():
-            for procs in root.rglob("cgroup.procs"):
-                try:
-                    pids.update(int(p) for p in procs.read_text().split())
-                except OSError:
-                    continue
+        for cgroup in cgroups_under(hierarchy / CGROUP_ROOT):
+            try:
+                pids.update(int(p) for p in (cgroup / "cgroup.procs").read_text().split())
+            except OSError:
+                continue
     return sorted(pids)
+
+
+def cgroups_under(root: Path) -> list[Path]:
+    """The cgroups below root (not root itself), deepest first: a cgroup goes only once its
+    children have. The kubelet and containerd remove cgroups while this runs, so one that
+    vanishes on the way is simply not listed (os.walk ignores a directory it cannot read;
+    pathlib's rglob would raise)."""
+    found = [
+        Path(top) / name for top, dirs, _files in os.walk(root, topdown=False) for name in dirs
+    ]
+    return sorted(found, key=_depth, reverse=True)
 
 
 def remove_cgroups() -> list[str]:
@@ -321,10 +331,11 @@ def remove_cgroups() -> list[str]:
         root = hierarchy / CGROUP_ROOT
         if not root.is_dir():
             continue
-        # Deepest first: a cgroup goes only once its children have.
-        for cgroup in sorted((p for p in root.rglob("*") if p.is_dir()), key=_depth, reverse=True):
+        for cgroup in cgroups_under(root):
             try:
                 cgroup.rmdir()
+            except FileNotFoundError:
+                continue  # removed by its owner meanwhile: what was wanted
             except OSError as exc:
                 problems.append(f"cgroup {cgroup}: {exc.strerror}")
         try:
