@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import uvloop
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -133,30 +135,35 @@ async def measure(
     cpu_before = {name: _cpu_seconds(p) for name, p in pids.items()}
     busy_before = _machine_busy_seconds()
 
-    async def client(n: int, http: httpx.AsyncClient) -> None:
+    async def client(n: int, http: aiohttp.ClientSession) -> None:
         i = 0
         while time.monotonic() - began < seconds:
             i += 1
             sent = time.monotonic()
             try:
-                response = await http.post(
+                async with http.post(
                     f"{order_url}/api/v1/orders",
                     headers={"Idempotency-Key": f"{n}-{i}-{uuid.uuid4().hex[:8]}", **user.headers},
                     json={
                         "items": [{"sku": skus[(n + i) % len(skus)], "quantity": 1}],
                         "payment": {"token": "tok_visa"},
                     },
-                )
-                status = str(response.status_code)
-            except httpx.HTTPError as exc:
+                ) as response:
+                    await response.read()
+                    status = str(response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 status = type(exc).__name__
             if status == "201":
                 latencies.append((time.monotonic() - sent) * 1000)
             else:
                 refused[status] = refused.get(status, 0) + 1
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    # aiohttp, not httpx, for the load: this process shares the two cores with the shop, and
+    # aiohttp (on uvloop) spends about a quarter of httpx's CPU on a request (the figures in
+    # docs/benchmarks/order-throughput-profile.md).
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         await asyncio.gather(*(client(n, http) for n in range(clients)))
     elapsed = time.monotonic() - began
     cpu = {name: _cpu_seconds(p) - cpu_before[name] for name, p in pids.items()}
@@ -362,7 +369,7 @@ def main() -> None:
         help="a public address to load instead of local processes, e.g. "
         "http://127.0.0.1:8080 (make up's Ingress)",
     )
-    asyncio.run(main_async(parser.parse_args()))
+    uvloop.run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":
