@@ -432,6 +432,13 @@ async def _fetch(harness: Harness, records: int) -> dict[TopicPartition, list[Co
             harness.kafka_consumer.seek_to_beginning()  # a partial fetch: read it all again
 
 
+def _handled(name: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "commerce_events_total", {"consumer": name, "outcome": outcome}
+    )
+    return value or 0.0
+
+
 def _shared(name: str, outcome: str) -> float:
     value = REGISTRY.get_sample_value(
         "commerce_consumer_shared_transactions_total", {"consumer": name, "outcome": outcome}
@@ -454,7 +461,7 @@ TOGETHER_IDS = ["handlers in turn", "together"]
 
 
 @pytest.mark.parametrize("together", TOGETHER, ids=TOGETHER_IDS)
-async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once(
+async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once_also_redelivered(
     kafka: Kafka, engine: AsyncEngine, store: InventoryStore, unique: str, together: bool
 ) -> None:
     orders = await _reservations(store, unique, 4)
@@ -476,6 +483,19 @@ async def test_a_fetch_of_events_shares_one_transaction_and_applies_each_once(
     async with harness:
         await harness.consumer.handle_batch(await _fetch(harness, 6))
     assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (1.0, 0.0)
+    again = Harness(
+        kafka,
+        engine,
+        order_event_handlers(store),
+        f"g-again-{unique}",  # reads the topic from its start: every event recorded before
+        name,
+        together=order_events_together(store) if together else None,
+    )
+    async with again:
+        await again.consumer.handle_batch(await _fetch(again, 6))
+    assert (_shared(name, "committed"), _shared(name, "rolled_back")) == (2.0, 0.0)
+    # Four distinct events of the product's, each applied once; every later copy a duplicate.
+    assert (_handled(name, "processed"), _handled(name, "duplicate")) == (4.0, 1.0 + 5.0)
     for order_id in orders[:3]:
         assert await _level(store, order_id.removeprefix("ord-")) == (6, 0)  # sold once
     assert await _level(store, orders[3].removeprefix("ord-")) == (10, 0)  # given back

@@ -36,7 +36,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Gauge
-from sqlalchemy import insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -245,29 +244,28 @@ class EventConsumer:
     async def apply_together(self, events: Sequence[Event]) -> list[str]:
         """The effects of `events` (in order, each with a handler) and their processed-events
         records in one transaction; each outcome as `apply` gives it. Raises, with nothing
-        committed, if any of them fails, or another consumer recorded one meanwhile."""
+        committed, if any of them fails."""
+        now = self._clock()
         async with self._units.begin() as unit:
-            done = set(
+            # One statement records the batch and answers which ids were new: MariaDB's
+            # INSERT IGNORE ... RETURNING returns only the rows it inserted (an id recorded
+            # before, or twice in the batch, is not among them). A consumer recording one of
+            # them concurrently holds its row lock until it ends, so it is seen either way.
+            recorded = set(
                 await unit.conn.scalars(
-                    select(processed_events.c.event_id).where(
-                        processed_events.c.consumer == self.name,
-                        processed_events.c.event_id.in_({e.event_id for e in events}),
-                    )
+                    mysql_insert(processed_events)
+                    .prefix_with("IGNORE")
+                    .returning(processed_events.c.event_id),
+                    [
+                        {"consumer": self.name, "event_id": event_id, "processed_at": now}
+                        for event_id in dict.fromkeys(e.event_id for e in events)
+                    ],
                 )
             )
             fresh: dict[str, Event] = {}
             for event in events:
-                if event.event_id not in done:
+                if event.event_id in recorded:
                     fresh.setdefault(event.event_id, event)  # a redelivered copy: once
-            if fresh:
-                now = self._clock()
-                await unit.conn.execute(
-                    insert(processed_events),
-                    [
-                        {"consumer": self.name, "event_id": event_id, "processed_at": now}
-                        for event_id in fresh
-                    ],
-                )
             if self._together is not None and fresh:
                 with self._batch_span(list(fresh.values())):
                     await self._together(unit, list(fresh.values()))
