@@ -136,6 +136,76 @@ async def test_after_rotation_both_keys_verify_and_the_new_one_signs() -> None:
         assert (await _verifier(rotated).verify(token)).user_id == "u1"
 
 
+class WallClock:
+    def __init__(self) -> None:
+        self.now = _now().timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_remembered_token_is_not_checked_again_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = WallClock()
+    verifier = TokenVerifier(
+        StaticKeys(KEYS.public_keys()), issuer=ISSUER, audience=AUDIENCE, clock=clock
+    )
+    token = _issuer().issue("u1", frozenset({CUSTOMER}), _now())  # 15 minutes
+    assert (await verifier.verify(token)).user_id == "u1"
+
+    def decode_again(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a remembered token was verified again")
+
+    monkeypatch.setattr(jwt, "decode", decode_again)
+    assert (await verifier.verify(token)).user_id == "u1"
+    clock.now += 15 * 60 + 30  # its expiry, with the 30 s of leeway
+    with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(token)
+
+
+class WithdrawableKeys:
+    def __init__(self, keys: dict[str, Any]) -> None:
+        self.keys = keys
+
+    async def key(self, kid: str) -> Any:
+        return self.keys.get(kid)
+
+
+async def test_a_remembered_token_whose_key_is_withdrawn_is_refused() -> None:
+    keys = WithdrawableKeys(KEYS.public_keys())
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
+    token = _issuer().issue("u1", frozenset({CUSTOMER}), _now())
+    assert (await verifier.verify(token)).user_id == "u1"
+    del keys.keys["k1"]
+    with pytest.raises(InvalidToken, match="unknown key id"):
+        await verifier.verify(token)
+
+
+async def test_remembered_tokens_are_bounded_least_recently_used_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(
+        StaticKeys(KEYS.public_keys()), issuer=ISSUER, audience=AUDIENCE, max_remembered=2
+    )
+    first, second, third = (
+        _issuer().issue(user, frozenset({CUSTOMER}), _now()) for user in ("u1", "u2", "u3")
+    )
+    for token in (first, second, first, third):  # second is the least recently used
+        await verifier.verify(token)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    for token in (first, third, second):
+        await verifier.verify(token)
+    assert decoded == [second]
+
+
 def test_signing_keys_must_be_private_asymmetric_and_name_the_active_one() -> None:
     with pytest.raises(InvalidSigningKeys, match="active"):
         _keys("k1", active="k3")
