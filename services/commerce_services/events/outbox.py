@@ -72,6 +72,8 @@ def current_traceparent() -> str | None:
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
+        # Built once, values passed apart: SQLAlchemy builds no statement per event.
+        self._insert = insert(table)
 
     async def append(
         self,
@@ -82,9 +84,7 @@ class Outbox:
     ) -> str:
         """Adds the event to the caller's transaction, in the current trace; returns its id."""
         event_id = event_id or str(uuid.uuid4())
-        await conn.execute(
-            insert(self.table).values(self._row(event, event_id, current_traceparent(), now))
-        )
+        await conn.execute(self._insert, self._row(event, event_id, current_traceparent(), now))
         return event_id
 
     async def append_all(
@@ -96,7 +96,7 @@ class Outbox:
         """Adds the events, each with the trace it belongs to, in one statement of the
         caller's transaction (several requests' events written together)."""
         await conn.execute(
-            insert(self.table),
+            self._insert,
             [self._row(event, str(uuid.uuid4()), trace, now) for event, trace in events],
         )
 

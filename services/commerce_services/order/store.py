@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import ColumnElement, delete, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -151,6 +151,20 @@ def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:  # a row of `orders
         row.deadline,
         row.created_at,
     )
+
+
+# A saga step's conditional UPDATE, built once, its values passed apart (SQLAlchemy builds
+# nothing per event; bind names differ from the columns', as an UPDATE requires).
+_MOVE = (
+    update(orders)
+    .where(
+        orders.c.order_id == bindparam("moved_id"),
+        orders.c.status.in_(bindparam("sources", expanding=True)),
+    )
+    .values(
+        status=bindparam("target"), cancel_reason=bindparam("reason"), updated_at=bindparam("now")
+    )
+)
 
 
 class OrderStore:
@@ -487,13 +501,14 @@ class OrderStore:
             return None
         new, now = change.target, self._clock()
         moved = await unit.conn.execute(
-            update(orders)
-            .where(orders.c.order_id == order_id, orders.c.status.in_(sorted(change.sources)))
-            .values(
-                status=new,
-                cancel_reason=reason if new == OrderStatus.CANCELLED else None,
-                updated_at=now,
-            )
+            _MOVE,
+            {
+                "moved_id": order_id,
+                "sources": sorted(change.sources),
+                "target": new,
+                "reason": reason if new == OrderStatus.CANCELLED else None,
+                "now": now,
+            },
         )
         if moved.rowcount != 1:
             return None

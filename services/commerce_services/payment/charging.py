@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from commerce_services.db.unit_of_work import UnitOfWork
@@ -33,6 +33,15 @@ from commerce_services.payment.tables import outbox, payments
 AGGREGATE = "payment"
 # ISO 4217's code for "no currency involved": a void moves no money.
 NO_CURRENCY = "XXX"
+
+# The statements of every order, built once (values passed apart): SQLAlchemy builds nothing
+# per event.
+_CHARGED = (
+    select(payments.c.payment_id)
+    .where(payments.c.order_id == bindparam("order_id"))
+    .with_for_update()
+)
+_RECORD = insert(payments)
 
 
 def _order_fields(event: Event) -> tuple[str, str | None, Decimal, str, str]:
@@ -71,13 +80,7 @@ class PaymentProcessor:
     async def on_order_created(self, unit: UnitOfWork, event: Event) -> None:
         conn = unit.conn
         order_id, user_id, amount, currency, token = _order_fields(event)
-        already = (
-            await conn.execute(
-                select(payments.c.payment_id)
-                .where(payments.c.order_id == order_id)
-                .with_for_update()
-            )
-        ).one_or_none()
+        already = (await conn.execute(_CHARGED, {"order_id": order_id})).one_or_none()
         if already is not None:
             return  # this order was charged (or refused) before: never twice
         charge: Charge | None
@@ -94,17 +97,18 @@ class PaymentProcessor:
             event_type = "payment_failed"
         now = self._clock()
         await conn.execute(
-            insert(payments).values(
-                payment_id=payment_id,
-                order_id=order_id,
-                user_id=user_id,
-                amount=amount,
-                currency=currency,
-                status=status,
-                reason=reason,
-                gateway_reference=charge.reference if charge else None,
-                created_at=now,
-            )
+            _RECORD,
+            {
+                "payment_id": payment_id,
+                "order_id": order_id,
+                "user_id": user_id,
+                "amount": amount,
+                "currency": currency,
+                "status": status,
+                "reason": reason,
+                "gateway_reference": charge.reference if charge else None,
+                "created_at": now,
+            },
         )
         payload: dict[str, object] = {
             "order_id": order_id,

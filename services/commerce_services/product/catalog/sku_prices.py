@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_services.product.catalog.model import Price
@@ -42,6 +42,12 @@ async def replace_in(
         )
 
 
+# Built once, the SKUs passed apart (an expanding IN): SQLAlchemy builds nothing per call.
+_PRICES = select(sku_prices.c.sku, sku_prices.c.amount_minor, sku_prices.c.currency).where(
+    sku_prices.c.sku.in_(bindparam("skus", expanding=True))
+)
+
+
 class SkuPrices:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -52,9 +58,5 @@ class SkuPrices:
         if not wanted:
             return {}
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(sku_prices.c.sku, sku_prices.c.amount_minor, sku_prices.c.currency).where(
-                    sku_prices.c.sku.in_(wanted)
-                )
-            )
+            rows = await conn.execute(_PRICES, {"skus": wanted})
             return {str(r.sku): Price(int(r.amount_minor), str(r.currency)) for r in rows}

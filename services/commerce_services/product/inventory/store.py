@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -85,6 +85,17 @@ class _Recorded:
     status: ReservationStatus
     digest: str | None
     items: tuple[LineItem, ...]
+
+
+# The ledger read of a replay, built once, the order ids passed apart (expanding INs).
+_LEDGER_HEADERS = select(
+    reservation_orders.c.order_id, reservation_orders.c.status, reservation_orders.c.request_hash
+).where(reservation_orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+_LEDGER_ITEMS = (
+    select(reservation_items)
+    .where(reservation_items.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(reservation_items.c.order_id, reservation_items.c.sku)
+)
 
 
 class InventoryStore:
@@ -253,23 +264,11 @@ class InventoryStore:
     @staticmethod
     async def _recorded(conn: AsyncConnection, order_ids: list[str]) -> dict[str, _Recorded]:
         """The ledger's rows for these order ids (read without locks: a replay)."""
-        headers = (
-            await conn.execute(
-                select(
-                    reservation_orders.c.order_id,
-                    reservation_orders.c.status,
-                    reservation_orders.c.request_hash,
-                ).where(reservation_orders.c.order_id.in_(order_ids))
-            )
-        ).all()
+        headers = (await conn.execute(_LEDGER_HEADERS, {"order_ids": order_ids})).all()
         if not headers:
             return {}
         items: dict[str, list[LineItem]] = {}
-        for row in await conn.execute(
-            select(reservation_items)
-            .where(reservation_items.c.order_id.in_([h.order_id for h in headers]))
-            .order_by(reservation_items.c.order_id, reservation_items.c.sku)
-        ):
+        for row in await conn.execute(_LEDGER_ITEMS, {"order_ids": [h.order_id for h in headers]}):
             items.setdefault(row.order_id, []).append(LineItem(row.sku, row.quantity))
         return {
             h.order_id: _Recorded(
