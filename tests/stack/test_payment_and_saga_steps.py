@@ -231,6 +231,43 @@ async def test_an_order_cancelled_before_its_charge_is_never_charged(
     assert gateway.calls == 0
 
 
+async def test_a_fetch_of_order_events_is_settled_together_in_order(
+    payment_engine: AsyncEngine, unique: str
+) -> None:
+    gateway = CountingGateway()
+    processor = PaymentProcessor(gateway, utc_now, attempts=1)
+    paid, declined, voided = (f"{kind}-{unique}" for kind in ("paid", "declined", "voided"))
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await processor.on_order_created(unit, order_created(f"before-{unique}", "tok_visa"))
+    fetch = [
+        order_created(paid, "tok_visa"),
+        order_created(declined, "tok_declined"),
+        order_created(paid, "tok_visa"),  # announced twice: charged once
+        order_created(f"before-{unique}", "tok_visa"),  # charged in an earlier fetch
+        order_cancelled(voided),  # before its order_created: that one charges nothing
+        order_created(voided, "tok_visa"),
+    ]
+    fetch[0].headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with UnitsOfWork(payment_engine).begin() as unit:
+        await processor.together(unit, fetch)
+    assert gateway.calls == 1 + 2
+    rows, written = await _payment(payment_engine, declined)
+    assert (rows, [kind for kind, _ in written]) == ([("FAILED", "declined")], ["payment_failed"])
+    rows, written = await _payment(payment_engine, paid)
+    assert (rows, [kind for kind, _ in written]) == ([("SUCCEEDED", None)], ["payment_succeeded"])
+    assert await _traceparent(payment_engine, paid) == fetch[0].headers["traceparent"]
+    assert (await _payment(payment_engine, voided)) == ([("VOIDED", "order_cancelled")], [])
+    assert len((await _payment(payment_engine, f"before-{unique}"))[0]) == 1
+
+
+async def _traceparent(engine: AsyncEngine, order_id: str) -> str | None:
+    async with engine.connect() as conn:
+        found: str | None = await conn.scalar(
+            select(outbox.c.traceparent).where(outbox.c.aggregateid == order_id)
+        )
+    return found
+
+
 @pytest.mark.parametrize(
     "payload",
     [

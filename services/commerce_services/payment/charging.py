@@ -16,7 +16,7 @@ Both arrive on the order's key, so Kafka keeps them in the order they were writt
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from commerce_services.db.unit_of_work import UnitOfWork
 from commerce_services.events.consumer import Handler
 from commerce_services.events.envelope import Event, PermanentError
-from commerce_services.events.outbox import Outbox, OutboxEvent
+from commerce_services.events.outbox import Outbox, OutboxEvent, current_traceparent
 from commerce_services.payment.gateway import Charge, GatewayTimeout, PaymentGateway
 from commerce_services.payment.tables import outbox, payments
 
@@ -34,11 +34,12 @@ AGGREGATE = "payment"
 # ISO 4217's code for "no currency involved": a void moves no money.
 NO_CURRENCY = "XXX"
 
-# The statements of every order, built once (values passed apart): SQLAlchemy builds nothing
-# per event.
-_CHARGED = (
-    select(payments.c.payment_id)
-    .where(payments.c.order_id == bindparam("order_id"))
+# The statements of every charge, built once (values passed apart): SQLAlchemy builds nothing
+# per event. The locking read takes the orders' payment rows, or the gaps where they would go,
+# so two consumers of one order cannot both find it unpaid.
+_SETTLED = (
+    select(payments.c.order_id)
+    .where(payments.c.order_id.in_(bindparam("order_ids", expanding=True)))
     .with_for_update()
 )
 _RECORD = insert(payments)
@@ -78,47 +79,81 @@ class PaymentProcessor:
         return {"order_created": self.on_order_created, "order_cancelled": self.on_order_cancelled}
 
     async def on_order_created(self, unit: UnitOfWork, event: Event) -> None:
+        await self._charge_all(unit, [(event, current_traceparent())])
+
+    async def together(self, unit: UnitOfWork, events: Sequence[Event]) -> None:
+        """The events of one fetch in one transaction (the consumer's `together`), in their
+        order: each run of `order_created` charged together (one locking read, one INSERT of
+        the payments, one of their events: three statements for the run instead of three per
+        order), each `order_cancelled` as on its own. Each payment event continues the trace
+        of the order event it answers."""
+        run: list[tuple[Event, str | None]] = []
+        for event in events:
+            if event.event_type == "order_created":
+                run.append((event, event.headers.get("traceparent")))
+                continue
+            if run:
+                await self._charge_all(unit, run)
+                run = []
+            await self.on_order_cancelled(unit, event)
+        if run:
+            await self._charge_all(unit, run)
+
+    async def _charge_all(
+        self, unit: UnitOfWork, events: Sequence[tuple[Event, str | None]]
+    ) -> None:
+        """Charges each order not charged (or refused, or voided) before, the gateway called
+        in turn, and writes the payments and their events; an order announced twice is
+        charged once."""
         conn = unit.conn
-        order_id, user_id, amount, currency, token = _order_fields(event)
-        already = (await conn.execute(_CHARGED, {"order_id": order_id})).one_or_none()
-        if already is not None:
-            return  # this order was charged (or refused) before: never twice
-        charge: Charge | None
-        try:
-            charge = await self._charge(order_id, amount, currency, token)
-        except GatewayTimeout:
-            charge = None
-        payment_id = uuid.uuid4().hex
-        if charge is not None and charge.approved:
-            status, reason, event_type = "SUCCEEDED", None, "payment_succeeded"
-        else:
-            status = "FAILED"
-            reason = "timeout" if charge is None else "declined"
-            event_type = "payment_failed"
-        now = self._clock()
-        await conn.execute(
-            _RECORD,
-            {
-                "payment_id": payment_id,
+        orders = [(_order_fields(event), trace) for event, trace in events]
+        settled = set(
+            await conn.scalars(_SETTLED, {"order_ids": sorted({o[0] for o, _ in orders})})
+        )
+        rows: list[dict[str, object]] = []
+        written: list[tuple[OutboxEvent, str | None]] = []
+        for (order_id, user_id, amount, currency, token), trace in orders:
+            if order_id in settled:
+                continue  # charged (or refused, or voided) before: never twice
+            settled.add(order_id)
+            charge: Charge | None
+            try:
+                charge = await self._charge(order_id, amount, currency, token)
+            except GatewayTimeout:
+                charge = None
+            payment_id = uuid.uuid4().hex
+            if charge is not None and charge.approved:
+                status, reason, event_type = "SUCCEEDED", None, "payment_succeeded"
+            else:
+                status = "FAILED"
+                reason = "timeout" if charge is None else "declined"
+                event_type = "payment_failed"
+            rows.append(
+                {
+                    "payment_id": payment_id,
+                    "order_id": order_id,
+                    "user_id": user_id,
+                    "amount": amount,
+                    "currency": currency,
+                    "status": status,
+                    "reason": reason,
+                    "gateway_reference": charge.reference if charge else None,
+                }
+            )
+            payload: dict[str, object] = {
                 "order_id": order_id,
-                "user_id": user_id,
+                "payment_id": payment_id,
                 "amount": amount,
                 "currency": currency,
-                "status": status,
-                "reason": reason,
-                "gateway_reference": charge.reference if charge else None,
-                "created_at": now,
-            },
-        )
-        payload: dict[str, object] = {
-            "order_id": order_id,
-            "payment_id": payment_id,
-            "amount": amount,
-            "currency": currency,
-        }
-        if reason is not None:
-            payload["reason"] = reason
-        await self._outbox.append(conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now)
+            }
+            if reason is not None:
+                payload["reason"] = reason
+            written.append((OutboxEvent(AGGREGATE, order_id, event_type, payload), trace))
+        if not rows:
+            return
+        now = self._clock()
+        await conn.execute(_RECORD, [{**row, "created_at": now} for row in rows])
+        await self._outbox.append_all(conn, written, now)
 
     async def on_order_cancelled(self, unit: UnitOfWork, event: Event) -> None:
         conn = unit.conn

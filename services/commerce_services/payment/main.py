@@ -41,6 +41,7 @@ async def serve(settings: PaymentSettings) -> None:
         settings,
         engine,
         processor.handlers(),
+        processor.together,
     )
 
     purge_outbox = purge_job(Outbox(outbox), engine, settings)
