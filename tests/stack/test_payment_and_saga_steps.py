@@ -20,8 +20,9 @@ from commerce_services.db.unit_of_work import UnitsOfWork
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.order.migrations import upgrade as upgrade_orders
 from commerce_services.order.model import OrderLine, OrderStatus
-from commerce_services.order.payment_events import payment_event_handlers
+from commerce_services.order.payment_events import payment_event_handlers, payment_events_together
 from commerce_services.order.store import OrderStore
+from commerce_services.order.tables import outbox as order_outbox
 from commerce_services.payment.charging import PaymentProcessor
 from commerce_services.payment.gateway import Charge, FakeGateway, Refund
 from commerce_services.payment.migrations import upgrade
@@ -316,5 +317,67 @@ async def test_the_order_moves_once_and_late_payment_events_change_nothing(
         with pytest.raises(PermanentError):
             async with units.begin() as unit:
                 await handlers["payment_failed"](unit, payment_event("payment_failed", "bogus"))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_fetch_of_payment_events_moves_each_order_once_together(
+    stack: Endpoints, unique: str
+) -> None:
+    settings = DatabaseSettings.from_values(stack.service_settings("order"))
+    upgrade_orders(settings)
+    engine = create_async_engine(settings.database_url())
+    try:
+        store = OrderStore(engine, utc_now, timedelta(minutes=15))
+        line = (OrderLine("A", 1, Decimal("3.50")),)
+        paid, declined, done = [
+            await write_order(store, f"u-{unique}", key, line, "tok_visa")
+            for key in ("paid", "declined", "done")
+        ]
+        units = UnitsOfWork(engine)
+        async with units.begin() as unit:
+            await store.apply(unit, done.order_id, "payment_succeeded")
+        trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+        def payment_event(order_id: str, kind: str, reason: str | None = None) -> Event:
+            payload = {"order_id": order_id, **({"reason": reason} if reason else {})}
+            return Event(
+                "commerce.payment.events", 0, 0, order_id, str(uuid.uuid4()), kind, payload
+            )
+
+        fetch = [
+            payment_event(paid.order_id, "payment_succeeded"),
+            payment_event(declined.order_id, "payment_failed", "declined"),
+            payment_event(paid.order_id, "payment_failed", "timeout"),  # late: changes nothing
+            payment_event(done.order_id, "payment_succeeded"),  # moved before
+            payment_event(f"ghost-{unique}", "payment_succeeded"),  # no such order
+        ]
+        fetch[0].headers["traceparent"] = trace
+        async with units.begin() as unit:
+            await payment_events_together(store)(unit, fetch)
+        ends = {o.order_id: await store.get(o.order_id) for o in (paid, declined, done)}
+        assert [(o.status, o.cancel_reason) for o in ends.values()] == [
+            (OrderStatus.COMPLETED, None),
+            (OrderStatus.CANCELLED, "payment_declined"),
+            (OrderStatus.COMPLETED, None),
+        ]
+        async with engine.connect() as conn:
+            written = (
+                await conn.execute(
+                    select(
+                        order_outbox.c.aggregateid, order_outbox.c.type, order_outbox.c.traceparent
+                    )
+                    .where(order_outbox.c.aggregateid.in_(list(ends)))
+                    .where(order_outbox.c.type != "order_created")
+                )
+            ).all()
+        assert sorted((r.aggregateid, r.type) for r in written) == sorted(
+            [
+                (paid.order_id, "order_completed"),
+                (declined.order_id, "order_cancelled"),
+                (done.order_id, "order_completed"),  # its own, from the earlier apply
+            ]
+        )
+        assert {r.aggregateid: r.traceparent for r in written}[paid.order_id] == trace
     finally:
         await engine.dispose()

@@ -25,7 +25,7 @@ from commerce_services.events.subscription import Subscription
 from commerce_services.order import migrations
 from commerce_services.order.http_api import create_app
 from commerce_services.order.inventory_client import GrpcReservations
-from commerce_services.order.payment_events import payment_event_handlers
+from commerce_services.order.payment_events import payment_event_handlers, payment_events_together
 from commerce_services.order.placement import OrderPlacement
 from commerce_services.order.settings import OrderSettings
 from commerce_services.order.store import OrderStore
@@ -53,6 +53,7 @@ async def serve(settings: OrderSettings) -> None:
         settings,
         engine,
         payment_event_handlers(store),
+        payment_events_together(store),
     )
     users_channel = secure_channel(settings.user_grpc_target, settings)
     product_channel = secure_channel(settings.product_grpc_target, settings)

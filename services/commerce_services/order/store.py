@@ -53,6 +53,7 @@ from commerce_services.order.model import (
     OrderStatus,
     PlacementInProgress,
     decide_claim,
+    next_status,
     order_id_for,
     total,
     transition,
@@ -165,6 +166,40 @@ _MOVE = (
         status=bindparam("target"), cancel_reason=bindparam("reason"), updated_at=bindparam("now")
     )
 )
+
+# A fetch's saga steps: their orders' rows locked in one read (in key order), then each
+# outcome written by one UPDATE.
+_LOCK_STATUSES = (
+    select(orders.c.order_id, orders.c.status)
+    .where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .with_for_update()
+)
+_MOVE_ALL = (
+    update(orders)
+    .where(orders.c.order_id.in_(bindparam("moved_ids", expanding=True)))
+    .values(
+        status=bindparam("target"), cancel_reason=bindparam("reason"), updated_at=bindparam("now")
+    )
+)
+
+
+@dataclass(frozen=True)
+class SagaStep:
+    """A saga event for an order, as the consumer received it."""
+
+    order_id: str
+    event: str  # payment_succeeded, payment_failed, ...
+    reason: str | None = None
+    traceparent: str | None = None  # the trace the event belongs to
+
+
+def _saga_event(order_id: str, new: OrderStatus, reason: str | None) -> OutboxEvent:
+    """The event announcing an order's end: `order_completed`, or `order_cancelled` with why."""
+    payload: dict[str, object] = {"order_id": order_id}
+    if reason is not None:
+        payload["reason"] = reason
+    event_type = "order_completed" if new == OrderStatus.COMPLETED else "order_cancelled"
+    return OutboxEvent(AGGREGATE, order_id, event_type, payload)
 
 
 class OrderStore:
@@ -512,16 +547,47 @@ class OrderStore:
         )
         if moved.rowcount != 1:
             return None
-        event_type = "order_completed" if new == OrderStatus.COMPLETED else "order_cancelled"
-        payload: dict[str, object] = {"order_id": order_id}
-        if reason is not None and new == OrderStatus.CANCELLED:
-            payload["reason"] = reason
-        await self._outbox.append(
-            unit.conn, OutboxEvent(AGGREGATE, order_id, event_type, payload), now
-        )
+        saga_event = _saga_event(order_id, new, reason if new == OrderStatus.CANCELLED else None)
+        await self._outbox.append(unit.conn, saga_event, now)
         outcome, cause = new.value, reason or ""
         unit.after_commit(lambda: SAGA_OUTCOMES.labels(outcome, cause).inc())
         return new
+
+    async def apply_all(self, unit: UnitOfWork, steps: Sequence[SagaStep]) -> None:
+        """Applies saga events of one fetch in the unit of work, in their order, as `apply`
+        does each: the orders' rows locked by one read, each event decided against the status
+        the events before it left (`next_status`), then one UPDATE per outcome and one INSERT
+        of the events: about three statements for the fetch instead of two per event. Each
+        order event continues the trace of the event that caused it."""
+        if not steps:
+            return
+        status = {
+            row.order_id: OrderStatus(row.status)
+            for row in await unit.conn.execute(
+                _LOCK_STATUSES, {"order_ids": sorted({step.order_id for step in steps})}
+            )
+        }
+        moves: dict[tuple[OrderStatus, str | None], list[str]] = {}
+        written: list[tuple[OutboxEvent, str | None]] = []
+        for step in steps:
+            current = status.get(step.order_id)
+            new = None if current is None else next_status(current, step.event)
+            if new is None:
+                continue  # unknown, or an event that must not move it
+            status[step.order_id] = new
+            reason = step.reason if new == OrderStatus.CANCELLED else None
+            moves.setdefault((new, reason), []).append(step.order_id)
+            written.append((_saga_event(step.order_id, new, reason), step.traceparent))
+        if not written:
+            return
+        now = self._clock()
+        for (new, reason), order_ids in moves.items():
+            await unit.conn.execute(
+                _MOVE_ALL, {"moved_ids": order_ids, "target": new, "reason": reason, "now": now}
+            )
+            counted = SAGA_OUTCOMES.labels(new.value, reason or "")
+            unit.after_commit(partial(counted.inc, len(order_ids)))
+        await self._outbox.append_all(unit.conn, written, now)
 
     async def _expire(self, unit: UnitOfWork, order_id: str) -> OrderStatus | None:
         return await self.apply(
