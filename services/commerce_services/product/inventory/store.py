@@ -87,7 +87,36 @@ class _Recorded:
     items: tuple[LineItem, ...]
 
 
-# The ledger read of a replay, built once, the order ids passed apart (expanding INs).
+# The statements of the hot paths, built once, their values passed apart (expanding INs):
+# SQLAlchemy builds nothing per batch. Bind names differ from the columns', as an UPDATE
+# requires.
+_LOCK_STOCK = (
+    select(inventory.c.sku, inventory.c.stock - inventory.c.reserved)
+    .where(inventory.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(inventory.c.sku)  # the lock order
+    .with_for_update()
+)
+_MOVE_STOCK = (
+    update(inventory)
+    .where(inventory.c.sku == bindparam("moved_sku"))
+    .values(
+        reserved=inventory.c.reserved + bindparam("reserved_by"),
+        stock=inventory.c.stock + bindparam("stock_by"),
+        updated_at=bindparam("now"),
+    )
+)
+_LOCK_LEDGER = (
+    select(reservation_orders.c.order_id, reservation_orders.c.status)
+    .where(reservation_orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(reservation_orders.c.order_id)  # the lock order
+    .with_for_update()
+)
+_SET_STATUS = (
+    update(reservation_orders)
+    .where(reservation_orders.c.order_id.in_(bindparam("changed_ids", expanding=True)))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+)
+# The ledger read of a replay (no locks).
 _LEDGER_HEADERS = select(
     reservation_orders.c.order_id, reservation_orders.c.status, reservation_orders.c.request_hash
 ).where(reservation_orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
@@ -191,12 +220,7 @@ class InventoryStore:
             skus = sorted({item.sku for request in fresh for item in request.items})
             available: dict[str, int] = {}
             if skus:
-                rows = await conn.execute(
-                    select(inventory.c.sku, inventory.c.stock - inventory.c.reserved)
-                    .where(inventory.c.sku.in_(skus))
-                    .order_by(inventory.c.sku)  # the lock order
-                    .with_for_update()
-                )
+                rows = await conn.execute(_LOCK_STOCK, {"skus": skus})
                 available = {sku: free for sku, free in rows}
             granted, refused = allocate(fresh, available)
             if granted:
@@ -226,12 +250,13 @@ class InventoryStore:
                 for request in granted:
                     for item in request.items:
                         taken[item.sku] = taken.get(item.sku, 0) + item.quantity
-                for sku in sorted(taken):
-                    await conn.execute(
-                        update(inventory)
-                        .where(inventory.c.sku == sku)
-                        .values(reserved=inventory.c.reserved + taken[sku], updated_at=now)
-                    )
+                await conn.execute(
+                    _MOVE_STOCK,
+                    [  # sorted by SKU: the lock order
+                        {"moved_sku": sku, "reserved_by": taken[sku], "stock_by": 0, "now": now}
+                        for sku in sorted(taken)
+                    ],
+                )
         decided: dict[str, Reservation | BaseException] = {
             r.order_id: Reservation(r.order_id, ReservationStatus.RESERVED, r.items)
             for r in granted
@@ -329,40 +354,29 @@ class InventoryStore:
         conn = unit.conn
         now = self._clock()
         order_ids = sorted({order_id for order_id, _ in operations})
-        rows = await conn.execute(
-            select(reservation_orders.c.order_id, reservation_orders.c.status)
-            .where(reservation_orders.c.order_id.in_(order_ids))
-            .order_by(reservation_orders.c.order_id)  # the lock order
-            .with_for_update()
-        )
+        rows = await conn.execute(_LOCK_LEDGER, {"order_ids": order_ids})
         current = {row.order_id: ReservationStatus(row.status) for row in rows}
         items: dict[str, list[LineItem]] = {}
         if current:
-            for row in await conn.execute(
-                select(reservation_items)
-                .where(reservation_items.c.order_id.in_(sorted(current)))
-                .order_by(reservation_items.c.order_id, reservation_items.c.sku)
-            ):
+            # Read without locks: only the ledger rows are the orders' locks (locking the items
+            # too would hold gaps that reservation batches insert into while holding SKUs).
+            for row in await conn.execute(_LEDGER_ITEMS, {"order_ids": sorted(current)}):
                 items.setdefault(row.order_id, []).append(LineItem(row.sku, row.quantity))
         writes = plan(
             operations, current, {order_id: tuple(lines) for order_id, lines in items.items()}
         )
-        for sku, change in writes.stock.items():  # sorted by SKU: the lock order
+        if writes.stock:
             await conn.execute(
-                update(inventory)
-                .where(inventory.c.sku == sku)
-                .values(
-                    reserved=inventory.c.reserved + change.reserved,
-                    stock=inventory.c.stock + change.stock,
-                    updated_at=now,
-                )
+                _MOVE_STOCK,
+                [  # sorted by SKU: the lock order
+                    {"moved_sku": sku, "reserved_by": c.reserved, "stock_by": c.stock, "now": now}
+                    for sku, c in writes.stock.items()
+                ],
             )
         for status in sorted(set(writes.statuses.values())):
             changed = sorted(o for o, s in writes.statuses.items() if s == status)
             await conn.execute(
-                update(reservation_orders)
-                .where(reservation_orders.c.order_id.in_(changed))
-                .values(status=status, updated_at=now)
+                _SET_STATUS, {"changed_ids": changed, "new_status": status, "now": now}
             )
         if writes.markers:
             await conn.execute(
