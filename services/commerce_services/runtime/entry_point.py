@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from commerce_services.db.settings import DatabaseSettings
+from commerce_services.runtime.garbage_collector import settle_for_serving
 from commerce_services.runtime.logging import configure_logging
 from commerce_services.runtime.serving import BackgroundJobFailed
 from commerce_services.runtime.settings import ServingSettings
@@ -85,6 +86,7 @@ def run(service: ServiceCommands[S], argv: list[str] | None = None) -> int:
         print(f"failed event {args.id} requeued" if found else f"no parked event {args.id}")
         return 0 if found else 1
     configure_tracing(service.name, settings.otlp_endpoint)
+    settle_for_serving()
     try:
         # uvloop: the same asyncio API on libuv, with less of the loop's own CPU per request.
         uvloop.run(service.serve(settings))
