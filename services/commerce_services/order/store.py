@@ -172,6 +172,7 @@ _MOVE = (
 _LOCK_STATUSES = (
     select(orders.c.order_id, orders.c.status)
     .where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(orders.c.order_id)  # the lock order
     .with_for_update()
 )
 _MOVE_ALL = (
@@ -567,7 +568,7 @@ class OrderStore:
                 _LOCK_STATUSES, {"order_ids": sorted({step.order_id for step in steps})}
             )
         }
-        moves: dict[tuple[OrderStatus, str | None], list[str]] = {}
+        ends: dict[str, tuple[OrderStatus, str | None]] = {}  # each moved order's last move
         written: list[tuple[OutboxEvent, str | None]] = []
         for step in steps:
             current = status.get(step.order_id)
@@ -576,10 +577,13 @@ class OrderStore:
                 continue  # unknown, or an event that must not move it
             status[step.order_id] = new
             reason = step.reason if new == OrderStatus.CANCELLED else None
-            moves.setdefault((new, reason), []).append(step.order_id)
+            ends[step.order_id] = (new, reason)
             written.append((_saga_event(step.order_id, new, reason), step.traceparent))
         if not written:
             return
+        moves: dict[tuple[OrderStatus, str | None], list[str]] = {}
+        for order_id, end in ends.items():
+            moves.setdefault(end, []).append(order_id)
         now = self._clock()
         for (new, reason), order_ids in moves.items():
             await unit.conn.execute(
