@@ -4,8 +4,8 @@ Spans always get real trace ids (W3C trace context travels over HTTP, gRPC, the 
 the Kafka headers, so one order's saga is one trace, and log lines carry its id); they are
 recorded and exported only when an OTLP endpoint is configured, e.g. a collector in the
 cluster. Without one a span is the SDK's non-recording span: the same ids and propagation,
-none of the attributes, timings and end-of-span processing nobody would receive (measured in
-docs/benchmarks/order-throughput-profile.md).
+none of the attributes, timings and end-of-span processing nobody would receive (too little to
+show in the order benchmark: docs/benchmarks/order-throughput-profile.md).
 """
 
 from __future__ import annotations
