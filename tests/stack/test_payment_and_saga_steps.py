@@ -4,6 +4,7 @@ and timeouts become payment_failed; the order moves once and late events change 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -13,9 +14,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from commerce_devstack.endpoints import Endpoints
 from commerce_services.db.settings import DatabaseSettings
+from commerce_services.db.transactions import DUPLICATE_KEY, RETRYABLE, mysql_code
 from commerce_services.db.unit_of_work import UnitsOfWork
 from commerce_services.events.envelope import Event, PermanentError
 from commerce_services.order.migrations import upgrade as upgrade_orders
@@ -58,6 +61,20 @@ async def payment_engine(payment_settings: PaymentSettings) -> AsyncIterator[Asy
     engine = create_async_engine(payment_settings.database_url())
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def order_engine(stack: Endpoints) -> AsyncIterator[AsyncEngine]:
+    settings = DatabaseSettings.from_values(stack.service_settings("order"))
+    upgrade_orders(settings)
+    engine = create_async_engine(settings.database_url())
+    yield engine
+    await engine.dispose()
+
+
+def payment_event(order_id: str, kind: str, reason: str | None = None) -> Event:
+    payload = {"order_id": order_id, **({"reason": reason} if reason else {})}
+    return Event("commerce.payment.events", 0, 0, order_id, str(uuid.uuid4()), kind, payload)
 
 
 def order_created(order_id: str, token: str, total: str = "44.98") -> Event:
@@ -269,6 +286,45 @@ async def _traceparent(engine: AsyncEngine, order_id: str) -> str | None:
     return found
 
 
+class SlowGateway(CountingGateway):
+    """Answers after a while, so two consumers' transactions overlap around the charge."""
+
+    async def charge(
+        self, idempotency_key: str, amount: Decimal, currency: str, token: str
+    ) -> Charge:
+        await asyncio.sleep(0.2)
+        return await super().charge(idempotency_key, amount, currency, token)
+
+
+async def test_two_consumers_charging_one_order_at_once_write_one_payment(
+    payment_engine: AsyncEngine, unique: str
+) -> None:
+    """A redelivery racing the first delivery (a rebalance): one alone, one in a fetch."""
+    gateway = SlowGateway()
+    processor = PaymentProcessor(gateway, utc_now)
+    order_id = f"race-{unique}"
+
+    async def deliver(fetch: list[Event]) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(lambda exc: mysql_code(exc) in RETRYABLE | {DUPLICATE_KEY}),
+            stop=stop_after_attempt(3),
+            reraise=True,
+        ):
+            with attempt:  # as the consumer retries a conflict with another transaction
+                async with UnitsOfWork(payment_engine).begin() as unit:
+                    await processor.together(unit, fetch)
+
+    await asyncio.gather(
+        deliver([order_created(order_id, "tok_visa")]),
+        deliver(
+            [order_created(f"other-{unique}", "tok_visa"), order_created(order_id, "tok_visa")]
+        ),
+    )
+    rows, written = await _payment(payment_engine, order_id)
+    assert rows == [("SUCCEEDED", None)]
+    assert [kind for kind, _ in written] == ["payment_succeeded"]
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -289,95 +345,74 @@ async def test_malformed_order_events_are_permanent(
 
 
 async def test_the_order_moves_once_and_late_payment_events_change_nothing(
-    stack: Endpoints, unique: str
+    order_engine: AsyncEngine, unique: str
 ) -> None:
-    settings = DatabaseSettings.from_values(stack.service_settings("order"))
-    upgrade_orders(settings)
-    engine = create_async_engine(settings.database_url())
-    try:
-        store = OrderStore(engine, utc_now, timedelta(minutes=15))
-        handlers = payment_event_handlers(store)
-        order = await write_order(
-            store, f"u-{unique}", "k", (OrderLine("A", 1, Decimal("3.50")),), "tok_timeout"
+    store = OrderStore(order_engine, utc_now, timedelta(minutes=15))
+    handlers = payment_event_handlers(store)
+    order = await write_order(
+        store, f"u-{unique}", "k", (OrderLine("A", 1, Decimal("3.50")),), "tok_timeout"
+    )
+    units = UnitsOfWork(order_engine)
+    async with units.begin() as unit:
+        await handlers["payment_failed"](
+            unit, payment_event(order.order_id, "payment_failed", "timeout")
         )
-
-        def payment_event(kind: str, reason: str | None) -> Event:
-            payload = {"order_id": order.order_id, **({"reason": reason} if reason else {})}
-            return Event(
-                "commerce.payment.events", 0, 0, order.order_id, str(uuid.uuid4()), kind, payload
-            )
-
-        units = UnitsOfWork(engine)
+    async with units.begin() as unit:  # a late success must not revive a cancelled order
+        await handlers["payment_succeeded"](
+            unit, payment_event(order.order_id, "payment_succeeded")
+        )
+    final = await store.get(order.order_id)
+    assert (final.status, final.cancel_reason) == (OrderStatus.CANCELLED, "payment_timeout")
+    with pytest.raises(PermanentError):
         async with units.begin() as unit:
-            await handlers["payment_failed"](unit, payment_event("payment_failed", "timeout"))
-        async with units.begin() as unit:  # a late success must not revive a cancelled order
-            await handlers["payment_succeeded"](unit, payment_event("payment_succeeded", None))
-        final = await store.get(order.order_id)
-        assert (final.status, final.cancel_reason) == (OrderStatus.CANCELLED, "payment_timeout")
-        with pytest.raises(PermanentError):
-            async with units.begin() as unit:
-                await handlers["payment_failed"](unit, payment_event("payment_failed", "bogus"))
-    finally:
-        await engine.dispose()
+            await handlers["payment_failed"](
+                unit, payment_event(order.order_id, "payment_failed", "bogus")
+            )
 
 
 async def test_a_fetch_of_payment_events_moves_each_order_once_together(
-    stack: Endpoints, unique: str
+    order_engine: AsyncEngine, unique: str
 ) -> None:
-    settings = DatabaseSettings.from_values(stack.service_settings("order"))
-    upgrade_orders(settings)
-    engine = create_async_engine(settings.database_url())
-    try:
-        store = OrderStore(engine, utc_now, timedelta(minutes=15))
-        line = (OrderLine("A", 1, Decimal("3.50")),)
-        paid, declined, done = [
-            await write_order(store, f"u-{unique}", key, line, "tok_visa")
-            for key in ("paid", "declined", "done")
-        ]
-        units = UnitsOfWork(engine)
-        async with units.begin() as unit:
-            await store.apply(unit, done.order_id, "payment_succeeded")
-        trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    store = OrderStore(order_engine, utc_now, timedelta(minutes=15))
+    line = (OrderLine("A", 1, Decimal("3.50")),)
+    paid, declined, done = [
+        await write_order(store, f"u-{unique}", key, line, "tok_visa")
+        for key in ("paid", "declined", "done")
+    ]
+    units = UnitsOfWork(order_engine)
+    async with units.begin() as unit:
+        await store.apply(unit, done.order_id, "payment_succeeded")
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
-        def payment_event(order_id: str, kind: str, reason: str | None = None) -> Event:
-            payload = {"order_id": order_id, **({"reason": reason} if reason else {})}
-            return Event(
-                "commerce.payment.events", 0, 0, order_id, str(uuid.uuid4()), kind, payload
+    fetch = [
+        payment_event(paid.order_id, "payment_succeeded"),
+        payment_event(declined.order_id, "payment_failed", "declined"),
+        payment_event(paid.order_id, "payment_failed", "timeout"),  # late: changes nothing
+        payment_event(done.order_id, "payment_succeeded"),  # moved before
+        payment_event(f"ghost-{unique}", "payment_succeeded"),  # no such order
+    ]
+    fetch[0].headers["traceparent"] = trace
+    async with units.begin() as unit:
+        await payment_events_together(store)(unit, fetch)
+    ends = {o.order_id: await store.get(o.order_id) for o in (paid, declined, done)}
+    assert [(o.status, o.cancel_reason) for o in ends.values()] == [
+        (OrderStatus.COMPLETED, None),
+        (OrderStatus.CANCELLED, "payment_declined"),
+        (OrderStatus.COMPLETED, None),
+    ]
+    async with order_engine.connect() as conn:
+        written = (
+            await conn.execute(
+                select(order_outbox.c.aggregateid, order_outbox.c.type, order_outbox.c.traceparent)
+                .where(order_outbox.c.aggregateid.in_(list(ends)))
+                .where(order_outbox.c.type != "order_created")
             )
-
-        fetch = [
-            payment_event(paid.order_id, "payment_succeeded"),
-            payment_event(declined.order_id, "payment_failed", "declined"),
-            payment_event(paid.order_id, "payment_failed", "timeout"),  # late: changes nothing
-            payment_event(done.order_id, "payment_succeeded"),  # moved before
-            payment_event(f"ghost-{unique}", "payment_succeeded"),  # no such order
+        ).all()
+    assert sorted((r.aggregateid, r.type) for r in written) == sorted(
+        [
+            (paid.order_id, "order_completed"),
+            (declined.order_id, "order_cancelled"),
+            (done.order_id, "order_completed"),  # its own, from the earlier apply
         ]
-        fetch[0].headers["traceparent"] = trace
-        async with units.begin() as unit:
-            await payment_events_together(store)(unit, fetch)
-        ends = {o.order_id: await store.get(o.order_id) for o in (paid, declined, done)}
-        assert [(o.status, o.cancel_reason) for o in ends.values()] == [
-            (OrderStatus.COMPLETED, None),
-            (OrderStatus.CANCELLED, "payment_declined"),
-            (OrderStatus.COMPLETED, None),
-        ]
-        async with engine.connect() as conn:
-            written = (
-                await conn.execute(
-                    select(
-                        order_outbox.c.aggregateid, order_outbox.c.type, order_outbox.c.traceparent
-                    )
-                    .where(order_outbox.c.aggregateid.in_(list(ends)))
-                    .where(order_outbox.c.type != "order_created")
-                )
-            ).all()
-        assert sorted((r.aggregateid, r.type) for r in written) == sorted(
-            [
-                (paid.order_id, "order_completed"),
-                (declined.order_id, "order_cancelled"),
-                (done.order_id, "order_completed"),  # its own, from the earlier apply
-            ]
-        )
-        assert {r.aggregateid: r.traceparent for r in written}[paid.order_id] == trace
-    finally:
-        await engine.dispose()
+    )
+    assert {r.aggregateid: r.traceparent for r in written}[paid.order_id] == trace

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_services.db.group_commit import GroupCommit
+from commerce_services.db.locking_reads import locked_by_key
 from commerce_services.db.outages import is_outage
 from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
 from commerce_services.db.unit_of_work import UnitOfWork, UnitsOfWork
@@ -154,34 +155,21 @@ def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:  # a row of `orders
     )
 
 
-# A saga step's conditional UPDATE, built once, its values passed apart (SQLAlchemy builds
-# nothing per event; bind names differ from the columns', as an UPDATE requires).
+# A saga step's conditional UPDATE of one order (`apply`) or of a fetch's orders with the same
+# outcome (`apply_all`, under the locks of `_LOCK_ORDERS`), built once, its values passed apart
+# (SQLAlchemy builds nothing per event; bind names differ from the columns', as an UPDATE
+# requires).
 _MOVE = (
     update(orders)
     .where(
-        orders.c.order_id == bindparam("moved_id"),
+        orders.c.order_id.in_(bindparam("moved_ids", expanding=True)),
         orders.c.status.in_(bindparam("sources", expanding=True)),
     )
     .values(
         status=bindparam("target"), cancel_reason=bindparam("reason"), updated_at=bindparam("now")
     )
 )
-
-# A fetch's saga steps: their orders' rows locked in one read (in key order), then each
-# outcome written by one UPDATE.
-_LOCK_STATUSES = (
-    select(orders.c.order_id, orders.c.status)
-    .where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
-    .order_by(orders.c.order_id)  # the lock order
-    .with_for_update()
-)
-_MOVE_ALL = (
-    update(orders)
-    .where(orders.c.order_id.in_(bindparam("moved_ids", expanding=True)))
-    .values(
-        status=bindparam("target"), cancel_reason=bindparam("reason"), updated_at=bindparam("now")
-    )
-)
+_LOCK_ORDERS = locked_by_key(orders.c.order_id, orders.c.order_id, orders.c.status)
 
 
 @dataclass(frozen=True)
@@ -539,7 +527,7 @@ class OrderStore:
         moved = await unit.conn.execute(
             _MOVE,
             {
-                "moved_id": order_id,
+                "moved_ids": [order_id],
                 "sources": sorted(change.sources),
                 "target": new,
                 "reason": reason if new == OrderStatus.CANCELLED else None,
@@ -562,12 +550,13 @@ class OrderStore:
         order event continues the trace of the event that caused it."""
         if not steps:
             return
-        status = {
+        read = {
             row.order_id: OrderStatus(row.status)
             for row in await unit.conn.execute(
-                _LOCK_STATUSES, {"order_ids": sorted({step.order_id for step in steps})}
+                _LOCK_ORDERS, {"keys": sorted({step.order_id for step in steps})}
             )
         }
+        status = dict(read)
         ends: dict[str, tuple[OrderStatus, str | None]] = {}  # each moved order's last move
         written: list[tuple[OutboxEvent, str | None]] = []
         for step in steps:
@@ -587,7 +576,14 @@ class OrderStore:
         now = self._clock()
         for (new, reason), order_ids in moves.items():
             await unit.conn.execute(
-                _MOVE_ALL, {"moved_ids": order_ids, "target": new, "reason": reason, "now": now}
+                _MOVE,
+                {
+                    "moved_ids": order_ids,
+                    "sources": sorted({read[order_id] for order_id in order_ids}),
+                    "target": new,
+                    "reason": reason,
+                    "now": now,
+                },
             )
             counted = SAGA_OUTCOMES.labels(new.value, reason or "")
             unit.after_commit(partial(counted.inc, len(order_ids)))

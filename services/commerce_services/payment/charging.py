@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from commerce_services.db.locking_reads import locked_by_key
 from commerce_services.db.unit_of_work import UnitOfWork
 from commerce_services.events.consumer import Handler
 from commerce_services.events.envelope import Event, PermanentError
@@ -35,13 +36,11 @@ AGGREGATE = "payment"
 NO_CURRENCY = "XXX"
 
 # The statements of every charge, built once (values passed apart): SQLAlchemy builds nothing
-# per event. The locking read takes the orders' payment rows, or the gaps where they would go,
-# so two consumers of one order cannot both find it unpaid.
-_SETTLED = (
-    select(payments.c.order_id)
-    .where(payments.c.order_id.in_(bindparam("order_ids", expanding=True)))
-    .with_for_update()
-)
+# per event. The locking read takes the orders' payment rows, or the gaps where they would go:
+# of two consumers charging one order at once, the second waits for the first's row, or
+# deadlocks on it and is retried; then it finds the order settled. The charge itself is keyed
+# by the order id at the gateway, so a retried one is the same charge.
+_SETTLED = locked_by_key(payments.c.order_id, payments.c.order_id)
 _RECORD = insert(payments)
 
 
@@ -107,9 +106,7 @@ class PaymentProcessor:
         charged once."""
         conn = unit.conn
         orders = [(_order_fields(event), trace) for event, trace in events]
-        settled = set(
-            await conn.scalars(_SETTLED, {"order_ids": sorted({o[0] for o, _ in orders})})
-        )
+        settled = set(await conn.scalars(_SETTLED, {"keys": sorted({o[0] for o, _ in orders})}))
         rows: list[dict[str, object]] = []
         written: list[tuple[OutboxEvent, str | None]] = []
         for (order_id, user_id, amount, currency, token), trace in orders:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commerce_services.db.group_commit import GroupCommit
+from commerce_services.db.locking_reads import locked_by_key
 from commerce_services.db.transactions import DUPLICATE_KEY, mysql_code, retry_transaction
 from commerce_services.db.unit_of_work import UnitOfWork, UnitsOfWork
 from commerce_services.product.inventory.model import (
@@ -90,11 +91,8 @@ class _Recorded:
 # The statements of the hot paths, built once, their values passed apart (expanding INs):
 # SQLAlchemy builds nothing per batch. Bind names differ from the columns', as an UPDATE
 # requires.
-_LOCK_STOCK = (
-    select(inventory.c.sku, inventory.c.stock - inventory.c.reserved)
-    .where(inventory.c.sku.in_(bindparam("skus", expanding=True)))
-    .order_by(inventory.c.sku)  # the lock order
-    .with_for_update()
+_LOCK_STOCK = locked_by_key(
+    inventory.c.sku, inventory.c.sku, inventory.c.stock - inventory.c.reserved
 )
 _MOVE_STOCK = (
     update(inventory)
@@ -105,11 +103,8 @@ _MOVE_STOCK = (
         updated_at=bindparam("now"),
     )
 )
-_LOCK_LEDGER = (
-    select(reservation_orders.c.order_id, reservation_orders.c.status)
-    .where(reservation_orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
-    .order_by(reservation_orders.c.order_id)  # the lock order
-    .with_for_update()
+_LOCK_LEDGER = locked_by_key(
+    reservation_orders.c.order_id, reservation_orders.c.order_id, reservation_orders.c.status
 )
 _SET_STATUS = (
     update(reservation_orders)
@@ -220,7 +215,7 @@ class InventoryStore:
             skus = sorted({item.sku for request in fresh for item in request.items})
             available: dict[str, int] = {}
             if skus:
-                rows = await conn.execute(_LOCK_STOCK, {"skus": skus})
+                rows = await conn.execute(_LOCK_STOCK, {"keys": skus})
                 available = {sku: free for sku, free in rows}
             granted, refused = allocate(fresh, available)
             if granted:
@@ -354,7 +349,7 @@ class InventoryStore:
         conn = unit.conn
         now = self._clock()
         order_ids = sorted({order_id for order_id, _ in operations})
-        rows = await conn.execute(_LOCK_LEDGER, {"order_ids": order_ids})
+        rows = await conn.execute(_LOCK_LEDGER, {"keys": order_ids})
         current = {row.order_id: ReservationStatus(row.status) for row in rows}
         items: dict[str, list[LineItem]] = {}
         if current:
